@@ -1,0 +1,28 @@
+# smartpoll: build, test and benchmark. `make test` is what CI runs (.ci/run).
+SWIFT      ?= swift
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+RELEASE    := $(SWIFT) build -c release -Xswiftc -enforce-exclusivity=unchecked
+
+.PHONY: all deps build test bench clean
+
+all: build
+
+# json-c comes from Debian's libjson-c-dev; install it only when pkg-config cannot find it.
+deps:
+	@pkg-config --exists json-c || { \
+		echo "installing libjson-c-dev"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libjson-c-dev pkg-config; }
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) test
+
+# Figures, not pass/fail: one JSON line per scenario on stdout.
+bench: deps
+	$(RELEASE) --product smartpoll-bench
+	$$($(SWIFT) build -c release --show-bin-path)/smartpoll-bench $(BENCH_ARGS)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "smartpoll",
+    products: [
+        .library(name: "SmartPoll", targets: ["SmartPoll"]),
+        .library(name: "SmartPollProtocol", targets: ["SmartPollProtocol"]),
+        .executable(name: "smartpoll-bench", targets: ["smartpoll-bench"]),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CJSONC",
+            path: "Sources/CJSONC",
+            pkgConfig: "json-c",
+            providers: [.apt(["libjson-c-dev"])]
+        ),
+        .target(name: "SmartPoll"),
+        .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
+        .executableTarget(
+            name: "smartpoll-bench",
+            dependencies: ["SmartPoll", "SmartPollProtocol"]
+        ),
+        .testTarget(name: "SmartPollTests", dependencies: ["SmartPoll"]),
+        .testTarget(
+            name: "SmartPollProtocolTests",
+            dependencies: ["SmartPollProtocol"],
+            exclude: ["Fixtures"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
