@@ -1,7 +1,7 @@
 # smartpoll: build, test and benchmark. `make test` is what CI runs (.ci/run).
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-RELEASE    := $(SWIFT) build -c release -Xswiftc -enforce-exclusivity=unchecked
+RELEASE    := $(SWIFT) build -c release
 
 .PHONY: all deps build test bench clean
 
