@@ -1,0 +1,75 @@
+import Synchronization
+
+/// The scheduler loop's inbox: many producers (task runs, the timer, event sources), one
+/// consumer (the task executing `Scheduler.run()`).
+///
+/// - Important: Only one task may call ``receive(into:)`` at a time; `Scheduler.run()`
+///   guarantees that with its exclusive flag.
+final class Mailbox: Sendable {
+    enum Message: Sendable {
+        /// A task's stage one ended, with its task hook, nothing, or an error.
+        case taskFinished(SchedulerStateMachine.TaskID, generation: UInt64, Result<TaskHook?, any Error>)
+        /// The armed timer with this token went off.
+        case timer(token: UInt64)
+        /// An event hook's source produced a value; `delivered` is resumed once it was handled.
+        case event(hook: Int, value: any Sendable, delivered: CheckedContinuation<Void, Never>)
+        /// An event hook's source threw.
+        case eventSourceFailed(hook: Int, any Error)
+    }
+
+    private struct State {
+        var buffer: [Message] = []
+        var waiter: UnsafeContinuation<Void, Never>?
+        var receiveCall: UInt64 = 0
+        var cancelledCall: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    func post(_ message: Message) {
+        let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+            state.buffer.append(message)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Moves every posted message, in order, into `messages` (which must be empty), waiting for
+    /// at least one. Returns false, with nothing moved, when the calling task is cancelled.
+    func receive(into messages: inout [Message]) async -> Bool {
+        precondition(messages.isEmpty)
+        if take(into: &messages) { return true }
+        if Task.isCancelled { return false }
+        let call = state.withLock { state in
+            state.receiveCall &+= 1
+            return state.receiveCall
+        }
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let wakeNow = state.withLock { state -> Bool in
+                    if !state.buffer.isEmpty || state.cancelledCall == call { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if wakeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+                state.cancelledCall = call
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+        return take(into: &messages) || !Task.isCancelled
+    }
+
+    private func take(into messages: inout [Message]) -> Bool {
+        state.withLock { state in
+            if state.buffer.isEmpty { return false }
+            swap(&state.buffer, &messages)
+            return true
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import Synchronization
+
+/// The in-process driver of ``SchedulerStateMachine``: a control loop that runs a fixed set of
+/// named tasks as Swift tasks, with run hooks, event hooks and the scheduling API of
+/// ``SchedulerControl`` available inside every hook.
+///
+/// ```swift
+/// let scheduler = try Scheduler(
+///     tasks: [
+///         "poll": SchedulerTask {
+///             let value = try await fetch()          // in the background
+///             return { control in                    // serialized with the loop
+///                 control.scheduleSooner("poll", after: .seconds(10))
+///                 if value != last { control.schedule("publish", after: .zero) }
+///             }
+///         },
+///         "publish": SchedulerTask { try await publish(); return nil },
+///     ],
+///     runHooks: [RunHook { $0.schedule("poll", after: .zero) }]
+/// )
+/// try await scheduler.run()   // returns only by throwing: an error, or CancellationError
+/// ```
+///
+/// - Important: One loop iteration costs O(log n) per task it touches: deadlines live in one
+///   min-heap and a single timer is armed for the earliest one, never one timer per task.
+public final class Scheduler: Sendable {
+    /// The task names, sorted; a task's index here is its `TaskID`.
+    public let taskNames: [String]
+    private let bodies: [@Sendable () async throws -> TaskHook?]
+    private let runHooks: [RunHook]
+    private let eventHooks: [EventHook]
+    private let clock: any SchedulerClock
+    private let mailbox = Mailbox()
+    private let loop: LoopState
+    private let exclusive = Atomic<Bool>(false)
+
+    /// - Throws: ``SchedulerError/Code/invalidConfiguration`` when `tasks` is empty.
+    public init(
+        tasks: [String: SchedulerTask],
+        runHooks: [RunHook] = [],
+        eventHooks: [EventHook] = [],
+        clock: any SchedulerClock = SystemClock()
+    ) throws(SchedulerError) {
+        guard !tasks.isEmpty else {
+            throw SchedulerError(code: .invalidConfiguration, message: "a scheduler needs at least one task")
+        }
+        taskNames = tasks.keys.sorted()
+        bodies = taskNames.map { tasks[$0]!.body }
+        var index: [String: Int] = [:]
+        for (position, name) in taskNames.enumerated() { index[name] = position }
+        loop = LoopState(taskCount: taskNames.count, taskIndex: index)
+        self.runHooks = runHooks
+        self.eventHooks = eventHooks
+        self.clock = clock
+    }
+
+    /// Runs the loop until a task, a hook or an event source throws (that error is rethrown) or
+    /// the calling task is cancelled (`CancellationError`). It never returns normally.
+    ///
+    /// Before the run hooks are called, it waits until every task of the previous run has
+    /// finished. When the run ends, every schedule is cleared and the tasks in flight are
+    /// cancelled but not awaited; their results are dropped.
+    ///
+    /// - Throws: ``SchedulerError/Code/alreadyRunning`` if another `run()` is in progress.
+    public func run() async throws {
+        guard exclusive.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw SchedulerError(code: .alreadyRunning, message: "the scheduler's loop is already running; a second run() was refused")
+        }
+        defer { exclusive.store(false, ordering: .releasing) }
+        let loop = self.loop
+        if loop.pumps == nil {
+            loop.pumps = eventHooks.enumerated().map { index, hook in hook.pump(mailbox, index) }
+        }
+
+        // Tasks of the previous run must be gone before the run hooks see the task set.
+        while loop.machine.runningCount > 0 {
+            loop.batch.removeAll(keepingCapacity: true)
+            loop.cursor = 0
+            guard await mailbox.receive(into: &loop.batch) else { throw CancellationError() }
+            for message in loop.batch { loop.absorb(message) }
+            loop.batch.removeAll(keepingCapacity: true)
+        }
+        try Task.checkCancellation()
+
+        loop.generation &+= 1
+        loop.machine.runStarted()
+        let control = SchedulerControl(loop: loop, clock: clock)
+        do {
+            for hook in runHooks {
+                try await hook.body(control)
+            }
+            loop.batch = loop.deferred + loop.batch
+            loop.deferred.removeAll()
+            loop.cursor = 0
+            try await iterate(control)
+        } catch {
+            endRun()
+            throw error
+        }
+    }
+
+    private func iterate(_ control: SchedulerControl) async throws {
+        let loop = self.loop
+        while true {
+            while loop.cursor < loop.batch.count {
+                let message = loop.batch[loop.cursor]
+                loop.cursor += 1
+                try await handle(message, control)
+            }
+            loop.batch.removeAll(keepingCapacity: true)
+            loop.cursor = 0
+            try Task.checkCancellation()
+
+            loop.machine.deadlinesReached(now: clock.now)
+            while let (task, _) = loop.machine.nextStart() {
+                start(task)
+            }
+            armTimer()
+            guard await mailbox.receive(into: &loop.batch) else { throw CancellationError() }
+        }
+    }
+
+    private func handle(_ message: Mailbox.Message, _ control: SchedulerControl) async throws {
+        let loop = self.loop
+        switch message {
+        case .taskFinished(let task, let generation, let result):
+            loop.handles[Int(task.index)] = nil
+            defer { loop.machine.taskFinished(task) }
+            guard generation == loop.generation else { return }
+            switch result {
+            case .success(nil):
+                break
+            case .success(let hook?):
+                try await hook(control)
+            case .failure(let error):
+                throw error
+            }
+        case .timer(let token):
+            if token == loop.timerToken {
+                loop.armedDeadline = nil
+                loop.timer = nil
+            }
+        case .event(let hook, let value, let delivered):
+            defer { delivered.resume() }
+            try await eventHooks[hook].handle(value, control)
+        case .eventSourceFailed(_, let error):
+            throw error
+        }
+    }
+
+    private func start(_ task: SchedulerStateMachine.TaskID) {
+        let body = bodies[Int(task.index)]
+        let generation = loop.generation
+        let mailbox = self.mailbox
+        loop.handles[Int(task.index)] = Task {
+            let result: Result<TaskHook?, any Error>
+            do {
+                result = .success(try await body())
+            } catch {
+                result = .failure(error)
+            }
+            mailbox.post(.taskFinished(task, generation: generation, result))
+        }
+    }
+
+    /// Keeps one timer armed for the earliest deadline. An armed timer that is earlier than
+    /// needed is left alone (it wakes the loop once, harmlessly); only a sooner deadline re-arms.
+    private func armTimer() {
+        let loop = self.loop
+        guard let deadline = loop.machine.nextDeadline else { return }
+        if let armed = loop.armedDeadline, armed <= deadline { return }
+        loop.timer?.cancel()
+        loop.timerToken &+= 1
+        loop.armedDeadline = deadline
+        let token = loop.timerToken
+        let clock = self.clock
+        let mailbox = self.mailbox
+        loop.timer = Task {
+            do {
+                try await clock.sleep(until: deadline)
+            } catch {
+                return
+            }
+            mailbox.post(.timer(token: token))
+        }
+    }
+
+    /// Ends the current run: schedules cleared, tasks in flight cancelled (their results will be
+    /// late, so dropped), the timer disarmed, unhandled messages accounted for.
+    private func endRun() {
+        let loop = self.loop
+        loop.machine.runEnded()
+        loop.generation &+= 1
+        loop.timer?.cancel()
+        loop.timer = nil
+        loop.armedDeadline = nil
+        for handle in loop.handles {
+            handle?.cancel()
+        }
+        let rest = loop.batch[loop.cursor...]
+        loop.batch.removeAll(keepingCapacity: true)
+        loop.cursor = 0
+        for message in rest {
+            loop.absorb(message)
+        }
+    }
+}

@@ -1,0 +1,289 @@
+/// The scheduling core of SPEC section 2 as a value type: events in, with the time passed in;
+/// decisions out. It performs no I/O, owns no threads and never reads a clock, so both drivers
+/// (the in-process ``Scheduler`` and the supervisor) share exactly these semantics, and tests
+/// drive it with plain numbers.
+///
+/// Each task is in one of three schedule states, independent of whether it is running:
+/// - `none`: not scheduled;
+/// - `pending(at:)`: a deadline in the future, kept in one min-heap;
+/// - `ready(due:)`: due now. A ready task that is not running waits in the start queue (a second
+///   heap, ordered by `due`) until ``nextStart()`` hands it out; a ready task that *is* running
+///   stays ready and enters the start queue once ``taskFinished(_:)`` reports the end of its run
+///   (including its task hook), so at most one run of a task is in flight.
+///
+/// - Complexity: every scheduling call, ``deadlinesReached(now:)`` per due task, ``nextStart()``
+///   and ``taskFinished(_:)`` are O(log n) in the number of tasks; ``nextDeadline`` is O(1).
+///   Only ``runEnded()`` is O(n), once per run of the loop.
+public struct SchedulerStateMachine: Sendable {
+    /// A task, by its index in the fixed task set (0..<taskCount).
+    public struct TaskID: Hashable, Comparable, Sendable, CustomStringConvertible {
+        public let index: Int32
+
+        @inlinable
+        public init(_ index: Int) {
+            self.index = Int32(index)
+        }
+
+        @inlinable
+        public static func < (lhs: TaskID, rhs: TaskID) -> Bool { lhs.index < rhs.index }
+
+        public var description: String { "task#\(index)" }
+    }
+
+    /// A task's schedule.
+    public enum Schedule: Hashable, Sendable {
+        case none
+        case pending(at: Instant)
+        case ready(due: Instant)
+    }
+
+    /// Whether the loop is in a run. Scheduling calls and task starts happen only while running.
+    public enum Phase: Hashable, Sendable {
+        case stopped
+        case running
+    }
+
+    private struct Record {
+        static let none: UInt8 = 0, pending: UInt8 = 1, ready: UInt8 = 2
+        var time: Int64 = 0
+        var kind: UInt8 = Record.none
+        var running = false
+    }
+
+    private var records: [Record]
+    private var deadlines: DeadlineHeap
+    private var startQueue: DeadlineHeap
+    private var sequence: UInt64 = 0
+
+    /// The number of tasks currently in flight (started and not yet finished).
+    public private(set) var runningCount = 0
+    /// The number of tasks with a schedule other than `none`.
+    public var scheduledCount: Int { deadlines.count + readyCount }
+    private var readyCount = 0
+    public private(set) var phase: Phase = .stopped
+    /// At most this many tasks in flight at once; 0 means no limit. Ready tasks beyond the limit
+    /// wait in due order.
+    public var maximumRunning: Int
+
+    /// Creates a machine for `taskCount` tasks, identified as `TaskID(0)..<TaskID(taskCount)`.
+    public init(taskCount: Int, maximumRunning: Int = 0) {
+        precondition(taskCount > 0, "a scheduler needs at least one task")
+        precondition(taskCount < Int(Int32.max), "too many tasks")
+        records = Array(repeating: Record(), count: taskCount)
+        deadlines = DeadlineHeap(taskCount: taskCount)
+        startQueue = DeadlineHeap(taskCount: taskCount)
+        self.maximumRunning = maximumRunning
+    }
+
+    public var taskCount: Int { records.count }
+
+    // MARK: Queries
+
+    /// The task's schedule.
+    public func schedule(of task: TaskID) -> Schedule {
+        let record = records[Int(task.index)]
+        switch record.kind {
+        case Record.pending: return .pending(at: Instant(nanoseconds: record.time))
+        case Record.ready: return .ready(due: Instant(nanoseconds: record.time))
+        default: return .none
+        }
+    }
+
+    /// The advisory time the task will next be ready (for a ready task, when it fell due), or nil.
+    public func next(_ task: TaskID) -> Instant? {
+        let record = records[Int(task.index)]
+        return record.kind == Record.none ? nil : Instant(nanoseconds: record.time)
+    }
+
+    public func isRunning(_ task: TaskID) -> Bool {
+        records[Int(task.index)].running
+    }
+
+    /// The earliest pending deadline, for the driver's single timer.
+    public var nextDeadline: Instant? {
+        deadlines.min.map { Instant(nanoseconds: $0.time) }
+    }
+
+    // MARK: Scheduling calls (the API of SPEC section 2)
+
+    /// `d > 0`: pending at `now + d`, replacing any schedule (even `ready`); `d == 0`: ready now;
+    /// `d < 0`: clears the schedule.
+    public mutating func schedule(_ task: TaskID, after delay: Duration, now: Instant) {
+        if delay > .zero {
+            setPending(task, at: now.advanced(by: delay))
+        } else if delay == .zero {
+            setReady(task, due: now)
+        } else {
+            clear(task)
+        }
+    }
+
+    /// Replaces the schedule with `time` (at or before `now`: ready now); nil clears it.
+    public mutating func schedule(_ task: TaskID, at time: Instant?, now: Instant) {
+        guard let time else { return clear(task) }
+        if time <= now {
+            setReady(task, due: time)
+        } else {
+            setPending(task, at: time)
+        }
+    }
+
+    /// Keeps whichever of the existing schedule and `now + delay` is sooner; a ready task stays
+    /// ready. - Precondition: `delay > 0`.
+    public mutating func scheduleSooner(_ task: TaskID, after delay: Duration, now: Instant) {
+        precondition(delay > .zero, "scheduleSooner needs a positive delay")
+        scheduleSooner(task, at: now.advanced(by: delay), now: now)
+    }
+
+    /// Keeps whichever of the existing schedule and `time` is sooner; a ready task stays ready,
+    /// and `time` at or before `now` makes the task ready.
+    public mutating func scheduleSooner(_ task: TaskID, at time: Instant, now: Instant) {
+        let record = records[Int(task.index)]
+        switch record.kind {
+        case Record.ready:
+            return
+        case Record.pending where record.time <= time.nanoseconds:
+            return
+        default:
+            if time <= now {
+                setReady(task, due: time)
+            } else {
+                setPending(task, at: time)
+            }
+        }
+    }
+
+    /// Stops the task's pending timer without clearing readiness. Returns true if the task is
+    /// (still) ready; otherwise its schedule is cleared and false is returned.
+    public mutating func stopTimer(_ task: TaskID) -> Bool {
+        if records[Int(task.index)].kind == Record.ready { return true }
+        clear(task)
+        return false
+    }
+
+    // MARK: Events from the driver
+
+    /// A run of the loop begins. - Precondition: stopped, and no task from an earlier run is
+    /// still in flight (the driver waits for them first).
+    public mutating func runStarted() {
+        precondition(phase == .stopped, "a run is already in progress")
+        precondition(runningCount == 0, "tasks of the previous run are still in flight")
+        phase = .running
+    }
+
+    /// The run ended (error, cancellation or stop): every schedule is cleared. Tasks in flight
+    /// stay counted until ``taskFinished(_:)``, and their late results are the driver's to drop.
+    /// - Complexity: O(n).
+    public mutating func runEnded() {
+        phase = .stopped
+        deadlines.removeAll()
+        startQueue.removeAll()
+        readyCount = 0
+        for index in records.indices where records[index].kind != Record.none {
+            records[index].kind = Record.none
+        }
+    }
+
+    /// Moves every task whose deadline is at or before `now` to ready. Returns how many fell due.
+    @discardableResult
+    public mutating func deadlinesReached(now: Instant) -> Int {
+        guard phase == .running else { return 0 }
+        var fired = 0
+        while let first = deadlines.min, first.time <= now.nanoseconds {
+            deadlines.remove(first.task)
+            let index = Int(first.task)
+            records[index].kind = Record.ready
+            readyCount += 1
+            if !records[index].running {
+                enqueueStart(first.task, due: first.time)
+            }
+            fired += 1
+        }
+        return fired
+    }
+
+    /// The next task to start, if one is ready, not running, and the `maximumRunning` limit
+    /// allows; it is marked running and its schedule is consumed. The driver calls this until it
+    /// returns nil after every event.
+    public mutating func nextStart() -> (task: TaskID, due: Instant)? {
+        guard phase == .running,
+              maximumRunning == 0 || runningCount < maximumRunning,
+              let entry = startQueue.popMin()
+        else { return nil }
+        let index = Int(entry.task)
+        records[index].kind = Record.none
+        records[index].running = true
+        readyCount -= 1
+        runningCount += 1
+        return (TaskID(index), Instant(nanoseconds: entry.time))
+    }
+
+    /// The task's run (stage one and its task hook, if any) is over. If it became ready while
+    /// running, it joins the start queue now.
+    public mutating func taskFinished(_ task: TaskID) {
+        let index = Int(task.index)
+        precondition(records[index].running, "\(task) finished but was not running")
+        records[index].running = false
+        runningCount -= 1
+        if records[index].kind == Record.ready {
+            enqueueStart(task.index, due: records[index].time)
+        }
+    }
+
+    // MARK: Transitions
+
+    private mutating func nextSequence() -> UInt64 {
+        sequence &+= 1
+        return sequence
+    }
+
+    private mutating func enqueueStart(_ task: Int32, due: Int64) {
+        startQueue.insert(task, time: due, sequence: nextSequence())
+    }
+
+    private mutating func setPending(_ task: TaskID, at time: Instant) {
+        precondition(phase == .running, "scheduling calls are only valid while the loop runs")
+        let index = Int(task.index)
+        if records[index].kind == Record.ready {
+            readyCount -= 1
+            startQueue.remove(task.index)
+        }
+        records[index].kind = Record.pending
+        records[index].time = time.nanoseconds
+        deadlines.insert(task.index, time: time.nanoseconds, sequence: nextSequence())
+    }
+
+    private mutating func setReady(_ task: TaskID, due: Instant) {
+        precondition(phase == .running, "scheduling calls are only valid while the loop runs")
+        let index = Int(task.index)
+        switch records[index].kind {
+        case Record.ready:
+            return
+        case Record.pending:
+            deadlines.remove(task.index)
+        default:
+            break
+        }
+        records[index].kind = Record.ready
+        records[index].time = due.nanoseconds
+        readyCount += 1
+        if !records[index].running {
+            enqueueStart(task.index, due: due.nanoseconds)
+        }
+    }
+
+    private mutating func clear(_ task: TaskID) {
+        precondition(phase == .running, "scheduling calls are only valid while the loop runs")
+        let index = Int(task.index)
+        switch records[index].kind {
+        case Record.ready:
+            readyCount -= 1
+            startQueue.remove(task.index)
+        case Record.pending:
+            deadlines.remove(task.index)
+        default:
+            break
+        }
+        records[index].kind = Record.none
+    }
+}
