@@ -1,0 +1,306 @@
+import Testing
+@testable import SmartPoll
+
+private typealias ID = SchedulerStateMachine.TaskID
+
+private func at(_ seconds: Int64) -> Instant { Instant(nanoseconds: seconds * 1_000_000_000) }
+
+/// A machine in a running loop with `count` tasks.
+private func runningMachine(_ count: Int = 3, maximumRunning: Int = 0) -> SchedulerStateMachine {
+    var machine = SchedulerStateMachine(taskCount: count, maximumRunning: maximumRunning)
+    machine.runStarted()
+    return machine
+}
+
+private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
+    var started: [Int32] = []
+    while let (task, _) = machine.nextStart() { started.append(task.index) }
+    return started
+}
+
+@Suite struct SchedulerStateMachineTests {
+    @Test func positiveDelaySchedulesAtNowPlusDelay() {
+        var machine = runningMachine()
+        machine.schedule(ID(0), after: .seconds(10), now: at(5))
+        #expect(machine.schedule(of: ID(0)) == .pending(at: at(15)))
+        #expect(machine.next(ID(0)) == at(15))
+        #expect(machine.nextDeadline == at(15))
+        #expect(machine.nextStart() == nil)
+    }
+
+    @Test func positiveDelayReplacesAnEarlierAndALaterSchedule() {
+        var machine = runningMachine()
+        machine.schedule(ID(0), after: .seconds(10), now: at(0))
+        machine.schedule(ID(0), after: .seconds(20), now: at(0))
+        #expect(machine.next(ID(0)) == at(20))
+        machine.schedule(ID(0), after: .seconds(3), now: at(0))
+        #expect(machine.next(ID(0)) == at(3))
+        #expect(machine.nextDeadline == at(3))
+        #expect(machine.scheduledCount == 1)
+    }
+
+    @Test func positiveDelayReplacesEvenAReadyState() {
+        var machine = runningMachine(2, maximumRunning: 1)
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        #expect(drainStarts(&machine) == [0])
+        machine.schedule(ID(1), after: .zero, now: at(0))
+        #expect(machine.schedule(of: ID(1)) == .ready(due: at(0)))
+        machine.schedule(ID(1), after: .seconds(4), now: at(1))
+        #expect(machine.schedule(of: ID(1)) == .pending(at: at(5)))
+        machine.taskFinished(ID(0))
+        #expect(drainStarts(&machine) == [], "the replaced ready state must not start the task")
+        machine.deadlinesReached(now: at(5))
+        #expect(drainStarts(&machine) == [1])
+    }
+
+    @Test func zeroDelayMakesReadyNow() {
+        var machine = runningMachine()
+        machine.schedule(ID(2), after: .seconds(30), now: at(0))
+        machine.schedule(ID(2), after: .zero, now: at(7))
+        #expect(machine.schedule(of: ID(2)) == .ready(due: at(7)))
+        #expect(machine.nextDeadline == nil, "the replaced timer is gone from the heap")
+        let start = machine.nextStart()
+        #expect(start?.task == ID(2))
+        #expect(start?.due == at(7))
+        #expect(machine.isRunning(ID(2)))
+        #expect(machine.next(ID(2)) == nil, "starting consumes the schedule")
+    }
+
+    @Test func negativeDelayClearsPendingAndReady() {
+        var machine = runningMachine(2, maximumRunning: 1)
+        machine.schedule(ID(0), after: .seconds(1), now: at(0))
+        machine.schedule(ID(0), after: .seconds(-1), now: at(0))
+        #expect(machine.schedule(of: ID(0)) == .none)
+        #expect(machine.nextDeadline == nil)
+
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        _ = machine.nextStart()
+        machine.schedule(ID(1), after: .zero, now: at(0))
+        machine.schedule(ID(1), after: .milliseconds(-1), now: at(0))
+        #expect(machine.schedule(of: ID(1)) == .none)
+        machine.taskFinished(ID(0))
+        #expect(drainStarts(&machine) == [])
+        #expect(machine.scheduledCount == 0)
+    }
+
+    @Test func scheduleAtReplacesAndPastMeansReady() {
+        var machine = runningMachine()
+        machine.schedule(ID(0), at: at(50), now: at(10))
+        #expect(machine.schedule(of: ID(0)) == .pending(at: at(50)))
+        machine.schedule(ID(0), at: at(70), now: at(10))
+        #expect(machine.schedule(of: ID(0)) == .pending(at: at(70)))
+        machine.schedule(ID(0), at: at(3), now: at(10))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(3)))
+        machine.schedule(ID(1), at: at(10), now: at(10))
+        #expect(machine.schedule(of: ID(1)) == .ready(due: at(10)))
+        machine.schedule(ID(0), at: nil, now: at(10))
+        #expect(machine.schedule(of: ID(0)) == .none)
+        #expect(drainStarts(&machine) == [1])
+    }
+
+    @Test func sooner_keepsTheEarlierOfExistingAndNew() {
+        var machine = runningMachine()
+        machine.scheduleSooner(ID(0), after: .seconds(10), now: at(0))
+        #expect(machine.next(ID(0)) == at(10), "an unscheduled task takes the new time")
+        machine.scheduleSooner(ID(0), after: .seconds(20), now: at(0))
+        #expect(machine.next(ID(0)) == at(10), "a later time is ignored")
+        machine.scheduleSooner(ID(0), after: .seconds(5), now: at(0))
+        #expect(machine.next(ID(0)) == at(5), "a sooner time wins")
+        #expect(machine.nextDeadline == at(5))
+        machine.scheduleSooner(ID(0), at: at(4), now: at(0))
+        #expect(machine.next(ID(0)) == at(4))
+        machine.scheduleSooner(ID(0), at: at(0), now: at(1))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(0)), "a past time makes it ready")
+    }
+
+    @Test func soonerLeavesAReadyTaskReady() {
+        var machine = runningMachine(1)
+        machine.schedule(ID(0), after: .zero, now: at(2))
+        machine.scheduleSooner(ID(0), after: .seconds(1), now: at(3))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(2)))
+        machine.scheduleSooner(ID(0), at: at(100), now: at(3))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(2)))
+        #expect(machine.nextDeadline == nil)
+    }
+
+    @Test func stopTimerReportsReadinessAndClearsOnlyPending() {
+        var machine = runningMachine(3, maximumRunning: 1)
+        #expect(machine.stopTimer(ID(0)) == false)
+
+        machine.schedule(ID(0), after: .seconds(9), now: at(0))
+        #expect(machine.stopTimer(ID(0)) == false)
+        #expect(machine.next(ID(0)) == nil)
+        #expect(machine.nextDeadline == nil)
+
+        machine.schedule(ID(1), after: .zero, now: at(0))
+        _ = machine.nextStart()
+        machine.schedule(ID(2), after: .zero, now: at(1))
+        #expect(machine.stopTimer(ID(2)) == true)
+        #expect(machine.schedule(of: ID(2)) == .ready(due: at(1)), "readiness is kept")
+        machine.taskFinished(ID(1))
+        #expect(drainStarts(&machine) == [2])
+    }
+
+    @Test func taskDueWhileRunningStaysReadyAndStartsOnceAfterItsRun() {
+        var machine = runningMachine(1)
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        #expect(drainStarts(&machine) == [0])
+        machine.schedule(ID(0), after: .seconds(1), now: at(0))
+        machine.deadlinesReached(now: at(1))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(1)))
+        #expect(drainStarts(&machine) == [], "single flight: no second run while the first is in flight")
+        machine.schedule(ID(0), after: .zero, now: at(2))
+        machine.schedule(ID(0), after: .zero, now: at(3))
+        #expect(drainStarts(&machine) == [])
+        machine.taskFinished(ID(0))
+        #expect(drainStarts(&machine) == [0], "exactly one start after the run ends")
+        #expect(drainStarts(&machine) == [])
+        #expect(machine.runningCount == 1)
+    }
+
+    @Test func deadlinesFireInTimeOrderAndTiesInScheduleOrder() {
+        var machine = runningMachine(4)
+        machine.schedule(ID(3), at: at(5), now: at(0))
+        machine.schedule(ID(1), at: at(2), now: at(0))
+        machine.schedule(ID(2), at: at(5), now: at(0))
+        machine.schedule(ID(0), at: at(9), now: at(0))
+        #expect(machine.deadlinesReached(now: at(4)) == 1)
+        #expect(drainStarts(&machine) == [1])
+        #expect(machine.deadlinesReached(now: at(5)) == 2)
+        #expect(drainStarts(&machine) == [3, 2])
+        #expect(machine.nextDeadline == at(9))
+    }
+
+    @Test func maximumRunningStartsReadyTasksInDueOrder() {
+        var machine = runningMachine(4, maximumRunning: 2)
+        machine.schedule(ID(0), at: at(1), now: at(0))
+        machine.schedule(ID(1), at: at(4), now: at(0))
+        machine.schedule(ID(2), at: at(3), now: at(0))
+        machine.schedule(ID(3), at: at(2), now: at(0))
+        machine.deadlinesReached(now: at(10))
+        #expect(drainStarts(&machine) == [0, 3])
+        machine.taskFinished(ID(0))
+        #expect(drainStarts(&machine) == [2])
+        machine.taskFinished(ID(3))
+        machine.taskFinished(ID(2))
+        #expect(drainStarts(&machine) == [1])
+    }
+
+    @Test func runEndClearsEverySchedulesAndDropsNothingInFlight() {
+        var machine = runningMachine(3)
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        #expect(drainStarts(&machine) == [0])
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        machine.schedule(ID(1), after: .seconds(5), now: at(0))
+        machine.runEnded()
+        #expect(machine.phase == .stopped)
+        #expect(machine.scheduledCount == 0)
+        #expect(machine.nextDeadline == nil)
+        #expect(machine.next(ID(0)) == nil)
+        #expect(machine.next(ID(1)) == nil)
+        #expect(machine.runningCount == 1, "the task in flight is still counted until it ends")
+        machine.taskFinished(ID(0))
+        #expect(machine.runningCount == 0)
+        #expect(drainStarts(&machine) == [], "nothing starts outside a run")
+        machine.deadlinesReached(now: at(100))
+        machine.runStarted()
+        #expect(drainStarts(&machine) == [])
+    }
+
+    @Test func nothingStartsOrFiresWhileStopped() {
+        var machine = SchedulerStateMachine(taskCount: 2)
+        #expect(machine.phase == .stopped)
+        #expect(machine.deadlinesReached(now: at(1)) == 0)
+        #expect(machine.nextStart() == nil)
+    }
+
+    /// The machine against a naive reference model (a linear scan per step) over random
+    /// operations: any disagreement in schedules, starts or the earliest deadline fails.
+    @Test func agreesWithANaiveModelOnRandomOperations() {
+        struct Model {
+            var schedule: [SchedulerStateMachine.Schedule]
+            var running: [Bool]
+            var order: [Int: UInt64] = [:]
+            var seq: UInt64 = 0
+            var maxRunning: Int
+        }
+        var rng = SplitMix64(seed: 42)
+        for round in 0..<20 {
+            let count = 1 + Int(rng.next() % 12)
+            let limit = Int(rng.next() % 4)
+            var machine = runningMachine(count, maximumRunning: limit)
+            var model = Model(schedule: Array(repeating: .none, count: count), running: Array(repeating: false, count: count), maxRunning: limit)
+            var now: Int64 = 0
+            func stamp(_ i: Int) { model.seq += 1; model.order[i] = model.seq }
+            for step in 0..<2_000 {
+                let task = Int(rng.next() % UInt64(count))
+                let id = ID(task)
+                let amount = Int64(rng.next() % 7) - 2
+                switch rng.next() % 8 {
+                case 0:
+                    machine.schedule(id, after: .seconds(amount), now: at(now))
+                    if amount > 0 { model.schedule[task] = .pending(at: at(now + amount)); stamp(task) }
+                    else if amount == 0 { if case .ready = model.schedule[task] {} else { model.schedule[task] = .ready(due: at(now)); stamp(task) } }
+                    else { model.schedule[task] = .none }
+                case 1:
+                    let time = now + amount
+                    machine.schedule(id, at: at(time), now: at(now))
+                    if time > now { model.schedule[task] = .pending(at: at(time)); stamp(task) }
+                    else if case .ready = model.schedule[task] {} else { model.schedule[task] = .ready(due: at(time)); stamp(task) }
+                case 2:
+                    let time = now + amount
+                    machine.scheduleSooner(id, at: at(time), now: at(now))
+                    switch model.schedule[task] {
+                    case .ready: break
+                    case .pending(let existing) where existing <= at(time): break
+                    default:
+                        model.schedule[task] = time > now ? .pending(at: at(time)) : .ready(due: at(time))
+                        stamp(task)
+                    }
+                case 3:
+                    let ready = machine.stopTimer(id)
+                    if case .ready = model.schedule[task] { #expect(ready) } else { #expect(!ready); model.schedule[task] = .none }
+                case 4:
+                    now += Int64(rng.next() % 3)
+                    machine.deadlinesReached(now: at(now))
+                    // Model: every pending deadline <= now becomes ready, in (time, seq) order.
+                    let due = (0..<count).compactMap { i -> (Int64, UInt64, Int)? in
+                        if case .pending(let t) = model.schedule[i], t <= at(now) { return (t.nanoseconds, model.order[i]!, i) }
+                        return nil
+                    }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+                    for (t, _, i) in due { model.schedule[i] = .ready(due: Instant(nanoseconds: t)); stamp(i) }
+                case 5:
+                    let runningTasks = (0..<count).filter { model.running[$0] }
+                    if let finished = runningTasks.first(where: { _ in rng.next() % 2 == 0 }) {
+                        machine.taskFinished(ID(finished))
+                        model.running[finished] = false
+                        if case .ready = model.schedule[finished] { stamp(finished) }
+                    }
+                default:
+                    // Start everything the model says may start, in (due, enqueue order).
+                    var started: [Int] = []
+                    while model.maxRunning == 0 || model.running.filter({ $0 }).count < model.maxRunning {
+                        let candidates = (0..<count).compactMap { i -> (Int64, UInt64, Int)? in
+                            if case .ready(let d) = model.schedule[i], !model.running[i] { return (d.nanoseconds, model.order[i]!, i) }
+                            return nil
+                        }
+                        guard let first = candidates.min(by: { ($0.0, $0.1) < ($1.0, $1.1) }) else { break }
+                        model.schedule[first.2] = .none
+                        model.running[first.2] = true
+                        started.append(first.2)
+                    }
+                    #expect(drainStarts(&machine).map(Int.init) == started, "round \(round) step \(step)")
+                }
+                for i in 0..<count {
+                    #expect(machine.schedule(of: ID(i)) == model.schedule[i], "round \(round) step \(step) task \(i)")
+                    #expect(machine.isRunning(ID(i)) == model.running[i])
+                }
+                let earliest = (0..<count).compactMap { i -> Instant? in
+                    if case .pending(let t) = model.schedule[i] { return t }
+                    return nil
+                }.min()
+                #expect(machine.nextDeadline == earliest)
+            }
+        }
+    }
+}
