@@ -1,0 +1,2 @@
+/// Placeholder until the protocol module lands: reports nothing.
+func benchProtocol() async throws {}
