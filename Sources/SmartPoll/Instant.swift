@@ -37,14 +37,22 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 }
 
 extension Duration {
-    /// This duration in whole nanoseconds, clamped to `Int64`'s range.
+    /// This duration in whole nanoseconds (rounded toward zero), clamped to `Int64`'s range.
+    ///
+    /// - Complexity: one 128-by-64-bit division instruction; Swift's generic `Int128` division
+    ///   (as in `components`) costs several times more, and this sits on every scheduling call.
     @inlinable
     public var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        let (sum, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
-        if overflow2 { return seconds < 0 ? .min : .max }
-        return sum
+        let attoseconds = self.attoseconds
+        let magnitude = attoseconds.magnitude
+        let high = UInt64(truncatingIfNeeded: magnitude >> 64)
+        let low = UInt64(truncatingIfNeeded: magnitude)
+        let divisor: UInt64 = 1_000_000_000
+        guard high < divisor else { return attoseconds < 0 ? .min : .max }
+        let quotient = divisor.dividingFullWidth((high, low)).quotient
+        if attoseconds < 0 {
+            return quotient > UInt64(Int64.max) ? .min : -Int64(quotient)
+        }
+        return quotient > UInt64(Int64.max) ? .max : Int64(quotient)
     }
 }

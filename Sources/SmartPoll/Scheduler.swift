@@ -54,6 +54,11 @@ public final class Scheduler: Sendable {
         self.clock = clock
     }
 
+    /// The handle of the task named `name`, or nil if there is no such task.
+    public func handle(for name: String) -> TaskHandle? {
+        loop.taskIndex[name].map { TaskHandle(id: SchedulerStateMachine.TaskID($0)) }
+    }
+
     /// Runs the loop until a task, a hook or an event source throws (that error is rethrown) or
     /// the calling task is cancelled (`CancellationError`). It never returns normally.
     ///

@@ -18,56 +18,77 @@ public final class SchedulerControl {
     /// The scheduler clock's current instant.
     public var now: Instant { clock.now }
 
+    /// The handle of the task named `name`, for calls that skip the name lookup; nil if there is
+    /// no such task.
+    public func handle(for name: String) -> TaskHandle? {
+        loop.taskIndex[name].map { TaskHandle(id: SchedulerStateMachine.TaskID($0)) }
+    }
+
     /// The advisory time `task` will next be ready (for a ready task, when it fell due), or nil.
-    public func next(_ task: String) -> Instant? {
-        loop.machine.next(id(task))
+    public func next(_ task: String) -> Instant? { next(handle(task)) }
+    public func next(_ task: TaskHandle) -> Instant? {
+        loop.machine.next(checked(task))
     }
 
     /// Whether a run of `task` is in flight (stage one or its task hook).
-    public func isRunning(_ task: String) -> Bool {
-        loop.machine.isRunning(id(task))
+    public func isRunning(_ task: String) -> Bool { isRunning(handle(task)) }
+    public func isRunning(_ task: TaskHandle) -> Bool {
+        loop.machine.isRunning(checked(task))
     }
 
     /// `delay > 0` schedules `task` at now + delay, replacing any schedule; `delay == 0` makes it
     /// ready now; `delay < 0` clears its schedule.
-    public func schedule(_ task: String, after delay: Duration) {
-        let id = id(task)
-        loop.machine.schedule(id, after: delay, now: clock.now)
+    public func schedule(_ task: String, after delay: Duration) { schedule(handle(task), after: delay) }
+    public func schedule(_ task: TaskHandle, after delay: Duration) {
+        loop.machine.schedule(checked(task), after: delay, now: clock.now)
     }
 
     /// Replaces the schedule of `task` with `time` (in the past: ready now); nil clears it.
-    public func schedule(_ task: String, at time: Instant?) {
-        let id = id(task)
-        loop.machine.schedule(id, at: time, now: clock.now)
+    public func schedule(_ task: String, at time: Instant?) { schedule(handle(task), at: time) }
+    public func schedule(_ task: TaskHandle, at time: Instant?) {
+        loop.machine.schedule(checked(task), at: time, now: clock.now)
     }
 
     /// Keeps whichever of the existing schedule and now + `delay` is sooner; a ready task stays
     /// ready. - Precondition: `delay > 0`.
-    public func scheduleSooner(_ task: String, after delay: Duration) {
-        let id = id(task)
-        loop.machine.scheduleSooner(id, after: delay, now: clock.now)
+    public func scheduleSooner(_ task: String, after delay: Duration) { scheduleSooner(handle(task), after: delay) }
+    public func scheduleSooner(_ task: TaskHandle, after delay: Duration) {
+        loop.machine.scheduleSooner(checked(task), after: delay, now: clock.now)
     }
 
     /// Keeps whichever of the existing schedule and `time` is sooner; a ready task stays ready.
-    public func scheduleSooner(_ task: String, at time: Instant) {
-        let id = id(task)
-        loop.machine.scheduleSooner(id, at: time, now: clock.now)
+    public func scheduleSooner(_ task: String, at time: Instant) { scheduleSooner(handle(task), at: time) }
+    public func scheduleSooner(_ task: TaskHandle, at time: Instant) {
+        loop.machine.scheduleSooner(checked(task), at: time, now: clock.now)
     }
 
     /// Stops the pending timer of `task` without clearing readiness: returns true if it is
     /// (still) ready, and clears its schedule otherwise.
     @discardableResult
-    public func stopTimer(_ task: String) -> Bool {
-        loop.machine.stopTimer(id(task))
+    public func stopTimer(_ task: String) -> Bool { stopTimer(handle(task)) }
+    @discardableResult
+    public func stopTimer(_ task: TaskHandle) -> Bool {
+        loop.machine.stopTimer(checked(task))
+    }
+
+    private func handle(_ name: String) -> TaskHandle {
+        guard let index = loop.taskIndex[name] else {
+            preconditionFailure("unknown task \"\(name)\"")
+        }
+        return TaskHandle(id: SchedulerStateMachine.TaskID(index))
     }
 
     @inline(__always)
-    private func id(_ task: String) -> SchedulerStateMachine.TaskID {
+    private func checked(_ task: TaskHandle) -> SchedulerStateMachine.TaskID {
         precondition(loop.generation == generation && loop.machine.phase == .running,
                      "SchedulerControl used outside the run of the loop that handed it out")
-        guard let index = loop.taskIndex[task] else {
-            preconditionFailure("unknown task \"\(task)\"")
-        }
-        return SchedulerStateMachine.TaskID(index)
+        precondition(Int(task.id.index) < loop.machine.taskCount, "a handle of another scheduler")
+        return task.id
     }
+}
+
+/// A task of one scheduler, resolved once from its name (``Scheduler/handle(for:)``), so that
+/// scheduling calls in hot hooks skip the name lookup.
+public struct TaskHandle: Hashable, Sendable {
+    let id: SchedulerStateMachine.TaskID
 }

@@ -81,3 +81,8 @@ func residentKiB() -> Double {
 }
 
 struct Finished: Error {}
+
+/// glibc's malloc_trim (malloc.h is not in the Glibc module): hands freed heap back to the
+/// kernel so that RSS shows live memory only.
+@_silgen_name("malloc_trim")
+func malloc_trim(_ pad: Int) -> Int32
