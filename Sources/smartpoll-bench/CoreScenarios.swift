@@ -178,11 +178,10 @@ func benchIdle() async throws {
     _ = malloc_trim(0)
     let before = residentKiB()
     let names = (0..<count).map { "poller-\($0)" }
-    var tasks: [String: SchedulerTask] = [:]
-    for name in names { tasks[name] = SchedulerTask { nil } }
     let measurement = Mutex<(cpu: Double, kib: Double)>((0, 0))
+    // The task dictionary is the caller's input, gone once the scheduler is built.
     let scheduler = try Scheduler(
-        tasks: tasks,
+        tasks: Dictionary(uniqueKeysWithValues: names.lazy.map { ($0, SchedulerTask { nil }) }),
         runHooks: [RunHook { control in
             for name in names { control.schedule(name, after: .seconds(3600)) }
         }],
