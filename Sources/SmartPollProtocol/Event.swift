@@ -144,6 +144,11 @@ public struct Event: Sendable, Hashable {
         try decode(try JSONParser.parse(line, mode: .strict))
     }
 
+    /// Decodes an event line given as text.
+    public static func decode(_ line: String) throws(ProtocolError) -> Event {
+        try decode(line.utf8)
+    }
+
     /// Decodes an event from a parsed JSON value.
     public static func decode(_ value: JSONValue) throws(ProtocolError) -> Event {
         guard case .object(let object) = value else {

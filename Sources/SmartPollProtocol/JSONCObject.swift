@@ -81,6 +81,8 @@ final class JSONCObject {
         return UnsafeRawBufferPointer(start: start, count: length).map { $0 }
     }
 
+    private static let invalidUTF8 = ProtocolError.badRequest("invalid JSON: a string is not valid UTF-8")
+
     /// Converts a borrowed pointer (valid while its root is alive) recursively.
     /// Recursion depth is bounded by the tokener's depth limit.
     private static func convert(_ pointer: OpaquePointer?) throws(ProtocolError) -> JSONValue {
@@ -103,9 +105,10 @@ final class JSONCObject {
             let length = Int(json_object_get_string_len(pointer))
             guard length > 0, let start = json_object_get_string(pointer) else { return .string("") }
             let buffer = UnsafeRawBufferPointer(start: start, count: length)
-            // json-c validated UTF-8 (JSON_TOKENER_VALIDATE_UTF8) and writes lone
-            // surrogate escapes as U+FFFD, so decoding repairs nothing in practice.
-            return .string(String(decoding: buffer, as: UTF8.self))
+            // json-c's JSON_TOKENER_VALIDATE_UTF8 misses overlong forms, encoded
+            // surrogates and truncated sequences, so validate here (it is also the copy).
+            guard let text = String(validating: buffer, as: UTF8.self) else { throw invalidUTF8 }
+            return .string(text)
         case json_type_array:
             let count = Int(json_object_array_length(pointer))
             var elements: [JSONValue] = []
@@ -120,7 +123,9 @@ final class JSONCObject {
             var iterator = json_object_iter_begin(pointer)
             var end = json_object_iter_end(pointer)
             while json_object_iter_equal(&iterator, &end) == 0 {
-                let name = String(cString: json_object_iter_peek_name(&iterator))
+                guard let name = String(validatingCString: json_object_iter_peek_name(&iterator)) else {
+                    throw invalidUTF8
+                }
                 let child = json_object_iter_peek_value(&iterator)
                 pairs.append((key: name, value: try convert(child)))
                 json_object_iter_next(&iterator)

@@ -13,6 +13,8 @@ import CJSONC
 /// - anything but whitespace (or, when lenient, comments) after the value is rejected;
 /// - integer literals outside `Int64` are rejected (json-c clamps them silently);
 /// - non-finite numbers (`NaN`, `Infinity`, `1e400`) are rejected;
+/// - strings must be valid UTF-8 (json-c's own check misses overlong forms and
+///   encoded surrogates), and in strict mode double-quoted (json-c takes `'key'`);
 /// - object keys containing `\u0000` are rejected (json-c would truncate them);
 /// - nesting deeper than ``maximumDepth`` is rejected.
 ///

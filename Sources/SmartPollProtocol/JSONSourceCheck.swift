@@ -4,6 +4,7 @@
 /// - Integer literals outside `Int64`: json-c silently clamps them
 ///   (`99999999999999999999` becomes `INT64_MAX`, or a `uint64` that reads back
 ///   clamped), so a request could carry a value it never sent.
+/// - Single-quoted strings in strict mode (json-c's strict mode accepts them as keys).
 /// - Object keys containing the escape `\u0000`: json-c stores keys as C
 ///   strings, so `"cmd\u0000x"` would silently become `"cmd"`.
 ///
@@ -15,9 +16,10 @@ enum JSONSourceCheck {
         while index < count {
             let byte = bytes[index]
             switch byte {
+            case UInt8(ascii: "'") where mode == .strict:
+                // json-c's strict mode still accepts single-quoted keys.
+                throw .badRequest("invalid JSON at byte \(index): strings must use double quotes")
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
-                // json-c accepts single-quoted strings only in lenient mode; in strict
-                // mode a quote outside a string cannot reach here.
                 let start = index
                 var hasNulEscape = false
                 index += 1

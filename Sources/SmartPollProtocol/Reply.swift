@@ -116,6 +116,11 @@ public struct Reply: Sendable, Hashable {
         try decode(try JSONParser.parse(line, mode: .strict), for: command)
     }
 
+    /// Decodes a reply line given as text.
+    public static func decode(_ line: String, for command: Command) throws(ProtocolError) -> Reply {
+        try decode(line.utf8, for: command)
+    }
+
     /// Decodes a reply to `command` from a parsed JSON value.
     public static func decode(_ value: JSONValue, for command: Command) throws(ProtocolError) -> Reply {
         guard case .object(let object) = value else {

@@ -169,9 +169,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         }
         let days = daysFromCivil(year: Int64(year), month: month, day: day)
         let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetSeconds)
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let (total, overflow2) = scaled.addingReportingOverflow(Int64(nanosecond))
-        guard !overflow, !overflow2 else {
+        guard let total = Int64(exactly: Int128(seconds) * 1_000_000_000 + Int128(nanosecond)) else {
             throw fail("out of the representable range (years 1677 to 2262)")
         }
         return Timestamp(nanosecondsSinceEpoch: total)
