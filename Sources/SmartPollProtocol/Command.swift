@@ -1,0 +1,218 @@
+/// A command of the control protocol (SPEC section 5) with its arguments.
+///
+/// Each case is one `cmd`; ``Name`` has the wire names. Decoding is strict:
+/// a request may contain only `id`, `cmd` and the arguments of its command.
+public enum Command: Sendable, Hashable {
+    /// Version, protocol version, pid, uptime.
+    case ping
+    /// Loop state and per-task state; `tasks` limits the reply to these tasks
+    /// (`nil`: all tasks).
+    case status(tasks: [String]?)
+    /// The library's schedule calls: `schedule(task, after:/at:)`, or with
+    /// `sooner` `scheduleSooner(task, ...)`.
+    ///
+    /// - Important: Decoding guarantees that with `sooner` the time is a positive
+    ///   `after` or a non-nil `at` (the library requires it).
+    case schedule(task: String, when: ScheduleTime, sooner: Bool)
+    /// Clear the task's schedule.
+    case unschedule(task: String)
+    /// The library's `stopTimer(task)`; the reply says whether the task is ready.
+    case stopTimer(task: String)
+    /// Schedule the task now; with `wait`, reply when the run this caused ends.
+    case run(task: String, wait: Bool)
+    /// Stop the task's running process (TERM, grace, KILL).
+    case cancel(task: String)
+    /// The task's last successful result.
+    case result(task: String)
+    /// The last successful result of every task.
+    case results
+    /// Trigger the event hook `hook` with optional data (its stdin).
+    case emit(hook: String, data: String?)
+    /// End the loop's run.
+    case stop(wait: Bool)
+    /// Start a new run of the loop.
+    case start(wait: Bool)
+    /// Stop, then start.
+    case restart(wait: Bool)
+    /// Re-read the configuration.
+    case reload
+    /// Turn the connection into a stream of events (of these tasks only, when given).
+    case watch(tasks: [String]?)
+    /// Stop everything and exit.
+    case shutdown
+
+    /// The `cmd` values of the protocol.
+    public enum Name: String, Sendable, Hashable, CaseIterable {
+        case ping, status, schedule, unschedule
+        case stopTimer = "stop_timer"
+        case run, cancel, result, results, emit, stop, start, restart, reload, watch, shutdown
+
+        /// The argument keys the command accepts, in wire order.
+        public var argumentKeys: [String] {
+            switch self {
+            case .ping, .results, .reload, .shutdown: return []
+            case .status, .watch: return ["tasks"]
+            case .schedule: return ["task", "after", "at", "sooner"]
+            case .unschedule, .stopTimer, .cancel, .result: return ["task"]
+            case .run: return ["task", "wait"]
+            case .emit: return ["hook", "data"]
+            case .stop, .start, .restart: return ["wait"]
+            }
+        }
+    }
+
+    /// The wire name of this command.
+    public var name: Name {
+        switch self {
+        case .ping: return .ping
+        case .status: return .status
+        case .schedule: return .schedule
+        case .unschedule: return .unschedule
+        case .stopTimer: return .stopTimer
+        case .run: return .run
+        case .cancel: return .cancel
+        case .result: return .result
+        case .results: return .results
+        case .emit: return .emit
+        case .stop: return .stop
+        case .start: return .start
+        case .restart: return .restart
+        case .reload: return .reload
+        case .watch: return .watch
+        case .shutdown: return .shutdown
+        }
+    }
+
+    /// The task the command names, if it names one.
+    public var task: String? {
+        switch self {
+        case .schedule(let task, _, _), .unschedule(let task), .stopTimer(let task),
+             .run(let task, _), .cancel(let task), .result(let task):
+            return task
+        case .ping, .status, .results, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
+            return nil
+        }
+    }
+
+    /// Decodes `cmd` and the arguments from a request object.
+    ///
+    /// - Parameter defaultTask: The task to use when `task` is missing (task
+    ///   directives on descriptor 3 may leave it out); `nil` makes `task` required.
+    static func decode(_ request: ObjectReader, defaultTask: String?) throws(ProtocolError) -> Command {
+        let cmdValue = try request.value("cmd")
+        guard case .string(let cmd) = cmdValue else {
+            throw ProtocolError.badRequest("expected a command name string, got \(cmdValue.shortDescription)").inField("cmd")
+        }
+        guard let name = Name(rawValue: cmd) else {
+            throw ProtocolError(.unknownCommand, "unknown command \(cmdValue.shortDescription)")
+        }
+        try request.rejectUnknownKeys(allowed: ["id", "cmd"] + name.argumentKeys, context: "for command \"\(cmd)\"")
+
+        func task() throws(ProtocolError) -> String {
+            if request.object["task"] == nil, let defaultTask { return defaultTask }
+            return try request.string("task")
+        }
+        switch name {
+        case .ping: return .ping
+        case .status: return .status(tasks: try request.optionalStringArray("tasks"))
+        case .schedule: return try decodeSchedule(request, task: try task())
+        case .unschedule: return .unschedule(task: try task())
+        case .stopTimer: return .stopTimer(task: try task())
+        case .run: return .run(task: try task(), wait: try request.bool("wait", default: false))
+        case .cancel: return .cancel(task: try task())
+        case .result: return .result(task: try task())
+        case .results: return .results
+        case .emit: return .emit(hook: try request.string("hook"), data: try request.optionalString("data"))
+        case .stop: return .stop(wait: try request.bool("wait", default: false))
+        case .start: return .start(wait: try request.bool("wait", default: false))
+        case .restart: return .restart(wait: try request.bool("wait", default: false))
+        case .reload: return .reload
+        case .watch: return .watch(tasks: try request.optionalStringArray("tasks"))
+        case .shutdown: return .shutdown
+        }
+    }
+
+    private static func decodeSchedule(_ request: ObjectReader, task: String) throws(ProtocolError) -> Command {
+        let after = request.optionalValue("after")
+        // "at": null is meaningful (clear), so presence is what counts.
+        let at = request.object["at"]
+        let sooner = try request.bool("sooner", default: false)
+        let when: ScheduleTime
+        switch (after, at) {
+        case (.some, .some):
+            throw .invalidArgument("give either \"after\" or \"at\", not both")
+        case (.none, .none):
+            throw .invalidArgument("missing \"after\" (a duration) or \"at\" (a time)")
+        case (.some(let value), .none):
+            when = .after(try DurationFormat.decode(value, field: request.fieldName("after")))
+        case (.none, .some(let value)):
+            switch value {
+            case .null: when = .at(nil)
+            case .string: when = .at(try request.timestamp("at"))
+            default:
+                throw ProtocolError.badRequest("expected a time string or null, got \(value.shortDescription)")
+                    .inField(request.fieldName("at"))
+            }
+        }
+        if sooner {
+            switch when {
+            case .after(let duration) where duration <= .zero:
+                throw .invalidArgument("\"sooner\" needs a positive \"after\", got \(DurationFormat.format(duration))")
+            case .at(nil):
+                throw .invalidArgument("\"sooner\" needs a time in \"at\", got null")
+            case .after, .at:
+                break
+            }
+        }
+        return .schedule(task: task, when: when, sooner: sooner)
+    }
+
+    /// Writes `"cmd":...` and the arguments (the caller has opened the object).
+    /// Optional arguments that are `nil` are left out; Booleans are always written.
+    func writeMembers(to writer: inout JSONWriter) {
+        writer.key("cmd")
+        writer.string(name.rawValue)
+        switch self {
+        case .ping, .results, .reload, .shutdown:
+            break
+        case .status(let tasks), .watch(let tasks):
+            if let tasks {
+                writer.key("tasks")
+                writer.beginArray()
+                for task in tasks { writer.string(task) }
+                writer.endArray()
+            }
+        case .schedule(let task, let when, let sooner):
+            writer.key("task")
+            writer.string(task)
+            switch when {
+            case .after(let duration):
+                writer.key("after")
+                writer.string(DurationFormat.format(duration))
+            case .at(let time):
+                writer.key("at")
+                writer.timestamp(time)
+            }
+            writer.key("sooner")
+            writer.bool(sooner)
+        case .unschedule(let task), .stopTimer(let task), .cancel(let task), .result(let task):
+            writer.key("task")
+            writer.string(task)
+        case .run(let task, let wait):
+            writer.key("task")
+            writer.string(task)
+            writer.key("wait")
+            writer.bool(wait)
+        case .emit(let hook, let data):
+            writer.key("hook")
+            writer.string(hook)
+            if let data {
+                writer.key("data")
+                writer.string(data)
+            }
+        case .stop(let wait), .start(let wait), .restart(let wait):
+            writer.key("wait")
+            writer.bool(wait)
+        }
+    }
+}

@@ -1,0 +1,186 @@
+/// An event of a `watch` stream: `{"event":"<name>","time":T,...}`, one per line.
+///
+/// Shapes (keys in this order; absent values are `null`):
+///
+/// | event | members after `event` and `time` |
+/// | --- | --- |
+/// | `loop_started` | — |
+/// | `loop_stopped` | — |
+/// | `loop_failed` | `error` (string) |
+/// | `task_scheduled` | `task`, `next` (time or null) |
+/// | `task_unscheduled` | `task` |
+/// | `task_started` | `task`, `run`, `pid`, `due` (time or null: when it was due) |
+/// | `task_finished` | `task`, `run`, `exit_code`, `signal`, `timed_out`, `succeeded`, `duration_ms`, `changed` |
+/// | `hook_ran` | `hook` |
+/// | `config_reloaded` | — |
+///
+/// Decoding ignores keys it does not know (events may gain keys).
+public struct Event: Sendable, Hashable {
+    /// When it happened.
+    public var time: Timestamp
+    public var kind: Kind
+
+    /// What happened.
+    public enum Kind: Sendable, Hashable {
+        case loopStarted
+        case loopStopped
+        case loopFailed(error: String)
+        case taskScheduled(task: String, next: Timestamp?)
+        case taskUnscheduled(task: String)
+        case taskStarted(task: String, run: Int, pid: Int, due: Timestamp?)
+        /// `exitCode` is `nil` after a signal; `durationMilliseconds` is wall-clock;
+        /// `changed` says whether the result differs from the previous successful one.
+        case taskFinished(
+            task: String, run: Int, exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool,
+            durationMilliseconds: Double, changed: Bool)
+        case hookRan(hook: String)
+        case configReloaded
+    }
+
+    /// The `event` values.
+    public enum Name: String, Sendable, Hashable, CaseIterable {
+        case loopStarted = "loop_started"
+        case loopStopped = "loop_stopped"
+        case loopFailed = "loop_failed"
+        case taskScheduled = "task_scheduled"
+        case taskUnscheduled = "task_unscheduled"
+        case taskStarted = "task_started"
+        case taskFinished = "task_finished"
+        case hookRan = "hook_ran"
+        case configReloaded = "config_reloaded"
+    }
+
+    public init(time: Timestamp, kind: Kind) {
+        self.time = time
+        self.kind = kind
+    }
+
+    /// The wire name of this event.
+    public var name: Name {
+        switch kind {
+        case .loopStarted: return .loopStarted
+        case .loopStopped: return .loopStopped
+        case .loopFailed: return .loopFailed
+        case .taskScheduled: return .taskScheduled
+        case .taskUnscheduled: return .taskUnscheduled
+        case .taskStarted: return .taskStarted
+        case .taskFinished: return .taskFinished
+        case .hookRan: return .hookRan
+        case .configReloaded: return .configReloaded
+        }
+    }
+
+    /// The task the event is about, if any (for `watch` filters).
+    public var task: String? {
+        switch kind {
+        case .taskScheduled(let task, _), .taskUnscheduled(let task), .taskStarted(let task, _, _, _),
+             .taskFinished(let task, _, _, _, _, _, _, _):
+            return task
+        case .loopStarted, .loopStopped, .loopFailed, .hookRan, .configReloaded:
+            return nil
+        }
+    }
+
+    /// The event as one line of compact JSON, without the newline.
+    public func encoded() -> String {
+        var writer = JSONWriter(capacity: 160)
+        writer.beginObject()
+        writer.key("event")
+        writer.string(name.rawValue)
+        writer.key("time")
+        writer.timestamp(time)
+        switch kind {
+        case .loopStarted, .loopStopped, .configReloaded:
+            break
+        case .loopFailed(let error):
+            writer.key("error")
+            writer.string(error)
+        case .taskScheduled(let task, let next):
+            writer.key("task")
+            writer.string(task)
+            writer.key("next")
+            writer.timestamp(next)
+        case .taskUnscheduled(let task):
+            writer.key("task")
+            writer.string(task)
+        case .taskStarted(let task, let run, let pid, let due):
+            writer.key("task")
+            writer.string(task)
+            writer.key("run")
+            writer.int(run)
+            writer.key("pid")
+            writer.int(pid)
+            writer.key("due")
+            writer.timestamp(due)
+        case .taskFinished(let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
+            writer.key("task")
+            writer.string(task)
+            writer.key("run")
+            writer.int(run)
+            writer.key("exit_code")
+            writer.int(exitCode)
+            writer.key("signal")
+            writer.int(signal)
+            writer.key("timed_out")
+            writer.bool(timedOut)
+            writer.key("succeeded")
+            writer.bool(succeeded)
+            writer.key("duration_ms")
+            writer.double(duration)
+            writer.key("changed")
+            writer.bool(changed)
+        case .hookRan(let hook):
+            writer.key("hook")
+            writer.string(hook)
+        }
+        writer.endObject()
+        return writer.text
+    }
+
+    /// Decodes an event line.
+    ///
+    /// - Throws: ``ErrorCode/badRequest`` when the line is not an event of a known shape.
+    public static func decode(_ line: some Collection<UInt8>) throws(ProtocolError) -> Event {
+        try decode(try JSONParser.parse(line, mode: .strict))
+    }
+
+    /// Decodes an event line given as text.
+    public static func decode(_ line: String) throws(ProtocolError) -> Event {
+        try decode(line.utf8)
+    }
+
+    /// Decodes an event from a parsed JSON value.
+    public static func decode(_ value: JSONValue) throws(ProtocolError) -> Event {
+        guard case .object(let object) = value else {
+            throw .badRequest("an event must be a JSON object, got \(value.shortDescription)")
+        }
+        let reader = ObjectReader(object)
+        let nameText = try reader.string("event")
+        guard let name = Name(rawValue: nameText) else {
+            throw .badRequest("unknown event \(JSONValue.string(nameText).shortDescription)")
+        }
+        let time = try reader.timestamp("time")
+        let kind: Kind
+        switch name {
+        case .loopStarted: kind = .loopStarted
+        case .loopStopped: kind = .loopStopped
+        case .loopFailed: kind = .loopFailed(error: try reader.string("error"))
+        case .taskScheduled:
+            kind = .taskScheduled(task: try reader.string("task"), next: try reader.optionalTimestamp("next"))
+        case .taskUnscheduled: kind = .taskUnscheduled(task: try reader.string("task"))
+        case .taskStarted:
+            kind = .taskStarted(
+                task: try reader.string("task"), run: try reader.int("run"), pid: try reader.int("pid"),
+                due: try reader.optionalTimestamp("due"))
+        case .taskFinished:
+            kind = .taskFinished(
+                task: try reader.string("task"), run: try reader.int("run"),
+                exitCode: try reader.optionalInt("exit_code"), signal: try reader.optionalInt("signal"),
+                timedOut: try reader.bool("timed_out"), succeeded: try reader.bool("succeeded"),
+                durationMilliseconds: try reader.double("duration_ms"), changed: try reader.bool("changed"))
+        case .hookRan: kind = .hookRan(hook: try reader.string("hook"))
+        case .configReloaded: kind = .configReloaded
+        }
+        return Event(time: time, kind: kind)
+    }
+}

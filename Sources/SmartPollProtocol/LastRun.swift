@@ -1,0 +1,79 @@
+/// How a task's last finished run went: the `last` object of a `status` reply.
+///
+/// `{"run":N,"started":T,"ended":T,"duration_ms":F,"exit_code":0,"signal":null,
+/// "timed_out":false,"succeeded":true,"error":null,"stderr_tail":"..."}`
+public struct LastRun: Sendable, Hashable {
+    /// The run id.
+    public var run: Int
+    public var started: Timestamp
+    public var ended: Timestamp
+    /// Wall-clock duration in milliseconds, fractional (`"duration_ms"`).
+    public var durationMilliseconds: Double
+    /// The exit status, or `nil` when the process died by a signal.
+    public var exitCode: Int?
+    /// The number of the signal that killed the process, or `nil`.
+    public var signal: Int?
+    /// Whether the run was stopped because it exceeded its timeout.
+    public var timedOut: Bool
+    public var succeeded: Bool
+    /// Why the run failed beyond its exit status (an invalid directive, a spawn
+    /// failure), or `nil`.
+    public var error: String?
+    /// The last 4 KiB of the run's stderr (invalid UTF-8 replaced).
+    public var stderrTail: String
+
+    public init(
+        run: Int, started: Timestamp, ended: Timestamp, durationMilliseconds: Double,
+        exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool, error: String?, stderrTail: String
+    ) {
+        self.run = run
+        self.started = started
+        self.ended = ended
+        self.durationMilliseconds = durationMilliseconds
+        self.exitCode = exitCode
+        self.signal = signal
+        self.timedOut = timedOut
+        self.succeeded = succeeded
+        self.error = error
+        self.stderrTail = stderrTail
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("run")
+        writer.int(run)
+        writer.key("started")
+        writer.timestamp(started)
+        writer.key("ended")
+        writer.timestamp(ended)
+        writer.key("duration_ms")
+        writer.double(durationMilliseconds)
+        writer.key("exit_code")
+        writer.int(exitCode)
+        writer.key("signal")
+        writer.int(signal)
+        writer.key("timed_out")
+        writer.bool(timedOut)
+        writer.key("succeeded")
+        writer.bool(succeeded)
+        writer.key("error")
+        writer.string(error)
+        writer.key("stderr_tail")
+        writer.string(stderrTail)
+        writer.endObject()
+    }
+
+    static func decode(_ reader: ObjectReader) throws(ProtocolError) -> LastRun {
+        LastRun(
+            run: try reader.int("run"),
+            started: try reader.timestamp("started"),
+            ended: try reader.timestamp("ended"),
+            durationMilliseconds: try reader.double("duration_ms"),
+            exitCode: try reader.optionalInt("exit_code"),
+            signal: try reader.optionalInt("signal"),
+            timedOut: try reader.bool("timed_out"),
+            succeeded: try reader.bool("succeeded"),
+            error: try reader.optionalString("error"),
+            stderrTail: try reader.string("stderr_tail"))
+    }
+}

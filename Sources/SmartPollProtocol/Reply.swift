@@ -1,0 +1,175 @@
+/// A reply of the control protocol: `{"id":..,"ok":true,...}` or
+/// `{"id":..,"ok":false,"error":{"code":"...","message":"..."}}`.
+///
+/// Keys are written in SPEC order with `id` first; absent values are written as
+/// `null`, never left out. Times are RFC 3339 UTC with milliseconds.
+///
+/// Which success shape answers which command:
+///
+/// | command | body |
+/// | --- | --- |
+/// | `ping` | ``Body/ping(_:)`` |
+/// | `status` | ``Body/status(_:)`` |
+/// | `schedule` | ``Body/schedule(_:)`` |
+/// | `stop_timer` | ``Body/stopTimer(_:)`` |
+/// | `result` | ``Body/result(_:)``, or ``Body/noResult(task:)`` before the first success |
+/// | `results` | ``Body/results(_:)`` |
+/// | `run` with `wait` | ``Body/runFinished(_:)`` |
+/// | every other command, and `run` without `wait` | ``Body/ok`` |
+///
+/// Decoding (the client's side) ignores keys it does not know, because the
+/// SPEC allows replies to gain keys.
+public struct Reply: Sendable, Hashable {
+    /// The request's id, echoed; `null` when the request had none or it could not be read.
+    public var id: JSONValue
+    public var body: Body
+
+    /// What the reply says.
+    public enum Body: Sendable, Hashable {
+        /// `{"id":..,"ok":true}`.
+        case ok
+        /// `{"id":..,"ok":false,"error":{"code":..,"message":..}}`.
+        case failure(ProtocolError)
+        case ping(PingReply)
+        case status(StatusReply)
+        case schedule(ScheduleReply)
+        case stopTimer(StopTimerReply)
+        case result(TaskResult)
+        /// A `result` reply for a task with no successful result yet:
+        /// `"task":"w1","run":null,"time":null,"output":null,"truncated":false`.
+        case noResult(task: String)
+        /// `{"results":{"w1":{...as result, without ok...}}}`, in this order.
+        case results([TaskResult])
+        /// The reply to `run` with `wait`.
+        case runFinished(RunOutcome)
+    }
+
+    public init(id: JSONValue = .null, body: Body) {
+        self.id = id
+        self.body = body
+    }
+
+    /// A reply to `request`, echoing its id.
+    public init(to request: Request, body: Body) {
+        self.init(id: request.id ?? .null, body: body)
+    }
+
+    /// Whether this is an `"ok":true` reply.
+    public var isSuccess: Bool {
+        if case .failure = body { return false }
+        return true
+    }
+
+    /// The reply as one line of compact JSON, without the newline.
+    public func encoded() -> String {
+        var writer = JSONWriter(capacity: 128)
+        writer.beginObject()
+        writer.key("id")
+        writer.value(id)
+        writer.key("ok")
+        writer.bool(isSuccess)
+        switch body {
+        case .ok:
+            break
+        case .failure(let error):
+            writer.key("error")
+            writer.beginObject()
+            writer.key("code")
+            writer.string(error.code.rawValue)
+            writer.key("message")
+            writer.string(error.message)
+            writer.endObject()
+        case .ping(let ping):
+            ping.writeMembers(to: &writer)
+        case .status(let status):
+            status.writeMembers(to: &writer)
+        case .schedule(let schedule):
+            schedule.writeMembers(to: &writer)
+        case .stopTimer(let stopTimer):
+            stopTimer.writeMembers(to: &writer)
+        case .result(let result):
+            result.writeMembers(to: &writer)
+        case .noResult(let task):
+            TaskResult.writeMissingMembers(task: task, to: &writer)
+        case .results(let results):
+            writer.key("results")
+            writer.beginObject()
+            for result in results {
+                writer.key(result.task)
+                writer.beginObject()
+                result.writeMembers(to: &writer)
+                writer.endObject()
+            }
+            writer.endObject()
+        case .runFinished(let outcome):
+            outcome.writeMembers(to: &writer)
+        }
+        writer.endObject()
+        return writer.text
+    }
+
+    /// Decodes a reply line to `command` (the shape depends on the command: see the table).
+    ///
+    /// - Throws: ``ErrorCode/badRequest`` when the line is not a reply of that shape.
+    ///   An error reply is not thrown: it decodes to ``Body/failure(_:)``.
+    public static func decode(_ line: some Collection<UInt8>, for command: Command) throws(ProtocolError) -> Reply {
+        try decode(try JSONParser.parse(line, mode: .strict), for: command)
+    }
+
+    /// Decodes a reply line given as text.
+    public static func decode(_ line: String, for command: Command) throws(ProtocolError) -> Reply {
+        try decode(line.utf8, for: command)
+    }
+
+    /// Decodes a reply to `command` from a parsed JSON value.
+    public static func decode(_ value: JSONValue, for command: Command) throws(ProtocolError) -> Reply {
+        guard case .object(let object) = value else {
+            throw .badRequest("a reply must be a JSON object, got \(value.shortDescription)")
+        }
+        let reader = ObjectReader(object)
+        let id = object["id"] ?? .null
+        guard try reader.bool("ok") else {
+            let error = try reader.object("error")
+            let codeText = try error.string("code")
+            let message = try error.string("message")
+            guard let code = ErrorCode(rawValue: codeText) else {
+                return Reply(id: id, body: .failure(ProtocolError(.internal, "(error code \(JSONValue.string(codeText).shortDescription)) \(message)")))
+            }
+            return Reply(id: id, body: .failure(ProtocolError(code, message)))
+        }
+        let body: Body
+        switch command {
+        case .ping:
+            body = .ping(try PingReply.decode(reader))
+        case .status:
+            body = .status(try StatusReply.decode(reader))
+        case .schedule:
+            body = .schedule(try ScheduleReply.decode(reader))
+        case .stopTimer:
+            body = .stopTimer(try StopTimerReply.decode(reader))
+        case .result:
+            if let run = object["run"], run.isNull {
+                body = .noResult(task: try reader.string("task"))
+            } else {
+                body = .result(try TaskResult.decode(reader))
+            }
+        case .results:
+            let results = try reader.object("results")
+            var decoded: [TaskResult] = []
+            decoded.reserveCapacity(results.object.count)
+            for pair in results.object.pairs {
+                guard case .object(let member) = pair.value else {
+                    throw ProtocolError.badRequest("expected an object, got \(pair.value.shortDescription)")
+                        .inField(results.fieldName(pair.key))
+                }
+                decoded.append(try TaskResult.decode(ObjectReader(member, path: results.fieldName(pair.key) + ".")))
+            }
+            body = .results(decoded)
+        case .run(_, let wait) where wait:
+            body = .runFinished(try RunOutcome.decode(reader))
+        case .run, .unschedule, .cancel, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
+            body = .ok
+        }
+        return Reply(id: id, body: body)
+    }
+}

@@ -1,0 +1,85 @@
+/// A request of the control protocol: `{"id": <scalar>, "cmd": "<name>", ...arguments}`.
+///
+/// Decoding rules (the error codes are SPEC section 5's):
+/// - not JSON, not an object, a missing or mistyped field, an `id` that is an
+///   array or object, or a key that is neither `id`, `cmd` nor an argument of
+///   the command: ``ErrorCode/badRequest`` (unknown keys are rejected so that a
+///   typo such as `"soner"` is not silently ignored);
+/// - a `cmd` that names no command: ``ErrorCode/unknownCommand``;
+/// - a bad duration or time, both or neither of `after` and `at`, `sooner`
+///   without a positive `after` or a time: ``ErrorCode/invalidArgument``.
+///
+/// Optional arguments (`tasks`, `data`, `wait`, `sooner`) may be `null`, which
+/// means the same as leaving them out. Duplicate keys: the last one wins (json-c).
+public struct Request: Sendable, Hashable {
+    /// The client's id, echoed in the reply; any scalar. `nil` when the request
+    /// had none (the reply then carries `"id":null`).
+    public var id: JSONValue?
+    /// What the client asks for.
+    public var command: Command
+
+    public init(id: JSONValue? = nil, command: Command) {
+        precondition(id?.isScalar ?? true, "a request id must be a scalar")
+        self.id = id
+        self.command = command
+    }
+
+    /// Decodes one request line (without its newline), strictly.
+    ///
+    /// - Parameter defaultTask: The task to assume when a command that takes a
+    ///   task has no `task` member (task directives); `nil` makes it required.
+    public static func decode(_ line: some Collection<UInt8>, defaultTask: String? = nil) -> Result<Request, RequestDecodeFailure> {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line, mode: .strict)
+        } catch {
+            return .failure(RequestDecodeFailure(error: error, id: nil))
+        }
+        return decode(value, defaultTask: defaultTask)
+    }
+
+    /// Decodes one request line given as text.
+    public static func decode(_ line: String, defaultTask: String? = nil) -> Result<Request, RequestDecodeFailure> {
+        decode(line.utf8, defaultTask: defaultTask)
+    }
+
+    /// Decodes a request from a parsed JSON value.
+    public static func decode(_ value: JSONValue, defaultTask: String? = nil) -> Result<Request, RequestDecodeFailure> {
+        guard case .object(let object) = value else {
+            return .failure(RequestDecodeFailure(
+                error: .badRequest("a request must be a JSON object, got \(value.shortDescription)"), id: nil))
+        }
+        var id: JSONValue?
+        if let rawId = object["id"] {
+            guard rawId.isScalar else {
+                return .failure(RequestDecodeFailure(
+                    error: .badRequest("field \"id\": expected a string, number, Boolean or null, got \(rawId.shortDescription)"),
+                    id: nil))
+            }
+            id = rawId
+        }
+        do {
+            let command = try Command.decode(ObjectReader(object), defaultTask: defaultTask)
+            return .success(Request(id: id, command: command))
+        } catch {
+            return .failure(RequestDecodeFailure(error: error, id: id))
+        }
+    }
+
+    /// The request as one line of compact JSON, without the newline: `id` first
+    /// (left out when `nil`), then `cmd`, then the arguments in SPEC order; `nil`
+    /// optional arguments are left out, Booleans always written, durations in
+    /// ``DurationFormat`` canonical text. `decode(encoded())` gives back this request
+    /// (durations at nanosecond precision).
+    public func encoded() -> String {
+        var writer = JSONWriter(capacity: 96)
+        writer.beginObject()
+        if let id {
+            writer.key("id")
+            writer.value(id)
+        }
+        command.writeMembers(to: &writer)
+        writer.endObject()
+        return writer.text
+    }
+}

@@ -1,0 +1,55 @@
+/// The reply to `run` with `wait`, sent when the run that the request caused ends:
+/// `{"id":..,"ok":true,"task":"w1","run":N,"exit_code":0,"signal":null,"timed_out":false,"succeeded":true}`.
+public struct RunOutcome: Sendable, Hashable {
+    public var task: String
+    public var run: Int
+    /// The exit status, or `nil` when the process died by a signal.
+    public var exitCode: Int?
+    /// The number of the signal that killed the process, or `nil`.
+    public var signal: Int?
+    public var timedOut: Bool
+    public var succeeded: Bool
+
+    public init(task: String, run: Int, exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool) {
+        self.task = task
+        self.run = run
+        self.exitCode = exitCode
+        self.signal = signal
+        self.timedOut = timedOut
+        self.succeeded = succeeded
+    }
+
+    /// The exit status `smartpollctl run --wait` returns: the task's own status,
+    /// 124 for a timeout, 128 + N for signal N, 1 for a failure with neither.
+    public var shellExitStatus: Int32 {
+        if timedOut { return 124 }
+        if let signal { return 128 + Int32(truncatingIfNeeded: signal) }
+        if let exitCode { return Int32(truncatingIfNeeded: exitCode) }
+        return succeeded ? 0 : 1
+    }
+
+    func writeMembers(to writer: inout JSONWriter) {
+        writer.key("task")
+        writer.string(task)
+        writer.key("run")
+        writer.int(run)
+        writer.key("exit_code")
+        writer.int(exitCode)
+        writer.key("signal")
+        writer.int(signal)
+        writer.key("timed_out")
+        writer.bool(timedOut)
+        writer.key("succeeded")
+        writer.bool(succeeded)
+    }
+
+    static func decode(_ reader: ObjectReader) throws(ProtocolError) -> RunOutcome {
+        RunOutcome(
+            task: try reader.string("task"),
+            run: try reader.int("run"),
+            exitCode: try reader.optionalInt("exit_code"),
+            signal: try reader.optionalInt("signal"),
+            timedOut: try reader.bool("timed_out"),
+            succeeded: try reader.bool("succeeded"))
+    }
+}

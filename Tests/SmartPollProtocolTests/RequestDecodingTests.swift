@@ -1,0 +1,120 @@
+import Testing
+@testable import SmartPollProtocol
+
+@Suite("Request decoding")
+struct RequestDecodingTests {
+    func failure(_ line: String) -> RequestDecodeFailure? {
+        if case .failure(let failure) = Request.decode(line) { return failure }
+        return nil
+    }
+
+    @Test("a request with every command round-trips through encode and decode")
+    func everyCommandRoundTrips() throws {
+        let time = Timestamp(nanosecondsSinceEpoch: -1_500_000_000)
+        let commands: [Command] = [
+            .ping, .status(tasks: nil), .status(tasks: []), .status(tasks: ["a", "b"]),
+            .schedule(task: "a", when: .after(.milliseconds(1500)), sooner: true),
+            .schedule(task: "a", when: .after(.zero), sooner: false),
+            .schedule(task: "a", when: .after(.nanoseconds(-1)), sooner: false),
+            .schedule(task: "a", when: .at(time), sooner: true),
+            .schedule(task: "a", when: .at(nil), sooner: false),
+            .unschedule(task: "a"), .stopTimer(task: "a"), .run(task: "a", wait: false),
+            .run(task: "a", wait: true), .cancel(task: "a"), .result(task: "a"), .results,
+            .emit(hook: "h", data: nil), .emit(hook: "h", data: "\u{1}\t\"\\é😀"),
+            .stop(wait: true), .start(wait: false), .restart(wait: true), .reload,
+            .watch(tasks: nil), .watch(tasks: ["x"]), .shutdown,
+        ]
+        #expect(Set(commands.map(\.name)) == Set(Command.Name.allCases))
+        let ids: [JSONValue?] = [nil, .null, .int(-7), .double(0.25), .string("x\ny"), .bool(false)]
+        for (index, command) in commands.enumerated() {
+            let request = Request(id: ids[index % ids.count], command: command)
+            let line = request.encoded()
+            #expect(!line.contains("\n"))
+            #expect(try Request.decode(line).get() == request, "\(line)")
+        }
+    }
+
+    @Test("the failure carries the id when it could be read")
+    func failureEchoesReadableId() {
+        #expect(failure(#"{"id":"abc","cmd":"nope"}"#)?.id == .string("abc"))
+        #expect(failure(#"{"id":5,"cmd":"cancel"}"#)?.id == .int(5))
+        #expect(failure(#"{"id":5,"cmd":"ping""#)?.id == nil)
+        #expect(failure(#"{"id":[5],"cmd":"ping"}"#)?.id == nil)
+        #expect(failure(#"{"id":5,"cmd":"ping"}{"#)?.id == nil)
+        let reply = failure(#"{"id":"abc","cmd":"nope"}"#)?.reply.encoded()
+        #expect(reply == #"{"id":"abc","ok":false,"error":{"code":"unknown_command","message":"unknown command \"nope\""}}"#)
+    }
+
+    @Test("messages name the field and the offending value")
+    func messagesNameFieldAndValue() {
+        #expect(failure(#"{"cmd":"schedule","task":"w","after":true}"#)?.error
+            == ProtocolError(.badRequest, #"field "after": expected a duration string or number, got true"#))
+        #expect(failure(#"{"cmd":"schedule","task":"w","after":"5x"}"#)?.error
+            == ProtocolError(.invalidArgument, #"field "after": unknown unit "x" in duration "5x": use ns, us, ms, s, m, h or d, as in "1m30s""#))
+        #expect(failure(#"{"cmd":"cancel"}"#)?.error == ProtocolError(.badRequest, #"missing field "task""#))
+        #expect(failure(#"{"cmd":"cancel","task":7}"#)?.error == ProtocolError(.badRequest, #"field "task": expected a string, got 7"#))
+        #expect(failure(#"{"cmd":7}"#)?.error == ProtocolError(.badRequest, #"field "cmd": expected a command name string, got 7"#))
+        #expect(failure(#"{"cmd":"ping","extra":1}"#)?.error == ProtocolError(.badRequest, #"unknown field "extra" for command "ping""#))
+        #expect(failure(#"{"cmd":"status","tasks":["a",{}]}"#)?.error == ProtocolError(.badRequest, #"field "tasks[1]": expected a string, got an object"#))
+        #expect(failure("[1]")?.error == ProtocolError(.badRequest, "a request must be a JSON object, got an array"))
+        #expect(failure(#"{"cmd":"schedule","task":"w","at":"2026-02-29T00:00:00Z"}"#)?.error
+            == ProtocolError(.invalidArgument, #"field "at": invalid time "2026-02-29T00:00:00Z": day 29 out of range for 2026-02"#))
+        let syntax = failure(#"{"cmd":"ping"} x"#)?.error
+        #expect(syntax == ProtocolError(.badRequest, "invalid JSON at byte 15: unexpected character"))
+    }
+
+    @Test("optional arguments may be null, meaning absent")
+    func nullOptionalArgumentsMeanAbsent() throws {
+        #expect(try Request.decode(#"{"cmd":"status","tasks":null}"#).get().command == .status(tasks: nil))
+        #expect(try Request.decode(#"{"cmd":"emit","hook":"h","data":null}"#).get().command == .emit(hook: "h", data: nil))
+        #expect(try Request.decode(#"{"cmd":"run","task":"t","wait":null}"#).get().command == .run(task: "t", wait: false))
+        #expect(try Request.decode(#"{"cmd":"schedule","task":"t","after":null,"at":null}"#).get().command
+            == .schedule(task: "t", when: .at(nil), sooner: false))
+    }
+
+    @Test("durations may be JSON numbers of seconds, integer or fractional")
+    func durationsMayBeNumbersOfSeconds() throws {
+        #expect(try Request.decode(#"{"cmd":"schedule","task":"t","after":10}"#).get().command
+            == .schedule(task: "t", when: .after(.seconds(10)), sooner: false))
+        #expect(try Request.decode(#"{"cmd":"schedule","task":"t","after":0.25}"#).get().command
+            == .schedule(task: "t", when: .after(.milliseconds(250)), sooner: false))
+        #expect(try Request.decode(#"{"cmd":"schedule","task":"t","after":-1}"#).get().command
+            == .schedule(task: "t", when: .after(.seconds(-1)), sooner: false))
+    }
+
+    @Test("a directive without task uses the default task, and an explicit task wins")
+    func defaultTaskFillsMissingTask() throws {
+        #expect(try Request.decode(#"{"cmd":"stop_timer"}"#, defaultTask: "self").get().command == .stopTimer(task: "self"))
+        #expect(try Request.decode(#"{"cmd":"unschedule","task":"other"}"#, defaultTask: "self").get().command
+            == .unschedule(task: "other"))
+        #expect(failure(#"{"cmd":"unschedule","task":null}"#)?.error.code == .badRequest)
+    }
+
+    @Test("an embedded NUL in a string value survives decoding and encoding")
+    func embeddedNulInStringValueRoundTrips() throws {
+        let request = try Request.decode(#"{"id":"a\u0000b","cmd":"cancel","task":"x\u0000"}"#).get()
+        #expect(request.id == .string("a\u{0}b"))
+        #expect(request.command == .cancel(task: "x\u{0}"))
+        #expect(request.encoded() == #"{"id":"a\u0000b","cmd":"cancel","task":"x\u0000"}"#)
+    }
+
+    @Test("duplicate keys keep the last value")
+    func duplicateKeysKeepLastValue() throws {
+        #expect(try Request.decode(#"{"cmd":"shutdown","cmd":"ping"}"#).get().command == .ping)
+    }
+
+    @Test("boundary integers are accepted as ids")
+    func boundaryIntegersAreAccepted() throws {
+        #expect(try Request.decode(#"{"id":9223372036854775807,"cmd":"ping"}"#).get().id == .int(.max))
+        #expect(try Request.decode(#"{"id":-9223372036854775808,"cmd":"ping"}"#).get().id == .int(.min))
+        #expect(failure(#"{"id":9223372036854775808,"cmd":"ping"}"#)?.error.code == .badRequest)
+    }
+
+    @Test("every error code has its SPEC wire name")
+    func errorCodesHaveWireNames() {
+        #expect(ErrorCode.allCases.map(\.rawValue) == [
+            "bad_request", "unknown_command", "unknown_task", "unknown_hook", "invalid_argument",
+            "not_running", "too_large", "permission_denied", "busy", "shutting_down", "internal",
+        ])
+    }
+}
