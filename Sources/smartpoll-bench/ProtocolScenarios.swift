@@ -17,7 +17,7 @@ func benchProtocol() async throws {
     }
     let loop = LoopStatus(state: .running, since: now, runs: 1, error: nil)
 
-    func measure(_ body: () -> Int) -> [Double] {
+    func measure(iterations: Int, _ body: () -> Int) -> [Double] {
         (0..<options.repeats).map { _ in
             var sink = 0
             let start = ContinuousClock.now
@@ -28,12 +28,12 @@ func benchProtocol() async throws {
         }
     }
 
-    let pingTimes = measure {
+    let pingTimes = measure(iterations: iterations) {
         guard case .success(let request) = Request.decode(ping) else { fatalError("ping did not decode") }
         let reply = Reply(to: request, body: .ping(PingReply(version: "0.1.0", pid: 1, uptimeMilliseconds: 5)))
         return reply.encoded().utf8.count
     }
-    let statusTimes = measure {
+    let statusTimes = measure(iterations: iterations / 100) {
         guard case .success(let request) = Request.decode(status) else { fatalError("status did not decode") }
         let reply = Reply(to: request, body: .status(StatusReply(loop: loop, tasks: tasks)))
         return reply.encoded().utf8.count
