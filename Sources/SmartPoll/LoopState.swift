@@ -37,6 +37,8 @@ final class LoopState: @unchecked Sendable {
             machine.taskFinished(task)
         case .timer:
             break
+        case .timerFailed:
+            deferred.append(message)
         case .event, .eventSourceFailed:
             deferred.append(message)
         }

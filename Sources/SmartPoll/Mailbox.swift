@@ -15,6 +15,8 @@ final class Mailbox: Sendable {
         case event(hook: Int, value: any Sendable, delivered: CheckedContinuation<Void, Never>)
         /// An event hook's source threw.
         case eventSourceFailed(hook: Int, any Error)
+        /// The clock's `sleep` threw something other than cancellation: timers cannot work.
+        case timerFailed(any Error)
     }
 
     private struct State {
@@ -22,11 +24,15 @@ final class Mailbox: Sendable {
         var waiter: UnsafeContinuation<Void, Never>?
         var receiveCall: UInt64 = 0
         var cancelledCall: UInt64 = 0
+        var closed = false
     }
 
     private let state = Mutex(State())
 
     func post(_ message: Message) {
+        if case .event(_, _, let delivered) = message, state.withLock({ $0.closed }) {
+            return delivered.resume()
+        }
         let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
             state.buffer.append(message)
             defer { state.waiter = nil }
@@ -63,6 +69,19 @@ final class Mailbox: Sendable {
             waiter?.resume()
         }
         return take(into: &messages) || !Task.isCancelled
+    }
+
+    /// The scheduler is gone: every event producer waiting for delivery is released, now and
+    /// from now on, so that no event source stays suspended forever.
+    func close() {
+        let pending = state.withLock { state -> [Message] in
+            state.closed = true
+            defer { state.buffer = [] }
+            return state.buffer
+        }
+        for message in pending {
+            if case .event(_, _, let delivered) = message { delivered.resume() }
+        }
     }
 
     private func take(into messages: inout [Message]) -> Bool {

@@ -54,6 +54,10 @@ public final class Scheduler: Sendable {
         self.clock = clock
     }
 
+    deinit {
+        mailbox.close()
+    }
+
     /// The handle of the task named `name`, or nil if there is no such task.
     public func handle(for name: String) -> TaskHandle? {
         loop.taskIndex[name].map { TaskHandle(id: SchedulerStateMachine.TaskID($0)) }
@@ -148,7 +152,7 @@ public final class Scheduler: Sendable {
         case .event(let hook, let value, let delivered):
             defer { delivered.resume() }
             try await eventHooks[hook].handle(value, control)
-        case .eventSourceFailed(_, let error):
+        case .eventSourceFailed(_, let error), .timerFailed(let error):
             throw error
         }
     }
@@ -184,6 +188,9 @@ public final class Scheduler: Sendable {
             do {
                 try await clock.sleep(until: deadline)
             } catch {
+                // Cancelled: re-armed or the run ended. Anything else ends the run, rather than
+                // leaving every later deadline waiting on a timer that never fires.
+                if !Task.isCancelled { mailbox.post(.timerFailed(error)) }
                 return
             }
             mailbox.post(.timer(token: token))

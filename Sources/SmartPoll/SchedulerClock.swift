@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// The time source of a ``Scheduler``: a monotonic `now` and a way to sleep until an instant.
 ///
 /// Inject ``ManualClock`` in tests so that nothing waits on real time.
@@ -15,19 +9,18 @@ public protocol SchedulerClock: Sendable {
     func sleep(until deadline: Instant) async throws
 }
 
-/// The real monotonic clock: `CLOCK_MONOTONIC` for `now`, and Swift's `ContinuousClock` to
-/// sleep, with both origins taken together at creation.
+/// The real monotonic clock, Swift's `ContinuousClock`, with its origin at the clock's creation.
+/// `now` and `sleep` read the same clock, so a sleep never ends before `now` reaches its deadline
+/// (two different kernel clocks would drift apart across a suspend of the host).
 public struct SystemClock: SchedulerClock {
     private let origin: ContinuousClock.Instant
-    private let originNanoseconds: Int64
 
     public init() {
-        originNanoseconds = SystemClock.monotonicNanoseconds()
         origin = ContinuousClock.now
     }
 
     public var now: Instant {
-        Instant(nanoseconds: SystemClock.monotonicNanoseconds() &- originNanoseconds)
+        Instant(nanoseconds: origin.duration(to: ContinuousClock.now).nanosecondsClamped)
     }
 
     public func sleep(until deadline: Instant) async throws {
@@ -36,12 +29,5 @@ public struct SystemClock: SchedulerClock {
             tolerance: .zero,
             clock: .continuous
         )
-    }
-
-    @inline(__always)
-    private static func monotonicNanoseconds() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) &* 1_000_000_000 &+ Int64(time.tv_nsec)
     }
 }

@@ -68,7 +68,7 @@ public final class SchedulerControl {
     public func stopTimer(_ task: String) -> Bool { stopTimer(handle(task)) }
     @discardableResult
     public func stopTimer(_ task: TaskHandle) -> Bool {
-        loop.machine.stopTimer(checked(task))
+        loop.machine.stopTimer(checked(task), now: clock.now)
     }
 
     private func handle(_ name: String) -> TaskHandle {

@@ -154,9 +154,16 @@ public struct SchedulerStateMachine: Sendable {
     }
 
     /// Stops the task's pending timer without clearing readiness. Returns true if the task is
-    /// (still) ready; otherwise its schedule is cleared and false is returned.
-    public mutating func stopTimer(_ task: TaskID) -> Bool {
-        if records[Int(task.index)].kind == Record.ready { return true }
+    /// (still) ready, which includes a deadline at or before `now` that the driver has not
+    /// processed yet (the timer has gone off); otherwise its schedule is cleared and false is
+    /// returned.
+    public mutating func stopTimer(_ task: TaskID, now: Instant) -> Bool {
+        let record = records[Int(task.index)]
+        if record.kind == Record.ready { return true }
+        if record.kind == Record.pending && record.time <= now.nanoseconds {
+            setReady(task, due: Instant(nanoseconds: record.time))
+            return true
+        }
         clear(task)
         return false
     }

@@ -125,20 +125,28 @@ private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
 
     @Test func stopTimerReportsReadinessAndClearsOnlyPending() {
         var machine = runningMachine(3, maximumRunning: 1)
-        #expect(machine.stopTimer(ID(0)) == false)
+        #expect(machine.stopTimer(ID(0), now: at(0)) == false)
 
         machine.schedule(ID(0), after: .seconds(9), now: at(0))
-        #expect(machine.stopTimer(ID(0)) == false)
+        #expect(machine.stopTimer(ID(0), now: at(1)) == false)
         #expect(machine.next(ID(0)) == nil)
         #expect(machine.nextDeadline == nil)
 
         machine.schedule(ID(1), after: .zero, now: at(0))
         _ = machine.nextStart()
         machine.schedule(ID(2), after: .zero, now: at(1))
-        #expect(machine.stopTimer(ID(2)) == true)
+        #expect(machine.stopTimer(ID(2), now: at(1)) == true)
         #expect(machine.schedule(of: ID(2)) == .ready(due: at(1)), "readiness is kept")
         machine.taskFinished(ID(1))
         #expect(drainStarts(&machine) == [2])
+    }
+
+    @Test func stopTimerTreatsAPassedButUnprocessedDeadlineAsReady() {
+        var machine = runningMachine(1)
+        machine.schedule(ID(0), after: .seconds(2), now: at(0))
+        #expect(machine.stopTimer(ID(0), now: at(3)) == true, "the timer has gone off already")
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(2)))
+        #expect(drainStarts(&machine) == [0])
     }
 
     @Test func taskDueWhileRunningStaysReadyAndStartsOnceAfterItsRun() {
@@ -236,7 +244,7 @@ private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
                 let task = Int(rng.next() % UInt64(count))
                 let id = ID(task)
                 let amount = Int64(rng.next() % 7) - 2
-                switch rng.next() % 8 {
+                switch rng.next() % 9 {
                 case 0:
                     machine.schedule(id, after: .seconds(amount), now: at(now))
                     if amount > 0 { model.schedule[task] = .pending(at: at(now + amount)); stamp(task) }
@@ -258,8 +266,14 @@ private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
                         stamp(task)
                     }
                 case 3:
-                    let ready = machine.stopTimer(id)
-                    if case .ready = model.schedule[task] { #expect(ready) } else { #expect(!ready); model.schedule[task] = .none }
+                    let ready = machine.stopTimer(id, now: at(now))
+                    switch model.schedule[task] {
+                    case .ready: #expect(ready)
+                    case .pending(let t) where t <= at(now):
+                        #expect(ready)
+                        model.schedule[task] = .ready(due: t); stamp(task)
+                    default: #expect(!ready); model.schedule[task] = .none
+                    }
                 case 4:
                     now += Int64(rng.next() % 3)
                     machine.deadlinesReached(now: at(now))
@@ -269,6 +283,11 @@ private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
                         return nil
                     }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
                     for (t, _, i) in due { model.schedule[i] = .ready(due: Instant(nanoseconds: t)); stamp(i) }
+                case 6 where !model.running.contains(true):
+                    // End the run and start another: every schedule is gone.
+                    machine.runEnded()
+                    machine.runStarted()
+                    model.schedule = Array(repeating: .none, count: count)
                 case 5:
                     let runningTasks = (0..<count).filter { model.running[$0] }
                     if let finished = runningTasks.first(where: { _ in rng.next() % 2 == 0 }) {

@@ -302,6 +302,72 @@ struct SchedulerTests {
         await #expect(throws: Done.self) { try await scheduler.run() }
     }
 
+    @Test func endOfRunDisarmsTheTimer() async throws {
+        let clock = ManualClock()
+        let journal = Journal()
+        let scheduler = try Scheduler(
+            tasks: [
+                "later": SchedulerTask { journal.record("later ran"); return nil },
+                "fail": SchedulerTask {
+                    await journal.wait(for: "timer armed")
+                    throw Done(tag: "fail")
+                },
+            ],
+            runHooks: [RunHook { control in
+                control.schedule("later", after: .seconds(60))
+                control.schedule("fail", after: .zero)
+            }],
+            clock: clock
+        )
+        let runner = Task { try await scheduler.run() }
+        while clock.sleeperCount == 0 { await Task.yield() }
+        #expect(clock.nextSleeperDeadline == Instant(nanoseconds: 60_000_000_000), "one timer, for the one deadline")
+        journal.record("timer armed")
+        await #expect(throws: Done(tag: "fail")) { try await runner.value }
+        #expect(clock.sleeperCount == 0, "the run's end cancels its timer")
+        clock.advance(by: .seconds(120))
+        #expect(journal.count("later ran") == 0)
+    }
+
+    @Test func eventArrivingBetweenRunsIsHandledInTheNextRunAfterItsRunHooks() async throws {
+        let (events, feed) = AsyncStream.makeStream(of: String.self)
+        let journal = Journal()
+        let runs = Counter()
+        let scheduler = try Scheduler(
+            tasks: ["idle": SchedulerTask { nil }],
+            runHooks: [RunHook { _ in journal.record("run hook \(runs.increment())") }],
+            eventHooks: [EventHook(events) { value, _ in
+                journal.record("event \(value)")
+                if value == "stop" || value == "between" { throw Done(tag: value) }
+            }],
+            clock: ManualClock()
+        )
+        feed.yield("stop")
+        await #expect(throws: Done(tag: "stop")) { try await scheduler.run() }
+        feed.yield("between")
+        await #expect(throws: Done(tag: "between")) { try await scheduler.run() }
+        #expect(journal.entries == ["run hook 1", "event stop", "run hook 2", "event between"])
+    }
+
+    @Test func manualClockWakesSleepersInOrderAndHonoursCancellation() async throws {
+        let clock = ManualClock()
+        let journal = Journal()
+        let early = Task { try await clock.sleep(until: Instant(nanoseconds: 10)); journal.record("early") }
+        let late = Task { try await clock.sleep(until: Instant(nanoseconds: 20)); journal.record("late") }
+        let cancelled = Task { try await clock.sleep(until: Instant(nanoseconds: 15)) }
+        while clock.sleeperCount < 3 { await Task.yield() }
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+        #expect(clock.sleeperCount == 2)
+        clock.advance(to: Instant(nanoseconds: 10))
+        try await early.value
+        #expect(journal.entries == ["early"])
+        clock.advance(by: .nanoseconds(10))
+        try await late.value
+        #expect(journal.entries == ["early", "late"])
+        try await clock.sleep(until: Instant(nanoseconds: 5))   // in the past: returns at once
+    }
+
     @Test func emptyTaskSetIsRejected() {
         #expect(throws: SchedulerError.self) { try Scheduler(tasks: [:]) }
     }
