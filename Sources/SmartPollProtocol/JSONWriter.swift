@@ -122,6 +122,19 @@ struct JSONWriter {
         if let value { string(value.formatted()) } else { null() }
     }
 
+    /// The members every run outcome shares (`run` replies, `task_finished`, `last`), in SPEC
+    /// order: `exit_code`, `signal`, `timed_out`, `succeeded`.
+    mutating func outcomeMembers(exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool) {
+        key("exit_code")
+        int(exitCode)
+        key("signal")
+        int(signal)
+        key("timed_out")
+        bool(timedOut)
+        key("succeeded")
+        bool(succeeded)
+    }
+
     private mutating func writeDecimal(_ value: Int64) {
         // String(Int64) stays in a small (inline) string for every Int64: no allocation.
         bytes.append(contentsOf: String(value).utf8)

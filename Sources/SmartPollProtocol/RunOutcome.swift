@@ -33,14 +33,7 @@ public struct RunOutcome: Sendable, Hashable {
         writer.string(task)
         writer.key("run")
         writer.int(run)
-        writer.key("exit_code")
-        writer.int(exitCode)
-        writer.key("signal")
-        writer.int(signal)
-        writer.key("timed_out")
-        writer.bool(timedOut)
-        writer.key("succeeded")
-        writer.bool(succeeded)
+        writer.outcomeMembers(exitCode: exitCode, signal: signal, timedOut: timedOut, succeeded: succeeded)
     }
 
     static func decode(_ reader: ObjectReader) throws(ProtocolError) -> RunOutcome {

@@ -54,33 +54,29 @@ func benchScheduleCall() async throws {
         var bare: [Double] = []
         var byHandle: [Double] = []
         for _ in 0..<options.repeats {
-            let measured = Mutex<Double>(0)
             var tasks: [String: SchedulerTask] = [:]
             for name in names { tasks[name] = SchedulerTask { nil } }
-            let scheduler = try Scheduler(tasks: tasks, runHooks: [RunHook { control in
-                let start = ContinuousClock.now
-                for i in 0..<calls {
-                    control.schedule(names[i % count], after: delays[i & 4095])
-                }
-                let elapsed = seconds(ContinuousClock.now - start)
-                measured.withLock { $0 = elapsed * 1e9 / Double(calls) }
-                throw Finished()
-            }])
-            do { try await scheduler.run() } catch is Finished {}
-            perCall.append(measured.withLock { $0 })
-
-            let handles = names.map { scheduler.handle(for: $0)! }
-            let again = try Scheduler(tasks: tasks, runHooks: [RunHook { control in
-                let start = ContinuousClock.now
-                for i in 0..<calls {
-                    control.schedule(handles[i % count], after: delays[i & 4095])
-                }
-                let elapsed = seconds(ContinuousClock.now - start)
-                measured.withLock { $0 = elapsed * 1e9 / Double(calls) }
-                throw Finished()
-            }])
-            do { try await again.run() } catch is Finished {}
-            byHandle.append(measured.withLock { $0 })
+            // Times `calls` scheduling calls made from inside a run hook; `prepare` runs first,
+            // untimed, and returns the call to make.
+            func timeCalls(_ prepare: @escaping @Sendable (SchedulerControl) -> (Int) -> Void) async throws -> Double {
+                let measured = Mutex<Double>(0)
+                let scheduler = try Scheduler(tasks: tasks, runHooks: [RunHook { control in
+                    let call = prepare(control)
+                    let start = ContinuousClock.now
+                    for i in 0..<calls { call(i) }
+                    measured.withLock { $0 = seconds(ContinuousClock.now - start) * 1e9 / Double(calls) }
+                    throw Finished()
+                }])
+                do { try await scheduler.run() } catch is Finished {}
+                return measured.withLock { $0 }
+            }
+            perCall.append(try await timeCalls { control in
+                { i in control.schedule(names[i % count], after: delays[i & 4095]) }
+            })
+            byHandle.append(try await timeCalls { control in
+                let handles = names.map { control.handle(for: $0)! }
+                return { i in control.schedule(handles[i % count], after: delays[i & 4095]) }
+            })
 
             var machine = SchedulerStateMachine(taskCount: count)
             machine.runStarted()
