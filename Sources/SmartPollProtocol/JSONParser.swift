@@ -89,7 +89,7 @@ public enum JSONParser {
             throw failure(bytes, offset: end, mode: mode, reason: describe(error))
         }
         let root = pointer.map { JSONCObject(adopting: $0) }
-        let trailing = skipInsignificant(bytes, from: end, mode: mode)
+        let trailing = JSONSourceCheck.skipInsignificant(bytes, from: end, mode: mode)
         guard trailing == count else {
             throw failure(bytes, offset: trailing, mode: mode, reason: "unexpected characters after the value")
         }
@@ -100,25 +100,6 @@ public enum JSONParser {
     private static func describe(_ error: json_tokener_error) -> String {
         guard let text = json_tokener_error_desc(error) else { return "unknown error" }
         return String(cString: text)
-    }
-
-    /// The index of the first byte at or after `index` that is neither whitespace
-    /// nor (when lenient) part of a comment.
-    private static func skipInsignificant(_ bytes: UnsafeRawBufferPointer, from index: Int, mode: Mode) -> Int {
-        var index = index
-        while index < bytes.count {
-            switch bytes[index] {
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
-                index += 1
-            case UInt8(ascii: "/") where mode == .lenient:
-                let next = JSONSourceCheck.skipComment(bytes, at: index)
-                if next == index + 1 { return index }
-                index = next
-            default:
-                return index
-            }
-        }
-        return index
     }
 
     private static func failure(_ bytes: UnsafeRawBufferPointer, offset: Int, mode: Mode, reason: String) -> ProtocolError {

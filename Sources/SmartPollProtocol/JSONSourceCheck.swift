@@ -76,6 +76,13 @@ enum JSONSourceCheck {
 
     /// Whether the next significant byte at or after `index` is `:`.
     private static func isFollowedByColon(_ bytes: UnsafeRawBufferPointer, from index: Int, mode: JSONParser.Mode) -> Bool {
+        let next = skipInsignificant(bytes, from: index, mode: mode)
+        return next < bytes.count && bytes[next] == UInt8(ascii: ":")
+    }
+
+    /// The index of the first byte at or after `index` that is neither whitespace
+    /// nor (when lenient) part of a comment; `bytes.count` when there is none.
+    static func skipInsignificant(_ bytes: UnsafeRawBufferPointer, from index: Int, mode: JSONParser.Mode) -> Int {
         var index = index
         while index < bytes.count {
             switch bytes[index] {
@@ -83,15 +90,13 @@ enum JSONSourceCheck {
                 index += 1
             case UInt8(ascii: "/") where mode == .lenient:
                 let next = skipComment(bytes, at: index)
-                if next == index + 1 { return false }
+                if next == index + 1 { return index }
                 index = next
-            case UInt8(ascii: ":"):
-                return true
             default:
-                return false
+                return index
             }
         }
-        return false
+        return index
     }
 
     /// The index after the comment starting at `index` (`//` to end of line, or
