@@ -17,11 +17,16 @@ let package = Package(
         ),
         .target(name: "SmartPoll"),
         .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
+        .target(
+            name: "SmartPollSupervisor",
+            dependencies: ["SmartPoll", "SmartPollProtocol"]
+        ),
         .executableTarget(
             name: "smartpoll-bench",
             dependencies: ["SmartPoll", "SmartPollProtocol"]
         ),
         .testTarget(name: "SmartPollTests", dependencies: ["SmartPoll"]),
+        .testTarget(name: "SmartPollSupervisorTests", dependencies: ["SmartPollSupervisor"]),
         .testTarget(
             name: "SmartPollProtocolTests",
             dependencies: ["SmartPollProtocol"],

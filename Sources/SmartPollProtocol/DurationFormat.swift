@@ -126,30 +126,33 @@ public enum DurationFormat {
     ///   ``ErrorCode/invalidArgument`` for bad text or a number out of range;
     ///   messages start with `field "<field>": `.
     public static func decode(_ value: JSONValue, field: String) throws(ProtocolError) -> Duration {
+        do {
+            return try decode(value)
+        } catch {
+            throw error.inField(field)
+        }
+    }
+
+    /// ``decode(_:field:)`` without naming a field, for callers that say where the
+    /// value came from in their own way (a configuration key path).
+    public static func decode(_ value: JSONValue) throws(ProtocolError) -> Duration {
         switch value {
         case .string(let text):
-            do {
-                return try parse(text)
-            } catch {
-                throw error.inField(field)
-            }
+            return try parse(text)
         case .int(let seconds):
             let (nanoseconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
             guard !overflow else {
                 throw ProtocolError.invalidArgument("\(seconds) seconds is out of range (at most about 292 years)")
-                    .inField(field)
             }
             return .nanoseconds(nanoseconds)
         case .double(let seconds):
             let nanoseconds = (seconds * 1e9).rounded()
             guard nanoseconds >= -9.223372036854775808e18, nanoseconds < 9.223372036854775808e18 else {
                 throw ProtocolError.invalidArgument("\(seconds) seconds is out of range (at most about 292 years)")
-                    .inField(field)
             }
             return .nanoseconds(Int64(nanoseconds))
         case .null, .bool, .array, .object:
             throw ProtocolError.badRequest("expected a duration string or number, got \(value.shortDescription)")
-                .inField(field)
         }
     }
 

@@ -71,7 +71,7 @@ public enum JSONValue: Sendable, Hashable {
 
     /// A short description of the value for error messages: `true`, `5`,
     /// `"abc"` (long strings shortened), `an array`, `an object`, `null`.
-    var shortDescription: String {
+    public var shortDescription: String {
         switch self {
         case .null: return "null"
         case .bool(let value): return value ? "true" : "false"

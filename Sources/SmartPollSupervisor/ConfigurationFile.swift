@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Finding and reading the configuration file (SPEC section 7).
+public enum ConfigurationFile {
+    /// The largest configuration file read; anything bigger is surely a mistake.
+    static let maximumSize = 16 << 20
+
+    /// The places searched, in order, when no `--config` is given: `$SMARTPOLL_CONFIG`,
+    /// `./smartpoll.json`, `$XDG_CONFIG_HOME/smartpoll/smartpoll.json` (or
+    /// `~/.config/smartpoll/smartpoll.json`), `/etc/smartpoll/smartpoll.json`.
+    public static func candidates(environment: [String: String]) -> [String] {
+        var places: [String] = []
+        if let path = environment["SMARTPOLL_CONFIG"], !path.isEmpty { places.append(path) }
+        places.append("./smartpoll.json")
+        if let config = environment["XDG_CONFIG_HOME"], config.hasPrefix("/") {
+            places.append(config + "/smartpoll/smartpoll.json")
+        } else if let home = environment["HOME"], home.hasPrefix("/") {
+            places.append(home + "/.config/smartpoll/smartpoll.json")
+        }
+        places.append("/etc/smartpoll/smartpoll.json")
+        return places
+    }
+
+    /// The file to use: `explicit` (`--config`) when given, else the first candidate that
+    /// exists.
+    ///
+    /// - Throws: ``SupervisorError/Code/configurationNotFound`` naming every place tried.
+    public static func locate(explicit: String?, environment: [String: String]) throws(SupervisorError) -> String {
+        if let explicit { return explicit }
+        let places = candidates(environment: environment)
+        if let found = places.first(where: { access($0, F_OK) == 0 }) { return found }
+        throw SupervisorError(
+            code: .configurationNotFound,
+            message: "no configuration file found; tried \(places.joined(separator: ", ")) (give one with --config FILE)")
+    }
+
+    /// Reads and parses `path`.
+    ///
+    /// - Throws: ``SupervisorError/Code/invalidConfiguration`` when the file cannot be read or
+    ///   is invalid.
+    public static func load(_ path: String) throws(SupervisorError) -> SupervisorConfiguration {
+        try SupervisorConfiguration.parse(try readFile(path), file: path)
+    }
+
+    static func readFile(_ path: String) throws(SupervisorError) -> [UInt8] {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot open: \(errorText(errno))")
+        }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot read: \(errorText(errno))")
+            }
+            if count == 0 { return bytes }
+            bytes.append(contentsOf: chunk[..<count])
+            if bytes.count > maximumSize {
+                throw SupervisorError(code: .invalidConfiguration, message: "\(path): larger than \(maximumSize >> 20) MiB; is it the right file?")
+            }
+        }
+    }
+
+    static func errorText(_ number: Int32) -> String {
+        guard let text = strerror(number) else { return "error \(number)" }
+        return String(decoding: UnsafeRawBufferPointer(start: text, count: strlen(text)), as: UTF8.self)
+    }
+}

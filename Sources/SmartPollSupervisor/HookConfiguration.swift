@@ -1,0 +1,31 @@
+/// One event hook of the configuration's `hooks` object, triggered by
+/// `smartpollctl emit NAME [DATA]` (SPEC section 4).
+public enum HookConfiguration: Sendable, Hashable {
+    /// Schedules each task after its delay (`"0s"`: ready now), in file order.
+    case schedule([ScheduleEntry])
+    /// Runs a command inside the loop (the loop waits for it), with DATA on stdin and directives
+    /// on descriptor 3.
+    case command(CommandHook)
+
+    public struct ScheduleEntry: Sendable, Hashable {
+        public var task: String
+        public var delay: Duration
+
+        public init(task: String, delay: Duration) {
+            self.task = task
+            self.delay = delay
+        }
+    }
+
+    public struct CommandHook: Sendable, Hashable {
+        public var command: [String]
+        public var workingDirectory: String?
+        public var environment: [EnvironmentVariable] = []
+        /// Bounds how long the loop waits for the hook; nil: no bound.
+        public var timeout: Duration?
+
+        public init(command: [String]) {
+            self.command = command
+        }
+    }
+}

@@ -1,0 +1,263 @@
+import SmartPollProtocol
+
+/// The supervisor's configuration file (SPEC section 4): JSON with comments (and, as json-c
+/// reads it, trailing commas), parsed with json-c. Unknown keys, wrong types, bad durations and names of tasks that do not exist are
+/// all rejected, each reported as `FILE: KEY.PATH: reason`.
+public struct SupervisorConfiguration: Sendable, Hashable {
+    /// The file it was read from, as given (for messages).
+    public var file: String
+    public var socket: String?
+    /// Permission bits of the control socket.
+    public var socketMode: UInt32 = 0o600
+    /// A group whose members may use the socket, besides the supervisor's own user and root.
+    public var socketGroup: String?
+    public var stateDirectory: String?
+    /// At most this many task processes at once; 0: no limit.
+    public var maximumRunning = 0
+    /// Longest request line a client may send (SPEC section 8).
+    public var maximumLineBytes = 1 << 20
+    /// Most client connections at once; more are answered `busy`.
+    public var maximumConnections = 256
+    /// Most directives one run may write on descriptor 3.
+    public var maximumDirectives = 1_000
+    public var tasks: [String: TaskConfiguration]
+    public var hooks: [String: HookConfiguration] = [:]
+
+    public init(file: String, tasks: [String: TaskConfiguration]) {
+        self.file = file
+        self.tasks = tasks
+    }
+
+    /// Task names in sorted order: the order of `status` tables.
+    public var taskNames: [String] { tasks.keys.sorted() }
+
+    static let topLevelKeys = [
+        "socket", "socket_mode", "socket_group", "state_dir", "max_running", "max_line_bytes",
+        "max_connections", "max_directives", "tasks", "hooks",
+    ]
+    static let taskKeys = [
+        "command", "cwd", "env", "start", "every", "jitter", "timeout", "kill_signal", "kill_grace",
+        "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture",
+    ]
+    static let backoffKeys = ["initial", "max", "factor"]
+    static let hookKeys = ["schedule", "command", "cwd", "env", "timeout"]
+
+    /// Parses and validates a configuration.
+    ///
+    /// - Throws: ``SupervisorError/Code/invalidConfiguration`` listing every problem, one per
+    ///   line.
+    public static func parse(_ bytes: some Collection<UInt8>, file: String) throws(SupervisorError) -> SupervisorConfiguration {
+        let root: JSONValue
+        do {
+            root = try JSONParser.parse(bytes, mode: .lenient)
+        } catch {
+            throw SupervisorError(code: .invalidConfiguration, message: "\(file): \(error.message)")
+        }
+        var reader = ConfigurationReader(file: file)
+        let configuration = parse(root, reader: &reader)
+        guard reader.problems.isEmpty, let configuration else {
+            throw SupervisorError(code: .invalidConfiguration, message: reader.problems.joined(separator: "\n"))
+        }
+        return configuration
+    }
+
+    private static func parse(_ root: JSONValue, reader: inout ConfigurationReader) -> SupervisorConfiguration? {
+        let top = ConfigurationPath.root
+        guard let object = reader.object(root, at: top) else { return nil }
+        reader.rejectUnknownKeys(object, at: top, known: topLevelKeys)
+
+        var tasks: [String: TaskConfiguration] = [:]
+        if let value = object["tasks"] {
+            let path = top.key("tasks")
+            if let taskObjects = reader.object(value, at: path) {
+                if taskObjects.isEmpty { reader.problem(path, "at least one task is needed") }
+                for (name, value) in taskObjects.pairs {
+                    let taskPath = path.key(name)
+                    guard reader.name(name, at: taskPath) else { continue }
+                    if let task = parseTask(value, at: taskPath, reader: &reader) { tasks[name] = task }
+                }
+            }
+        } else {
+            reader.problem(top.key("tasks"), "missing; at least one task is needed")
+        }
+
+        var configuration = SupervisorConfiguration(file: reader.file, tasks: tasks)
+        let path = top
+        if let value = object["socket"] { configuration.socket = reader.string(value, at: path.key("socket"), nonEmpty: true) }
+        if let value = object["socket_mode"] {
+            configuration.socketMode = parseMode(value, at: path.key("socket_mode"), reader: &reader) ?? 0o600
+        }
+        if let value = object["socket_group"] {
+            configuration.socketGroup = reader.string(value, at: path.key("socket_group"), nonEmpty: true)
+        }
+        if let value = object["state_dir"] {
+            configuration.stateDirectory = reader.string(value, at: path.key("state_dir"), nonEmpty: true)
+        }
+        if let value = object["max_running"] {
+            configuration.maximumRunning = reader.integer(value, at: path.key("max_running"), in: 0...1_000_000) ?? 0
+        }
+        if let value = object["max_line_bytes"] {
+            configuration.maximumLineBytes = reader.integer(value, at: path.key("max_line_bytes"), in: 1_024...(1 << 30)) ?? (1 << 20)
+        }
+        if let value = object["max_connections"] {
+            configuration.maximumConnections = reader.integer(value, at: path.key("max_connections"), in: 1...65_536) ?? 256
+        }
+        if let value = object["max_directives"] {
+            configuration.maximumDirectives = reader.integer(value, at: path.key("max_directives"), in: 0...1_000_000) ?? 1_000
+        }
+        if let value = object["hooks"], let hookObjects = reader.object(value, at: path.key("hooks")) {
+            for (name, value) in hookObjects.pairs {
+                let hookPath = path.key("hooks").key(name)
+                guard reader.name(name, at: hookPath) else { continue }
+                if let hook = parseHook(value, at: hookPath, tasks: tasks, reader: &reader) {
+                    configuration.hooks[name] = hook
+                }
+            }
+        }
+        // References are checked once every task is known, so order in the file does not matter.
+        for (name, task) in tasks {
+            let taskPath = path.key("tasks").key(name)
+            for (key, targets) in [("on_change", task.onChange), ("on_success", task.onSuccess)] {
+                for (position, target) in targets.enumerated() where tasks[target] == nil {
+                    reader.problem(taskPath.key(key).index(position), "no task is named \"\(target)\"")
+                }
+            }
+        }
+        return configuration
+    }
+
+    private static func parseTask(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> TaskConfiguration? {
+        guard let object = reader.object(value, at: path) else { return nil }
+        reader.rejectUnknownKeys(object, at: path, known: taskKeys)
+        // Every other key is still checked when the command is bad, so one pass reports all.
+        var command: [String]?
+        if let commandValue = object["command"] {
+            command = reader.stringArray(commandValue, at: path.key("command"), nonEmpty: true)
+            if command?[0].isEmpty == true {
+                reader.problem(path.key("command").index(0), "must not be empty")
+            }
+        } else {
+            reader.problem(path.key("command"), "missing; a task needs a command (an array of strings)")
+        }
+        var task = TaskConfiguration(command: command ?? [])
+        if let value = object["cwd"] { task.workingDirectory = reader.string(value, at: path.key("cwd"), nonEmpty: true) }
+        if let value = object["env"] { task.environment = reader.environment(value, at: path.key("env")) ?? [] }
+        if let value = object["start"] { task.start = reader.duration(value, at: path.key("start"), .nonNegative) }
+        if let value = object["every"] { task.every = reader.duration(value, at: path.key("every"), .positive) }
+        if let value = object["jitter"] { task.jitter = reader.duration(value, at: path.key("jitter"), .nonNegative) ?? .zero }
+        if let value = object["timeout"] { task.timeout = reader.duration(value, at: path.key("timeout"), .positive) }
+        if let value = object["kill_grace"] {
+            task.killGrace = reader.duration(value, at: path.key("kill_grace"), .nonNegative) ?? task.killGrace
+        }
+        if let value = object["kill_signal"] {
+            task.killSignal = parseSignal(value, at: path.key("kill_signal"), reader: &reader) ?? task.killSignal
+        }
+        if let value = object["on_failure"] {
+            let failurePath = path.key("on_failure")
+            if let text = reader.string(value, at: failurePath) {
+                if let policy = TaskConfiguration.FailurePolicy(rawValue: text) {
+                    task.onFailure = policy
+                } else {
+                    reader.problem(failurePath, "expected \"fatal\", \"continue\" or \"retry\", got \(value.shortDescription)")
+                }
+            }
+        }
+        if let value = object["backoff"] {
+            task.backoff = parseBackoff(value, at: path.key("backoff"), reader: &reader) ?? task.backoff
+        }
+        if let value = object["max_retries"] {
+            task.maximumRetries = reader.integer(value, at: path.key("max_retries"), in: 0...Int64(Int32.max))
+        }
+        if let value = object["on_change"] {
+            task.onChange = reader.stringArray(value, at: path.key("on_change"), nonEmpty: false) ?? []
+        }
+        if let value = object["on_success"] {
+            task.onSuccess = reader.stringArray(value, at: path.key("on_success"), nonEmpty: false) ?? []
+        }
+        if let value = object["capture"] {
+            task.capture = reader.integer(value, at: path.key("capture"), in: 0...(1 << 30)) ?? task.capture
+        }
+        return command == nil ? nil : task
+    }
+
+    private static func parseBackoff(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> TaskConfiguration.Backoff? {
+        guard let object = reader.object(value, at: path) else { return nil }
+        reader.rejectUnknownKeys(object, at: path, known: backoffKeys)
+        var backoff = TaskConfiguration.Backoff()
+        if let value = object["initial"] { backoff.initial = reader.duration(value, at: path.key("initial"), .positive) ?? backoff.initial }
+        if let value = object["max"] { backoff.maximum = reader.duration(value, at: path.key("max"), .positive) ?? backoff.maximum }
+        if let value = object["factor"] { backoff.factor = reader.number(value, at: path.key("factor"), atLeast: 1) ?? backoff.factor }
+        if backoff.maximum < backoff.initial {
+            reader.problem(path.key("max"), "must be at least initial (\(DurationFormat.format(backoff.initial)))")
+        }
+        return backoff
+    }
+
+    private static func parseHook(
+        _ value: JSONValue, at path: ConfigurationPath, tasks: [String: TaskConfiguration], reader: inout ConfigurationReader
+    ) -> HookConfiguration? {
+        guard let object = reader.object(value, at: path) else { return nil }
+        reader.rejectUnknownKeys(object, at: path, known: hookKeys)
+        switch (object["schedule"], object["command"]) {
+        case (let schedule?, nil):
+            for key in ["cwd", "env", "timeout"] where object[key] != nil {
+                reader.problem(path.key(key), "only a command hook takes \(key)")
+            }
+            let schedulePath = path.key("schedule")
+            guard let entries = reader.object(schedule, at: schedulePath) else { return nil }
+            var result: [HookConfiguration.ScheduleEntry] = []
+            for (task, delay) in entries.pairs {
+                let entryPath = schedulePath.key(task)
+                guard tasks[task] != nil else {
+                    reader.problem(entryPath, "no task is named \"\(task)\"")
+                    continue
+                }
+                if let delay = reader.duration(delay, at: entryPath, .any) {
+                    result.append(.init(task: task, delay: delay))
+                }
+            }
+            return .schedule(result)
+        case (nil, let command?):
+            guard let argv = reader.stringArray(command, at: path.key("command"), nonEmpty: true) else { return nil }
+            var hook = HookConfiguration.CommandHook(command: argv)
+            if let value = object["cwd"] { hook.workingDirectory = reader.string(value, at: path.key("cwd"), nonEmpty: true) }
+            if let value = object["env"] { hook.environment = reader.environment(value, at: path.key("env")) ?? [] }
+            if let value = object["timeout"] { hook.timeout = reader.duration(value, at: path.key("timeout"), .positive) }
+            return .command(hook)
+        case (_?, _?):
+            reader.problem(path, "a hook has either schedule or command, not both")
+            return nil
+        case (nil, nil):
+            reader.problem(path, "a hook needs schedule (an object of task delays) or command (an array of strings)")
+            return nil
+        }
+    }
+
+    /// `"0600"` or `"600"`: octal permission bits, at most 0777.
+    private static func parseMode(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> UInt32? {
+        guard case .string(let text) = value else {
+            reader.problem(path, "expected an octal string such as \"0600\", got \(value.shortDescription)")
+            return nil
+        }
+        guard !text.isEmpty, text.utf8.count <= 4, let mode = UInt32(text, radix: 8), mode <= 0o777 else {
+            reader.problem(path, "expected octal permission bits such as \"0600\", got \(value.shortDescription)")
+            return nil
+        }
+        return mode
+    }
+
+    /// `"TERM"`, `"SIGTERM"` (any case), or a signal number from 1 to 64.
+    private static func parseSignal(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> Int32? {
+        switch value {
+        case .string(let name):
+            if let number = SignalName.number(name) { return number }
+            reader.problem(path, "unknown signal \(value.shortDescription); use a name such as \"TERM\" or \"INT\"")
+            return nil
+        case .int:
+            return reader.integer(value, at: path, in: 1...64).map(Int32.init)
+        default:
+            reader.problem(path, "expected a signal name such as \"TERM\" or a number, got \(value.shortDescription)")
+            return nil
+        }
+    }
+}

@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// One task of the configuration's `tasks` object: a command run as a child process, and the
+/// built-in task hook's rules for what happens after each run (SPEC sections 3 and 4).
+public struct TaskConfiguration: Sendable, Hashable {
+    /// What a failed run does to the loop.
+    public enum FailurePolicy: String, Sendable, Hashable, CaseIterable {
+        /// The loop's run stops with the error (the library's semantics).
+        case fatal
+        /// Record it, keep the previous result, trigger nothing, reschedule by `every`.
+        case `continue`
+        /// Schedule again after an exponential backoff; `fatal` after `maxRetries`, if set.
+        case retry
+    }
+
+    /// Exponential backoff for `on_failure: retry`: `initial`, multiplied by `factor` after each
+    /// consecutive failure, never more than `maximum`.
+    public struct Backoff: Sendable, Hashable {
+        public var initial: Duration = .seconds(1)
+        public var maximum: Duration = .seconds(300)
+        public var factor: Double = 2
+
+        public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(300), factor: Double = 2) {
+            self.initial = initial
+            self.maximum = maximum
+            self.factor = factor
+        }
+    }
+
+    /// The argv; `command[0]` is looked up in `PATH` when it has no `/`. No shell is involved
+    /// unless the argv says so (`["sh", "-c", "..."]`).
+    public var command: [String]
+    public var workingDirectory: String?
+    /// Added to the supervisor's environment, in file order.
+    public var environment: [EnvironmentVariable] = []
+    /// The run hook: scheduled after this delay every time the loop starts; nil: not at start.
+    public var start: Duration?
+    public var every: Duration?
+    public var jitter: Duration = .zero
+    public var timeout: Duration?
+    public var killSignal: Int32 = SIGTERM
+    public var killGrace: Duration = .seconds(5)
+    public var onFailure: FailurePolicy = .fatal
+    public var backoff = Backoff()
+    public var maximumRetries: Int?
+    /// Tasks scheduled now when a successful result differs from the previous one.
+    public var onChange: [String] = []
+    /// Tasks scheduled now after every successful run.
+    public var onSuccess: [String] = []
+    /// Bytes of stdout kept as the result; the rest is drained and the result marked truncated.
+    public var capture: Int = 1 << 20
+
+    public init(command: [String]) {
+        self.command = command
+    }
+
+}

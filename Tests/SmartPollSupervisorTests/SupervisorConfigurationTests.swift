@@ -1,0 +1,249 @@
+import Glibc
+import Testing
+import SmartPollProtocol
+@testable import SmartPollSupervisor
+
+private func parse(_ text: String, file: String = "test.json") throws(SupervisorError) -> SupervisorConfiguration {
+    try SupervisorConfiguration.parse(Array(text.utf8), file: file)
+}
+
+/// The problems reported for `text`, one per line; fails the test if it parsed.
+private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [String] {
+    do {
+        _ = try parse(text)
+        Issue.record("expected the configuration to be rejected", sourceLocation: sourceLocation)
+        return []
+    } catch {
+        #expect(error.code == .invalidConfiguration, sourceLocation: sourceLocation)
+        return error.message.split(separator: "\n").map(String.init)
+    }
+}
+
+@Suite struct SupervisorConfigurationTests {
+    @Test func specExampleParsesWithEveryValue() throws {
+        let configuration = try parse("""
+        // The example of SPEC section 4, comments and all.
+        {
+          "socket": "/run/smartpoll/supervisor.sock",
+          "socket_mode": "0600",
+          "state_dir": "/var/lib/smartpoll",
+          "max_running": 0,
+          "tasks": {
+            "weather1": {
+              "command": ["./fetch", "--api", "1"],
+              "cwd": ".", "env": {"API_KEY": "..."},
+              "start": "0s", "every": "10s", "jitter": "1s",
+              "timeout": "30s", "kill_grace": "5s",
+              "on_failure": "retry", "backoff": {"initial": "1s", "max": "5m", "factor": 2},
+              "on_change": ["publish"], "capture": 1048576
+            },
+            "publish": {"command": ["./publish"]} /* depends on weather1 */
+          },
+          "hooks": {
+            "refresh": {"schedule": {"weather1": "0s", "publish": 1.5}}
+          }
+        }
+        """)
+        #expect(configuration.socket == "/run/smartpoll/supervisor.sock")
+        #expect(configuration.socketMode == 0o600)
+        #expect(configuration.stateDirectory == "/var/lib/smartpoll")
+        #expect(configuration.taskNames == ["publish", "weather1"])
+        let weather = try #require(configuration.tasks["weather1"])
+        #expect(weather.command == ["./fetch", "--api", "1"])
+        #expect(weather.workingDirectory == ".")
+        #expect(weather.environment == [EnvironmentVariable(name: "API_KEY", value: "...")])
+        #expect(weather.start == .zero)
+        #expect(weather.every == .seconds(10))
+        #expect(weather.jitter == .seconds(1))
+        #expect(weather.timeout == .seconds(30))
+        #expect(weather.killGrace == .seconds(5))
+        #expect(weather.onFailure == .retry)
+        #expect(weather.backoff == .init(initial: .seconds(1), maximum: .seconds(300), factor: 2))
+        #expect(weather.onChange == ["publish"])
+        #expect(weather.capture == 1_048_576)
+        #expect(configuration.hooks["refresh"] == .schedule([
+            .init(task: "weather1", delay: .zero), .init(task: "publish", delay: .milliseconds(1500)),
+        ]))
+    }
+
+    @Test func defaultsAreTheSpecOnes() throws {
+        let configuration = try parse(#"{"tasks": {"t": {"command": ["true"]}}}"#)
+        #expect(configuration.socket == nil)
+        #expect(configuration.socketMode == 0o600)
+        #expect(configuration.maximumRunning == 0)
+        #expect(configuration.maximumLineBytes == 1 << 20)
+        #expect(configuration.maximumConnections == 256)
+        #expect(configuration.maximumDirectives == 1_000)
+        let task = try #require(configuration.tasks["t"])
+        #expect(task.start == nil && task.every == nil && task.timeout == nil)
+        #expect(task.killGrace == .seconds(5))
+        #expect(task.killSignal == SIGTERM)
+        #expect(task.onFailure == .fatal)
+        #expect(task.capture == 1 << 20)
+        #expect(task.jitter == .zero)
+    }
+
+    @Test func unknownKeysAreRejectedAtEveryLevelWithTheirPath() {
+        let found = problems("""
+        {"sockt": "x", "tasks": {"t": {"command": ["true"], "evry": "1s", "backoff": {"inital": "1s"}}},
+         "hooks": {"h": {"schedule": {"t": "0s"}, "extra": 1}}}
+        """)
+        #expect(found.contains { $0.hasPrefix("test.json: sockt: unknown key; expected one of socket,") })
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.t.evry: unknown key") })
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.t.backoff.inital: unknown key") })
+        #expect(found.contains { $0.hasPrefix("test.json: hooks.h.extra: unknown key") })
+        #expect(found.count == 4)
+    }
+
+    @Test func wrongTypesNameTheKeyAndWhatWasFound() {
+        let found = problems("""
+        {"max_running": "2", "tasks": {"t": {"command": "true", "env": {"A": 1}},
+                                       "u": {"command": ["x", 2], "on_failure": "sometimes"}}}
+        """)
+        #expect(found.contains("test.json: max_running: expected a whole number, got \"2\""))
+        #expect(found.contains("test.json: tasks.t.command: expected an array of strings, got \"true\""))
+        #expect(found.contains("test.json: tasks.t.env.A: expected a string, got 1"))
+        #expect(found.contains("test.json: tasks.u.command[1]: expected a string, got 2"))
+        #expect(found.contains("test.json: tasks.u.on_failure: expected \"fatal\", \"continue\" or \"retry\", got \"sometimes\""))
+    }
+
+    @Test func badDurationsAreRejectedWithTheReason() {
+        let found = problems("""
+        {"tasks": {"t": {"command": ["true"], "every": "5x", "timeout": "0s", "start": "-1s",
+                         "jitter": true, "kill_grace": 1e300}}}
+        """)
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.t.every: ") && $0.contains("\"5x\"") })
+        #expect(found.contains("test.json: tasks.t.timeout: must be greater than zero, got 0s"))
+        #expect(found.contains("test.json: tasks.t.start: must be zero or more, got -1s"))
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.t.jitter: expected a duration") })
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.t.kill_grace: ") && $0.contains("out of range") })
+        #expect(found.count == 5)
+    }
+
+    @Test func referencesToMissingTasksAreRejected() {
+        let found = problems("""
+        {"tasks": {"a": {"command": ["true"], "on_change": ["b", "ghost"], "on_success": ["a"]},
+                   "b": {"command": ["true"]}},
+         "hooks": {"h": {"schedule": {"phantom": "0s"}}}}
+        """)
+        #expect(found == [
+            "test.json: hooks.h.schedule.phantom: no task is named \"phantom\"",
+            "test.json: tasks.a.on_change[1]: no task is named \"ghost\"",
+        ])
+    }
+
+    @Test func tasksAreRequiredAndNamesAreChecked() {
+        #expect(problems(#"{}"#) == ["test.json: tasks: missing; at least one task is needed"])
+        #expect(problems(#"{"tasks": {}}"#) == ["test.json: tasks: at least one task is needed"])
+        #expect(problems(#"{"tasks": {"bad name": {"command": ["true"]}}}"#)
+            == ["test.json: tasks.\"bad name\": invalid name; use 1 to 128 letters, digits and _ - . : @"])
+        #expect(problems(#"{"tasks": {"t": {}}}"#)
+            == ["test.json: tasks.t.command: missing; a task needs a command (an array of strings)"])
+        #expect(problems(#"{"tasks": {"t": {"command": []}}}"#) == ["test.json: tasks.t.command: must not be empty"])
+    }
+
+    @Test func hooksNeedExactlyOneOfScheduleOrCommand() throws {
+        let found = problems("""
+        {"tasks": {"t": {"command": ["true"]}},
+         "hooks": {"both": {"schedule": {}, "command": ["x"]}, "neither": {}, "cwd": {"schedule": {}, "cwd": "/"}}}
+        """)
+        #expect(found.contains("test.json: hooks.both: a hook has either schedule or command, not both"))
+        #expect(found.contains { $0.hasPrefix("test.json: hooks.neither: a hook needs schedule") })
+        #expect(found.contains("test.json: hooks.cwd.cwd: only a command hook takes cwd"))
+        let configuration = try parse("""
+        {"tasks": {"t": {"command": ["true"]}},
+         "hooks": {"run": {"command": ["./on-event", "--verbose"], "env": {"X": "a=b\\nc"}, "timeout": "3s"}}}
+        """)
+        guard case .command(let hook)? = configuration.hooks["run"] else {
+            Issue.record("expected a command hook")
+            return
+        }
+        #expect(hook.command == ["./on-event", "--verbose"])
+        #expect(hook.environment == [EnvironmentVariable(name: "X", value: "a=b\nc")])
+        #expect(hook.timeout == .seconds(3))
+    }
+
+    @Test func socketModeAndKillSignalAcceptTheirUsualSpellings() throws {
+        let configuration = try parse("""
+        {"socket_mode": "660", "tasks": {"a": {"command": ["true"], "kill_signal": "sigint"},
+                                          "b": {"command": ["true"], "kill_signal": 9},
+                                          "c": {"command": ["true"], "kill_signal": "HUP"}}}
+        """)
+        #expect(configuration.socketMode == 0o660)
+        #expect(configuration.tasks["a"]?.killSignal == SIGINT)
+        #expect(configuration.tasks["b"]?.killSignal == 9)
+        #expect(configuration.tasks["c"]?.killSignal == SIGHUP)
+        let found = problems("""
+        {"socket_mode": "0999", "tasks": {"a": {"command": ["true"], "kill_signal": "FOO"},
+                                          "b": {"command": ["true"], "kill_signal": 65}}}
+        """)
+        #expect(found.contains { $0.hasPrefix("test.json: socket_mode: expected octal permission bits") })
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.a.kill_signal: unknown signal \"FOO\"") })
+        #expect(found.contains("test.json: tasks.b.kill_signal: must be at least 1 and at most 64, got 65"))
+    }
+
+    @Test func environmentKeepsValuesWithEqualsAndNewlinesAndRejectsBadNames() throws {
+        let configuration = try parse(#"{"tasks": {"t": {"command": ["env"], "env": {"B": "x=y", "A": "1\n2"}}}}"#)
+        #expect(configuration.tasks["t"]?.environment == [
+            EnvironmentVariable(name: "B", value: "x=y"), EnvironmentVariable(name: "A", value: "1\n2"),
+        ])
+        #expect(problems(#"{"tasks": {"t": {"command": ["env"], "env": {"A=B": "1"}}}}"#)
+            == ["test.json: tasks.t.env.A=B: invalid environment variable name (empty, or holds = or NUL)"])
+        #expect(problems(#"{"tasks": {"t": {"command": ["a\u0000b"]}}}"#)
+            == ["test.json: tasks.t.command[0]: must not contain a NUL character"])
+    }
+
+    @Test func backoffMaximumBelowInitialIsRejected() {
+        #expect(problems(#"{"tasks": {"t": {"command": ["x"], "backoff": {"initial": "1m", "max": "10s", "factor": 0.5}}}}"#) == [
+            "test.json: tasks.t.backoff.factor: must be at least 1.0, got 0.5",
+            "test.json: tasks.t.backoff.max: must be at least initial (1m0s)",
+        ])
+    }
+
+    @Test func syntaxErrorsGiveFileLineAndColumn() {
+        let found = problems("{\n  \"tasks\": {\n    \"t\" {\"command\": [\"x\"]}\n  }\n}\n")
+        #expect(found.count == 1)
+        #expect(found.first?.hasPrefix("test.json: invalid JSON at line 3, column") == true)
+    }
+
+    @Test func trailingCommasAreForgiven() throws {
+        let configuration = try parse(#"{"tasks": {"t": {"command": ["x", "y",],},},}"#)
+        #expect(configuration.tasks["t"]?.command == ["x", "y"])
+    }
+
+    @Test func locateUsesExplicitThenEnvironmentAndNamesEveryPlaceTried() throws {
+        #expect(try ConfigurationFile.locate(explicit: "/x/y.json", environment: [:]) == "/x/y.json")
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/conf.json"
+        try directory.write("conf.json", #"{"tasks": {"t": {"command": ["true"]}}}"#)
+        #expect(try ConfigurationFile.locate(explicit: nil, environment: ["SMARTPOLL_CONFIG": path]) == path)
+        let environment = ["XDG_CONFIG_HOME": directory.path + "/none", "SMARTPOLL_CONFIG": directory.path + "/missing.json"]
+        do {
+            _ = try ConfigurationFile.locate(explicit: nil, environment: environment)
+            Issue.record("expected configurationNotFound")
+        } catch {
+            #expect(error.code == .configurationNotFound)
+            #expect(error.message.contains(directory.path + "/missing.json"))
+            #expect(error.message.contains("./smartpoll.json"))
+            #expect(error.message.contains(directory.path + "/none/smartpoll/smartpoll.json"))
+            #expect(error.message.contains("/etc/smartpoll/smartpoll.json"))
+            #expect(!error.message.contains("\n"), "one line")
+        }
+        #expect(ConfigurationFile.candidates(environment: ["HOME": "/home/op"]).contains("/home/op/.config/smartpoll/smartpoll.json"))
+    }
+
+    @Test func loadReadsAFileAndReportsOneItCannotRead() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("ok.json", #"{"tasks": {"t": {"command": ["true"], "every": 2}}}"#)
+        let configuration = try ConfigurationFile.load(directory.path + "/ok.json")
+        #expect(configuration.tasks["t"]?.every == .seconds(2))
+        #expect(configuration.file == directory.path + "/ok.json")
+        do {
+            _ = try ConfigurationFile.load(directory.path + "/absent.json")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message == "\(directory.path)/absent.json: cannot open: No such file or directory")
+        }
+    }
+}
