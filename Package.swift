@@ -15,15 +15,16 @@ let package = Package(
             pkgConfig: "json-c",
             providers: [.apt(["libjson-c-dev"])]
         ),
+        .target(name: "CSmartPollPosix"),
         .target(name: "SmartPoll"),
         .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
         .target(
             name: "SmartPollSupervisor",
-            dependencies: ["SmartPoll", "SmartPollProtocol"]
+            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix"]
         ),
         .executableTarget(
             name: "smartpoll-bench",
-            dependencies: ["SmartPoll", "SmartPollProtocol"]
+            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix"]
         ),
         .testTarget(name: "SmartPollTests", dependencies: ["SmartPoll"]),
         .testTarget(name: "SmartPollSupervisorTests", dependencies: ["SmartPollSupervisor"]),

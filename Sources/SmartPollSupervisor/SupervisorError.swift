@@ -5,6 +5,7 @@ public struct SupervisorError: Error, Hashable, Sendable, CustomStringConvertibl
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         private init(_ name: String) { self.name = name }
+        static func named(_ name: String) -> Code { Code(name) }
 
         /// No configuration file was given or found (exit status 78, EX_CONFIG).
         public static let configurationNotFound = Code("configurationNotFound")
@@ -27,4 +28,16 @@ public struct SupervisorError: Error, Hashable, Sendable, CustomStringConvertibl
     }
 
     public var description: String { message }
+}
+
+extension SupervisorError.Code {
+    /// A system call failed where the supervisor cannot go on without it.
+    public static let system = SupervisorError.Code.named("system")
+}
+
+extension SupervisorError {
+    /// `epoll_wait: Bad file descriptor`.
+    static func system(_ call: String, _ number: Int32) -> SupervisorError {
+        SupervisorError(code: .system, message: "\(call): \(ConfigurationFile.errorText(number))")
+    }
 }
