@@ -17,6 +17,7 @@ let package = Package(
         ),
         .target(name: "SmartPoll"),
         .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
+        .target(name: "CSmartPollPosix"),
         .executableTarget(
             name: "smartpoll-bench",
             dependencies: ["SmartPoll", "SmartPollProtocol"]
