@@ -18,6 +18,10 @@ let package = Package(
         .target(name: "SmartPoll"),
         .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
         .target(name: "CSmartPollPosix"),
+        .target(
+            name: "SmartPollSupervisor",
+            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix"]
+        ),
         .executableTarget(
             name: "smartpoll-bench",
             dependencies: ["SmartPoll", "SmartPollProtocol"]
@@ -28,6 +32,7 @@ let package = Package(
             dependencies: ["SmartPollProtocol"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "SmartPollSupervisorTests", dependencies: ["SmartPollSupervisor"]),
     ],
     swiftLanguageModes: [.v6]
 )
