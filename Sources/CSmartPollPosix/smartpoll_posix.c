@@ -64,14 +64,14 @@ static int sp_child_main(void *p) {
     // signal never comes, so do not start an orphan.
     if (getppid() != a->parent) _exit(127);
 
-    struct sigaction dfl;
-    dfl.sa_handler = SIG_DFL;
-    dfl.sa_flags = 0;
-    sigemptyset(&dfl.sa_mask);
+    // The raw syscall, because glibc's sigaction refuses the real-time
+    // signals it reserves, and an ignored one would stay ignored after exec.
+    // All zeros is SIG_DFL, no flags and an empty mask in every architecture's
+    // layout of the kernel's struct sigaction.
+    static const unsigned long dfl[4] = {0, 0, 0, 0};
     for (int sig = 1; sig < _NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
-        // Fails harmlessly (EINVAL) for the signals glibc reserves.
-        (void)sigaction(sig, &dfl, NULL);
+        (void)syscall(SYS_rt_sigaction, sig, dfl, NULL, SP_KERNEL_SIGSET_SIZE);
     }
 
     if (a->cwd != NULL && chdir(a->cwd) < 0) goto fail;
