@@ -32,7 +32,11 @@ let package = Package(
             dependencies: ["SmartPollProtocol"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "SmartPollSupervisorTests", dependencies: ["SmartPollSupervisor"]),
+        .testTarget(
+            name: "SmartPollSupervisorTests",
+            // The C module too, for pidfd_open on a grandchild.
+            dependencies: ["SmartPollSupervisor", "CSmartPollPosix"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
