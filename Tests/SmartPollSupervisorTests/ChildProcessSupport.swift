@@ -92,9 +92,10 @@ func waitForExit(_ process: SpawnedProcess, timeout: Duration = .seconds(3)) thr
     return status
 }
 
-/// Kills the group of a process a test gave up on, and reaps it.
+/// Kills a process a test gave up on, and its group, and reaps it.
 func killAndReap(_ process: SpawnedProcess) {
     _ = try? process.signalGroup(SIGKILL)
+    _ = try? process.signal(SIGKILL)
     _ = try? process.wait()
 }
 

@@ -41,6 +41,20 @@ import Testing
     }
 
     @Test func descriptorThreeIsClosedWithoutDirectives() throws {
+        // Make this process's descriptor 3 inheritable, so that only the
+        // spawner's close stands between it and the child: take 3 if it is
+        // free, or else clear close-on-exec on whatever holds it (the test
+        // runner does) until the child has started. Only this spawner execs
+        // in the test process, and it always replaces or closes 3.
+        let plain = open("/dev/null", O_RDONLY)
+        try #require(plain >= 0)
+        let low = fcntl(plain, F_DUPFD, 0)
+        close(plain)
+        defer { close(low) }
+        let flags = fcntl(3, F_GETFD)
+        try #require(flags >= 0)
+        #expect(fcntl(3, F_SETFD, flags & ~FD_CLOEXEC) == 0)
+        defer { _ = fcntl(3, F_SETFD, flags) }
         let output = try Pipe()
         var process = try ProcessSpawner.spawn(SpawnRequest(
             arguments: ["/bin/sh", "-c", "if { true >&3; } 2>/dev/null; then echo open; else echo closed; fi"],
@@ -87,25 +101,27 @@ import Testing
     }
 
     @Test func sourceDescriptorsNumberedZeroToThreeLandOnTheRightTargets() throws {
-        // The lowest free descriptor of this process, hopefully 3 or lower, so
-        // that the spawner has to move it out of the way before the dup2 onto 3.
-        let output = try Pipe(), directives = try Pipe()
-        let low = fcntl(output.writeEnd!, F_DUPFD_CLOEXEC, 0)
-        try #require(low >= 0)
-        defer { close(low) }
-        output.closeWriteEnd()
+        // Our own 1 and 2 become the child's 2 and 3 while a pipe becomes its
+        // 1: copied in order without care, the child's 2 and 3 would both be
+        // the pipe. Nothing is written to them; the child reports identities.
+        func identity(_ fd: Int32) -> String {
+            var status = stat()
+            return fstat(fd, &status) == 0 ? "\(status.st_dev):\(status.st_ino)" : "none"
+        }
+        let output = try Pipe()
         var process = try ProcessSpawner.spawn(SpawnRequest(
-            arguments: ["/bin/sh", "-c", "echo out; echo directive >&3"],
+            arguments: ["/usr/bin/stat", "-L", "-c", "%d:%i", "/proc/self/fd/1", "/proc/self/fd/2", "/proc/self/fd/3"],
             environment: standardEnvironment,
-            standardOutput: .fileDescriptor(low),
-            directives: directives.writeEnd!
+            standardOutput: .fileDescriptor(output.writeEnd!),
+            standardError: .fileDescriptor(1),
+            directives: 2
         ))
         defer { process.close() }
-        close(low)
-        directives.closeWriteEnd()
-        let texts = try readUntilEndOfFile([output.readEnd!, directives.readEnd!])
-        #expect(texts == ["out\n", "directive\n"], "source descriptor was \(low)")
+        let pipeIdentity = identity(output.writeEnd!)
+        output.closeWriteEnd()
+        let text = try readUntilEndOfFile([output.readEnd!])[0]
         #expect(try waitForExit(process) == .exited(0))
+        #expect(text.split(separator: "\n") == [pipeIdentity, identity(1), identity(2)].map { Substring($0) })
     }
 
     // MARK: Process group, session, signals
@@ -171,7 +187,7 @@ import Testing
         let grandchild = try #require(Int32(line.filter(\.isNumber)))
         let grandchildFD = sp_pidfd_open(grandchild)
         try #require(grandchildFD >= 0)
-        defer { close(grandchildFD) }
+        defer { _ = sp_pidfd_send_signal(grandchildFD, SIGKILL); close(grandchildFD) }
         #expect(getpgid(grandchild) == process.pid)
         #expect(!pidfdBecomesReadable(grandchildFD, timeout: .zero), "the grandchild runs")
 
@@ -186,6 +202,15 @@ import Testing
         defer { process.close() }
         #expect(try waitForExit(process) == .exited(0))
         #expect(try process.signalGroup(SIGTERM) == false)
+    }
+
+    @Test func pidfdIsCloseOnExecAndClosedByClose() throws {
+        var process = try ProcessSpawner.spawn(SpawnRequest(arguments: ["/bin/true"]))
+        let pidfd = try #require(process.pidfd)
+        #expect(fcntl(pidfd, F_GETFD) & FD_CLOEXEC != 0)
+        #expect(try waitForExit(process) == .exited(0))
+        process.close()
+        #expect(process.pidfd == nil)
     }
 
     @Test func signalReachesTheChildThroughItsPidfd() throws {
