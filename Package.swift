@@ -24,14 +24,18 @@ let package = Package(
         ),
         .executableTarget(
             name: "smartpoll-bench",
-            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix"]
+            dependencies: ["SmartPoll", "SmartPollProtocol"]
         ),
         .testTarget(name: "SmartPollTests", dependencies: ["SmartPoll"]),
-        .testTarget(name: "SmartPollSupervisorTests", dependencies: ["SmartPollSupervisor"]),
         .testTarget(
             name: "SmartPollProtocolTests",
             dependencies: ["SmartPollProtocol"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "SmartPollSupervisorTests",
+            // The C module too, for pidfd_open on a grandchild.
+            dependencies: ["SmartPollSupervisor", "CSmartPollPosix"]
         ),
     ],
     swiftLanguageModes: [.v6]

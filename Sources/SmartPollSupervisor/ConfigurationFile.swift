@@ -49,7 +49,7 @@ public enum ConfigurationFile {
     static func readFile(_ path: String) throws(SupervisorError) -> [UInt8] {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot open: \(errorText(errno))")
+            throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot open: \(SupervisorError.errorText(errno))")
         }
         defer { close(descriptor) }
         var bytes: [UInt8] = []
@@ -58,7 +58,7 @@ public enum ConfigurationFile {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot read: \(errorText(errno))")
+                throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot read: \(SupervisorError.errorText(errno))")
             }
             if count == 0 { return bytes }
             bytes.append(contentsOf: chunk[..<count])
@@ -66,10 +66,5 @@ public enum ConfigurationFile {
                 throw SupervisorError(code: .invalidConfiguration, message: "\(path): larger than \(maximumSize >> 20) MiB; is it the right file?")
             }
         }
-    }
-
-    static func errorText(_ number: Int32) -> String {
-        guard let text = strerror(number) else { return "error \(number)" }
-        return String(decoding: UnsafeRawBufferPointer(start: text, count: strlen(text)), as: UTF8.self)
     }
 }

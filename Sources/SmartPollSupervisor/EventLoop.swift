@@ -39,16 +39,16 @@ final class EventLoop {
 
     init() throws(SupervisorError) {
         epoll = sp_epoll_create()
-        guard epoll >= 0 else { throw SupervisorError.system("epoll_create1", errno) }
+        guard epoll >= 0 else { throw SupervisorError.systemCall("epoll_create1", errno: errno) }
         timerDescriptor = sp_timerfd_create()
         guard timerDescriptor >= 0 else {
             close(epoll)
-            throw SupervisorError.system("timerfd_create", errno)
+            throw SupervisorError.systemCall("timerfd_create", errno: errno)
         }
         guard sp_epoll_control(epoll, 0, timerDescriptor, UInt32(SP_READABLE)) == 0 else {
             close(epoll)
             close(timerDescriptor)
-            throw SupervisorError.system("epoll_ctl", errno)
+            throw SupervisorError.systemCall("epoll_ctl", errno: errno)
         }
     }
 
@@ -67,7 +67,7 @@ final class EventLoop {
     /// closing it.
     func register(_ descriptor: Int32, for interest: Events, _ handler: @escaping (Events) -> Void) throws(SupervisorError) {
         guard sp_epoll_control(epoll, 0, descriptor, interest.rawValue) == 0 else {
-            throw SupervisorError.system("epoll_ctl(ADD)", errno)
+            throw SupervisorError.systemCall("epoll_ctl(ADD)", errno: errno)
         }
         handlers[descriptor] = handler
     }
@@ -119,7 +119,7 @@ final class EventLoop {
         var ready = [sp_ready](repeating: sp_ready(), count: 256)
         while !stopping {
             let count = sp_epoll_wait(epoll, &ready, Int32(ready.count), -1)
-            guard count >= 0 else { throw SupervisorError.system("epoll_wait", errno) }
+            guard count >= 0 else { throw SupervisorError.systemCall("epoll_wait", errno: errno) }
             for index in 0..<Int(count) where !stopping {
                 let descriptor = ready[index].fd
                 if descriptor == timerDescriptor {

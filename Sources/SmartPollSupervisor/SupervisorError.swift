@@ -1,18 +1,30 @@
-/// The one error type of the `SmartPollSupervisor` module: a code a caller can branch on and a
-/// message in plain sentences for the operator.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The one error type of the `SmartPollSupervisor` module: an extensible code a caller can
+/// branch on and a message in plain sentences for the operator, for example
+/// `cannot run "/nonexistent": No such file or directory`.
 public struct SupervisorError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What went wrong, as an extensible set of codes.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         private init(_ name: String) { self.name = name }
-        static func named(_ name: String) -> Code { Code(name) }
 
         /// No configuration file was given or found (exit status 78, EX_CONFIG).
         public static let configurationNotFound = Code("configurationNotFound")
         /// The configuration file could not be read, or is invalid (exit status 78).
         public static let invalidConfiguration = Code("invalidConfiguration")
-        /// A task's process could not be started.
+        /// A child process could not be started: the program is missing or not
+        /// executable, the request is malformed, or a resource ran out.
         public static let spawnFailed = Code("spawnFailed")
+        /// A system call on a descriptor or process the supervisor owns failed
+        /// (creating a pipe, waiting for or signalling a child, binding the socket).
+        public static let systemCallFailed = Code("systemCallFailed")
+        /// The command line is wrong (exit status 64, EX_USAGE).
+        public static let usage = Code("usage")
 
         public var description: String { name }
     }
@@ -27,17 +39,16 @@ public struct SupervisorError: Error, Hashable, Sendable, CustomStringConvertibl
         self.message = message
     }
 
-    public var description: String { message }
-}
+    public var description: String { "\(code): \(message)" }
 
-extension SupervisorError.Code {
-    /// A system call failed where the supervisor cannot go on without it.
-    public static let system = SupervisorError.Code.named("system")
-}
+    /// `.systemCallFailed` with `call: strerror(errno)` as the message.
+    static func systemCall(_ call: String, errno code: Int32) -> SupervisorError {
+        SupervisorError(code: .systemCallFailed, message: "\(call): \(errorText(code))")
+    }
 
-extension SupervisorError {
-    /// `epoll_wait: Bad file descriptor`.
-    static func system(_ call: String, _ number: Int32) -> SupervisorError {
-        SupervisorError(code: .system, message: "\(call): \(ConfigurationFile.errorText(number))")
+    /// The C library's text for an errno value, such as `No such file or directory`.
+    static func errorText(_ code: Int32) -> String {
+        guard let text = strerror(code) else { return "error \(code)" }
+        return String(cString: text)
     }
 }

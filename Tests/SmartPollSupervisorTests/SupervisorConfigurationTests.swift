@@ -215,7 +215,7 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         #expect(try ConfigurationFile.locate(explicit: "/x/y.json", environment: [:]) == "/x/y.json")
         let directory = try TemporaryDirectory()
         let path = directory.path + "/conf.json"
-        try directory.write("conf.json", #"{"tasks": {"t": {"command": ["true"]}}}"#)
+        try directory.createFile("conf.json", contents: #"{"tasks": {"t": {"command": ["true"]}}}"#)
         #expect(try ConfigurationFile.locate(explicit: nil, environment: ["SMARTPOLL_CONFIG": path]) == path)
         let environment = ["XDG_CONFIG_HOME": directory.path + "/none", "SMARTPOLL_CONFIG": directory.path + "/missing.json"]
         do {
@@ -234,7 +234,7 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
 
     @Test func loadReadsAFileAndReportsOneItCannotRead() throws {
         let directory = try TemporaryDirectory()
-        try directory.write("ok.json", #"{"tasks": {"t": {"command": ["true"], "every": 2}}}"#)
+        try directory.createFile("ok.json", contents: #"{"tasks": {"t": {"command": ["true"], "every": 2}}}"#)
         let configuration = try ConfigurationFile.load(directory.path + "/ok.json")
         #expect(configuration.tasks["t"]?.every == .seconds(2))
         #expect(configuration.file == directory.path + "/ok.json")

@@ -1,0 +1,89 @@
+#ifndef SMARTPOLL_POSIX_H
+#define SMARTPOLL_POSIX_H
+
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// What `sp_spawn` starts. All pointers are borrowed for the duration of the call.
+typedef struct sp_spawn_options {
+    /// The program: a path (anything with a `/`, relative to `cwd` when given)
+    /// or a bare name looked up in the `PATH` entry of `envp`
+    /// (`/bin:/usr/bin` when there is none), as execvpe does.
+    const char *file;
+    /// NULL-terminated argument vector; `argv[0]` is passed as is.
+    char *const *argv;
+    /// NULL-terminated `KEY=VALUE` array: the child's whole environment.
+    char *const *envp;
+    /// Working directory of the child, or NULL to keep the parent's.
+    const char *cwd;
+    /// Descriptors that become 0, 1 and 2 in the child; -1 means /dev/null.
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+    /// Descriptor that becomes 3 in the child; -1 means 3 is closed.
+    int directive_fd;
+} sp_spawn_options;
+
+/// Starts a child in its own session and process group, with SIGKILL as its
+/// parent-death signal, an empty signal mask, default signal dispositions,
+/// descriptors 0-3 as given and nothing else open, then executes `file`.
+///
+/// Returns 0 and sets `*pid_out` and `*pidfd_out` (a CLOEXEC pidfd, or -1 when
+/// the kernel has none: the caller falls back to the pid), or returns an errno
+/// value: ENOENT or EACCES when the program cannot be found or run, the errno of
+/// the failing step otherwise. On failure no child is left behind (it is reaped).
+///
+/// - Important: the parent-death signal fires when the *thread* that called
+///   `sp_spawn` exits, not the process: call it from a thread that lives as long
+///   as the children should.
+int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out);
+
+/// `pipe2` with O_CLOEXEC, plus O_NONBLOCK on both ends when `nonblock` is
+/// non-zero. Returns 0 or an errno value.
+/// - Important: O_NONBLOCK belongs to the open file, so a child given one end
+///   sees it too; for a child's pipe use `sp_set_nonblocking` on the parent's end.
+int sp_pipe2_cloexec(int fds[2], int nonblock);
+
+/// Sets O_NONBLOCK on `fd`. Returns 0 or an errno value.
+int sp_set_nonblocking(int fd);
+
+/// A CLOEXEC pidfd for `pid`, or -1 with errno set.
+int sp_pidfd_open(pid_t pid);
+
+/// Sends `sig` to the process behind `pidfd`. Returns 0 or an errno value.
+int sp_pidfd_send_signal(int pidfd, int sig);
+
+/// Sends `sig` to every process of the process group `pgid`.
+/// Returns 0 or an errno value.
+int sp_kill_group(pid_t pgid, int sig);
+
+/// How a waited-for child ended.
+typedef struct sp_exit_status {
+    /// 0 when a non-blocking wait found the child still running (the other
+    /// fields are then 0), 1 when it has ended and been reaped.
+    int ended;
+    /// 1 when the child called exit, 0 when a signal killed it.
+    int exited;
+    /// The exit code when `exited`.
+    int code;
+    /// The signal number when not `exited`.
+    int signal;
+} sp_exit_status;
+
+/// Reaps the child behind `pidfd` (waitid P_PIDFD, WEXITED), blocking unless
+/// `nohang`. Retries on EINTR. Returns 0 or an errno value (ECHILD when it was
+/// already reaped).
+int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang);
+
+/// The same as `sp_wait_pidfd` for one child `pid` (waitid P_PID); never waits
+/// for any other child.
+int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,329 @@
+#define _GNU_SOURCE
+#include "smartpoll_posix.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+// glibc has P_PIDFD in idtype_t from 2.36 on; the kernel value is stable.
+#define SP_P_PIDFD ((idtype_t)3)
+
+// The kernel's sigset_t is _NSIG bits; glibc's is larger.
+#define SP_KERNEL_SIGSET_SIZE (_NSIG / 8)
+// Upper bound of the descriptor loop when close_range is missing (Linux < 5.9).
+#define SP_CLOSE_LOOP_LIMIT (1 << 20)
+#define SP_CHILD_STACK_SIZE (128 * 1024)
+
+// Everything the child needs, prepared by the parent. The child shares the
+// parent's memory (CLONE_VM) and the parent is suspended until the child execs
+// or exits (CLONE_VFORK), so the child reads this directly and reports a
+// failure by writing `err`, which the parent reads once it resumes: the same
+// channel glibc's posix_spawn uses, with no pipe to create or drain.
+struct sp_child_args {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int fds[4];
+    pid_t parent;
+    int close_limit;
+    volatile int err;
+};
+
+// Runs in the child between clone and execve: async-signal-safe calls only,
+// no allocation, no locks, no stdio.
+static int sp_child_main(void *p) {
+    struct sp_child_args *a = p;
+
+    if (setsid() < 0) goto fail;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) goto fail;
+    // The parent may have died before PR_SET_PDEATHSIG took effect: then the
+    // signal never comes, so do not start an orphan.
+    if (getppid() != a->parent) _exit(127);
+
+    // The raw syscall, because glibc's sigaction refuses the real-time
+    // signals it reserves, and an ignored one would stay ignored after exec.
+    // All zeros is SIG_DFL, no flags and an empty mask in every architecture's
+    // layout of the kernel's struct sigaction.
+    static const unsigned long dfl[4] = {0, 0, 0, 0};
+    for (int sig = 1; sig < _NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        (void)syscall(SYS_rt_sigaction, sig, dfl, NULL, SP_KERNEL_SIGSET_SIZE);
+    }
+
+    if (a->cwd != NULL && chdir(a->cwd) < 0) goto fail;
+
+    // A source already numbered 0-3 could be overwritten by an earlier dup2:
+    // move all of those above 3 first.
+    int src[4];
+    for (int i = 0; i < 4; i++) {
+        src[i] = a->fds[i];
+        if (src[i] >= 0 && src[i] <= 3) {
+            src[i] = fcntl(src[i], F_DUPFD, 4);
+            if (src[i] < 0) goto fail;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        if (src[i] >= 0) {
+            // dup2 to another number also clears FD_CLOEXEC on the target.
+            if (dup2(src[i], i) < 0) goto fail;
+        } else {
+            (void)close(i);
+        }
+    }
+    if (syscall(SYS_close_range, 4U, ~0U, 0U) != 0) {
+        for (int fd = 4; fd < a->close_limit; fd++) (void)close(fd);
+    }
+
+    sigset_t empty;
+    sigemptyset(&empty);
+    (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, SP_KERNEL_SIGSET_SIZE);
+
+    execve(a->path, a->argv, a->envp);
+fail:
+    a->err = errno != 0 ? errno : ECHILD;
+    _exit(127);
+}
+
+static const char *sp_env_lookup(char *const *envp, const char *name) {
+    size_t len = strlen(name);
+    for (char *const *e = envp; *e != NULL; e++) {
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+    }
+    return NULL;
+}
+
+// Checks `candidate` as execve would see it after chdir(cwd).
+// Returns 0 when it is an executable regular file, an errno value otherwise.
+static int sp_check_executable(const char *candidate, const char *cwd) {
+    char *joined = NULL;
+    const char *check = candidate;
+    if (candidate[0] != '/' && cwd != NULL) {
+        size_t n = strlen(cwd) + 1 + strlen(candidate) + 1;
+        joined = malloc(n);
+        if (joined == NULL) return ENOMEM;
+        strcpy(joined, cwd);
+        strcat(joined, "/");
+        strcat(joined, candidate);
+        check = joined;
+    }
+    int err = 0;
+    struct stat st;
+    if (stat(check, &st) != 0) {
+        err = errno;
+    } else if (!S_ISREG(st.st_mode)) {
+        err = EACCES;
+    } else if (faccessat(AT_FDCWD, check, X_OK, AT_EACCESS) != 0) {
+        err = errno;
+    }
+    free(joined);
+    return err;
+}
+
+// Resolves a bare program name through PATH like execvpe, but in the parent,
+// so the child only calls execve. Returns 0 and a malloc'ed path, or an errno.
+static int sp_resolve_program(const char *file, char *const *envp, const char *cwd, char **resolved) {
+    *resolved = NULL;
+    if (file[0] == '\0') return ENOENT;
+    if (strchr(file, '/') != NULL) {
+        *resolved = strdup(file);
+        return *resolved != NULL ? 0 : ENOMEM;
+    }
+    const char *path = sp_env_lookup(envp, "PATH");
+    if (path == NULL) path = "/bin:/usr/bin";
+
+    size_t file_len = strlen(file);
+    int seen_eacces = 0;
+    const char *p = path;
+    for (;;) {
+        const char *end = strchrnul(p, ':');
+        size_t dir_len = (size_t)(end - p);
+        // An empty element is the working directory, as for execvpe.
+        const char *dir = dir_len == 0 ? "." : p;
+        if (dir_len == 0) dir_len = 1;
+        char *candidate = malloc(dir_len + 1 + file_len + 1);
+        if (candidate == NULL) return ENOMEM;
+        memcpy(candidate, dir, dir_len);
+        candidate[dir_len] = '/';
+        memcpy(candidate + dir_len + 1, file, file_len + 1);
+
+        int err = sp_check_executable(candidate, cwd);
+        if (err == 0) {
+            *resolved = candidate;
+            return 0;
+        }
+        free(candidate);
+        if (err == EACCES) seen_eacces = 1;
+        else if (err == ENOMEM) return ENOMEM;
+        if (*end == '\0') break;
+        p = end + 1;
+    }
+    return seen_eacces ? EACCES : ENOENT;
+}
+
+static int sp_close_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > SP_CLOSE_LOOP_LIMIT) {
+        return SP_CLOSE_LOOP_LIMIT;
+    }
+    return (int)rl.rlim_cur;
+}
+
+static int sp_wait_common(idtype_t type, id_t id, sp_exit_status *status, int nohang) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    memset(status, 0, sizeof *status);
+    int r;
+    do {
+        r = waitid(type, id, &info, WEXITED | (nohang ? WNOHANG : 0));
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return errno;
+    // With WNOHANG and no change, waitid leaves si_pid zero.
+    if (info.si_pid == 0) return 0;
+    status->ended = 1;
+    if (info.si_code == CLD_EXITED) {
+        status->exited = 1;
+        status->code = info.si_status;
+    } else {
+        status->signal = info.si_status;
+    }
+    return 0;
+}
+
+int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
+    *pid_out = -1;
+    *pidfd_out = -1;
+    if (options == NULL || options->file == NULL || options->argv == NULL || options->envp == NULL) {
+        return EINVAL;
+    }
+
+    char *path = NULL;
+    int err = sp_resolve_program(options->file, options->envp, options->cwd, &path);
+    if (err != 0) return err;
+
+    int devnull = -1;
+    if (options->stdin_fd < 0 || options->stdout_fd < 0 || options->stderr_fd < 0) {
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0) {
+            err = errno;
+            free(path);
+            return err;
+        }
+    }
+
+    struct sp_child_args args = {
+        .path = path,
+        .argv = options->argv,
+        .envp = options->envp,
+        .cwd = options->cwd,
+        .fds = {
+            options->stdin_fd >= 0 ? options->stdin_fd : devnull,
+            options->stdout_fd >= 0 ? options->stdout_fd : devnull,
+            options->stderr_fd >= 0 ? options->stderr_fd : devnull,
+            options->directive_fd,
+        },
+        .parent = getpid(),
+        .close_limit = sp_close_limit(),
+        .err = 0,
+    };
+
+    void *stack = mmap(NULL, SP_CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        err = errno;
+        if (devnull >= 0) close(devnull);
+        free(path);
+        return err;
+    }
+
+    // No signal handler may run in the child, which shares our memory: block
+    // every signal, glibc's reserved ones included (hence the raw syscall and
+    // a fully set mask rather than sigfillset).
+    sigset_t all, old;
+    memset(&all, 0xff, sizeof all);
+    (void)syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &old, SP_KERNEL_SIGSET_SIZE);
+
+    // CLONE_PIDFD hands us the pidfd atomically, before anyone could reap the
+    // child and recycle its pid. Kernels before 5.2 ignore the flag.
+    pid_t pidfd = -1;
+    pid_t pid = clone(sp_child_main, (char *)stack + SP_CHILD_STACK_SIZE,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
+    int clone_errno = errno;
+
+    (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, SP_KERNEL_SIGSET_SIZE);
+    munmap(stack, SP_CHILD_STACK_SIZE);
+    if (devnull >= 0) close(devnull);
+    free(path);
+
+    if (pid < 0) return clone_errno;
+
+    if (args.err != 0) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        if (pidfd >= 0) close(pidfd);
+        return args.err;
+    }
+
+    *pid_out = pid;
+    if (pidfd < 0) pidfd = sp_pidfd_open(pid);
+    *pidfd_out = pidfd;
+    return 0;
+}
+
+int sp_pipe2_cloexec(int fds[2], int nonblock) {
+    return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0)) == 0 ? 0 : errno;
+}
+
+int sp_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return errno;
+    if (flags & O_NONBLOCK) return 0;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 ? 0 : errno;
+}
+
+int sp_pidfd_open(pid_t pid) {
+    // pidfds are always close-on-exec.
+    return (int)syscall(SYS_pidfd_open, pid, 0U);
+}
+
+int sp_pidfd_send_signal(int pidfd, int sig) {
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0U) == 0 ? 0 : errno;
+}
+
+int sp_kill_group(pid_t pgid, int sig) {
+    if (pgid <= 0) return EINVAL;
+    return kill(-pgid, sig) == 0 ? 0 : errno;
+}
+
+int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang) {
+    return sp_wait_common(SP_P_PIDFD, (id_t)pidfd, status, nohang);
+}
+
+int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang) {
+    if (pid <= 0) return EINVAL;
+    return sp_wait_common(P_PID, (id_t)pid, status, nohang);
+}

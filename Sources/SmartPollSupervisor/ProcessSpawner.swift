@@ -1,0 +1,102 @@
+import CSmartPollPosix
+import Glibc
+
+/// Starts child processes through the `CSmartPollPosix` shim.
+///
+/// Each child runs in a new session and process group (its pid is the group
+/// id), receives SIGKILL when the spawning thread dies, starts with default
+/// signal dispositions and an empty mask, and has exactly descriptors 0-3 open.
+public enum ProcessSpawner {
+    /// Starts the program of `request` and returns at once.
+    ///
+    /// - Throws: `.spawnFailed` when the request is malformed or the program
+    ///   cannot be started, with a message such as
+    ///   `cannot run "/nonexistent": No such file or directory`. No child is
+    ///   left behind then.
+    /// - Important: the parent-death signal is tied to the calling *thread*:
+    ///   spawn from a thread that lives as long as the supervisor, not from a
+    ///   pool thread that may be retired.
+    public static func spawn(_ request: SpawnRequest) throws(SupervisorError) -> SpawnedProcess {
+        let name = request.programName
+        func failure(_ reason: String) -> SupervisorError {
+            SupervisorError(code: .spawnFailed, message: "cannot run \"\(name)\": \(reason)")
+        }
+
+        guard !request.arguments.isEmpty else {
+            throw SupervisorError(code: .spawnFailed, message: "cannot run an empty command")
+        }
+        if request.arguments.contains(where: containsNUL) {
+            throw failure("an argument contains a NUL byte")
+        }
+        if request.environment.contains(where: containsNUL) {
+            throw failure("an environment entry contains a NUL byte")
+        }
+        if let directory = request.workingDirectory, containsNUL(directory) {
+            throw failure("the working directory contains a NUL byte")
+        }
+        let descriptors = [request.standardInput, request.standardOutput, request.standardError]
+        guard descriptors.allSatisfy(isValid), request.directives.map({ $0 >= 0 }) ?? true else {
+            throw failure("a descriptor is negative")
+        }
+
+        var pid: pid_t = -1
+        var pidfd: Int32 = -1
+        let result: Int32 = withCStringArray(request.arguments) { argv in
+            withCStringArray(request.environment) { envp in
+                guard let argv, let envp else { return ENOMEM }
+                return withOptionalCString(request.workingDirectory) { cwd in
+                    var options = sp_spawn_options(
+                        file: argv[0],
+                        argv: argv,
+                        envp: envp,
+                        cwd: cwd,
+                        stdin_fd: number(request.standardInput),
+                        stdout_fd: number(request.standardOutput),
+                        stderr_fd: number(request.standardError),
+                        directive_fd: request.directives ?? -1
+                    )
+                    return sp_spawn(&options, &pid, &pidfd)
+                }
+            }
+        }
+        guard result == 0 else { throw failure(SupervisorError.errorText(result)) }
+        return SpawnedProcess(pid: pid, pidfd: pidfd >= 0 ? pidfd : nil)
+    }
+
+    private static func containsNUL(_ string: String) -> Bool {
+        string.utf8.contains(0)
+    }
+
+    private static func isValid(_ descriptor: SpawnRequest.Descriptor) -> Bool {
+        if case .fileDescriptor(let fd) = descriptor { return fd >= 0 }
+        return true
+    }
+
+    private static func number(_ descriptor: SpawnRequest.Descriptor) -> Int32 {
+        switch descriptor {
+        case .nullDevice: -1
+        case .fileDescriptor(let fd): fd
+        }
+    }
+
+    /// Calls `body` with a NULL-terminated array of C strings copied from
+    /// `strings`, or with `nil` when memory ran out; frees them afterwards.
+    private static func withCStringArray<Result>(
+        _ strings: [String],
+        _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> Result
+    ) -> Result {
+        var pointers = strings.map { strdup($0) }
+        defer { pointers.forEach { free($0) } }
+        if pointers.contains(where: { $0 == nil }) { return body(nil) }
+        pointers.append(nil)
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+
+    private static func withOptionalCString<Result>(
+        _ string: String?,
+        _ body: (UnsafePointer<CChar>?) -> Result
+    ) -> Result {
+        guard let string else { return body(nil) }
+        return string.withCString(body)
+    }
+}

@@ -1,0 +1,56 @@
+/// Everything needed to start one child process.
+///
+/// The child gets exactly `environment`, descriptors 0-3 as given here and no
+/// other descriptor, a new session and process group, default signal
+/// dispositions and an empty signal mask.
+public struct SpawnRequest: Sendable {
+    /// Where one of the child's standard descriptors comes from.
+    public enum Descriptor: Hashable, Sendable {
+        /// `/dev/null`, opened read-write.
+        case nullDevice
+        /// A descriptor of the caller, duplicated into the child. The caller
+        /// keeps ownership: it stays open in the parent.
+        case fileDescriptor(Int32)
+    }
+
+    /// The argument vector. `arguments[0]` names the program: a path when it
+    /// contains a `/` (relative to `workingDirectory` when given), otherwise a
+    /// name looked up in the `PATH` of `environment` (`/bin:/usr/bin` without one).
+    /// - Important: must not be empty; no argument may contain a NUL byte.
+    public var arguments: [String]
+    /// The child's whole environment, as `KEY=VALUE` strings. Values may
+    /// contain `=` and newlines, but no NUL byte.
+    public var environment: [String]
+    /// The child's working directory, or `nil` for the supervisor's.
+    public var workingDirectory: String?
+    /// Descriptor 0 of the child.
+    public var standardInput: Descriptor
+    /// Descriptor 1 of the child: the run's result.
+    public var standardOutput: Descriptor
+    /// Descriptor 2 of the child: its log.
+    public var standardError: Descriptor
+    /// The descriptor that becomes 3 in the child (the directive channel), or
+    /// `nil` to leave 3 closed.
+    public var directives: Int32?
+
+    public init(
+        arguments: [String],
+        environment: [String] = [],
+        workingDirectory: String? = nil,
+        standardInput: Descriptor = .nullDevice,
+        standardOutput: Descriptor = .nullDevice,
+        standardError: Descriptor = .nullDevice,
+        directives: Int32? = nil
+    ) {
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.standardInput = standardInput
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+        self.directives = directives
+    }
+
+    /// The program as named in the request, for messages.
+    var programName: String { arguments.first ?? "" }
+}
