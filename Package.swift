@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "SmartPoll", targets: ["SmartPoll"]),
         .library(name: "SmartPollProtocol", targets: ["SmartPollProtocol"]),
+        .executable(name: "smartpoll-supervisor", targets: ["smartpoll-supervisor"]),
         .executable(name: "smartpoll-bench", targets: ["smartpoll-bench"]),
     ],
     targets: [
@@ -22,6 +23,7 @@ let package = Package(
             name: "SmartPollSupervisor",
             dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix"]
         ),
+        .executableTarget(name: "smartpoll-supervisor", dependencies: ["SmartPollSupervisor", "SmartPollProtocol"]),
         .executableTarget(
             name: "smartpoll-bench",
             dependencies: ["SmartPoll", "SmartPollProtocol"]

@@ -1,0 +1,158 @@
+import CSmartPollPosix
+import SmartPollProtocol
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The control socket: accepts clients, checks their credentials, frames their lines and hands
+/// each decoded request to the supervisor, all on the event loop (SPEC sections 5 and 8).
+///
+/// A slow or silent client never delays another: sockets are non-blocking, a client's output
+/// is buffered up to ``maximumOutput`` (beyond that it is dropped: it is not reading), and
+/// while its output is above ``pauseInputAbove`` its input is not read, so a client pipelining
+/// without reading stalls only itself.
+final class ControlServer {
+    /// Answers one request; call `respond` exactly once, now or later.
+    typealias Handler = (_ request: Request, _ client: ClientConnection, _ respond: @escaping (Reply) -> Void) -> Void
+
+    let loop: EventLoop
+    let listener: Int32
+    let maximumConnections: Int
+    let maximumLineLength: Int
+    let maximumOutput = 16 << 20
+    let pauseInputAbove = 1 << 20
+    var handler: Handler = { request, _, respond in
+        respond(Reply(to: request, body: .failure(ProtocolError(.internal, "not ready"))))
+    }
+    /// Whether a peer may use the socket (SO_PEERCRED): its uid and gid.
+    var isAuthorized: (UInt32, UInt32) -> Bool = { _, _ in true }
+    /// Whether new requests are refused with `shutting_down`.
+    var isShuttingDown = false
+
+    private(set) var clients: [Int32: ClientConnection] = [:]
+    private var nextClientID = 0
+    private var readBuffer = [UInt8](repeating: 0, count: 65_536)
+
+    init(loop: EventLoop, listener: Int32, maximumConnections: Int, maximumLineLength: Int) throws(SupervisorError) {
+        self.loop = loop
+        self.listener = listener
+        self.maximumConnections = maximumConnections
+        self.maximumLineLength = maximumLineLength
+        try loop.register(listener, for: .readable) { [weak self] _ in self?.acceptClients() }
+    }
+
+    /// Every client that asked to `watch`.
+    var watchers: some Sequence<ClientConnection> {
+        clients.values.lazy.filter(\.isWatching)
+    }
+
+    private func acceptClients() {
+        while true {
+            var uid: uid_t = 0, gid: gid_t = 0, pid: pid_t = 0
+            let descriptor = sp_accept(listener, &uid, &gid, &pid)
+            if descriptor < 0 { return }  // EAGAIN, or a peer that left before we could look
+            nextClientID += 1
+            let client = ClientConnection(
+                id: nextClientID, descriptor: descriptor, peerUserID: uid, peerProcessID: pid,
+                maximumLineLength: maximumLineLength, server: self)
+            guard isAuthorized(uid, gid) else {
+                refuse(client, ProtocolError(.permissionDenied, "uid \(uid) may not use this socket"))
+                continue
+            }
+            guard clients.count < maximumConnections else {
+                refuse(client, ProtocolError(.busy, "too many connections (at most \(maximumConnections)); try again later"))
+                continue
+            }
+            do {
+                try loop.register(descriptor, for: .readable) { [weak self, unowned client] events in
+                    self?.serviceClient(client, events)
+                }
+            } catch {
+                Glibc.close(descriptor)
+                continue
+            }
+            clients[descriptor] = client
+        }
+    }
+
+    /// One error line, best effort, then the connection is closed.
+    private func refuse(_ client: ClientConnection, _ error: ProtocolError) {
+        let line = Array(Reply(id: .null, body: .failure(error)).encoded().utf8) + [10]
+        _ = line.withUnsafeBytes { sp_send(client.descriptor, $0.baseAddress, $0.count) }
+        Glibc.close(client.descriptor)
+    }
+
+    private func serviceClient(_ client: ClientConnection, _ events: EventLoop.Events) {
+        if events.contains(.writable) {
+            guard client.flush() else { return }
+            outputChanged(client)
+        }
+        guard !client.isClosed, events.contains(.readable) || events.contains(.hangup) || events.contains(.error) else { return }
+        let count = readBuffer.withUnsafeMutableBytes { read(client.descriptor, $0.baseAddress, $0.count) }
+        if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
+            close(client)
+            return
+        }
+        guard count > 0 else { return }
+        if client.isWatching { return }
+        readBuffer.withUnsafeBytes { client.framer.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+        while !client.isClosed, !client.isWatching, let frame = client.framer.next() {
+            switch frame {
+            case .line(let line):
+                dispatch(line, from: client)
+            case .tooLarge(let length):
+                let slot = client.takeSlot()
+                client.reply(Reply(id: .null, body: .failure(ProtocolError(
+                    .tooLarge, "request line longer than \(maximumLineLength) bytes (\(length) seen); closing the connection"))),
+                    slot: slot)
+                _ = client.flush()
+                close(client)
+            }
+        }
+    }
+
+    private func dispatch(_ line: [UInt8], from client: ClientConnection) {
+        let slot = client.takeSlot()
+        switch Request.decode(line) {
+        case .failure(let failure):
+            client.reply(failure.reply, slot: slot)
+        case .success(let request):
+            if isShuttingDown {
+                client.reply(Reply(to: request, body: .failure(ProtocolError(.shuttingDown, "the supervisor is shutting down"))), slot: slot)
+                return
+            }
+            handler(request, client) { [weak client] reply in client?.reply(reply, slot: slot) }
+        }
+    }
+
+    /// Re-evaluates what to watch the client for after its output changed.
+    func outputChanged(_ client: ClientConnection) {
+        guard !client.isClosed else { return }
+        if client.pendingOutput > maximumOutput {
+            close(client)
+            return
+        }
+        var interest: EventLoop.Events = client.pendingOutput > pauseInputAbove ? [] : .readable
+        if client.pendingOutput > 0 { interest.insert(.writable) }
+        loop.watch(client.descriptor, for: interest)
+    }
+
+    func close(_ client: ClientConnection) {
+        guard !client.isClosed else { return }
+        client.markClosed()
+        loop.deregister(client.descriptor)
+        clients.removeValue(forKey: client.descriptor)
+        Glibc.close(client.descriptor)
+    }
+
+    /// Closes every client and stops accepting.
+    func shutdown() {
+        for client in Array(clients.values) {
+            _ = client.flush()
+            close(client)
+        }
+        loop.deregister(listener)
+    }
+}

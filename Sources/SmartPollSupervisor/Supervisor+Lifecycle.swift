@@ -1,0 +1,84 @@
+import CSmartPollPosix
+import SmartPollProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Binding the socket, serving, signals and shutdown (SPEC section 7).
+extension Supervisor {
+    /// Serves until `shutdown`, SIGTERM or SIGINT; then every task has been ended and reaped
+    /// and the socket removed.
+    func serve() throws(SupervisorError) {
+        let signals = sp_signalfd_for_shutdown_signals()
+        guard signals >= 0 else { throw SupervisorError.systemCall("signalfd", errno: errno) }
+        defer { close(signals) }
+        let listener = try bindSocket()
+        server = try ControlServer(
+            loop: loop, listener: listener, maximumConnections: configuration.maximumConnections,
+            maximumLineLength: configuration.maximumLineBytes)
+        server.isAuthorized = { uid, _ in uid == getuid() || uid == 0 }
+        server.handler = { [unowned self] request, client, respond in self.handle(request, from: client, respond: respond) }
+        try loop.register(signals, for: .readable) { [unowned self] _ in
+            while case let signal = sp_signalfd_read(signals), signal != 0 {
+                if signal == SIGHUP {
+                    self.log.write(.warning, "SIGHUP received; reload is not supported by this version yet")
+                } else {
+                    self.log.write(.info, "\(SignalName.name(signal)) received; shutting down")
+                    self.beginShutdown()
+                }
+            }
+        }
+        log.write(.info, "listening", [("socket", socketPath), ("pid", "\(getpid())"), ("tasks", "\(names.count)")])
+        requestStart()
+        defer {
+            unlink(socketPath)
+            close(listener)
+        }
+        try loop.run()
+        log.write(.info, "stopped")
+    }
+
+    /// Stops the loop, ends every task (TERM, then KILL after its grace), refuses new requests,
+    /// and exits once every task has been reaped.
+    func beginShutdown() {
+        guard !isShuttingDown else { return }
+        isShuttingDown = true
+        server.isShuttingDown = true
+        endRun(error: nil)
+        checkQuiescent()
+    }
+
+    func finishShutdown() {
+        server.shutdown()
+        loop.stop()
+    }
+
+    /// Creates the parent directory (0700) if missing, refuses a socket a live supervisor
+    /// answers on, replaces a stale one, and listens.
+    private func bindSocket() throws(SupervisorError) -> Int32 {
+        let path = socketPath
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            let directory = String(path[..<slash])
+            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+                throw SupervisorError(code: .systemCallFailed, message: "cannot create \(directory): \(SupervisorError.errorText(errno))")
+            }
+        }
+        let probe = sp_connect_unix(path)
+        if probe >= 0 {
+            close(probe)
+            throw SupervisorError(code: .systemCallFailed, message: "another supervisor is already listening on \(path)")
+        }
+        if errno == ECONNREFUSED {
+            // Nobody listens: a stale socket left by a supervisor that was killed.
+            var info = stat()
+            if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK {
+                unlink(path)
+            }
+        }
+        let listener = sp_listen_unix(path, 128, configuration.socketMode)
+        guard listener >= 0 else {
+            throw SupervisorError(code: .systemCallFailed, message: "cannot listen on \(path): \(SupervisorError.errorText(errno))")
+        }
+        return listener
+    }
+}

@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SmartPoll
+import SmartPollProtocol
+
+/// The built-in task hook (SPEC section 3): what happens inside the loop after each run.
+extension Supervisor {
+    /// A run's process has ended (and its pipes are drained).
+    func runEnded(_ run: TaskRun) {
+        let index = run.taskIndex
+        let name = names[index]
+        let ended = Timestamp.now()
+        let duration = Double(loop.now - run.started) / 1e6
+        let succeeded = run.succeeded
+        tasks[index].current = nil
+        tasks[index].runs += 1
+        if !succeeded { tasks[index].failures += 1 }
+        var exitCode: Int?
+        var signal: Int?
+        switch run.status {
+        case .exited(let code)?: exitCode = Int(code)
+        case .signaled(let number)?: signal = Int(number)
+        case nil: break
+        }
+        tasks[index].last = LastRun(
+            run: run.runID, started: run.startedWall, ended: ended, durationMilliseconds: duration,
+            exitCode: exitCode, signal: signal, timedOut: run.timedOut, succeeded: succeeded,
+            error: run.failureReason, stderrTail: run.stderrTailText)
+
+        var changed = false
+        let current = run.generation == generation && loopState == .running
+        if current {
+            if succeeded {
+                changed = applySuccess(run)
+            } else {
+                applyFailure(index, reason: "task \(name) run \(run.runID) \(run.failureReason ?? "failed")")
+            }
+        }
+        log.write(succeeded ? .info : .warning, succeeded ? "finished" : "failed: \(run.failureReason ?? "")",
+                  [("task", name), ("run", "\(run.runID)"), ("pid", "\(run.pid)"),
+                   ("duration_ms", "\(Int(duration.rounded()))"), ("changed", "\(changed)")])
+        publish(.taskFinished(
+            task: name, run: run.runID, exitCode: exitCode, signal: signal, timedOut: run.timedOut,
+            succeeded: succeeded, durationMilliseconds: duration, changed: changed))
+        let outcome = RunOutcome(task: name, run: run.runID, exitCode: exitCode, signal: signal,
+                                 timedOut: run.timedOut, succeeded: succeeded)
+        for waiter in run.waiters { waiter(.runFinished(outcome)) }
+        machine.taskFinished(SchedulerStateMachine.TaskID(index))
+        checkQuiescent()
+        pump()
+    }
+
+    /// Directives, result, `on_change`, `on_success`, `every`. Returns whether the result changed.
+    private func applySuccess(_ run: TaskRun) -> Bool {
+        let index = run.taskIndex
+        for directive in run.directives { apply(directive) }
+        let result = TaskResult(task: names[index], run: run.runID, time: Timestamp.now(),
+                                output: run.output, truncated: run.truncated)
+        let changed = tasks[index].result.map { $0.output != result.output || $0.truncated != result.truncated } ?? true
+        tasks[index].result = result
+        tasks[index].consecutiveFailures = 0
+        let configuration = tasks[index].configuration
+        if changed {
+            for target in configuration.onChange { scheduleNow(target) }
+        }
+        for target in configuration.onSuccess { scheduleNow(target) }
+        rescheduleByEvery(index)
+        return changed
+    }
+
+    /// `on_failure`: end the loop, carry on by `every`, or retry after a growing backoff.
+    private func applyFailure(_ index: Int, reason: String) {
+        let configuration = tasks[index].configuration
+        switch configuration.onFailure {
+        case .fatal:
+            endRun(error: reason)
+        case .continue:
+            rescheduleByEvery(index)
+        case .retry:
+            tasks[index].consecutiveFailures += 1
+            let failures = tasks[index].consecutiveFailures
+            if let limit = configuration.maximumRetries, failures > limit {
+                endRun(error: "\(reason); gave up after \(limit) retries")
+                return
+            }
+            let backoff = configuration.backoff
+            let seconds = min(
+                Double(backoff.initial.nanosecondsClamped) / 1e9 * pow(backoff.factor, Double(failures - 1)),
+                Double(backoff.maximum.nanosecondsClamped) / 1e9)
+            scheduleTask(index, after: .nanoseconds(Int64(seconds * 1e9)) + jitter(configuration.jitter))
+        }
+    }
+
+    private func scheduleNow(_ name: String) {
+        guard let index = indexByName[name] else { return }
+        scheduleTask(index, after: .zero)
+    }
+
+    private func rescheduleByEvery(_ index: Int) {
+        guard let every = tasks[index].configuration.every,
+              machine.next(SchedulerStateMachine.TaskID(index)) == nil else { return }
+        scheduleTask(index, after: every + jitter(tasks[index].configuration.jitter))
+    }
+
+    func jitter(_ bound: Duration) -> Duration {
+        let nanoseconds = bound.nanosecondsClamped
+        guard nanoseconds > 0 else { return .zero }
+        return .nanoseconds(Int64.random(in: 0...nanoseconds, using: &random))
+    }
+
+    /// One scheduling directive or request, as the library's calls.
+    @discardableResult
+    func apply(_ command: Command) -> Int? {
+        switch command {
+        case .schedule(let task, let when, let sooner):
+            guard let index = indexByName[task] else { return nil }
+            let id = SchedulerStateMachine.TaskID(index)
+            switch (when, sooner) {
+            case (.after(let delay), false): machine.schedule(id, after: delay, now: now)
+            case (.after(let delay), true): machine.scheduleSooner(id, after: delay, now: now)
+            case (.at(let time), false): machine.schedule(id, at: time.map(instant), now: now)
+            case (.at(let time?), true): machine.scheduleSooner(id, at: instant(time), now: now)
+            case (.at(nil), true): break  // rejected when decoded
+            }
+            announceSchedule(index)
+            return index
+        case .unschedule(let task):
+            guard let index = indexByName[task] else { return nil }
+            machine.schedule(SchedulerStateMachine.TaskID(index), after: .seconds(-1), now: now)
+            announceSchedule(index)
+            return index
+        case .stopTimer(let task):
+            guard let index = indexByName[task] else { return nil }
+            _ = machine.stopTimer(SchedulerStateMachine.TaskID(index), now: now)
+            announceSchedule(index)
+            return index
+        default:
+            return nil
+        }
+    }
+
+    /// A wall-clock time as a monotonic instant.
+    func instant(_ time: Timestamp) -> Instant {
+        Instant(nanoseconds: time.nanosecondsSinceEpoch &- wallOffset)
+    }
+
+    /// A command that could not even be started: a failed run with exit status 127, as a shell
+    /// reports it.
+    func recordUnstartable(_ index: Int, runID: Int, due: Instant, reason: String) {
+        let now = Timestamp.now()
+        tasks[index].runs += 1
+        tasks[index].failures += 1
+        tasks[index].last = LastRun(
+            run: runID, started: now, ended: now, durationMilliseconds: 0, exitCode: 127, signal: nil,
+            timedOut: false, succeeded: false, error: reason, stderrTail: "")
+        publish(.taskStarted(task: names[index], run: runID, pid: 0, due: wall(due)))
+        publish(.taskFinished(task: names[index], run: runID, exitCode: 127, signal: nil, timedOut: false,
+                              succeeded: false, durationMilliseconds: 0, changed: false))
+        let outcome = RunOutcome(task: names[index], run: runID, exitCode: 127, signal: nil, timedOut: false, succeeded: false)
+        for waiter in tasks[index].waitingForNextRun { waiter(.runFinished(outcome)) }
+        tasks[index].waitingForNextRun = []
+        // Defer the policy so that the start loop in pump() is not re-entered.
+        loop.schedule(after: .zero) { [unowned self] in
+            self.machine.taskFinished(SchedulerStateMachine.TaskID(index))
+            if self.loopState == .running {
+                self.applyFailure(index, reason: "task \(self.names[index]) run \(runID): \(reason)")
+            }
+            self.checkQuiescent()
+            self.pump()
+        }
+    }
+}

@@ -1,0 +1,277 @@
+import SmartPoll
+import SmartPollProtocol
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The daemon: a driver of ``SchedulerStateMachine`` whose tasks are child processes, served
+/// over the control socket, all on one ``EventLoop`` thread (SPEC sections 3 to 8).
+///
+/// Every request is handled inside the loop, between runs of task hooks, so every reply sees a
+/// consistent state; nothing here is shared with another thread.
+final class Supervisor {
+    enum LoopState: Equatable {
+        case stopped, starting, running, failed
+    }
+
+    let configuration: SupervisorConfiguration
+    let socketPath: String
+    let loop: EventLoop
+    var log: SupervisorLog
+    var server: ControlServer!
+    var machine: SchedulerStateMachine
+    let names: [String]
+    let indexByName: [String: Int]
+    var tasks: [TaskRuntime]
+    var loopState: LoopState = .stopped
+    var loopSince: Timestamp?
+    var loopRuns = 0
+    var loopError: String?
+    /// Incremented when a run of the loop starts or ends; task runs of another generation are late.
+    var generation = 0
+    var nextRunID = 0
+    let startedAt: Int64
+    /// Wall-clock nanoseconds minus monotonic nanoseconds, to print monotonic instants.
+    let wallOffset: Int64
+    var deadlineTimer: EventLoop.TimerID?
+    var armedDeadline: Int64?
+    /// `start` / `restart` requests waiting for the previous run's tasks to end.
+    var startWaiters: [(Reply.Body) -> Void] = []
+    /// `stop --wait` requests waiting for every task to end.
+    var stopWaiters: [(Reply.Body) -> Void] = []
+    var isShuttingDown = false
+    let baseEnvironment: [String]
+    var random = SystemRandomNumberGenerator()
+
+    init(configuration: SupervisorConfiguration, socketPath: String, log: SupervisorLog, environment: [String: String]) throws(SupervisorError) {
+        self.configuration = configuration
+        self.socketPath = socketPath
+        self.log = log
+        loop = try EventLoop()
+        names = configuration.taskNames
+        var index: [String: Int] = [:]
+        for (position, name) in names.enumerated() { index[name] = position }
+        indexByName = index
+        tasks = names.map { TaskRuntime(name: $0, configuration: configuration.tasks[$0]!) }
+        machine = SchedulerStateMachine(taskCount: names.count, maximumRunning: configuration.maximumRunning)
+        startedAt = loop.now
+        wallOffset = Timestamp.now().nanosecondsSinceEpoch - startedAt
+        baseEnvironment = environment
+            .filter { !$0.key.hasPrefix("SMARTPOLL_") || $0.key == "SMARTPOLL_SOCKET" }
+            .filter { $0.key != "LISTEN_FDS" && $0.key != "LISTEN_PID" && $0.key != "NOTIFY_SOCKET" }
+            .map { "\($0.key)=\($0.value)" }
+    }
+
+    var now: Instant { Instant(nanoseconds: loop.now) }
+
+    func wall(_ instant: Instant) -> Timestamp {
+        Timestamp(nanosecondsSinceEpoch: instant.nanoseconds &+ wallOffset)
+    }
+
+    // MARK: Events to watchers
+
+    func publish(_ kind: Event.Kind) {
+        let event = Event(time: Timestamp.now(), kind: kind)
+        var line: [UInt8]?
+        for client in server.watchers {
+            if let filter = client.watchFilter, let task = event.task, !filter.contains(task) { continue }
+            if line == nil { line = Array(event.encoded().utf8) + [10] }
+            client.send(event: line!)
+        }
+    }
+
+    // MARK: The loop's runs
+
+    /// Starts a run of the loop now if no task of the previous one is in flight; otherwise
+    /// enters `starting` and begins once they have ended.
+    func requestStart() {
+        guard loopState != .running else { return }
+        if machine.runningCount > 0 {
+            loopState = .starting
+            return
+        }
+        beginRun()
+    }
+
+    private func beginRun() {
+        generation += 1
+        machine.runStarted()
+        loopState = .running
+        loopSince = Timestamp.now()
+        loopRuns += 1
+        loopError = nil
+        log.write(.info, "loop started", [("run", "\(loopRuns)")])
+        publish(.loopStarted)
+        // The run hooks: every task with `start` is scheduled.
+        for (index, task) in tasks.enumerated() {
+            if let delay = task.configuration.start {
+                scheduleTask(index, after: delay)
+            }
+        }
+        for waiter in startWaiters { waiter(.ok) }
+        startWaiters = []
+        pump()
+    }
+
+    /// Ends the loop's run: schedules cleared, running tasks terminated (TERM, grace, KILL),
+    /// `run --wait` requests for runs that will now never start answered with `not_running`.
+    func endRun(error: String?) {
+        guard loopState == .running || loopState == .starting else { return }
+        if loopState == .running {
+            machine.runEnded()
+            generation += 1
+        }
+        loopState = error == nil ? .stopped : .failed
+        loopError = error
+        loopSince = Timestamp.now()
+        disarmDeadline()
+        for index in tasks.indices {
+            for waiter in tasks[index].waitingForNextRun {
+                waiter(.failure(ProtocolError(.notRunning, "the loop stopped before \(tasks[index].name) ran")))
+            }
+            tasks[index].waitingForNextRun = []
+            if let run = tasks[index].current { terminate(run) }
+        }
+        if let error {
+            log.write(.error, "loop failed: \(error)")
+            publish(.loopFailed(error: error))
+        } else {
+            log.write(.info, "loop stopped")
+            publish(.loopStopped)
+        }
+        for waiter in startWaiters {
+            waiter(.failure(ProtocolError(.notRunning, "the loop stopped before it could start")))
+        }
+        startWaiters = []
+        checkQuiescent()
+    }
+
+    /// TERM (or the task's `kill_signal`) to the run's group, then KILL after `kill_grace`.
+    func terminate(_ run: TaskRun) {
+        guard run.killTimer == nil else { return }
+        let configuration = tasks[run.taskIndex].configuration
+        run.signalGroup(configuration.killSignal)
+        run.killTimer = loop.schedule(after: configuration.killGrace) { [weak run] in
+            run?.signalGroup(SIGKILL)
+        }
+    }
+
+    /// Called whenever a task's run has ended: answers those who wait for quiet, and starts a
+    /// pending run of the loop.
+    func checkQuiescent() {
+        guard machine.runningCount == 0 else { return }
+        for waiter in stopWaiters { waiter(.ok) }
+        stopWaiters = []
+        if loopState == .starting { beginRun() }
+        if isShuttingDown { finishShutdown() }
+    }
+
+    // MARK: Scheduling
+
+    func scheduleTask(_ index: Int, after delay: Duration) {
+        machine.schedule(SchedulerStateMachine.TaskID(index), after: delay, now: now)
+        announceSchedule(index)
+    }
+
+    func announceSchedule(_ index: Int) {
+        let id = SchedulerStateMachine.TaskID(index)
+        if let next = machine.next(id) {
+            publish(.taskScheduled(task: names[index], next: wall(next)))
+        } else {
+            publish(.taskUnscheduled(task: names[index]))
+        }
+    }
+
+    /// After any change: moves due tasks to ready, starts what may start, re-arms the one timer.
+    func pump() {
+        guard loopState == .running else { return }
+        machine.deadlinesReached(now: now)
+        while let (task, due) = machine.nextStart() {
+            start(Int(task.index), due: due)
+        }
+        armDeadline()
+    }
+
+    private func armDeadline() {
+        guard let deadline = machine.nextDeadline?.nanoseconds else {
+            disarmDeadline()
+            return
+        }
+        if let armed = armedDeadline, armed <= deadline { return }
+        disarmDeadline()
+        armedDeadline = deadline
+        deadlineTimer = loop.schedule(at: deadline) { [unowned self] in
+            self.armedDeadline = nil
+            self.deadlineTimer = nil
+            self.pump()
+        }
+    }
+
+    private func disarmDeadline() {
+        if let timer = deadlineTimer { loop.cancel(timer) }
+        deadlineTimer = nil
+        armedDeadline = nil
+    }
+
+    // MARK: Task processes
+
+    private func start(_ index: Int, due: Instant) {
+        nextRunID += 1
+        let runID = nextRunID
+        let configuration = tasks[index].configuration
+        var environment = baseEnvironment
+        for variable in configuration.environment { environment.append("\(variable.name)=\(variable.value)") }
+        environment += [
+            "SMARTPOLL_TASK=\(names[index])", "SMARTPOLL_RUN=\(runID)",
+            "SMARTPOLL_SOCKET=\(socketPath)", "SMARTPOLL_HOOK_FD=3",
+        ]
+        let run: TaskRun
+        do {
+            run = try launch(index, runID: runID, due: due, environment: environment)
+        } catch {
+            // A command that cannot be started is a failed run, reported like any other.
+            log.write(.error, error.message, [("task", names[index]), ("run", "\(runID)")])
+            recordUnstartable(index, runID: runID, due: due, reason: error.message)
+            return
+        }
+        tasks[index].current = run
+        run.waiters = tasks[index].waitingForNextRun
+        tasks[index].waitingForNextRun = []
+        log.write(.info, "started", [("task", names[index]), ("run", "\(runID)"), ("pid", "\(run.pid)")])
+        publish(.taskStarted(task: names[index], run: runID, pid: Int(run.pid), due: wall(due)))
+        if let timeout = configuration.timeout {
+            run.timeoutTimer = loop.schedule(after: timeout) { [weak self, weak run] in
+                guard let self, let run else { return }
+                run.timedOut = true
+                self.log.write(.warning, "timed out after \(DurationFormat.format(timeout))",
+                               [("task", run.task), ("run", "\(run.runID)"), ("pid", "\(run.pid)")])
+                self.terminate(run)
+            }
+        }
+    }
+
+    private func launch(_ index: Int, runID: Int, due: Instant, environment: [String]) throws(SupervisorError) -> TaskRun {
+        let configuration = tasks[index].configuration
+        let stdout = try Pipe(nonblockingReadEnd: true)
+        let stderr = try Pipe(nonblockingReadEnd: true)
+        let directives = try Pipe(nonblockingReadEnd: true)
+        let process = try ProcessSpawner.spawn(SpawnRequest(
+            arguments: configuration.command, environment: environment,
+            workingDirectory: configuration.workingDirectory, standardInput: .nullDevice,
+            standardOutput: .fileDescriptor(stdout.writeEnd!), standardError: .fileDescriptor(stderr.writeEnd!),
+            directives: directives.writeEnd!))
+        stdout.closeWriteEnd()
+        stderr.closeWriteEnd()
+        directives.closeWriteEnd()
+        let run = TaskRun(
+            task: names[index], taskIndex: index, runID: runID, generation: generation, due: due.nanoseconds,
+            started: loop.now, capture: configuration.capture, maximumDirectives: self.configuration.maximumDirectives,
+            process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
+            directives: directives.takeReadEnd()!, loop: loop, log: log)
+        run.onEnd = { [unowned self] run in self.runEnded(run) }
+        try run.watch()
+        return run
+    }
+}

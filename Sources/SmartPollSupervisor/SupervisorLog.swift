@@ -1,0 +1,70 @@
+import SmartPollProtocol
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The supervisor's log: one line per event on stderr, `text` for people or `json` for
+/// collectors, with task, run and pid where they apply (SPEC section 7).
+struct SupervisorLog {
+    enum Format: String { case text, json }
+    enum Level: Int, Comparable {
+        case debug, info, warning, error
+
+        init?(name: String) {
+            switch name {
+            case "debug": self = .debug
+            case "info": self = .info
+            case "warning", "warn": self = .warning
+            case "error": self = .error
+            default: return nil
+            }
+        }
+
+        var name: String {
+            switch self {
+            case .debug: return "debug"
+            case .info: return "info"
+            case .warning: return "warning"
+            case .error: return "error"
+            }
+        }
+
+        static func < (left: Level, right: Level) -> Bool { left.rawValue < right.rawValue }
+    }
+
+    var format: Format = .text
+    var level: Level = .info
+
+    /// Writes one line: `message` plus `fields` (`task=w1 run=3 pid=42`).
+    func write(_ level: Level, _ message: String, _ fields: [(String, String)] = []) {
+        guard level >= self.level else { return }
+        var line: String
+        switch format {
+        case .text:
+            line = "\(Timestamp.now().formatted()) \(level.name) \(message)"
+            for (key, value) in fields {
+                let plain = !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline })
+                line += " \(key)=" + (plain ? value : JSONValue.string(value).serialized())
+            }
+        case .json:
+            var object = JSONObject()
+            object["time"] = .string(Timestamp.now().formatted())
+            object["level"] = .string(level.name)
+            object["message"] = .string(message)
+            for (key, value) in fields { object[key] = .string(value) }
+            line = JSONValue.object(object).serialized()
+        }
+        line += "\n"
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                if written <= 0 { if errno == EINTR { continue } else { return } }
+                offset += written
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import SmartPollProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The command line of `smartpoll-supervisor`, parsed.
+public struct SupervisorOptions: Sendable {
+    public static let version = Supervisor.version
+    public var configuration: String?
+    public var socket: String?
+    public var checkOnly = false
+    public var logFormat = "text"
+    public var logLevel = "info"
+
+    public init() {}
+}
+
+/// What `smartpoll-supervisor` does with its options.
+public enum SupervisorMain {
+    /// Validates the configuration and either returns a `--check` summary or serves until
+    /// shutdown (returning nil).
+    public static func run(_ options: SupervisorOptions, environment: [String: String]) throws(SupervisorError) -> String? {
+        guard let format = SupervisorLog.Format(rawValue: options.logFormat) else {
+            throw SupervisorError(code: .usage, message: "--log-format takes text or json, not \"\(options.logFormat)\"")
+        }
+        guard let level = SupervisorLog.Level(name: options.logLevel) else {
+            throw SupervisorError(code: .usage, message: "--log-level takes debug, info, warning or error, not \"\(options.logLevel)\"")
+        }
+        let path = try ConfigurationFile.locate(explicit: options.configuration, environment: environment)
+        let configuration = try ConfigurationFile.load(path)
+        let socket = SocketPath.resolve(
+            explicit: options.socket, configured: configuration.socket, environment: environment, userID: getuid())
+        if options.checkOnly {
+            return "\(path): valid: \(configuration.tasks.count) task\(configuration.tasks.count == 1 ? "" : "s"), "
+                + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)"
+        }
+        let supervisor = try Supervisor(
+            configuration: configuration, socketPath: socket, log: SupervisorLog(format: format, level: level),
+            environment: environment)
+        try supervisor.serve()
+        return nil
+    }
+}
+
+extension SupervisorError {
+    /// The process exit status for this error: 64 usage, 78 configuration, 1 otherwise.
+    public var exitStatus: Int32 {
+        switch code {
+        case .usage: return 64
+        case .configurationNotFound, .invalidConfiguration: return 78
+        default: return 1
+        }
+    }
+}

@@ -1,0 +1,17 @@
+import SmartPollProtocol
+
+/// What the supervisor remembers of one task across runs.
+struct TaskRuntime {
+    let name: String
+    var configuration: TaskConfiguration
+    var runs = 0
+    var failures = 0
+    var last: LastRun?
+    /// The last successful result.
+    var result: TaskResult?
+    var current: TaskRun?
+    /// Failures since the last success, for `retry` backoff and `max_retries`.
+    var consecutiveFailures = 0
+    /// `run --wait` requests for the next run of this task that has not started yet.
+    var waitingForNextRun: [(Reply.Body) -> Void] = []
+}
