@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "SmartPoll", targets: ["SmartPoll"]),
         .library(name: "SmartPollProtocol", targets: ["SmartPollProtocol"]),
         .executable(name: "smartpoll-supervisor", targets: ["smartpoll-supervisor"]),
+        .executable(name: "smartpollctl", targets: ["smartpollctl"]),
         .executable(name: "smartpoll-bench", targets: ["smartpoll-bench"]),
     ],
     targets: [
@@ -23,7 +24,9 @@ let package = Package(
             name: "SmartPollSupervisor",
             dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix"]
         ),
+        .target(name: "SmartPollClient", dependencies: ["SmartPollProtocol", "CSmartPollPosix"]),
         .executableTarget(name: "smartpoll-supervisor", dependencies: ["SmartPollSupervisor", "SmartPollProtocol"]),
+        .executableTarget(name: "smartpollctl", dependencies: ["SmartPollClient", "SmartPollProtocol"]),
         .executableTarget(
             name: "smartpoll-bench",
             dependencies: ["SmartPoll", "SmartPollProtocol"]

@@ -1,0 +1,152 @@
+import SmartPollProtocol
+
+/// The parsed command line.
+struct CtlArguments {
+    var socket: String?
+    var json = false
+    var timeout: Duration?
+    var request: Command?
+    /// `hook ...`: a directive for descriptor 3 instead of a request.
+    var directive: Command?
+    /// `emit HOOK -`: read the data from stdin.
+    var dataFromStandardInput = false
+
+    struct UsageError: Error { var message: String }
+
+    static func parse(_ arguments: [String], environment: [String: String]) throws(UsageError) -> CtlArguments {
+        var parsed = CtlArguments()
+        var rest = arguments[...]
+        // Global options come before the command.
+        while let first = rest.first, first.hasPrefix("-"), first != "-" {
+            rest.removeFirst()
+            switch first {
+            case "--socket": parsed.socket = try value(first, &rest)
+            case "--json": parsed.json = true
+            case "--timeout":
+                let text = try value(first, &rest)
+                guard let duration = try? DurationFormat.parse(text), duration > .zero else {
+                    throw UsageError(message: "--timeout takes a positive duration such as 5s, not \"\(text)\"")
+                }
+                parsed.timeout = duration
+            default:
+                throw UsageError(message: "unknown option \"\(first)\"")
+            }
+        }
+        guard let name = rest.popFirst() else { throw UsageError(message: "a command is needed") }
+        var words: [String] = []
+        var flags: Set<String> = []
+        var at: String?
+        while let word = rest.popFirst() {
+            switch word {
+            case "--wait", "--sooner": flags.insert(word)
+            case "--at": at = try value(word, &rest)
+            case "--json": parsed.json = true
+            default:
+                if word.hasPrefix("--") { throw UsageError(message: "unknown option \"\(word)\" for \(name)") }
+                words.append(word)
+            }
+        }
+        func allow(_ allowed: Set<String>, at atAllowed: Bool = false) throws(UsageError) {
+            if let extra = flags.subtracting(allowed).first { throw UsageError(message: "\(name) does not take \(extra)") }
+            if at != nil && !atAllowed { throw UsageError(message: "\(name) does not take --at") }
+        }
+        func count(_ range: ClosedRange<Int>) throws(UsageError) {
+            guard range.contains(words.count) else {
+                throw UsageError(message: "\(name) takes \(range.lowerBound == range.upperBound ? "\(range.lowerBound)" : "\(range.lowerBound) to \(range.upperBound)") argument\(range.upperBound == 1 ? "" : "s"), got \(words.count)")
+            }
+        }
+        switch name {
+        case "status", "watch":
+            try allow([])
+            let tasks = words.isEmpty ? nil : words
+            parsed.request = name == "status" ? .status(tasks: tasks) : .watch(tasks: tasks)
+        case "schedule":
+            try allow(["--sooner"], at: true)
+            try count(at == nil ? 2...2 : 1...1)
+            parsed.request = .schedule(task: words[0], when: try when(words.dropFirst().first, at: at), sooner: flags.contains("--sooner"))
+        case "unschedule", "stop-timer", "cancel", "result":
+            try allow([])
+            try count(1...1)
+            switch name {
+            case "unschedule": parsed.request = .unschedule(task: words[0])
+            case "stop-timer": parsed.request = .stopTimer(task: words[0])
+            case "cancel": parsed.request = .cancel(task: words[0])
+            default: parsed.request = .result(task: words[0])
+            }
+        case "run":
+            try allow(["--wait"])
+            try count(1...1)
+            parsed.request = .run(task: words[0], wait: flags.contains("--wait"))
+        case "emit":
+            try allow([])
+            try count(1...2)
+            parsed.dataFromStandardInput = words.count == 2 && words[1] == "-"
+            parsed.request = .emit(hook: words[0], data: words.count == 2 && !parsed.dataFromStandardInput ? words[1] : nil)
+        case "start", "stop", "restart":
+            try allow(["--wait"])
+            try count(0...0)
+            let wait = flags.contains("--wait")
+            parsed.request = name == "start" ? .start(wait: wait) : name == "stop" ? .stop(wait: wait) : .restart(wait: wait)
+        case "results", "reload", "shutdown", "ping":
+            try allow([])
+            try count(0...0)
+            parsed.request = name == "results" ? .results : name == "reload" ? .reload : name == "shutdown" ? .shutdown : .ping
+        case "hook":
+            guard !words.isEmpty else { throw UsageError(message: "hook takes schedule, unschedule or stop-timer") }
+            let verb = words.removeFirst()
+            let ownTask = environment["SMARTPOLL_TASK"]
+            func task(_ explicit: String?) throws(UsageError) -> String {
+                guard let task = explicit ?? ownTask, !task.isEmpty else {
+                    throw UsageError(message: "hook \(verb): name a task, or run inside a task ($SMARTPOLL_TASK is not set)")
+                }
+                return task
+            }
+            switch verb {
+            case "schedule":
+                try allow(["--sooner"], at: true)
+                let needed = at == nil ? 1 : 0
+                guard words.count == needed || words.count == needed + 1 else {
+                    throw UsageError(message: "hook schedule takes [TASK] DELAY or [TASK] --at TIME")
+                }
+                let taskName = try task(words.count > needed ? words[0] : nil)
+                parsed.directive = .schedule(task: taskName, when: try when(at == nil ? words.last : nil, at: at), sooner: flags.contains("--sooner"))
+            case "unschedule", "stop-timer":
+                try allow([])
+                guard words.count <= 1 else { throw UsageError(message: "hook \(verb) takes at most one task") }
+                let taskName = try task(words.first)
+                parsed.directive = verb == "unschedule" ? .unschedule(task: taskName) : .stopTimer(task: taskName)
+            default:
+                throw UsageError(message: "hook takes schedule, unschedule or stop-timer, not \"\(verb)\"")
+            }
+        default:
+            throw UsageError(message: "unknown command \"\(name)\"")
+        }
+        if case .schedule(_, _, true)? = parsed.request ?? parsed.directive {
+            if case .schedule(_, .after(let delay), _)? = parsed.request ?? parsed.directive, delay <= .zero {
+                throw UsageError(message: "--sooner needs a positive delay")
+            }
+        }
+        return parsed
+    }
+
+    private static func value(_ option: String, _ rest: inout ArraySlice<String>) throws(UsageError) -> String {
+        guard let value = rest.popFirst() else { throw UsageError(message: "\(option) needs a value") }
+        return value
+    }
+
+    private static func when(_ delay: String?, at: String?) throws(UsageError) -> ScheduleTime {
+        if let at {
+            do {
+                return .at(try Timestamp.parse(at))
+            } catch {
+                throw UsageError(message: "--at: \(error.message)")
+            }
+        }
+        guard let delay else { throw UsageError(message: "a delay is needed") }
+        do {
+            return .after(try DurationFormat.parse(delay))
+        } catch {
+            throw UsageError(message: error.message)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SmartPollProtocol
+
+/// `smartpollctl hook ...`: a directive line written to the run's descriptor 3, applied by the
+/// supervisor after the run exits 0 (SPEC section 3).
+enum HookDirective {
+    static func write(_ directive: Command, environment: [String: String]) -> Int32 {
+        guard let text = environment["SMARTPOLL_HOOK_FD"], let descriptor = Int32(text), descriptor >= 0 else {
+            standardError("smartpollctl: usage: hook commands work only inside a task run ($SMARTPOLL_HOOK_FD is not set)\n")
+            return 2
+        }
+        let line = Array(Request(command: directive).encoded().utf8) + [10]
+        var offset = 0
+        while offset < line.count {
+            let written = line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                standardError("smartpollctl: hook: cannot write to descriptor \(descriptor): \(String(cString: strerror(errno)))\n")
+                return 1
+            }
+            offset += written
+        }
+        return 0
+    }
+}

@@ -1,0 +1,41 @@
+import SmartPollProtocol
+
+/// What `smartpollctl` prints for people (without `--json`).
+enum Rendering {
+    static func status(_ status: StatusReply, now: Timestamp) -> String {
+        let loop = status.loop
+        var header = "loop: \(loop.state.rawValue)"
+        if let since = loop.since { header += " since \(HumanFormat.clock(since)) (\(HumanFormat.relative(since, now: now)))" }
+        header += ", run \(loop.runs)"
+        if let error = loop.error { header += "\nerror: \(error)" }
+        var rows = [["TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES"]]
+        for task in status.tasks {
+            let state = task.running ? "running" + (task.pid.map { " (\($0))" } ?? "") : task.ready ? "ready" : task.scheduled ? "scheduled" : "idle"
+            let next = task.next.map { HumanFormat.relative($0, now: now) } ?? "-"
+            let last = task.last.map { HumanFormat.relative($0.ended, now: now) } ?? "-"
+            let exit = task.last.map { HumanFormat.outcome(exitCode: $0.exitCode, signal: $0.signal, timedOut: $0.timedOut) } ?? "-"
+            rows.append([task.name, state, next, last, exit, "\(task.runs)", "\(task.failures)"])
+        }
+        return header + "\n" + HumanFormat.table(rows)
+    }
+
+    static func event(_ event: Event) -> String {
+        let time = HumanFormat.clock(event.time)
+        switch event.kind {
+        case .loopStarted: return "\(time) loop started"
+        case .loopStopped: return "\(time) loop stopped"
+        case .loopFailed(let error): return "\(time) loop failed: \(error)"
+        case .taskScheduled(let task, let next):
+            return "\(time) \(task) scheduled " + (next.map { HumanFormat.relative($0, now: event.time) } ?? "")
+        case .taskUnscheduled(let task): return "\(time) \(task) unscheduled"
+        case .taskStarted(let task, let run, let pid, let due):
+            let late = due.map { " late \(Double(event.time.nanosecondsSinceEpoch - $0.nanosecondsSinceEpoch) / 1e6)ms" } ?? ""
+            return "\(time) \(task) started run \(run) pid \(pid)\(late)"
+        case .taskFinished(let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
+            let outcome = HumanFormat.outcome(exitCode: exitCode, signal: signal, timedOut: timedOut)
+            return "\(time) \(task) \(succeeded ? "finished" : "failed") run \(run) exit \(outcome) in \(HumanFormat.span(Int64(duration * 1e6)))\(changed ? ", changed" : "")"
+        case .hookRan(let hook): return "\(time) hook \(hook) ran"
+        case .configReloaded: return "\(time) configuration reloaded"
+        }
+    }
+}

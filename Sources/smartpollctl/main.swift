@@ -1,0 +1,141 @@
+// smartpollctl: the command-line client of smartpoll-supervisor. Hand-parsed arguments and a
+// blocking socket keep its whole-process time near a C client's (it runs in shell loops).
+#if canImport(Glibc)
+import Glibc
+#endif
+import SmartPollClient
+import SmartPollProtocol
+
+func standardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+func standardOutput(_ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+        if written <= 0 { if errno == EINTR { continue } else { exit(1) } }
+        offset += written
+    }
+}
+
+func fail(_ status: Int32, _ code: String, _ message: String) -> Never {
+    standardError("smartpollctl: \(code): \(message)\n")
+    exit(status)
+}
+
+let environment = ProcessEnvironment.current()
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.contains("-h") || arguments.contains("--help") || arguments.first == "help" {
+    standardOutput(Array(usage.utf8))
+    exit(0)
+}
+if arguments == ["--version"] {
+    print("smartpollctl 0.1.0")
+    exit(0)
+}
+let parsed: CtlArguments
+do {
+    parsed = try CtlArguments.parse(arguments, environment: environment)
+} catch {
+    standardError("smartpollctl: usage: \(error.message)\n(see smartpollctl --help)\n")
+    exit(2)
+}
+
+if let directive = parsed.directive {
+    exit(HookDirective.write(directive, environment: environment))
+}
+
+var command = parsed.request!
+if parsed.dataFromStandardInput, case .emit(let hook, _) = command {
+    var data: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        data.append(contentsOf: buffer[..<count])
+    }
+    command = .emit(hook: hook, data: String(decoding: data, as: UTF8.self))
+}
+
+let socket = parsed.socket ?? SocketPath.fromEnvironment(environment, userID: getuid())
+let client: ControlClient
+do {
+    client = try ControlClient(path: socket)
+    client.setTimeout(parsed.timeout)
+} catch {
+    fail(69, "unreachable", error.description)
+}
+
+let request = Request(id: .int(1), command: command)
+let reply: Reply
+let line: [UInt8]
+do {
+    (reply, line) = try client.call(request)
+} catch .timedOut(let message) {
+    fail(75, "timeout", message)
+} catch {
+    fail(69, "unreachable", error.description)
+}
+
+if case .failure(let error) = reply.body {
+    if parsed.json { standardOutput(line + [10]) }
+    fail(1, error.code.rawValue, error.message)
+}
+
+if case .watch = command {
+    // The reply was {"ok":true}; now events, one per line, until the supervisor goes away.
+    client.deadline = nil
+    while true {
+        let event: [UInt8]
+        do {
+            event = try client.readLine()
+        } catch {
+            exit(0)
+        }
+        if parsed.json {
+            standardOutput(event + [10])
+        } else if let decoded = try? Event.decode(event) {
+            standardOutput(Array((Rendering.event(decoded) + "\n").utf8))
+        }
+    }
+}
+
+if parsed.json {
+    standardOutput(line + [10])
+    if case .runFinished(let outcome) = reply.body { exit(outcome.shellExitStatus) }
+    exit(0)
+}
+
+switch reply.body {
+case .ping(let ping):
+    print("smartpoll-supervisor \(ping.version) (protocol \(ping.protocolVersion)), pid \(ping.pid), up \(HumanFormat.span(Int64(ping.uptimeMilliseconds) * 1_000_000))")
+case .status(let status):
+    print(Rendering.status(status, now: Timestamp.now()))
+case .schedule(let schedule):
+    if let next = schedule.next {
+        print("\(schedule.task): next \(HumanFormat.relative(next, now: Timestamp.now())) (\(next.formatted()))")
+    } else {
+        print("\(schedule.task): not scheduled")
+    }
+case .stopTimer(let stopTimer):
+    print("\(stopTimer.task): \(stopTimer.ready ? "ready" : "not scheduled")")
+case .result(let result):
+    standardOutput(result.output)
+    if result.truncated { standardError("smartpollctl: note: the output of \(result.task) run \(result.run) was truncated\n") }
+case .noResult(let task):
+    standardError("smartpollctl: note: \(task) has no successful run yet\n")
+case .results(let results):
+    for result in results {
+        print("== \(result.task) (run \(result.run), \(result.time.formatted())\(result.truncated ? ", truncated" : "")) ==")
+        standardOutput(result.output)
+        if result.output.last != 10 && !result.output.isEmpty { print("") }
+    }
+case .runFinished(let outcome):
+    exit(outcome.shellExitStatus)
+case .ok, .failure:
+    break
+}
+exit(0)
