@@ -42,6 +42,11 @@ let package = Package(
             // The C module too, for pidfd_open on a grandchild.
             dependencies: ["SmartPollSupervisor", "CSmartPollPosix"]
         ),
+        .testTarget(
+            name: "SmartPollCtlTests",
+            // End to end: the real binaries, driven through their command lines and the socket.
+            dependencies: ["SmartPollClient", "SmartPollProtocol", "smartpoll-supervisor", "smartpollctl"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

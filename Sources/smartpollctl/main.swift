@@ -135,7 +135,9 @@ case .results(let results):
     }
 case .runFinished(let outcome):
     exit(outcome.shellExitStatus)
-case .ok, .failure:
+case .ok:
+    if case .unschedule(let task) = command { print("\(task): not scheduled") }
+case .failure:
     break
 }
 exit(0)

@@ -1,0 +1,213 @@
+import Foundation
+import SmartPollClient
+import SmartPollProtocol
+import Testing
+
+/// The real binaries, side by side with the test bundle in the build folder.
+enum Binaries {
+    static let folder: String = {
+        var path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        // swift test runs .build/<config>/<package>PackageTests.xctest
+        while !FileManager.default.fileExists(atPath: path.appendingPathComponent("smartpoll-supervisor").path),
+              path.pathComponents.count > 1 {
+            path.deleteLastPathComponent()
+        }
+        return path.path
+    }()
+
+    static var supervisor: String { folder + "/smartpoll-supervisor" }
+    static var ctl: String { folder + "/smartpollctl" }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// What a finished command printed and how it exited.
+struct CommandResult {
+    var status: Int32
+    var output: String
+    var error: String
+}
+
+/// Runs `executable` to completion with `arguments`, optional stdin text and environment.
+func runCommand(_ executable: String, _ arguments: [String], input: String? = nil,
+                environment: [String: String]? = nil, timeout: TimeInterval = 20) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let output = Pipe(), error = Pipe(), standardInput = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    process.standardInput = standardInput
+    try process.run()
+    if let input { standardInput.fileHandleForWriting.write(Data(input.utf8)) }
+    try standardInput.fileHandleForWriting.close()
+    // Read both pipes to the end on other threads so that a chatty child never blocks.
+    let outputData = Box<Data>(), errorData = Box<Data>()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { outputData.value = output.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { errorData.value = error.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    if group.wait(timeout: .now() + timeout) == .timedOut {
+        process.terminate()
+        throw HarnessError("\(executable) \(arguments) did not finish within \(timeout) s")
+    }
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         output: String(decoding: outputData.value ?? Data(), as: UTF8.self),
+                         error: String(decoding: errorData.value ?? Data(), as: UTF8.self))
+}
+
+final class Box<Value>: @unchecked Sendable {
+    var value: Value?
+}
+
+/// A real `smartpoll-supervisor` on a socket in a fresh temporary folder, with its log kept,
+/// stopped (SIGTERM) and cleaned up when released.
+final class SupervisorHarness {
+    let folder: String
+    let socket: String
+    let configurationPath: String
+    private let process = Process()
+    private let logPipe = Pipe()
+    private let log = Box<Data>()
+    private let logLock = NSLock()
+
+    /// Writes `configuration` (the JSON text) to the folder and starts the supervisor; returns
+    /// once it logged that it listens.
+    init(_ configuration: String, arguments: [String] = [], folderMode: Int = 0o700) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-e2e-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: folderMode])
+        socket = folder + "/supervisor.sock"
+        configurationPath = folder + "/smartpoll.json"
+        try configuration.replacingOccurrences(of: "$DIR", with: folder)
+            .write(toFile: configurationPath, atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
+        process.arguments = ["--config", configurationPath, "--socket", socket] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = Binaries.folder + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        process.environment = environment
+        process.standardError = logPipe
+        process.standardOutput = logPipe
+        process.standardInput = FileHandle.nullDevice
+        let ready = DispatchSemaphore(value: 0)
+        let log = self.log, lock = logLock
+        logPipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            lock.lock()
+            let wasReady = String(decoding: log.value ?? Data(), as: UTF8.self).contains(" listening ")
+            log.value = (log.value ?? Data()) + data
+            let isReady = String(decoding: log.value ?? Data(), as: UTF8.self).contains(" listening ")
+            lock.unlock()
+            if isReady && !wasReady { ready.signal() }
+            if data.isEmpty { handle.readabilityHandler = nil; ready.signal() }
+        }
+        try process.run()
+        guard ready.wait(timeout: .now() + 10) == .success, process.isRunning else {
+            throw HarnessError("the supervisor did not start:\n\(logText)")
+        }
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+
+    var logText: String {
+        logLock.lock()
+        defer { logLock.unlock() }
+        return String(decoding: log.value ?? Data(), as: UTF8.self)
+    }
+
+    /// Waits for the supervisor to exit and returns its status.
+    func waitForExit(timeout: TimeInterval = 20) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            guard Date() < deadline else { throw HarnessError("the supervisor did not exit") }
+            // Process has no timed wait; its termination handler would need a Sendable self.
+            usleep(2_000)
+        }
+        return process.terminationStatus
+    }
+
+    /// Runs the real `smartpollctl` against this supervisor.
+    @discardableResult
+    func ctl(_ arguments: String..., input: String? = nil) throws -> CommandResult {
+        try runCommand(Binaries.ctl, ["--socket", socket] + arguments, input: input)
+    }
+
+    /// A protocol connection of this test's own.
+    func connect() throws -> ControlClient {
+        let client = try ControlClient(path: socket)
+        client.setTimeout(.seconds(20))
+        return client
+    }
+
+    /// Sends one request on a fresh connection and returns the decoded reply.
+    func call(_ command: Command) throws -> Reply {
+        try connect().call(Request(id: .int(1), command: command)).0
+    }
+
+    /// A `watch` connection: call before causing the events you wait for.
+    func watch(_ tasks: [String]? = nil) throws -> EventStream {
+        let client = try connect()
+        let (reply, _) = try client.call(Request(id: .int(1), command: .watch(tasks: tasks)))
+        guard reply.isSuccess else { throw HarnessError("watch was refused: \(reply)") }
+        return EventStream(client: client)
+    }
+
+    func path(_ name: String) -> String { folder + "/" + name }
+
+    func read(_ name: String) -> String? { try? String(contentsOfFile: path(name), encoding: .utf8) }
+}
+
+/// Events from a `watch` connection, read as they come.
+struct EventStream {
+    let client: ControlClient
+
+    func next() throws -> Event {
+        try Event.decode(client.readLine())
+    }
+
+    /// Reads events until one matches, returning every event read (the match last).
+    @discardableResult
+    func until(_ predicate: (Event) -> Bool) throws -> [Event] {
+        var seen: [Event] = []
+        while true {
+            let event = try next()
+            seen.append(event)
+            if predicate(event) { return seen }
+        }
+    }
+
+    /// Reads until the `count`-th `task_finished` of `task`, returning those finish events.
+    @discardableResult
+    func finishes(of task: String, count: Int = 1) throws -> [Event] {
+        var found: [Event] = []
+        try until { event in
+            if case .taskFinished(let name, _, _, _, _, _, _, _) = event.kind, name == task { found.append(event) }
+            return found.count == count
+        }
+        return found
+    }
+}
+
+/// Decodes one JSON line printed by `smartpollctl --json`.
+func json(_ text: String) throws -> JSONObject {
+    guard case .object(let object) = try JSONParser.parse(text.trimmingCharacters(in: .whitespacesAndNewlines), mode: .strict) else {
+        throw HarnessError("not a JSON object: \(text)")
+    }
+    return object
+}
