@@ -20,11 +20,13 @@ public struct RunOutcome: Sendable, Hashable {
     }
 
     /// The exit status `smartpollctl run --wait` returns: the task's own status,
-    /// 124 for a timeout, 128 + N for signal N, 1 for a failure with neither.
+    /// 124 for a timeout, 128 + N for signal N, and 1 for a failure that has neither
+    /// or exited 0 (an invalid directive, a cancel), so that a failed run never
+    /// reads as success.
     public var shellExitStatus: Int32 {
         if timedOut { return 124 }
         if let signal { return 128 + Int32(truncatingIfNeeded: signal) }
-        if let exitCode { return Int32(truncatingIfNeeded: exitCode) }
+        if let exitCode, exitCode != 0 || succeeded { return Int32(truncatingIfNeeded: exitCode) }
         return succeeded ? 0 : 1
     }
 
