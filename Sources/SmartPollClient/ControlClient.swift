@@ -51,7 +51,14 @@ public final class ControlClient {
 
     /// Sends one request and reads its reply.
     public func call(_ request: Request) throws(Failure) -> (Reply, line: [UInt8]) {
-        try send(request)
+        do {
+            try send(request)
+        } catch {
+            // A supervisor that refuses a connection (busy, permission_denied) writes one error
+            // line and closes before reading: that line is the answer, if it is there.
+            guard let line = try? readLine(), let reply = try? Reply.decode(line, for: request.command) else { throw error }
+            return (reply, line)
+        }
         let line = try readLine()
         do {
             return (try Reply.decode(line, for: request.command), line)

@@ -12,11 +12,16 @@ extension Supervisor {
         let signals = sp_signalfd_for_shutdown_signals()
         guard signals >= 0 else { throw SupervisorError.systemCall("signalfd", errno: errno) }
         defer { close(signals) }
+        let policy = try PeerPolicy(socketGroup: configuration.socketGroup)
         let listener = try bindSocket()
+        defer {
+            unlink(socketPath)
+            close(listener)
+        }
         server = try ControlServer(
             loop: loop, listener: listener, maximumConnections: configuration.maximumConnections,
             maximumLineLength: configuration.maximumLineBytes)
-        server.isAuthorized = { uid, _ in uid == getuid() || uid == 0 }
+        server.isAuthorized = { uid, gid in policy.allows(userID: uid, groupID: gid) }
         server.handler = { [unowned self] request, client, respond in self.handle(request, from: client, respond: respond) }
         try loop.register(signals, for: .readable) { [unowned self] _ in
             while case let signal = sp_signalfd_read(signals), signal != 0 {
@@ -30,10 +35,6 @@ extension Supervisor {
         }
         log.write(.info, "listening", [("socket", socketPath), ("pid", "\(getpid())"), ("tasks", "\(names.count)")])
         requestStart()
-        defer {
-            unlink(socketPath)
-            close(listener)
-        }
         try loop.run()
         log.write(.info, "stopped")
     }
@@ -78,6 +79,10 @@ extension Supervisor {
         let listener = sp_listen_unix(path, 128, configuration.socketMode)
         guard listener >= 0 else {
             throw SupervisorError(code: .systemCallFailed, message: "cannot listen on \(path): \(SupervisorError.errorText(errno))")
+        }
+        // Members of socket_group need the file's group to connect with a 0660 mode.
+        if let name = configuration.socketGroup, let group = getgrnam(name) {
+            _ = chown(path, UInt32.max, group.pointee.gr_gid)
         }
         return listener
     }
