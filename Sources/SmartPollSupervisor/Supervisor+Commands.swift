@@ -66,7 +66,7 @@ extension Supervisor {
             if let result = tasks[index].result { reply(.result(result)) } else { reply(.noResult(task: task)) }
         case .results:
             reply(.results(tasks.compactMap(\.result)))
-        case .emit(let hook, _):
+        case .emit(let hook, let data):
             guard let configuration = self.configuration.hooks[hook] else {
                 return failure(.unknownHook, "no hook is named \"\(hook)\"")
             }
@@ -77,8 +77,8 @@ extension Supervisor {
                 publish(.hookRan(hook: hook))
                 pump()
                 reply(.ok)
-            case .command:
-                failure(.invalidArgument, "hook \(hook) runs a command; command hooks are not supported by this version yet")
+            case .command(let command):
+                runCommandHook(hook, command, data: data, reply: reply)
             }
         case .stop(let wait):
             endRun(error: nil)

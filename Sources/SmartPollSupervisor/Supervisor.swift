@@ -42,6 +42,11 @@ final class Supervisor {
     /// `stop --wait` requests waiting for every task to end.
     var stopWaiters: [(Reply.Body) -> Void] = []
     var isShuttingDown = false
+    /// The command hook running now, if any; task runs that end meanwhile wait in
+    /// `endedDuringHook`, and further `emit`s in `pendingHooks`.
+    var hookInFlight: TaskRun?
+    var endedDuringHook: [TaskRun] = []
+    var pendingHooks: [(name: String, hook: HookConfiguration.CommandHook, data: String?, reply: (Reply.Body) -> Void)] = []
     let baseEnvironment: [String]
     var random = SystemRandomNumberGenerator()
 
@@ -134,6 +139,14 @@ final class Supervisor {
             tasks[index].waitingForNextRun = []
             if let run = tasks[index].current { terminate(run) }
         }
+        if let hook = hookInFlight, hook.killTimer == nil {
+            hook.signalGroup(SIGTERM)
+            hook.killTimer = loop.schedule(after: .seconds(5)) { [weak hook] in hook?.signalGroup(SIGKILL) }
+        }
+        for pending in pendingHooks {
+            pending.reply(.failure(ProtocolError(.notRunning, "the loop stopped before hook \(pending.name) ran")))
+        }
+        pendingHooks = []
         if let error {
             log.write(.error, "loop failed: \(error)")
             publish(.loopFailed(error: error))
@@ -161,7 +174,7 @@ final class Supervisor {
     /// Called whenever a task's run has ended: answers those who wait for quiet, and starts a
     /// pending run of the loop.
     func checkQuiescent() {
-        guard machine.runningCount == 0 else { return }
+        guard machine.runningCount == 0, hookInFlight == nil else { return }
         for waiter in stopWaiters { waiter(.ok) }
         stopWaiters = []
         if loopState == .starting { beginRun() }
@@ -270,7 +283,9 @@ final class Supervisor {
             started: loop.now, capture: configuration.capture, maximumDirectives: self.configuration.maximumDirectives,
             process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
             directives: directives.takeReadEnd()!, loop: loop, log: log)
-        run.onEnd = { [unowned self] run in self.runEnded(run) }
+        run.onEnd = { [unowned self] run in
+            if self.hookInFlight != nil { self.endedDuringHook.append(run) } else { self.runEnded(run) }
+        }
         try run.watch()
         return run
     }

@@ -13,8 +13,11 @@ import Musl
 /// process group is killed (a grandchild holding a pipe open cannot keep a run alive), and
 /// ``onEnd`` is called once.
 final class TaskRun {
+    /// The task's name, or the hook's for a command hook.
     let task: String
+    /// The task's index; -1 for a command hook.
     let taskIndex: Int
+    var isHook: Bool { taskIndex < 0 }
     let runID: Int
     let generation: Int
     /// When it fell due (monotonic ns) and when it started (monotonic ns and wall clock).
@@ -153,7 +156,8 @@ final class TaskRun {
         guard directives.count < maximumDirectives else {
             return failDirectives("more than \(maximumDirectives) directives in one run")
         }
-        switch Request.decode(line, defaultTask: task) {
+        // A task's directive may leave out `task` (it means the task itself); a hook has no self.
+        switch Request.decode(line, defaultTask: isHook ? nil : task) {
         case .failure(let failure):
             failDirectives("invalid directive \(directives.count + 1): \(failure.error.message)")
         case .success(let request):
