@@ -3,7 +3,7 @@ SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE    := $(SWIFT) build -c release
 
-.PHONY: all deps build test bench clean
+.PHONY: all deps build test bench demo clean
 
 all: build
 
@@ -23,6 +23,15 @@ test: deps
 bench: deps
 	$(RELEASE) --product smartpoll-bench
 	$$($(SWIFT) build -c release --show-bin-path)/smartpoll-bench $(BENCH_ARGS)
+
+# The supervisor in the foreground on contrib/examples/demo; try smartpollctl from another terminal.
+demo: build
+	@bin=$$($(SWIFT) build --show-bin-path); \
+	echo "In another terminal:"; \
+	echo "  export PATH=$$bin:\$$PATH SMARTPOLL_SOCKET=/tmp/smartpoll-demo/supervisor.sock"; \
+	echo "  smartpollctl status; smartpollctl watch; smartpollctl emit refresh; smartpollctl result api1"; \
+	echo "Stop with Ctrl-C."; \
+	cd contrib/examples/demo && PATH="$$bin:$$PATH" exec "$$bin/smartpoll-supervisor" --config smartpoll.json
 
 clean:
 	rm -rf .build

@@ -27,7 +27,7 @@ extension Supervisor {
             while case let signal = sp_signalfd_read(signals), signal != 0 {
                 if signal == SIGHUP {
                     self.log.write(.warning, "SIGHUP received; reload is not supported by this version yet")
-                } else {
+                } else if !self.isShuttingDown {
                     self.log.write(.info, "\(SignalName.name(signal)) received; shutting down")
                     self.beginShutdown()
                 }
