@@ -204,6 +204,58 @@ struct SemanticsTests {
                 "the new run began only after the old task ended")
         try events.finishes(of: "quick")   // the start hook ran again
     }
+
+    @Test func maxRunningKeepsRunsApartInDueOrder() throws {
+        let supervisor = try SupervisorHarness("""
+        {"max_running": 1, "tasks": {
+          "first": {"command": ["sleep", "0.2"]},
+          "second": {"command": ["sleep", "0.2"]}
+        }}
+        """)
+        let events = try supervisor.watch()
+        #expect(try supervisor.ctl("run", "first").status == 0)
+        #expect(try supervisor.ctl("run", "second").status == 0)
+        var order: [String] = []
+        try events.until { event in
+            switch event.kind {
+            case .taskStarted(let task, _, _, _): order.append("start \(task)")
+            case .taskFinished(let task, _, _, _, _, _, _, _): order.append("end \(task)")
+            default: break
+            }
+            return order.count == 4
+        }
+        #expect(order == ["start first", "end first", "start second", "end second"])
+    }
+
+    @Test func onSuccessSchedulesItsTasksAfterEverySuccessfulRun() throws {
+        let supervisor = try SupervisorHarness("""
+        {"tasks": {"a": {"command": ["echo", "same"], "on_success": ["b"]}, "b": {"command": ["true"]}}}
+        """)
+        let events = try supervisor.watch(["b"])
+        for count in 1...2 {
+            #expect(try supervisor.ctl("run", "a", "--wait").status == 0)
+            try events.finishes(of: "b")
+            #expect(try statusRow(supervisor, "b")["runs"] == .int(Int64(count)), "unlike on_change, every success counts")
+        }
+    }
+
+    @Test func restartWaitRepliesOnceTheNewRunHasStarted() throws {
+        let supervisor = try SupervisorHarness("""
+        {"tasks": {"long": {"command": ["sleep", "100"], "start": "0s", "kill_grace": "1s"}}}
+        """)
+        // The start hook ran before the supervisor served its first request.
+        #expect(try statusRow(supervisor, "long")["running"] == .bool(true))
+        let events = try supervisor.watch(["long"])
+        #expect(try supervisor.ctl("restart", "--wait").status == 0)
+        let status = try json(try supervisor.ctl("--json", "status").output)
+        guard case .object(let loop)? = status["loop"] else { throw HarnessError("no loop") }
+        #expect(loop["state"] == .string("running"))
+        #expect(loop["runs"] == .int(2))
+        try events.until { started($0, "long") }   // the start hook ran in the new run
+        #expect(try supervisor.ctl("stop", "--wait").status == 0)
+        let row = try statusRow(supervisor, "long")
+        #expect(row["running"] == .bool(false), "stop --wait replies once every task has ended")
+    }
 }
 
 /// Waits (bounded) until `pid` no longer exists; processes have no exit event for non-parents.
