@@ -25,12 +25,15 @@ public enum ConfigurationFile {
         return places
     }
 
-    /// The file to use: `explicit` (`--config`) when given, else the first candidate that
-    /// exists.
+    /// The file to use: `explicit` (`--config`) when given, else `$SMARTPOLL_CONFIG` when set
+    /// (whether or not it exists), else the first candidate that exists.
     ///
     /// - Throws: ``SupervisorError/Code/configurationNotFound`` naming every place tried.
     public static func locate(explicit: String?, environment: [String: String]) throws(SupervisorError) -> String {
         if let explicit { return explicit }
+        // A configuration named in the environment is used as given, like --config: a typo
+        // there must not silently fall through to another file.
+        if let named = environment["SMARTPOLL_CONFIG"], !named.isEmpty { return named }
         let places = candidates(environment: environment)
         if let found = places.first(where: { access($0, F_OK) == 0 }) { return found }
         throw SupervisorError(

@@ -16,9 +16,9 @@ extension Supervisor {
         }
         nextRunID += 1
         let runID = nextRunID
-        var environment = baseEnvironment
-        for variable in hook.environment { environment.append("\(variable.name)=\(variable.value)") }
-        environment += ["SMARTPOLL_HOOK=\(name)", "SMARTPOLL_RUN=\(runID)", "SMARTPOLL_SOCKET=\(socketPath)", "SMARTPOLL_HOOK_FD=3"]
+        let environment = childEnvironment(hook.environment, [
+            "SMARTPOLL_HOOK": name, "SMARTPOLL_RUN": "\(runID)", "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
+        ])
         let run: TaskRun
         let feeder: InputFeeder
         do {
@@ -39,6 +39,7 @@ extension Supervisor {
                 capture: 1 << 20, maximumDirectives: configuration.maximumDirectives, process: process,
                 stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!, directives: directives.takeReadEnd()!,
                 loop: loop, log: log)
+            run.isKnownTask = { [unowned self] name in self.indexByName[name] != nil }
             feeder = try InputFeeder(descriptor: input.takeWriteEnd()!, bytes: Array((data ?? "").utf8), loop: loop)
             try run.watch()
         } catch {

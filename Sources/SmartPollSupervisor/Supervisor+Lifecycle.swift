@@ -60,7 +60,13 @@ extension Supervisor {
         let path = socketPath
         if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
             let directory = String(path[..<slash])
-            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            if mkdir(directory, 0o700) == 0 {
+                // Members of socket_group must be able to reach the socket inside.
+                if let name = configuration.socketGroup, let group = getgrnam(name) {
+                    _ = chown(directory, UInt32.max, group.pointee.gr_gid)
+                    _ = chmod(directory, 0o710)
+                }
+            } else if errno != EEXIST {
                 throw SupervisorError(code: .systemCallFailed, message: "cannot create \(directory): \(SupervisorError.errorText(errno))")
             }
         }

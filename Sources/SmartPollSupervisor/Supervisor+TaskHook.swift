@@ -33,6 +33,9 @@ extension Supervisor {
         if current {
             if succeeded {
                 changed = applySuccess(run)
+            } else if run.cancelled {
+                // An operator's cancel is not the task failing: no failure policy, only `every`.
+                rescheduleByEvery(index)
             } else {
                 applyFailure(index, reason: "task \(name) run \(run.runID) \(run.failureReason ?? "failed")")
             }

@@ -47,7 +47,8 @@ final class Supervisor {
     var hookInFlight: TaskRun?
     var endedDuringHook: [TaskRun] = []
     var pendingHooks: [(name: String, hook: HookConfiguration.CommandHook, data: String?, reply: (Reply.Body) -> Void)] = []
-    let baseEnvironment: [String]
+    /// The supervisor's environment, less what belongs to the supervisor alone.
+    let baseEnvironment: [String: String]
     var random = SystemRandomNumberGenerator()
 
     init(configuration: SupervisorConfiguration, socketPath: String, log: SupervisorLog, environment: [String: String]) throws(SupervisorError) {
@@ -64,9 +65,8 @@ final class Supervisor {
         startedAt = loop.now
         wallOffset = Timestamp.now().nanosecondsSinceEpoch - startedAt
         baseEnvironment = environment
-            .filter { !$0.key.hasPrefix("SMARTPOLL_") || $0.key == "SMARTPOLL_SOCKET" }
-            .filter { $0.key != "LISTEN_FDS" && $0.key != "LISTEN_PID" && $0.key != "NOTIFY_SOCKET" }
-            .map { "\($0.key)=\($0.value)" }
+            .filter { !$0.key.hasPrefix("SMARTPOLL_") }
+            .filter { $0.key != "LISTEN_FDS" && $0.key != "LISTEN_PID" && $0.key != "LISTEN_FDNAMES" && $0.key != "NOTIFY_SOCKET" }
     }
 
     var now: Instant { Instant(nanoseconds: loop.now) }
@@ -234,12 +234,10 @@ final class Supervisor {
         nextRunID += 1
         let runID = nextRunID
         let configuration = tasks[index].configuration
-        var environment = baseEnvironment
-        for variable in configuration.environment { environment.append("\(variable.name)=\(variable.value)") }
-        environment += [
-            "SMARTPOLL_TASK=\(names[index])", "SMARTPOLL_RUN=\(runID)",
-            "SMARTPOLL_SOCKET=\(socketPath)", "SMARTPOLL_HOOK_FD=3",
-        ]
+        let environment = childEnvironment(configuration.environment, [
+            "SMARTPOLL_TASK": names[index], "SMARTPOLL_RUN": "\(runID)",
+            "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
+        ])
         let run: TaskRun
         do {
             run = try launch(index, runID: runID, due: due, environment: environment)
@@ -265,6 +263,15 @@ final class Supervisor {
         }
     }
 
+    /// The supervisor's environment, then the task's (or hook's) `env`, then the SMARTPOLL_*
+    /// variables, each later one replacing an earlier one of the same name.
+    func childEnvironment(_ variables: [EnvironmentVariable], _ smartpoll: [String: String]) -> [String] {
+        var environment = baseEnvironment
+        for variable in variables { environment[variable.name] = variable.value }
+        for (name, value) in smartpoll { environment[name] = value }
+        return environment.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+
     private func launch(_ index: Int, runID: Int, due: Instant, environment: [String]) throws(SupervisorError) -> TaskRun {
         let configuration = tasks[index].configuration
         let stdout = try Pipe(nonblockingReadEnd: true)
@@ -283,6 +290,7 @@ final class Supervisor {
             started: loop.now, capture: configuration.capture, maximumDirectives: self.configuration.maximumDirectives,
             process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
             directives: directives.takeReadEnd()!, loop: loop, log: log)
+        run.isKnownTask = { [unowned self] name in self.indexByName[name] != nil }
         run.onEnd = { [unowned self] run in
             if self.hookInFlight != nil { self.endedDuringHook.append(run) } else { self.runEnded(run) }
         }

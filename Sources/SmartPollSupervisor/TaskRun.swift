@@ -46,6 +46,8 @@ final class TaskRun {
     /// `run --wait` requests answered when this run ends.
     var waiters: [(Reply.Body) -> Void] = []
     var onEnd: ((TaskRun) -> Void)?
+    /// Whether a directive may name this task; set by the supervisor.
+    var isKnownTask: (String) -> Bool = { _ in true }
 
     private var outputDescriptor: Int32?
     private var errorDescriptor: Int32?
@@ -163,6 +165,9 @@ final class TaskRun {
         case .success(let request):
             switch request.command {
             case .schedule, .unschedule, .stopTimer:
+                if let target = request.command.task, !isKnownTask(target) {
+                    return failDirectives("invalid directive \(directives.count + 1): no task is named \"\(target)\"")
+                }
                 directives.append(request.command)
             default:
                 failDirectives("invalid directive \(directives.count + 1): \"\(request.command.name.rawValue)\" is not a directive (use schedule, unschedule or stop_timer)")

@@ -30,8 +30,11 @@ See smartpoll-supervisor(8) and smartpoll.json(5).
 
 """
 
+/// Every line of `message` (a configuration error lists one problem a line) gets the prefix.
 func fail(_ status: Int32, _ message: String) -> Never {
-    var line = Array("smartpoll-supervisor: \(message)\n".utf8)
+    let text = message.split(separator: "\n", omittingEmptySubsequences: false)
+        .map { $0.isEmpty ? "" : "smartpoll-supervisor: \($0)" }.joined(separator: "\n")
+    var line = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
     _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     exit(status)
 }
@@ -40,7 +43,7 @@ var options = SupervisorOptions()
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     func value() -> String {
-        guard let next = arguments.popFirst() else { fail(64, "\(argument) needs a value\n\(usage)") }
+        guard let next = arguments.popFirst() else { fail(64, "\(argument) needs a value (see smartpoll-supervisor --help)") }
         return next
     }
     switch argument {
@@ -56,7 +59,7 @@ while let argument = arguments.popFirst() {
         print("smartpoll-supervisor \(SupervisorOptions.version)")
         exit(0)
     default:
-        fail(64, "unknown argument \"\(argument)\"\n\(usage)")
+        fail(64, "unknown argument \"\(argument)\" (see smartpoll-supervisor --help)")
     }
 }
 

@@ -39,7 +39,7 @@ let parsed: CtlArguments
 do {
     parsed = try CtlArguments.parse(arguments, environment: environment)
 } catch {
-    standardError("smartpollctl: usage: \(error.message)\n(see smartpollctl --help)\n")
+    standardError("smartpollctl: usage: \(error.message) (see smartpollctl --help)\n")
     exit(2)
 }
 

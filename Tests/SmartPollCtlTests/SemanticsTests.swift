@@ -256,6 +256,37 @@ struct SemanticsTests {
         let row = try statusRow(supervisor, "long")
         #expect(row["running"] == .bool(false), "stop --wait replies once every task has ended")
     }
+
+    @Test func aTasksEnvReplacesInheritedVariablesAndSmartpollOnesComeLast() throws {
+        let supervisor = try SupervisorHarness("""
+        {"tasks": {"show": {"command": ["sh", "-c", "printf '%s|%s|%s|%s' \\"$HOME\\" \\"$SMARTPOLL_SOCKET\\" \\"$SMARTPOLL_TASK\\" \\"$(env | grep -c '^HOME=')\\""],
+                           "env": {"HOME": "/replaced", "SMARTPOLL_TASK": "not-this"}}}}
+        """)
+        #expect(try supervisor.ctl("run", "show", "--wait").status == 0)
+        #expect(try supervisor.ctl("result", "show").output == "/replaced|\(supervisor.socket)|show|1")
+    }
+
+    @Test func aDirectiveNamingAnUnknownTaskFailsTheRun() throws {
+        let supervisor = try SupervisorHarness("""
+        {"tasks": {"typo": {"command": ["sh", "-c", "smartpollctl hook schedule pubilsh 0s"], "on_failure": "continue"}}}
+        """)
+        #expect(try supervisor.ctl("run", "typo", "--wait").status == 1)
+        guard case .object(let last)? = try statusRow(supervisor, "typo")["last"] else { throw HarnessError("no last run") }
+        #expect(last["error"] == .string("invalid directive 1: no task is named \"pubilsh\""))
+    }
+
+    @Test func cancellingARunIsNotAFatalFailure() throws {
+        let supervisor = try SupervisorHarness(#"{"tasks": {"long": {"command": ["sleep", "100"]}}}"#)
+        let events = try supervisor.watch(["long"])
+        #expect(try supervisor.ctl("run", "long").status == 0)
+        try events.until { started($0, "long") }
+        #expect(try supervisor.ctl("cancel", "long").status == 0)
+        try events.finishes(of: "long")
+        let status = try json(try supervisor.ctl("--json", "status").output)
+        guard case .object(let loop)? = status["loop"] else { throw HarnessError("no loop") }
+        #expect(loop["state"] == .string("running"), "on_failure fatal is for the task failing, not for a cancel")
+        #expect(try statusRow(supervisor, "long")["failures"] == .int(1))
+    }
 }
 
 /// Waits (bounded) until `pid` no longer exists; processes have no exit event for non-parents.
