@@ -17,6 +17,10 @@ final class ClientConnection {
     /// Set once `watch` was answered: the connection is an event stream, input is ignored.
     var watchFilter: Set<String>?
     var isWatching = false
+    /// Set once the peer ended its side (`shutdown(SHUT_WR)`, as `nc -N` does): no more
+    /// requests, but the replies still owed (and, for a watcher, events) are sent; the
+    /// connection is closed once they have all left.
+    var isInputClosed = false
     private(set) var isClosed = false
 
     private var nextRequestSlot = 0
@@ -37,6 +41,9 @@ final class ClientConnection {
 
     /// Bytes queued but not yet taken by the kernel.
     var pendingOutput: Int { output.count - outputStart }
+
+    /// Whether a request was taken whose reply has not been queued yet.
+    var hasOutstandingReplies: Bool { nextReplySlot < nextRequestSlot }
 
     /// Reserves the reply position of the next request.
     func takeSlot() -> Int {

@@ -89,8 +89,20 @@ final class ControlServer {
             guard client.flush() else { return }
             outputChanged(client)
         }
-        guard !client.isClosed, events.contains(.readable) || events.contains(.hangup) || events.contains(.error) else { return }
+        guard !client.isClosed else { return }
+        if client.isInputClosed {
+            // Readable is no longer asked for, so a hang-up here is EPOLLHUP: the peer is gone.
+            if events.contains(.hangup) || events.contains(.error) { close(client) }
+            return
+        }
+        guard events.contains(.readable) || events.contains(.hangup) || events.contains(.error) else { return }
         let count = readBuffer.withUnsafeMutableBytes { read(client.descriptor, $0.baseAddress, $0.count) }
+        if count == 0 && (client.isWatching || client.hasOutstandingReplies || client.pendingOutput > 0) {
+            // End of the peer's input, not of the connection: it still reads what it is owed.
+            client.isInputClosed = true
+            outputChanged(client)
+            return
+        }
         if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
             close(client)
             return
@@ -132,6 +144,14 @@ final class ControlServer {
         guard !client.isClosed else { return }
         if client.pendingOutput > maximumOutput {
             close(client)
+            return
+        }
+        if client.isInputClosed {
+            if client.pendingOutput == 0 && !client.hasOutstandingReplies && !client.isWatching {
+                close(client)
+            } else {
+                loop.watch(client.descriptor, for: client.pendingOutput > 0 ? .writable : [])
+            }
             return
         }
         var interest: EventLoop.Events = client.pendingOutput > pauseInputAbove ? [] : .readable
