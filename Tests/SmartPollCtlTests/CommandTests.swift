@@ -134,4 +134,16 @@ struct CommandTests {
         #expect(outside.status == 2)
         #expect(outside.error.contains("SMARTPOLL_HOOK_FD"))
     }
+
+    @Test func timeoutGivesUpWithSeventyFiveAndTheSupervisorCarriesOn() throws {
+        let supervisor = try SupervisorHarness(#"{"tasks": {"slow": {"command": ["sleep", "2"]}}}"#)
+        let began = Date()
+        let waited = try supervisor.ctl("--timeout", "200ms", "run", "slow", "--wait")
+        #expect(waited.status == 75)
+        #expect(waited.error.hasPrefix("smartpollctl: timeout: "))
+        #expect(Date().timeIntervalSince(began) < 1.5, "it gave up instead of waiting for the run")
+        #expect(try supervisor.ctl("ping").status == 0)
+        let bad = try supervisor.ctl("--timeout", "soon", "ping")
+        #expect(bad.status == 2)
+    }
 }
