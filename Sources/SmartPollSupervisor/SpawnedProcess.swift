@@ -27,7 +27,9 @@ public struct SpawnedProcess: Sendable {
         var status = sp_exit_status()
         let result: Int32
         if let pidfd {
-            result = sp_wait_pidfd(pidfd, &status, nonblocking ? 1 : 0)
+            let byDescriptor = sp_wait_pidfd(pidfd, &status, nonblocking ? 1 : 0)
+            // Linux 5.3 has pidfds but not waitid(P_PIDFD): wait for this one pid instead.
+            result = byDescriptor == EINVAL ? sp_wait_pid(pid, &status, nonblocking ? 1 : 0) : byDescriptor
         } else {
             result = sp_wait_pid(pid, &status, nonblocking ? 1 : 0)
         }

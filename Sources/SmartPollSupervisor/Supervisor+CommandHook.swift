@@ -21,7 +21,7 @@ extension Supervisor {
         ])
         let run: TaskRun
         let feeder: InputFeeder
-        do {
+        do throws(SupervisorError) {
             let input = try Pipe()
             let stdout = try Pipe(nonblockingReadEnd: true)
             let stderr = try Pipe(nonblockingReadEnd: true)
@@ -40,8 +40,14 @@ extension Supervisor {
                 stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!, directives: directives.takeReadEnd()!,
                 loop: loop, log: log)
             run.isKnownTask = { [unowned self] name in self.indexByName[name] != nil }
-            feeder = try InputFeeder(descriptor: input.takeWriteEnd()!, bytes: Array((data ?? "").utf8), loop: loop)
             try run.watch()
+            let writeEnd = input.takeWriteEnd()!
+            do throws(SupervisorError) {
+                feeder = try InputFeeder(descriptor: writeEnd, bytes: Array((data ?? "").utf8), loop: loop)
+            } catch {
+                close(writeEnd)  // the hook then reads end of file instead of waiting forever
+                throw error
+            }
         } catch {
             log.write(.error, "hook \(name): \(error.message)", [("hook", name)])
             reply(.failure(ProtocolError(.internal, "hook \(name) could not start: \(error.message)")))
@@ -65,8 +71,11 @@ extension Supervisor {
                 self.log.write(.info, "hook ran", [("hook", name), ("run", "\(runID)")])
                 self.publish(.hookRan(hook: name))
                 reply(.ok)
+            } else if run.generation != self.generation || self.loopState != .running {
+                // The run it belonged to has ended (stop, restart, shutdown): nothing to apply.
+                reply(.failure(ProtocolError(.notRunning, "the loop's run ended while hook \(name) ran")))
             } else {
-                let reason = run.failureReason ?? "did not run in a running loop"
+                let reason = run.failureReason ?? "failed"
                 self.log.write(.warning, "hook failed: \(reason)", [("hook", name), ("run", "\(runID)")])
                 reply(.failure(ProtocolError(.internal, "hook \(name) failed: \(reason); the loop's run ended with that error")))
                 // As in the library: an error from an event hook ends the loop's run.
@@ -84,6 +93,7 @@ extension Supervisor {
                     next.reply(.failure(ProtocolError(.notRunning, "the loop stopped before hook \(next.name) ran")))
                 }
             }
+            self.checkQuiescent()
             self.pump()
         }
     }

@@ -91,7 +91,8 @@ extension Supervisor {
             let seconds = min(
                 Double(backoff.initial.nanosecondsClamped) / 1e9 * pow(backoff.factor, Double(failures - 1)),
                 Double(backoff.maximum.nanosecondsClamped) / 1e9)
-            scheduleTask(index, after: .nanoseconds(Int64(seconds * 1e9)) + jitter(configuration.jitter))
+            let nanoseconds = min(seconds * 1e9, 9.2e18)
+            scheduleTask(index, after: .nanoseconds(Int64(nanoseconds)) + jitter(configuration.jitter))
         }
     }
 
@@ -145,7 +146,10 @@ extension Supervisor {
 
     /// A wall-clock time as a monotonic instant.
     func instant(_ time: Timestamp) -> Instant {
-        Instant(nanoseconds: time.nanosecondsSinceEpoch &- wallOffset)
+        let (difference, overflow) = time.nanosecondsSinceEpoch.subtractingReportingOverflow(wallOffset)
+        if !overflow { return Instant(nanoseconds: difference) }
+        // Out of range: far in the past is ready now, far in the future is as late as can be.
+        return time < Timestamp.now() ? Instant(nanoseconds: .min) : Instant(nanoseconds: .max)
     }
 
     /// A command that could not even be started: a failed run with exit status 127, as a shell

@@ -71,8 +71,10 @@ final class Supervisor {
 
     var now: Instant { Instant(nanoseconds: loop.now) }
 
+    /// A monotonic instant as wall-clock time, saturating at the ends of the range.
     func wall(_ instant: Instant) -> Timestamp {
-        Timestamp(nanosecondsSinceEpoch: instant.nanoseconds &+ wallOffset)
+        let (sum, overflow) = instant.nanoseconds.addingReportingOverflow(wallOffset)
+        return Timestamp(nanosecondsSinceEpoch: overflow ? (wallOffset > 0 ? .max : .min) : sum)
     }
 
     // MARK: Events to watchers
@@ -93,7 +95,7 @@ final class Supervisor {
     /// enters `starting` and begins once they have ended.
     func requestStart() {
         guard loopState != .running else { return }
-        if machine.runningCount > 0 {
+        if machine.runningCount > 0 || hookInFlight != nil {
             loopState = .starting
             return
         }
@@ -194,6 +196,11 @@ final class Supervisor {
             publish(.taskScheduled(task: names[index], next: wall(next)))
         } else {
             publish(.taskUnscheduled(task: names[index]))
+            // The run a `run --wait` asked for will not happen now.
+            for waiter in tasks[index].waitingForNextRun {
+                waiter(.failure(ProtocolError(.notRunning, "\(names[index]) was unscheduled before the requested run started")))
+            }
+            tasks[index].waitingForNextRun = []
         }
     }
 

@@ -83,12 +83,37 @@ final class TaskRun {
 
     /// Starts watching the pipes and the exit. - Throws: when epoll refuses a descriptor.
     func watch() throws(SupervisorError) {
-        for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
-            try loop.register(descriptor, for: .readable) { [unowned self] _ in self.drain(descriptor) }
+        guard let pidfd = process.pidfd else {
+            abandon()
+            throw SupervisorError(code: .spawnFailed, message: "this kernel gave no pidfd for process \(pid) (Linux 5.3 or later is needed)")
         }
-        if let pidfd = process.pidfd {
+        var registered: [Int32] = []
+        do {
+            for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
+                try loop.register(descriptor, for: .readable) { [unowned self] _ in self.drain(descriptor) }
+                registered.append(descriptor)
+            }
             try loop.register(pidfd, for: .readable) { [unowned self] _ in self.reap() }
+        } catch {
+            for descriptor in registered { loop.deregister(descriptor) }
+            abandon()
+            throw error
         }
+    }
+
+    /// Gives up on a run that could not be watched: its group is killed and reaped at once and
+    /// every descriptor closed, so nothing is left behind (and `onEnd` is not called).
+    private func abandon() {
+        ended = true
+        _ = try? process.signalGroup(SIGKILL)
+        _ = try? process.wait()
+        process.close()
+        for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
+            close(descriptor)
+        }
+        outputDescriptor = nil
+        errorDescriptor = nil
+        directiveDescriptor = nil
     }
 
     /// Sends `signal` to the run's whole process group.
@@ -200,7 +225,12 @@ final class TaskRun {
 
     /// The process exited: collect its status, read what is left, end the group, report.
     private func reap() {
-        guard !ended else { return }
+        guard !ended, let pidfd = process.pidfd else { return }
+        // Make sure the process has exited (its pidfd is readable) before killing its group: an
+        // event for a descriptor number closed and reused within one epoll batch must not
+        // reach a new run.
+        var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, 0) == 1 else { return }
         // Nothing of a run outlives it. The exited leader, not yet reaped, still holds the
         // group's number, so this cannot reach an unrelated group that reused it.
         _ = try? process.signalGroup(SIGKILL)

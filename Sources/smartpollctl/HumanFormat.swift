@@ -15,7 +15,8 @@ enum HumanFormat {
 
     /// `in 7.8s` for the future, `3.2s ago` for the past, `now` within 50 ms.
     static func relative(_ time: Timestamp, now: Timestamp) -> String {
-        let delta = time.nanosecondsSinceEpoch - now.nanosecondsSinceEpoch
+        let (delta, overflow) = time.nanosecondsSinceEpoch.subtractingReportingOverflow(now.nanosecondsSinceEpoch)
+        if overflow { return time > now ? "in centuries" : "centuries ago" }
         if delta.magnitude < 50_000_000 { return "now" }
         return delta > 0 ? "in \(span(delta))" : "\(span(delta)) ago"
     }

@@ -129,9 +129,10 @@ case .noResult(let task):
     standardError("smartpollctl: note: \(task) has no successful run yet\n")
 case .results(let results):
     for result in results {
-        print("== \(result.task) (run \(result.run), \(result.time.formatted())\(result.truncated ? ", truncated" : "")) ==")
+        // One stream (write(2)) for headers and outputs, so that they interleave in order.
+        standardOutput(Array("== \(result.task) (run \(result.run), \(result.time.formatted())\(result.truncated ? ", truncated" : "")) ==\n".utf8))
         standardOutput(result.output)
-        if result.output.last != 10 && !result.output.isEmpty { print("") }
+        if result.output.last != 10 && !result.output.isEmpty { standardOutput([10]) }
     }
 case .runFinished(let outcome):
     exit(outcome.shellExitStatus)

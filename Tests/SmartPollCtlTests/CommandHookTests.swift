@@ -57,4 +57,35 @@ struct CommandHookTests {
         let finishIndex = seen.count - 1
         #expect(hookIndex < finishIndex, "the task's run ended during the hook, but was handled after it")
     }
+
+    @Test func shutdownWhileAHookRunsEndsItAndExits() throws {
+        let supervisor = try SupervisorHarness("""
+        {"tasks": {"t": {"command": ["true"]}}, "hooks": {"slow": {"command": ["sleep", "30"]}}}
+        """)
+        let client = try supervisor.connect()
+        try client.send(Request(id: .int(1), command: .emit(hook: "slow", data: nil)))
+        let deadline = Date().addingTimeInterval(10)
+        while !supervisor.logText.contains("hook started"), Date() < deadline { usleep(5_000) }
+        #expect(try supervisor.ctl("shutdown").status == 0)
+        #expect(try supervisor.waitForExit() == 0, "the hook was ended and the supervisor exited")
+        #expect(!FileManager.default.fileExists(atPath: supervisor.socket))
+    }
+
+    @Test func restartWhileAHookRunsWaitsForItAndTheNewRunStaysHealthy() throws {
+        let supervisor = try SupervisorHarness("""
+        {"tasks": {"t": {"command": ["true"]}}, "hooks": {"slow": {"command": ["sleep", "30"]}}}
+        """)
+        let client = try supervisor.connect()
+        try client.send(Request(id: .int(1), command: .emit(hook: "slow", data: nil)))
+        // The hook's process is up once its run id shows in the log; wait for it.
+        let deadline = Date().addingTimeInterval(10)
+        while !supervisor.logText.contains("hook started"), Date() < deadline { usleep(5_000) }
+        #expect(try supervisor.ctl("restart", "--wait").status == 0)
+        let reply = try Reply.decode(client.readLine(), for: .emit(hook: "slow", data: nil))
+        guard case .failure(let error) = reply.body else { Issue.record("the hook should not succeed"); return }
+        #expect(error.code == .notRunning)
+        let status = try json(try supervisor.ctl("--json", "status").output)
+        guard case .object(let loop)? = status["loop"] else { throw HarnessError("no loop") }
+        #expect(loop["state"] == .string("running"), "the ended hook did not fail the new run")
+    }
 }

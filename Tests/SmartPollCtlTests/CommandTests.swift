@@ -146,4 +146,42 @@ struct CommandTests {
         let bad = try supervisor.ctl("--timeout", "soon", "ping")
         #expect(bad.status == 2)
     }
+
+    @Test func extremeTimesSaturateInsteadOfWrapping() throws {
+        let supervisor = try SupervisorHarness(Self.basic)
+        #expect(try supervisor.ctl("schedule", "idle", "2562047h").status == 0)
+        let status = try supervisor.ctl("status")
+        #expect(status.status == 0, "smartpollctl must not trap on a far schedule: \(status.error)")
+        let row = try json(try supervisor.ctl("--json", "status", "idle").output)
+        guard case .array(let rows)? = row["tasks"], case .object(let idle)? = rows.first,
+              let next = idle["next"]?.stringValue else { throw HarnessError("no next") }
+        #expect(next > "2200", "far in the future, not wrapped into the past: \(next)")
+        // Far in the past means ready now: it runs at once rather than in 2262.
+        let events = try supervisor.watch(["idle"])
+        #expect(try supervisor.ctl("schedule", "idle", "--at", "1677-09-22T00:00:00Z").status == 0)
+        try events.finishes(of: "idle")
+    }
+
+    @Test func runWaitIsAnsweredWhenTheRequestedRunIsUnscheduled() throws {
+        let supervisor = try SupervisorHarness(#"{"tasks": {"slow": {"command": ["sleep", "5"]}}}"#)
+        let events = try supervisor.watch(["slow"])
+        #expect(try supervisor.ctl("run", "slow").status == 0)
+        try events.until { if case .taskStarted = $0.kind { return true }; return false }
+        let client = try supervisor.connect()
+        try client.send(Request(id: .int(1), command: .run(task: "slow", wait: true)))
+        // On the same connection, so the run request is handled before the unschedule.
+        try client.send(Request(id: .int(2), command: .unschedule(task: "slow")))
+        let reply = try Reply.decode(client.readLine(), for: .run(task: "slow", wait: true))
+        #expect(try Reply.decode(client.readLine(), for: .unschedule(task: "slow")).isSuccess)
+        guard case .failure(let error) = reply.body else { Issue.record("expected not_running, got \(reply)"); return }
+        #expect(error.code == .notRunning)
+    }
+
+    @Test func resultsPrintEachHeaderBeforeItsOutput() throws {
+        let supervisor = try SupervisorHarness(Self.basic)
+        #expect(try supervisor.ctl("run", "echo", "--wait").status == 0)
+        let printed = try supervisor.ctl("results").output
+        #expect(printed.hasPrefix("== echo (run "))
+        #expect(printed.hasSuffix(") ==\nhello\n"))
+    }
 }
