@@ -52,7 +52,18 @@ final class ControlServer {
         while true {
             var uid: uid_t = 0, gid: gid_t = 0, pid: pid_t = 0
             let descriptor = sp_accept(listener, &uid, &gid, &pid)
-            if descriptor < 0 { return }  // EAGAIN, or a peer that left before we could look
+            if descriptor < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    // Out of descriptors: the listener would stay readable and spin the loop.
+                    // Stop accepting for a moment; established clients are served meanwhile.
+                    loop.watch(listener, for: [])
+                    loop.schedule(after: .milliseconds(100)) { [weak self] in
+                        guard let self else { return }
+                        self.loop.watch(self.listener, for: .readable)
+                    }
+                }
+                return  // EAGAIN, or a peer that left before we could look
+            }
             nextClientID += 1
             let client = ClientConnection(
                 id: nextClientID, descriptor: descriptor, peerUserID: uid, peerProcessID: pid,
