@@ -9,7 +9,7 @@
 /// | `loop_failed` | `error` (string) |
 /// | `task_scheduled` | `task`, `next` (time or null) |
 /// | `task_unscheduled` | `task` |
-/// | `task_started` | `task`, `run`, `pid`, `due` (time or null: when it was due) |
+/// | `task_started` | `task`, `run`, `pid`, `due` (time or null: when it was due), `late_ms` (number or null: how long after `due` the process started) |
 /// | `task_finished` | `task`, `run`, `exit_code`, `signal`, `timed_out`, `succeeded`, `duration_ms`, `changed` |
 /// | `hook_ran` | `hook` |
 /// | `config_reloaded` | — |
@@ -27,7 +27,7 @@ public struct Event: Sendable, Hashable {
         case loopFailed(error: String)
         case taskScheduled(task: String, next: Timestamp?)
         case taskUnscheduled(task: String)
-        case taskStarted(task: String, run: Int, pid: Int, due: Timestamp?)
+        case taskStarted(task: String, run: Int, pid: Int, due: Timestamp?, lateMilliseconds: Double?)
         /// `exitCode` is `nil` after a signal; `durationMilliseconds` is wall-clock;
         /// `changed` says whether the result differs from the previous successful one.
         case taskFinished(
@@ -73,7 +73,7 @@ public struct Event: Sendable, Hashable {
     /// The task the event is about, if any (for `watch` filters).
     public var task: String? {
         switch kind {
-        case .taskScheduled(let task, _), .taskUnscheduled(let task), .taskStarted(let task, _, _, _),
+        case .taskScheduled(let task, _), .taskUnscheduled(let task), .taskStarted(let task, _, _, _, _),
              .taskFinished(let task, _, _, _, _, _, _, _):
             return task
         case .loopStarted, .loopStopped, .loopFailed, .hookRan, .configReloaded:
@@ -103,7 +103,7 @@ public struct Event: Sendable, Hashable {
         case .taskUnscheduled(let task):
             writer.key("task")
             writer.string(task)
-        case .taskStarted(let task, let run, let pid, let due):
+        case .taskStarted(let task, let run, let pid, let due, let late):
             writer.key("task")
             writer.string(task)
             writer.key("run")
@@ -112,6 +112,8 @@ public struct Event: Sendable, Hashable {
             writer.int(pid)
             writer.key("due")
             writer.timestamp(due)
+            writer.key("late_ms")
+            if let late { writer.double(late) } else { writer.null() }
         case .taskFinished(let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
             writer.key("task")
             writer.string(task)
@@ -164,7 +166,7 @@ public struct Event: Sendable, Hashable {
         case .taskStarted:
             kind = .taskStarted(
                 task: try reader.string("task"), run: try reader.int("run"), pid: try reader.int("pid"),
-                due: try reader.optionalTimestamp("due"))
+                due: try reader.optionalTimestamp("due"), lateMilliseconds: try reader.optionalDouble("late_ms"))
         case .taskFinished:
             kind = .taskFinished(
                 task: try reader.string("task"), run: try reader.int("run"),

@@ -77,6 +77,13 @@ struct ObjectReader {
         return number
     }
 
+    /// A number, or nil when the key is absent or null.
+    func optionalDouble(_ key: String) throws(ProtocolError) -> Double? {
+        guard let value = optionalValue(key) else { return nil }
+        guard let number = value.doubleValue else { throw mistyped(key, "a number or null", value) }
+        return number
+    }
+
     func timestamp(_ key: String) throws(ProtocolError) -> Timestamp {
         let value = try value(key)
         guard case .string(let text) = value else { throw mistyped(key, "a time string", value) }

@@ -161,7 +161,7 @@ extension Supervisor {
         tasks[index].last = LastRun(
             run: runID, started: now, ended: now, durationMilliseconds: 0, exitCode: 127, signal: nil,
             timedOut: false, succeeded: false, error: reason, stderrTail: "")
-        publish(.taskStarted(task: names[index], run: runID, pid: 0, due: wall(due)))
+        publish(.taskStarted(task: names[index], run: runID, pid: 0, due: wall(due), lateMilliseconds: lateness(due)))
         publish(.taskFinished(task: names[index], run: runID, exitCode: 127, signal: nil, timedOut: false,
                               succeeded: false, durationMilliseconds: 0, changed: false))
         let outcome = RunOutcome(task: names[index], run: runID, exitCode: 127, signal: nil, timedOut: false, succeeded: false)

@@ -77,6 +77,14 @@ final class Supervisor {
         return Timestamp(nanosecondsSinceEpoch: overflow ? (wallOffset > 0 ? .max : .min) : sum)
     }
 
+    /// How long after `due` a run starts now, in milliseconds; nil for a due time that is not a
+    /// real time (a run with no deadline).
+    func lateness(_ due: Instant) -> Double? {
+        guard due.nanoseconds != .min, due.nanoseconds != .max else { return nil }
+        let (late, overflow) = loop.now.subtractingReportingOverflow(due.nanoseconds)
+        return overflow ? nil : Double(late) / 1e6
+    }
+
     // MARK: Events to watchers
 
     func publish(_ kind: Event.Kind) {
@@ -258,7 +266,8 @@ final class Supervisor {
         run.waiters = tasks[index].waitingForNextRun
         tasks[index].waitingForNextRun = []
         log.write(.info, "started", [("task", names[index]), ("run", "\(runID)"), ("pid", "\(run.pid)")])
-        publish(.taskStarted(task: names[index], run: runID, pid: Int(run.pid), due: wall(due)))
+        publish(.taskStarted(task: names[index], run: runID, pid: Int(run.pid), due: wall(due),
+                             lateMilliseconds: lateness(due)))
         if let timeout = configuration.timeout {
             run.timeoutTimer = loop.schedule(after: timeout) { [weak self, weak run] in
                 guard let self, let run else { return }

@@ -13,6 +13,15 @@ enum HumanFormat {
         return "\(seconds / 86_400)d\(pad(seconds / 3_600 % 24))h"
     }
 
+    /// A short duration with microseconds: `0.213ms`, `12.500ms`, `-0.004ms`.
+    static func milliseconds(_ value: Double) -> String {
+        let micros = Int64((value * 1000).rounded())
+        let magnitude = micros.magnitude
+        let fraction = magnitude % 1000
+        let digits = fraction < 10 ? "00\(fraction)" : fraction < 100 ? "0\(fraction)" : "\(fraction)"
+        return "\(micros < 0 ? "-" : "")\(magnitude / 1000).\(digits)ms"
+    }
+
     /// `in 7.8s` for the future, `3.2s ago` for the past, `now` within 50 ms.
     static func relative(_ time: Timestamp, now: Timestamp) -> String {
         let (delta, overflow) = time.nanosecondsSinceEpoch.subtractingReportingOverflow(now.nanosecondsSinceEpoch)

@@ -28,8 +28,8 @@ enum Rendering {
         case .taskScheduled(let task, let next):
             return "\(time) \(task) scheduled " + (next.map { HumanFormat.relative($0, now: event.time) } ?? "")
         case .taskUnscheduled(let task): return "\(time) \(task) unscheduled"
-        case .taskStarted(let task, let run, let pid, let due):
-            let late = due.map { " late \(Double(event.time.nanosecondsSinceEpoch - $0.nanosecondsSinceEpoch) / 1e6)ms" } ?? ""
+        case .taskStarted(let task, let run, let pid, _, let late):
+            let late = late.map { " late \(HumanFormat.milliseconds($0))" } ?? ""
             return "\(time) \(task) started run \(run) pid \(pid)\(late)"
         case .taskFinished(let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
             let outcome = HumanFormat.outcome(exitCode: exitCode, signal: signal, timedOut: timedOut)

@@ -166,7 +166,13 @@ struct CommandTests {
         let supervisor = try SupervisorHarness(#"{"tasks": {"slow": {"command": ["sleep", "5"]}}}"#)
         let events = try supervisor.watch(["slow"])
         #expect(try supervisor.ctl("run", "slow").status == 0)
-        try events.until { if case .taskStarted = $0.kind { return true }; return false }
+        try events.until { event in
+            guard case .taskStarted(_, _, _, let due, let late) = event.kind else { return false }
+            // A run started by `run` fell due when asked; it started a little after, in microseconds.
+            #expect(due != nil)
+            #expect(late.map { $0 >= 0 && $0 < 5_000 } == true, "late_ms \(String(describing: late))")
+            return true
+        }
         let client = try supervisor.connect()
         try client.send(Request(id: .int(1), command: .run(task: "slow", wait: true)))
         // On the same connection, so the run request is handled before the unschedule.

@@ -333,7 +333,7 @@ struct RobustnessTests {
         #expect(waiter.send(#"{"id":"w","cmd":"run","task":"sleeper","wait":true}"# + "\n"))
         var startedPid: Int?
         try events.until { event in
-            if case .taskStarted(_, _, let pid, _) = event.kind { startedPid = pid; return true }
+            if case .taskStarted(_, _, let pid, _, _) = event.kind { startedPid = pid; return true }
             return false
         }
         let status = try json(try supervisor.ctl("--json", "status", "sleeper").output)

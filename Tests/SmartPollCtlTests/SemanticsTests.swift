@@ -7,7 +7,7 @@ import Testing
 @Suite(.timeLimit(.minutes(2)))
 struct SemanticsTests {
     private func started(_ event: Event, _ task: String) -> Bool {
-        if case .taskStarted(let name, _, _, _) = event.kind { return name == task }
+        if case .taskStarted(let name, _, _, _, _) = event.kind { return name == task }
         return false
     }
 
@@ -218,7 +218,7 @@ struct SemanticsTests {
         var order: [String] = []
         try events.until { event in
             switch event.kind {
-            case .taskStarted(let task, _, _, _): order.append("start \(task)")
+            case .taskStarted(let task, _, _, _, _): order.append("start \(task)")
             case .taskFinished(let task, _, _, _, _, _, _, _): order.append("end \(task)")
             default: break
             }

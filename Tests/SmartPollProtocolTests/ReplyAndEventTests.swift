@@ -67,7 +67,7 @@ struct ReplyAndEventTests {
         let kinds: [Event.Kind] = [
             .loopStarted, .loopStopped, .loopFailed(error: "boom\n"), .taskScheduled(task: "a", next: nil),
             .taskScheduled(task: "a", next: Self.time), .taskUnscheduled(task: "a"),
-            .taskStarted(task: "a", run: 1, pid: 2, due: nil),
+            .taskStarted(task: "a", run: 1, pid: 2, due: nil, lateMilliseconds: nil),
             .taskFinished(task: "a", run: 1, exitCode: nil, signal: 9, timedOut: true, succeeded: false,
                           durationMilliseconds: 0.001, changed: false),
             .hookRan(hook: "h"), .configReloaded,
