@@ -84,6 +84,27 @@ public struct Event: Sendable, Hashable {
     /// The event as one line of compact JSON, without the newline.
     public func encoded() -> String {
         var writer = JSONWriter(capacity: 160)
+        write(to: &writer)
+        return writer.text
+    }
+
+    /// The event as one line of compact JSON, with its newline.
+    public func encodedLine() -> [UInt8] {
+        var writer = JSONWriter(capacity: 160)
+        write(to: &writer)
+        writer.newline()
+        return writer.takeBytes()
+    }
+
+    /// Appends the event and its newline to `output`, without an intermediate copy.
+    public func encodeLine(into output: inout [UInt8]) {
+        var writer = JSONWriter(adopting: &output)
+        write(to: &writer)
+        writer.newline()
+        output = writer.takeBytes()
+    }
+
+    func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.key("event")
         writer.string(name.rawValue)
@@ -129,12 +150,12 @@ public struct Event: Sendable, Hashable {
             writer.string(hook)
         }
         writer.endObject()
-        return writer.text
     }
 
     /// Decodes an event line.
     ///
     /// - Throws: ``ErrorCode/badRequest`` when the line is not an event of a known shape.
+    @inlinable
     public static func decode(_ line: some Collection<UInt8>) throws(ProtocolError) -> Event {
         try decode(try JSONParser.parse(line, mode: .strict))
     }

@@ -46,6 +46,7 @@ public enum JSONParser {
 
     /// Parses the whole of `bytes` as one JSON value (without copying when the
     /// collection has contiguous storage, as `[UInt8]` and `ArraySlice` have).
+    @inlinable
     public static func parse(_ bytes: some Collection<UInt8>, mode: Mode) throws(ProtocolError) -> JSONValue {
         try withContiguousBytes(bytes) { (buffer) throws(ProtocolError) -> JSONValue in
             try parse(buffer, mode: mode)

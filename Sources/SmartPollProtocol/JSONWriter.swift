@@ -14,6 +14,25 @@ struct JSONWriter {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Continues `buffer`, which it takes over (no copy): ``takeBytes()`` hands it back.
+    init(adopting buffer: inout [UInt8]) {
+        bytes = []
+        swap(&bytes, &buffer)
+    }
+
+    /// The bytes written, leaving the writer empty.
+    mutating func takeBytes() -> [UInt8] {
+        var taken: [UInt8] = []
+        swap(&taken, &bytes)
+        return taken
+    }
+
+    /// Ends a line: a newline byte.
+    mutating func newline() {
+        bytes.append(10)
+        needsComma = false
+    }
+
     /// The text written so far.
     var text: String { String(decoding: bytes, as: UTF8.self) }
 

@@ -21,4 +21,11 @@ public enum ProcessEnvironment {
         }
         return result
     }
+
+    /// One variable, looked up with `getenv` (no copy of the whole environment: a command-line
+    /// client that needs two variables should not pay for all of them).
+    public static func value(_ name: String) -> String? {
+        guard let pointer = getenv(name) else { return nil }
+        return String(cString: pointer)
+    }
 }

@@ -63,6 +63,27 @@ public struct Reply: Sendable, Hashable {
     /// The reply as one line of compact JSON, without the newline.
     public func encoded() -> String {
         var writer = JSONWriter(capacity: 128)
+        write(to: &writer)
+        return writer.text
+    }
+
+    /// The reply as one line of compact JSON, with its newline.
+    public func encodedLine() -> [UInt8] {
+        var writer = JSONWriter(capacity: 128)
+        write(to: &writer)
+        writer.newline()
+        return writer.takeBytes()
+    }
+
+    /// Appends the reply and its newline to `output`, without an intermediate copy.
+    public func encodeLine(into output: inout [UInt8]) {
+        var writer = JSONWriter(adopting: &output)
+        write(to: &writer)
+        writer.newline()
+        output = writer.takeBytes()
+    }
+
+    func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.key("id")
         writer.value(id)
@@ -105,13 +126,13 @@ public struct Reply: Sendable, Hashable {
             outcome.writeMembers(to: &writer)
         }
         writer.endObject()
-        return writer.text
     }
 
     /// Decodes a reply line to `command` (the shape depends on the command: see the table).
     ///
     /// - Throws: ``ErrorCode/badRequest`` when the line is not a reply of that shape.
     ///   An error reply is not thrown: it decodes to ``Body/failure(_:)``.
+    @inlinable
     public static func decode(_ line: some Collection<UInt8>, for command: Command) throws(ProtocolError) -> Reply {
         try decode(try JSONParser.parse(line, mode: .strict), for: command)
     }

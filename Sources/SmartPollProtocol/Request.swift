@@ -28,6 +28,7 @@ public struct Request: Sendable, Hashable {
     ///
     /// - Parameter defaultTask: The task to assume when a command that takes a
     ///   task has no `task` member (task directives); `nil` makes it required.
+    @inlinable
     public static func decode(_ line: some Collection<UInt8>, defaultTask: String? = nil) -> Result<Request, RequestDecodeFailure> {
         let value: JSONValue
         do {

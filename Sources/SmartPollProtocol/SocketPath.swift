@@ -8,10 +8,16 @@ public enum SocketPath {
     /// An empty variable counts as unset, and so does a relative `XDG_RUNTIME_DIR` (the XDG base
     /// directory specification calls it invalid).
     public static func fromEnvironment(_ environment: [String: String], userID: UInt32) -> String {
-        if let path = environment["SMARTPOLL_SOCKET"], !path.isEmpty {
+        fromEnvironment({ environment[$0] }, userID: userID)
+    }
+
+    /// ``fromEnvironment(_:userID:)`` with the variables given by a lookup function, such as
+    /// ``ProcessEnvironment/value(_:)``.
+    public static func fromEnvironment(_ variable: (String) -> String?, userID: UInt32) -> String {
+        if let path = variable("SMARTPOLL_SOCKET"), !path.isEmpty {
             return path
         }
-        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
+        if let runtime = variable("XDG_RUNTIME_DIR"), runtime.hasPrefix("/") {
             return join(runtime, "smartpoll/supervisor.sock")
         }
         return userID == 0 ? "/run/smartpoll/supervisor.sock" : "/tmp/smartpoll-\(userID)/supervisor.sock"

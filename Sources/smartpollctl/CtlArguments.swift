@@ -13,7 +13,7 @@ struct CtlArguments {
 
     struct UsageError: Error { var message: String }
 
-    static func parse(_ arguments: [String], environment: [String: String]) throws(UsageError) -> CtlArguments {
+    static func parse(_ arguments: [String], environment: (String) -> String?) throws(UsageError) -> CtlArguments {
         var parsed = CtlArguments()
         var rest = arguments[...]
         // Global options come before the command.
@@ -94,7 +94,7 @@ struct CtlArguments {
         case "hook":
             guard !words.isEmpty else { throw UsageError(message: "hook takes schedule, unschedule or stop-timer") }
             let verb = words.removeFirst()
-            let ownTask = environment["SMARTPOLL_TASK"]
+            let ownTask = environment("SMARTPOLL_TASK")
             func task(_ explicit: String?) throws(UsageError) -> String {
                 guard let task = explicit ?? ownTask, !task.isEmpty else {
                     throw UsageError(message: "hook \(verb): name a task, or run inside a task ($SMARTPOLL_TASK is not set)")

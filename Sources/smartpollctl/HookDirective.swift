@@ -6,8 +6,8 @@ import SmartPollProtocol
 /// `smartpollctl hook ...`: a directive line written to the run's descriptor 3, applied by the
 /// supervisor after the run exits 0 (SPEC section 3).
 enum HookDirective {
-    static func write(_ directive: Command, environment: [String: String]) -> Int32 {
-        guard let text = environment["SMARTPOLL_HOOK_FD"], let descriptor = Int32(text), descriptor >= 0 else {
+    static func write(_ directive: Command, environment: (String) -> String?) -> Int32 {
+        guard let text = environment("SMARTPOLL_HOOK_FD"), let descriptor = Int32(text), descriptor >= 0 else {
             standardError("smartpollctl: usage: hook commands work only inside a task run ($SMARTPOLL_HOOK_FD is not set)\n")
             return 2
         }

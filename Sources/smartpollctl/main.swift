@@ -25,7 +25,7 @@ func fail(_ status: Int32, _ code: String, _ message: String) -> Never {
     exit(status)
 }
 
-let environment = ProcessEnvironment.current()
+let environment: (String) -> String? = ProcessEnvironment.value
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.contains("-h") || arguments.contains("--help") || arguments.first == "help" {
     standardOutput(Array(usage.utf8))

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import SmartPollProtocol
 
@@ -24,5 +27,20 @@ import SmartPollProtocol
     @Test func processEnvironmentReadsThisProcess() {
         let environment = ProcessEnvironment.current()
         #expect(environment["PATH"]?.isEmpty == false)
+    }
+}
+
+@Suite struct ProcessEnvironmentTests {
+    @Test func oneVariableIsReadWithoutCopyingTheEnvironment() {
+        setenv("SMARTPOLL_TEST_VALUE", "a=b\nc", 1)
+        defer { unsetenv("SMARTPOLL_TEST_VALUE") }
+        #expect(ProcessEnvironment.value("SMARTPOLL_TEST_VALUE") == "a=b\nc")
+        #expect(ProcessEnvironment.value("SMARTPOLL_TEST_UNSET_VALUE") == nil)
+        #expect(ProcessEnvironment.current()["SMARTPOLL_TEST_VALUE"] == "a=b\nc")
+    }
+
+    @Test func socketPathTakesALookupFunction() {
+        let variables = ["XDG_RUNTIME_DIR": "/run/user/5"]
+        #expect(SocketPath.fromEnvironment({ variables[$0] }, userID: 5) == "/run/user/5/smartpoll/supervisor.sock")
     }
 }
