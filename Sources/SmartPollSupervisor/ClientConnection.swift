@@ -28,6 +28,12 @@ final class ClientConnection {
     private var heldReplies: [Int: [UInt8]] = [:]
     private var output: [UInt8] = []
     private var outputStart = 0
+    /// While above zero, queued output waits for ``endBatch()`` instead of leaving at once: the
+    /// replies to a burst of pipelined requests leave in one `send`.
+    private var batchDepth = 0
+    private var flushDeferred = false
+    /// What the event loop watches the descriptor for (registered as readable).
+    var interest: EventLoop.Events = .readable
     fileprivate weak var server: ControlServer?
 
     init(id: Int, descriptor: Int32, peerUserID: UInt32, peerProcessID: Int32, maximumLineLength: Int, server: ControlServer) {
@@ -54,21 +60,61 @@ final class ClientConnection {
     /// Fills a reply slot; replies are written in slot order.
     func reply(_ reply: Reply, slot: Int) {
         guard !isClosed else { return }
-        heldReplies[slot] = Array(reply.encoded().utf8) + [10]
-        while let bytes = heldReplies.removeValue(forKey: nextReplySlot) {
-            nextReplySlot += 1
-            enqueue(bytes)
+        guard slot == nextReplySlot else {
+            heldReplies[slot] = reply.encodedLine()
+            return
         }
+        // The usual case: the reply that is due next, written straight into the output buffer.
+        nextReplySlot += 1
+        reply.encodeLine(into: &output)
+        while !heldReplies.isEmpty, let bytes = heldReplies.removeValue(forKey: nextReplySlot) {
+            nextReplySlot += 1
+            output.append(contentsOf: bytes)
+        }
+        outputQueued()
     }
 
-    /// Writes one event line to a watching client.
-    func send(event line: [UInt8]) {
+    /// Queues one event line for a watching client; the events of one wake-up of the loop
+    /// leave together, in one write, once it has handled them all.
+    func send(event line: [UInt8], loop: EventLoop) {
         guard !isClosed, isWatching else { return }
+        if !eventBatchOpen {
+            eventBatchOpen = true
+            beginBatch()
+            loop.deferUntilIdle { [self] in
+                eventBatchOpen = false
+                endBatch()
+            }
+        }
         enqueue(line)
     }
 
+    private var eventBatchOpen = false
+
     private func enqueue(_ bytes: [UInt8]) {
         output.append(contentsOf: bytes)
+        outputQueued()
+    }
+
+    private func outputQueued() {
+        if batchDepth > 0 {
+            flushDeferred = true
+            return
+        }
+        flush()
+        server?.outputChanged(self)
+    }
+
+    /// Holds output back until the matching ``endBatch()``.
+    func beginBatch() {
+        batchDepth += 1
+    }
+
+    /// Sends what was queued since ``beginBatch()``.
+    func endBatch() {
+        batchDepth -= 1
+        guard batchDepth == 0, flushDeferred, !isClosed else { return }
+        flushDeferred = false
         flush()
         server?.outputChanged(self)
     }

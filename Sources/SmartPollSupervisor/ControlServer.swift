@@ -33,7 +33,6 @@ final class ControlServer {
 
     private(set) var clients: [Int32: ClientConnection] = [:]
     private var nextClientID = 0
-    private var readBuffer = [UInt8](repeating: 0, count: 65_536)
 
     init(loop: EventLoop, listener: Int32, maximumConnections: Int, maximumLineLength: Int) throws(SupervisorError) {
         self.loop = loop
@@ -90,7 +89,7 @@ final class ControlServer {
 
     /// One error line, best effort, then the connection is closed.
     private func refuse(_ client: ClientConnection, _ error: ProtocolError) {
-        let line = Array(Reply(id: .null, body: .failure(error)).encoded().utf8) + [10]
+        let line = Reply(id: .null, body: .failure(error)).encodedLine()
         _ = line.withUnsafeBytes { sp_send(client.descriptor, $0.baseAddress, $0.count) }
         Glibc.close(client.descriptor)
     }
@@ -107,7 +106,7 @@ final class ControlServer {
             return
         }
         guard events.contains(.readable) || events.contains(.hangup) || events.contains(.error) else { return }
-        let count = readBuffer.withUnsafeMutableBytes { read(client.descriptor, $0.baseAddress, $0.count) }
+        let count = read(client.descriptor, loop.readBuffer.baseAddress, loop.readBuffer.count)
         if count == 0 && (client.isWatching || client.hasOutstandingReplies || client.pendingOutput > 0) {
             // End of the peer's input, not of the connection: it still reads what it is owed.
             client.isInputClosed = true
@@ -120,7 +119,9 @@ final class ControlServer {
         }
         guard count > 0 else { return }
         if client.isWatching { return }
-        readBuffer.withUnsafeBytes { client.framer.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+        client.framer.append(UnsafeRawBufferPointer(rebasing: loop.readBuffer[..<count]))
+        client.beginBatch()
+        defer { client.endBatch() }
         while !client.isClosed, !client.isWatching, let frame = client.framer.next() {
             switch frame {
             case .line(let line):
@@ -161,19 +162,26 @@ final class ControlServer {
             if client.pendingOutput == 0 && !client.hasOutstandingReplies && !client.isWatching {
                 close(client)
             } else {
-                loop.watch(client.descriptor, for: client.pendingOutput > 0 ? .writable : [])
+                watch(client, for: client.pendingOutput > 0 ? .writable : [])
             }
             return
         }
         var interest: EventLoop.Events = client.pendingOutput > pauseInputAbove ? [] : .readable
         if client.pendingOutput > 0 { interest.insert(.writable) }
+        watch(client, for: interest)
+    }
+
+    /// Changes what the loop watches a client for, with a system call only when it changes.
+    private func watch(_ client: ClientConnection, for interest: EventLoop.Events) {
+        guard interest != client.interest else { return }
+        client.interest = interest
         loop.watch(client.descriptor, for: interest)
     }
 
     func close(_ client: ClientConnection) {
         guard !client.isClosed else { return }
         client.markClosed()
-        loop.deregister(client.descriptor)
+        loop.forget(client.descriptor)
         clients.removeValue(forKey: client.descriptor)
         Glibc.close(client.descriptor)
     }
