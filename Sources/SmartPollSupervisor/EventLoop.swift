@@ -52,7 +52,12 @@ final class EventLoop {
         }
     }
 
+    /// One 64 KiB buffer for every read done on this loop's thread (client requests, task
+    /// output): each read's bytes are consumed before the next read.
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+
     deinit {
+        readBuffer.deallocate()
         close(timerDescriptor)
         close(epoll)
     }
@@ -80,6 +85,14 @@ final class EventLoop {
     func deregister(_ descriptor: Int32) {
         guard handlers.removeValue(forKey: descriptor) != nil else { return }
         _ = sp_epoll_control(epoll, 2, descriptor, 0)
+    }
+
+    /// Forgets a descriptor that the caller closes right after, without a system call: closing
+    /// the last descriptor of an open file takes it out of the epoll set. Only for descriptors
+    /// that were never duplicated (pipes' read ends, pidfds, accepted sockets: all close-on-exec,
+    /// so no child keeps a copy past its exec).
+    func forget(_ descriptor: Int32) {
+        handlers.removeValue(forKey: descriptor)
     }
 
     // MARK: Timers
@@ -130,6 +143,25 @@ final class EventLoop {
                     handler(Events(rawValue: ready[index].events))
                 }
             }
+            runDeferred()
+        }
+        runDeferred()
+    }
+
+    private var deferred: [() -> Void] = []
+
+    /// Calls `action` once the events of the current wake-up have all been handled (or at
+    /// once-ish: before the loop next waits). Output that many events produce together (the
+    /// events of a run's end and the next run's start) leaves in one write this way.
+    func deferUntilIdle(_ action: @escaping () -> Void) {
+        deferred.append(action)
+    }
+
+    private func runDeferred() {
+        while !deferred.isEmpty {
+            let actions = deferred
+            deferred = []
+            for action in actions { action() }
         }
     }
 

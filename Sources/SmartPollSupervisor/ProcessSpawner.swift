@@ -25,11 +25,16 @@ public enum ProcessSpawner {
         guard !request.arguments.isEmpty else {
             throw SupervisorError(code: .spawnFailed, message: "cannot run an empty command")
         }
-        if request.arguments.contains(where: containsNUL) {
-            throw failure("an argument contains a NUL byte")
-        }
-        if request.environment.contains(where: containsNUL) {
-            throw failure("an environment entry contains a NUL byte")
+        if let prepared = request.prepared {
+            if prepared.arguments.containsNUL { throw failure("an argument contains a NUL byte") }
+            if prepared.environment.containsNUL { throw failure("an environment entry contains a NUL byte") }
+        } else {
+            if request.arguments.contains(where: containsNUL) {
+                throw failure("an argument contains a NUL byte")
+            }
+            if request.environment.contains(where: containsNUL) {
+                throw failure("an environment entry contains a NUL byte")
+            }
         }
         if let directory = request.workingDirectory, containsNUL(directory) {
             throw failure("the working directory contains a NUL byte")
@@ -41,21 +46,31 @@ public enum ProcessSpawner {
 
         var pid: pid_t = -1
         var pidfd: Int32 = -1
-        let result: Int32 = withCStringArray(request.arguments) { argv in
-            withCStringArray(request.environment) { envp in
-                guard let argv, let envp else { return ENOMEM }
-                return withOptionalCString(request.workingDirectory) { cwd in
-                    var options = sp_spawn_options(
-                        file: argv[0],
-                        argv: argv,
-                        envp: envp,
-                        cwd: cwd,
-                        stdin_fd: number(request.standardInput),
-                        stdout_fd: number(request.standardOutput),
-                        stderr_fd: number(request.standardError),
-                        directive_fd: request.directives ?? -1
-                    )
-                    return sp_spawn(&options, &pid, &pidfd)
+        func spawn(_ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+            withOptionalCString(request.workingDirectory) { cwd in
+                var options = sp_spawn_options(
+                    file: argv[0],
+                    argv: argv,
+                    envp: envp,
+                    cwd: cwd,
+                    stdin_fd: number(request.standardInput),
+                    stdout_fd: number(request.standardOutput),
+                    stderr_fd: number(request.standardError),
+                    directive_fd: request.directives ?? -1
+                )
+                return sp_spawn(&options, &pid, &pidfd)
+            }
+        }
+        let result: Int32
+        if let prepared = request.prepared {
+            result = prepared.arguments.withPointers { argv in
+                prepared.environment.withPointers(appending: request.preparedExtras) { envp in spawn(argv, envp) }
+            }
+        } else {
+            result = withCStringArray(request.arguments) { argv in
+                withCStringArray(request.environment) { envp in
+                    guard let argv, let envp else { return ENOMEM }
+                    return spawn(argv, envp)
                 }
             }
         }

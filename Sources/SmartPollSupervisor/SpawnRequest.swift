@@ -32,6 +32,11 @@ public struct SpawnRequest: Sendable {
     /// The descriptor that becomes 3 in the child (the directive channel), or
     /// `nil` to leave 3 closed.
     public var directives: Int32?
+    /// When set, the argument vector and environment as prepared C strings, used instead of
+    /// `arguments` and `environment` (which still name the program in messages).
+    var prepared: PreparedCommand?
+    /// Entries added to the prepared environment for this spawn only.
+    var preparedExtras: [String] = []
 
     public init(
         arguments: [String],

@@ -92,8 +92,8 @@ final class Supervisor {
         var line: [UInt8]?
         for client in server.watchers {
             if let filter = client.watchFilter, let task = event.task, !filter.contains(task) { continue }
-            if line == nil { line = Array(event.encoded().utf8) + [10] }
-            client.send(event: line!)
+            if line == nil { line = event.encodedLine() }
+            client.send(event: line!, loop: loop)
         }
     }
 
@@ -249,13 +249,20 @@ final class Supervisor {
         nextRunID += 1
         let runID = nextRunID
         let configuration = tasks[index].configuration
-        let environment = childEnvironment(configuration.environment, [
-            "SMARTPOLL_TASK": names[index], "SMARTPOLL_RUN": "\(runID)",
-            "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
-        ])
+        let prepared: PreparedCommand
+        if let cached = tasks[index].prepared {
+            prepared = cached
+        } else {
+            var environment = childEnvironment(configuration.environment, [
+                "SMARTPOLL_TASK": names[index], "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
+            ])
+            environment.removeAll { $0.hasPrefix("SMARTPOLL_RUN=") }
+            prepared = PreparedCommand(arguments: configuration.command, environment: environment)
+            tasks[index].prepared = prepared
+        }
         let run: TaskRun
         do {
-            run = try launch(index, runID: runID, due: due, environment: environment)
+            run = try launch(index, runID: runID, due: due, prepared: prepared)
         } catch {
             // A command that cannot be started is a failed run, reported like any other.
             log.write(.error, error.message, [("task", names[index]), ("run", "\(runID)")])
@@ -288,16 +295,18 @@ final class Supervisor {
         return environment.map { "\($0.key)=\($0.value)" }.sorted()
     }
 
-    private func launch(_ index: Int, runID: Int, due: Instant, environment: [String]) throws(SupervisorError) -> TaskRun {
+    private func launch(_ index: Int, runID: Int, due: Instant, prepared: PreparedCommand) throws(SupervisorError) -> TaskRun {
         let configuration = tasks[index].configuration
         let stdout = try Pipe(nonblockingReadEnd: true)
         let stderr = try Pipe(nonblockingReadEnd: true)
         let directives = try Pipe(nonblockingReadEnd: true)
-        let process = try ProcessSpawner.spawn(SpawnRequest(
-            arguments: configuration.command, environment: environment,
-            workingDirectory: configuration.workingDirectory, standardInput: .nullDevice,
+        var request = SpawnRequest(
+            arguments: configuration.command, workingDirectory: configuration.workingDirectory, standardInput: .nullDevice,
             standardOutput: .fileDescriptor(stdout.writeEnd!), standardError: .fileDescriptor(stderr.writeEnd!),
-            directives: directives.writeEnd!))
+            directives: directives.writeEnd!)
+        request.prepared = prepared
+        request.preparedExtras = ["SMARTPOLL_RUN=\(runID)"]
+        let process = try ProcessSpawner.spawn(request)
         stdout.closeWriteEnd()
         stderr.closeWriteEnd()
         directives.closeWriteEnd()

@@ -123,14 +123,13 @@ final class TaskRun {
 
     // MARK: Pipes
 
-    private var readBuffer = [UInt8](repeating: 0, count: 65_536)
-
     /// Reads what `descriptor` holds now, at most 16 buffers per call so that a flooding child
     /// cannot monopolize the loop (epoll is level-triggered: the rest comes next time); closes
     /// it at end of file.
     private func drain(_ descriptor: Int32) {
         for _ in 0..<16 {
-            let count = readBuffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            let readBuffer = loop.readBuffer
+            let count = read(descriptor, readBuffer.baseAddress, readBuffer.count)
             if count > 0 {
                 consume(descriptor, count)
                 if count < readBuffer.count { return }
@@ -144,7 +143,7 @@ final class TaskRun {
     }
 
     private func consume(_ descriptor: Int32, _ count: Int) {
-        let bytes = readBuffer[..<count]
+        let bytes = UnsafeRawBufferPointer(rebasing: loop.readBuffer[..<count])
         if descriptor == outputDescriptor {
             let room = max(0, capture - output.count)
             output.append(contentsOf: bytes.prefix(room))
@@ -206,7 +205,7 @@ final class TaskRun {
     }
 
     private func closePipe(_ descriptor: Int32) {
-        loop.deregister(descriptor)
+        loop.forget(descriptor)
         close(descriptor)
         if descriptor == outputDescriptor { outputDescriptor = nil }
         if descriptor == errorDescriptor {
@@ -243,7 +242,7 @@ final class TaskRun {
     func finish() {
         guard !ended else { return }
         ended = true
-        if let pidfd = process.pidfd { loop.deregister(pidfd) }
+        if let pidfd = process.pidfd { loop.forget(pidfd) }
         process.close()
         for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
             drain(descriptor)

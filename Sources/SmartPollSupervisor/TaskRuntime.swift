@@ -3,7 +3,12 @@ import SmartPollProtocol
 /// What the supervisor remembers of one task across runs.
 struct TaskRuntime {
     let name: String
-    var configuration: TaskConfiguration
+    var configuration: TaskConfiguration {
+        didSet { prepared = nil }
+    }
+    /// The command and environment as C strings, built at the first run after a change of
+    /// configuration.
+    var prepared: PreparedCommand?
     var runs = 0
     var failures = 0
     var last: LastRun?
