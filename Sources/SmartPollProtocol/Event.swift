@@ -92,16 +92,14 @@ public struct Event: Sendable, Hashable {
     public func encodedLine() -> [UInt8] {
         var writer = JSONWriter(capacity: 160)
         write(to: &writer)
-        writer.newline()
-        return writer.takeBytes()
+        return writer.line()
     }
 
-    /// Appends the event and its newline to `output`, without an intermediate copy.
+    /// Appends the event and its newline to `output`.
     public func encodeLine(into output: inout [UInt8]) {
-        var writer = JSONWriter(adopting: &output)
+        var writer = JSONWriter(capacity: 160)
         write(to: &writer)
-        writer.newline()
-        output = writer.takeBytes()
+        writer.appendLine(to: &output)
     }
 
     func write(to writer: inout JSONWriter) {

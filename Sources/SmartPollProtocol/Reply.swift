@@ -60,27 +60,35 @@ public struct Reply: Sendable, Hashable {
         return true
     }
 
+    /// About how many bytes the encoded reply takes, so that the writer seldom grows.
+    var encodedSizeEstimate: Int {
+        switch body {
+        case .status(let status): return 160 + status.tasks.count * 320
+        case .result(let result): return 160 + result.output.count + result.output.count / 8
+        case .results(let results): return 64 + results.reduce(0) { $0 + 160 + $1.output.count + $1.output.count / 8 }
+        default: return 160
+        }
+    }
+
     /// The reply as one line of compact JSON, without the newline.
     public func encoded() -> String {
-        var writer = JSONWriter(capacity: 128)
+        var writer = JSONWriter(capacity: encodedSizeEstimate)
         write(to: &writer)
         return writer.text
     }
 
     /// The reply as one line of compact JSON, with its newline.
     public func encodedLine() -> [UInt8] {
-        var writer = JSONWriter(capacity: 128)
+        var writer = JSONWriter(capacity: encodedSizeEstimate)
         write(to: &writer)
-        writer.newline()
-        return writer.takeBytes()
+        return writer.line()
     }
 
-    /// Appends the reply and its newline to `output`, without an intermediate copy.
+    /// Appends the reply and its newline to `output`.
     public func encodeLine(into output: inout [UInt8]) {
-        var writer = JSONWriter(adopting: &output)
+        var writer = JSONWriter(capacity: encodedSizeEstimate)
         write(to: &writer)
-        writer.newline()
-        output = writer.takeBytes()
+        writer.appendLine(to: &output)
     }
 
     func write(to writer: inout JSONWriter) {
@@ -116,7 +124,7 @@ public struct Reply: Sendable, Hashable {
             writer.key("results")
             writer.beginObject()
             for result in results {
-                writer.key(result.task)
+                writer.key(name: result.task)
                 writer.beginObject()
                 result.writeMembers(to: &writer)
                 writer.endObject()

@@ -48,7 +48,7 @@ public struct TaskResult: Sendable, Hashable {
     static func writeMissingMembers(task: String, to writer: inout JSONWriter) {
         writer.key("task")
         writer.string(task)
-        for key in ["run", "time", "output"] {
+        for key: StaticString in ["run", "time", "output"] {
             writer.key(key)
             writer.null()
         }
