@@ -3,6 +3,9 @@ SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE    := $(SWIFT) build -c release
 
+# The demo's socket, so that it never meets a supervisor of yours.
+DEMO_SOCKET ?= /tmp/smartpoll-demo-$(shell id -u)/supervisor.sock
+
 .PHONY: all deps build release test bench demo clean
 
 all: build
@@ -31,14 +34,26 @@ bench: deps
 	$(RELEASE) --product smartpoll-bench
 	$$($(SWIFT) build -c release --show-bin-path)/smartpoll-bench $(BENCH_ARGS)
 
-# The supervisor in the foreground on contrib/examples/demo; try smartpollctl from another terminal.
+# The weather example (contrib/examples/weather) in the foreground, from a clean state.
 demo: build
 	@bin=$$($(SWIFT) build --show-bin-path); \
-	echo "In another terminal:"; \
-	echo "  export PATH=$$bin:\$$PATH SMARTPOLL_SOCKET=/tmp/smartpoll-demo/supervisor.sock"; \
-	echo "  smartpollctl status; smartpollctl watch; smartpollctl emit refresh; smartpollctl result api1"; \
-	echo "Stop with Ctrl-C."; \
-	cd contrib/examples/demo && PATH="$$bin:$$PATH" exec "$$bin/smartpoll-supervisor" --config smartpoll.json
+	example=$(CURDIR)/contrib/examples/weather; \
+	echo "smartpoll demo: the weather aggregator of $$example"; \
+	echo "It runs in the foreground; Ctrl-C stops it. In a second terminal, try:"; \
+	echo ""; \
+	echo "  export PATH=\"$$bin:\$$PATH\" SMARTPOLL_SOCKET=$(DEMO_SOCKET)"; \
+	echo "  smartpollctl status                          # the loop, and a table of the five tasks"; \
+	echo "  cat $$example/published.json"; \
+	echo "                                               # the aggregate, rewritten when an input changed"; \
+	echo "  smartpollctl watch                           # events as they happen (Ctrl-C ends it)"; \
+	echo "  smartpollctl emit set-sky \"storm 31.5 90\"    # change the weather: every API polls now"; \
+	echo "  smartpollctl run api2 --wait; echo \$$?        # poll one API now, and get its exit status"; \
+	echo "  smartpollctl unschedule sky                  # the weather holds: soon nothing is published"; \
+	echo "  smartpollctl run sky                         # and it changes again"; \
+	echo "  smartpollctl results                         # every task's last result"; \
+	echo ""; \
+	cd "$$example" && rm -rf state published.json published.json.tmp && \
+	PATH="$$bin:$$PATH" exec "$$bin/smartpoll-supervisor" --config smartpoll.json --socket $(DEMO_SOCKET)
 
 clean:
 	rm -rf .build
