@@ -1,20 +1,27 @@
-# smartpoll: build, test and benchmark. `make test` is what CI runs (.ci/run).
+# smartpoll: build, test, lint, benchmark and demo. `make test` and `make lint` are what CI runs
+# (.ci/run).
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE    := $(SWIFT) build -c release
+MANPAGES   := $(wildcard man/*.[1-8])
 
 # The demo's socket, so that it never meets a supervisor of yours.
 DEMO_SOCKET ?= /tmp/smartpoll-demo-$(shell id -u)/supervisor.sock
 
-.PHONY: all deps build release test bench demo clean
+.PHONY: all deps build release test lint bench demo clean
 
 all: build
 
-# json-c comes from Debian's libjson-c-dev; install it only when pkg-config cannot find it.
+# From Debian: libjson-c-dev (json-c, the JSON parser) when pkg-config cannot find it, and
+# mandoc (for make lint) when it is missing.
 deps:
-	@pkg-config --exists json-c || { \
-		echo "installing libjson-c-dev"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libjson-c-dev pkg-config; }
+	@missing=; \
+	pkg-config --exists json-c 2>/dev/null || missing="$$missing libjson-c-dev pkg-config"; \
+	command -v mandoc >/dev/null || missing="$$missing mandoc"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 build: deps
 	$(SWIFT) build
@@ -28,6 +35,12 @@ release: deps
 
 test: deps
 	$(SWIFT) test
+
+# The man pages without a warning, and the example's scripts without a syntax error.
+lint: deps
+	mandoc -T lint -W warning $(MANPAGES)
+	for script in contrib/examples/weather/api contrib/examples/weather/sky \
+		contrib/examples/weather/set-sky contrib/examples/weather/publish; do sh -n "$$script" || exit 1; done
 
 # Figures, not pass/fail: one JSON line per scenario on stdout.
 bench: deps
