@@ -1,14 +1,30 @@
-# smartpoll: build, test, lint, benchmark and demo. `make test` and `make lint` are what CI runs
-# (.ci/run).
+# smartpoll: build, test, lint, benchmark, demo and install. `make test` and `make lint` are what
+# CI runs (.ci/run).
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE    := $(SWIFT) build -c release
 MANPAGES   := $(wildcard man/*.[1-8])
 
+# make install PREFIX=/usr/local DESTDIR=: where the files go (DESTDIR stages a package).
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+
+RELEASE_BIN := .build-release/release
+PROGRAMS    := smartpoll-supervisor smartpollctl
+UNITS       := $(wildcard contrib/systemd/*.service contrib/systemd/*.socket)
+# Without units in contrib/systemd, install writes this plain one.
+PLAIN_UNIT  := smartpoll-supervisor.service
+
 # The demo's socket, so that it never meets a supervisor of yours.
 DEMO_SOCKET ?= /tmp/smartpoll-demo-$(shell id -u)/supervisor.sock
 
-.PHONY: all deps build release test lint bench demo clean
+.PHONY: all deps build release test lint bench demo install uninstall clean
 
 all: build
 
@@ -36,9 +52,10 @@ release: deps
 test: deps
 	$(SWIFT) test
 
-# The man pages without a warning, and the example's scripts without a syntax error.
+# The man pages without a warning, and the shell files without a syntax error.
 lint: deps
 	mandoc -T lint -W warning $(MANPAGES)
+	bash -n contrib/completions/smartpollctl.bash
 	for script in contrib/examples/weather/api contrib/examples/weather/sky \
 		contrib/examples/weather/set-sky contrib/examples/weather/publish; do sh -n "$$script" || exit 1; done
 
@@ -68,5 +85,42 @@ demo: build
 	cd "$$example" && rm -rf state published.json published.json.tmp && \
 	PATH="$$bin:$$PATH" exec "$$bin/smartpoll-supervisor" --config smartpoll.json --socket $(DEMO_SOCKET)
 
+# Release binaries, man pages, completions for bash, zsh and fish, and the systemd units of
+# contrib/systemd (with /usr/local/bin in them replaced by BINDIR), or a plain service unit.
+install: release
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) \
+		$(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(addprefix $(RELEASE_BIN)/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	for page in $(MANPAGES); do \
+		section=$${page##*.}; \
+		install -d $(DESTDIR)$(MANDIR)/man$$section && \
+		install -m 0644 $$page $(DESTDIR)$(MANDIR)/man$$section/ || exit 1; \
+	done
+	for program in $(PROGRAMS); do \
+		install -m 0644 contrib/completions/smartpollctl.bash $(DESTDIR)$(BASHCOMPDIR)/$$program || exit 1; \
+	done
+	install -m 0644 contrib/completions/_smartpollctl $(DESTDIR)$(ZSHCOMPDIR)/_smartpollctl
+	install -m 0644 contrib/completions/smartpollctl.fish contrib/completions/smartpoll-supervisor.fish \
+		$(DESTDIR)$(FISHCOMPDIR)/
+ifneq ($(UNITS),)
+	for unit in $(UNITS); do \
+		sed 's|/usr/local/bin/|$(BINDIR)/|g' $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
+	done
+else
+	printf '%s\n' '[Unit]' 'Description=smartpoll supervisor' 'Documentation=man:smartpoll-supervisor(8)' '' \
+		'[Service]' 'Type=exec' 'ExecStart=$(BINDIR)/smartpoll-supervisor --config /etc/smartpoll/smartpoll.json' \
+		'TimeoutStopSec=30' 'Restart=on-failure' '' '[Install]' 'WantedBy=multi-user.target' \
+		> $(DESTDIR)$(UNITDIR)/$(PLAIN_UNIT)
+	chmod 0644 $(DESTDIR)$(UNITDIR)/$(PLAIN_UNIT)
+endif
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS))
+	for page in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page##*/}; done
+	rm -f $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(PROGRAMS)) $(DESTDIR)$(ZSHCOMPDIR)/_smartpollctl \
+		$(DESTDIR)$(FISHCOMPDIR)/smartpollctl.fish $(DESTDIR)$(FISHCOMPDIR)/smartpoll-supervisor.fish
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(UNITS)) $(PLAIN_UNIT))
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-release
