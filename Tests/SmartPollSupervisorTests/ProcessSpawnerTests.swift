@@ -46,11 +46,19 @@ import Testing
         // free, or else clear close-on-exec on whatever holds it (the test
         // runner does) until the child has started. Only this spawner execs
         // in the test process, and it always replaces or closes 3.
-        let plain = open("/dev/null", O_RDONLY)
-        try #require(plain >= 0)
-        let low = fcntl(plain, F_DUPFD, 0)
-        close(plain)
-        defer { close(low) }
+        // open returns the lowest free number: 3 when it is free (then this test holds it),
+        // above 3 when something else does (libdispatch's epoll, once it has started).
+        var below: [Int32] = []
+        var held: Int32 = -1
+        while true {
+            let descriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            try #require(descriptor >= 0)
+            if descriptor == 3 { held = descriptor; break }
+            if descriptor > 3 { close(descriptor); break }
+            below.append(descriptor)
+        }
+        below.forEach { close($0) }
+        defer { if held >= 0 { close(held) } }
         let flags = fcntl(3, F_GETFD)
         try #require(flags >= 0)
         #expect(fcntl(3, F_SETFD, flags & ~FD_CLOEXEC) == 0)
