@@ -237,6 +237,21 @@ public struct SchedulerStateMachine: Sendable {
         }
     }
 
+    /// Counts `task` as in flight without starting it, in either phase: for a driver that
+    /// replaces its machine (the supervisor does on a configuration reload, when tasks come and
+    /// go) while some runs are still going. ``taskFinished(_:)`` ends it as usual.
+    /// - Precondition: the task is not already running.
+    public mutating func adoptRunning(_ task: TaskID) {
+        let index = Int(task.index)
+        precondition(!records[index].running, "\(task) is already running")
+        records[index].running = true
+        runningCount += 1
+        // A ready task waits for the end of this run, as it would for any run.
+        if records[index].kind == Record.ready {
+            startQueue.remove(task.index)
+        }
+    }
+
     // MARK: Transitions
 
     private mutating func nextSequence() -> UInt64 {

@@ -19,6 +19,32 @@ private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
 }
 
 @Suite struct SchedulerStateMachineTests {
+    @Test func anAdoptedRunningTaskHoldsItsSlotAndItsReadinessUntilItFinishes() {
+        // A replacement machine (a reload) takes over a run in flight and a ready task.
+        var machine = runningMachine(2, maximumRunning: 1)
+        machine.schedule(ID(0), after: .zero, now: at(1))
+        machine.adoptRunning(ID(0))
+        machine.adoptRunning(ID(1))
+        #expect(machine.runningCount == 2)
+        #expect(machine.isRunning(ID(0)) && machine.isRunning(ID(1)))
+        #expect(machine.nextStart() == nil, "ready, but its run is still in flight")
+        machine.taskFinished(ID(1))
+        #expect(machine.nextStart() == nil, "the one slot is still taken by task 0")
+        machine.taskFinished(ID(0))
+        #expect(drainStarts(&machine) == [0])
+        #expect(machine.schedule(of: ID(0)) == .none)
+    }
+
+    @Test func adoptingARunningTaskWorksWhileStopped() {
+        var machine = SchedulerStateMachine(taskCount: 1)
+        machine.adoptRunning(ID(0))
+        #expect(machine.runningCount == 1)
+        machine.taskFinished(ID(0))
+        #expect(machine.runningCount == 0)
+        machine.runStarted()
+        #expect(machine.phase == .running)
+    }
+
     @Test func positiveDelaySchedulesAtNowPlusDelay() {
         var machine = runningMachine()
         machine.schedule(ID(0), after: .seconds(10), now: at(5))
