@@ -12,7 +12,7 @@
 /// | `task_started` | `task`, `run`, `pid`, `due` (time or null: when it was due), `late_ms` (number or null: how long after `due` the process started) |
 /// | `task_finished` | `task`, `run`, `exit_code`, `signal`, `timed_out`, `succeeded`, `duration_ms`, `changed` |
 /// | `hook_ran` | `hook` |
-/// | `config_reloaded` | — |
+/// | `config_reloaded` | `added`, `changed`, `removed` (arrays of task names) |
 ///
 /// Decoding ignores keys it does not know (events may gain keys).
 public struct Event: Sendable, Hashable {
@@ -34,7 +34,8 @@ public struct Event: Sendable, Hashable {
             task: String, run: Int, exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool,
             durationMilliseconds: Double, changed: Bool)
         case hookRan(hook: String)
-        case configReloaded
+        /// The tasks the new configuration added, changed and removed, each sorted.
+        case configReloaded(added: [String], changed: [String], removed: [String])
     }
 
     /// The `event` values.
@@ -109,8 +110,16 @@ public struct Event: Sendable, Hashable {
         writer.key("time")
         writer.timestamp(time)
         switch kind {
-        case .loopStarted, .loopStopped, .configReloaded:
+        case .loopStarted, .loopStopped:
             break
+        case .configReloaded(let added, let changed, let removed):
+            let lists: [(StaticString, [String])] = [("added", added), ("changed", changed), ("removed", removed)]
+            for (key, names) in lists {
+                writer.key(key)
+                writer.beginArray()
+                for name in names { writer.string(name) }
+                writer.endArray()
+            }
         case .loopFailed(let error):
             writer.key("error")
             writer.string(error)
@@ -193,7 +202,11 @@ public struct Event: Sendable, Hashable {
                 timedOut: try reader.bool("timed_out"), succeeded: try reader.bool("succeeded"),
                 durationMilliseconds: try reader.double("duration_ms"), changed: try reader.bool("changed"))
         case .hookRan: kind = .hookRan(hook: try reader.string("hook"))
-        case .configReloaded: kind = .configReloaded
+        case .configReloaded:
+            kind = .configReloaded(
+                added: try reader.optionalStringArray("added") ?? [],
+                changed: try reader.optionalStringArray("changed") ?? [],
+                removed: try reader.optionalStringArray("removed") ?? [])
         }
         return Event(time: time, kind: kind)
     }

@@ -15,6 +15,7 @@
 /// | `result` | ``Body/result(_:)``, or ``Body/noResult(task:)`` before the first success |
 /// | `results` | ``Body/results(_:)`` |
 /// | `run` with `wait` | ``Body/runFinished(_:)`` |
+/// | `reload` | ``Body/reloaded(_:)`` |
 /// | every other command, and `run` without `wait` | ``Body/ok`` |
 ///
 /// Decoding (the client's side) ignores keys it does not know, because the
@@ -42,6 +43,8 @@ public struct Reply: Sendable, Hashable {
         case results([TaskResult])
         /// The reply to `run` with `wait`.
         case runFinished(RunOutcome)
+        /// The reply to `reload`: what changed.
+        case reloaded(ReloadReply)
     }
 
     public init(id: JSONValue = .null, body: Body) {
@@ -132,6 +135,8 @@ public struct Reply: Sendable, Hashable {
             writer.endObject()
         case .runFinished(let outcome):
             outcome.writeMembers(to: &writer)
+        case .reloaded(let reload):
+            reload.writeMembers(to: &writer)
         }
         writer.endObject()
     }
@@ -196,7 +201,9 @@ public struct Reply: Sendable, Hashable {
             body = .results(decoded)
         case .run(_, let wait) where wait:
             body = .runFinished(try RunOutcome.decode(reader))
-        case .run, .unschedule, .cancel, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
+        case .reload:
+            body = .reloaded(try ReloadReply.decode(reader))
+        case .run, .unschedule, .cancel, .emit, .stop, .start, .restart, .watch, .shutdown:
             body = .ok
         }
         return Reply(id: id, body: body)

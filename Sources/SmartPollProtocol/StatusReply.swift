@@ -1,12 +1,15 @@
-/// The reply to `status`: `{"id":..,"ok":true,"loop":{...},"tasks":[...]}`.
+/// The reply to `status`: `{"id":..,"ok":true,"loop":{...},"tasks":[...],"state_file":{...}}`.
 public struct StatusReply: Sendable, Hashable {
     public var loop: LoopStatus
     /// The tasks asked for (all of them by default), in the supervisor's order.
     public var tasks: [TaskStatus]
+    /// The state file's health; `nil` (written as `null`) without a `state_dir`.
+    public var stateFile: StateFileStatus?
 
-    public init(loop: LoopStatus, tasks: [TaskStatus]) {
+    public init(loop: LoopStatus, tasks: [TaskStatus], stateFile: StateFileStatus? = nil) {
         self.loop = loop
         self.tasks = tasks
+        self.stateFile = stateFile
     }
 
     func writeMembers(to writer: inout JSONWriter) {
@@ -16,6 +19,8 @@ public struct StatusReply: Sendable, Hashable {
         writer.beginArray()
         for task in tasks { task.write(to: &writer) }
         writer.endArray()
+        writer.key("state_file")
+        if let stateFile { stateFile.write(to: &writer) } else { writer.null() }
     }
 
     static func decode(_ reader: ObjectReader) throws(ProtocolError) -> StatusReply {
@@ -32,6 +37,10 @@ public struct StatusReply: Sendable, Hashable {
             }
             tasks.append(try TaskStatus.decode(ObjectReader(object, path: "tasks[\(index)].")))
         }
-        return StatusReply(loop: loop, tasks: tasks)
+        // Optional: a supervisor older than the state file does not send it.
+        let stateFile = try reader.optionalObject("state_file").map { (reader) throws(ProtocolError) in
+            try StateFileStatus.decode(reader)
+        }
+        return StatusReply(loop: loop, tasks: tasks, stateFile: stateFile)
     }
 }

@@ -8,6 +8,16 @@ enum Rendering {
         if let since = loop.since { header += " since \(HumanFormat.clock(since)) (\(HumanFormat.relative(since, now: now)))" }
         header += ", run \(loop.runs)"
         if let error = loop.error { header += "\nerror: \(error)" }
+        if let state = status.stateFile {
+            if let error = state.error {
+                let since = state.failingSince.map { " since \(HumanFormat.clock($0)) (\(HumanFormat.relative($0, now: now)))" } ?? ""
+                header += "\nstate: NOT SAVED\(since): \(error)"
+            } else if let saved = state.saved {
+                header += "\nstate: saved \(HumanFormat.relative(saved, now: now)) to \(state.path)"
+            } else {
+                header += "\nstate: \(state.path) (nothing written yet)"
+            }
+        }
         var rows = [["TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES"]]
         for task in status.tasks {
             let state = task.running ? "running" + (task.pid.map { " (\($0))" } ?? "") : task.ready ? "ready" : task.scheduled ? "scheduled" : "idle"
@@ -35,7 +45,24 @@ enum Rendering {
             let outcome = HumanFormat.outcome(exitCode: exitCode, signal: signal, timedOut: timedOut)
             return "\(time) \(task) \(succeeded ? "finished" : "failed") run \(run) exit \(outcome) in \(HumanFormat.span(Int64(duration * 1e6)))\(changed ? ", changed" : "")"
         case .hookRan(let hook): return "\(time) hook \(hook) ran"
-        case .configReloaded: return "\(time) configuration reloaded"
+        case .configReloaded(let added, let changed, let removed):
+            return "\(time) configuration reloaded: " + reloadSummary(added: added, changed: changed, removed: removed)
         }
+    }
+
+    /// `added b; changed a, c; removed d`, or `no task changed`.
+    static func reloadSummary(added: [String], changed: [String], removed: [String]) -> String {
+        let parts = [("added", added), ("changed", changed), ("removed", removed)]
+            .filter { !$0.1.isEmpty }
+            .map { "\($0.0) \($0.1.joined(separator: ", "))" }
+        return parts.isEmpty ? "no task changed" : parts.joined(separator: "; ")
+    }
+
+    static func reload(_ reload: ReloadReply) -> String {
+        var text = "reloaded \(reload.file): " + reloadSummary(added: reload.added, changed: reload.changed, removed: reload.removed)
+        if !reload.restartNeeded.isEmpty {
+            text += "\nnote: \(reload.restartNeeded.joined(separator: ", ")) changed; restart the supervisor to apply"
+        }
+        return text
     }
 }

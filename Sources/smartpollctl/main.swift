@@ -136,6 +136,8 @@ case .results(let results):
     }
 case .runFinished(let outcome):
     exit(outcome.shellExitStatus)
+case .reloaded(let reload):
+    print(Rendering.reload(reload))
 case .ok:
     if case .unschedule(let task) = command { print("\(task): not scheduled") }
 case .failure:

@@ -41,7 +41,8 @@ struct CommandTests {
         let echo = try #require(lines.first { $0.hasPrefix("echo ") })
         #expect(echo.split(separator: " ", omittingEmptySubsequences: true).suffix(3) == ["0", "1", "0"])
         let reply = try json(try supervisor.ctl("--json", "status", "echo").output)
-        #expect(reply.keys == ["id", "ok", "loop", "tasks"])
+        #expect(reply.keys == ["id", "ok", "loop", "tasks", "state_file"])
+        #expect(reply["state_file"] == .null, "no state_dir configured")
         guard case .array(let tasks)? = reply["tasks"], case .object(let task)? = tasks.first else {
             Issue.record("no tasks in \(reply)")
             return

@@ -16,7 +16,7 @@ struct GoldenFixtureTests {
             #expect(events.contains(name.rawValue + ".json"), "no event fixture for \(name.rawValue)")
         }
         let replies = Fixtures.names(in: "replies", suffix: "json")
-        for name in ["ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none", "results", "run-wait"] {
+        for name in ["ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none", "results", "run-wait", "reload"] {
             #expect(replies.contains(name + ".json"), "no reply fixture for \(name)")
         }
         #expect(Fixtures.invalidCases().count >= 40)
@@ -36,13 +36,14 @@ struct GoldenFixtureTests {
         let stem = file.replacingOccurrences(of: ".json", with: "")
         switch stem {
         case "ping", "error", "error-without-id": return .ping
-        case "status", "status-failed": return .status(tasks: nil)
+        case "status", "status-failed", "status-state-error": return .status(tasks: nil)
         case "schedule", "schedule-cleared": return .schedule(task: "weather1", when: .after(.seconds(10)), sooner: false)
         case "stop_timer": return .stopTimer(task: "weather1")
         case "result", "result-base64", "result-none": return .result(task: "weather1")
         case "results": return .results
         case "run-wait", "run-wait-signal": return .run(task: "weather1", wait: true)
-        default: return .reload
+        case "reload": return .reload
+        default: return .shutdown
         }
     }
 

@@ -32,8 +32,31 @@ struct ReplyAndEventTests {
     func replyDecodingIgnoresUnknownKeys() throws {
         let reply = try Reply.decode(#"{"id":1,"ok":true,"task":"w","ready":false,"new_key":[1]}"#, for: .stopTimer(task: "w"))
         #expect(reply.body == .stopTimer(StopTimerReply(task: "w", ready: false)))
-        let ok = try Reply.decode(#"{"id":1,"ok":true,"anything":1}"#, for: .reload)
+        let ok = try Reply.decode(#"{"id":1,"ok":true,"anything":1}"#, for: .shutdown)
         #expect(ok.body == .ok)
+    }
+
+    @Test("a reload reply lists what changed, and a bare ok from an older supervisor reads as nothing listed")
+    func reloadReplyShapes() throws {
+        let reload = ReloadReply(file: "s.json", added: ["b"], changed: [], removed: ["a"], restartNeeded: ["socket"])
+        let line = Reply(id: 1, body: .reloaded(reload)).encoded()
+        #expect(line == #"{"id":1,"ok":true,"file":"s.json","added":["b"],"changed":[],"removed":["a"],"restart_needed":["socket"]}"#)
+        #expect(try Reply.decode(line, for: .reload).body == .reloaded(reload))
+        let bare = try Reply.decode(#"{"id":1,"ok":true}"#, for: .reload)
+        #expect(bare.body == .reloaded(ReloadReply(file: "", added: [], changed: [], removed: [], restartNeeded: [])))
+        #expect(throws: ProtocolError.self) { try Reply.decode(#"{"id":1,"ok":true,"added":[1]}"#, for: .reload) }
+    }
+
+    @Test("status carries the state file's health, null without a state_dir, and an older reply without it decodes")
+    func statusStateFile() throws {
+        let loop = LoopStatus(state: .running, since: nil, runs: 1, error: nil)
+        let failing = StateFileStatus(path: "/s/state.json", saved: nil, error: "disk full", failingSince: Self.time)
+        let line = Reply(id: 1, body: .status(StatusReply(loop: loop, tasks: [], stateFile: failing))).encoded()
+        #expect(line.hasSuffix(#","state_file":{"path":"/s/state.json","saved":null,"error":"disk full","failing_since":"2026-11-30T01:44:32.123Z"}}"#))
+        #expect(try Reply.decode(line, for: .status(tasks: nil)).body == .status(StatusReply(loop: loop, tasks: [], stateFile: failing)))
+        #expect(Reply(id: 1, body: .status(StatusReply(loop: loop, tasks: []))).encoded().hasSuffix(#""tasks":[],"state_file":null}"#))
+        let older = try Reply.decode(#"{"ok":true,"loop":{"state":"running","since":null,"runs":1,"error":null},"tasks":[]}"#, for: .status(tasks: nil))
+        #expect(older.body == .status(StatusReply(loop: loop, tasks: [])))
     }
 
     @Test("an unknown error code from a newer peer becomes internal and keeps the code in the message")
@@ -70,7 +93,7 @@ struct ReplyAndEventTests {
             .taskStarted(task: "a", run: 1, pid: 2, due: nil, lateMilliseconds: nil),
             .taskFinished(task: "a", run: 1, exitCode: nil, signal: 9, timedOut: true, succeeded: false,
                           durationMilliseconds: 0.001, changed: false),
-            .hookRan(hook: "h"), .configReloaded,
+            .hookRan(hook: "h"), .configReloaded(added: ["b"], changed: [], removed: ["a", "c"]),
         ]
         #expect(Set(kinds.map { Event(time: Self.time, kind: $0).name }) == Set(Event.Name.allCases))
         for kind in kinds {
@@ -81,5 +104,8 @@ struct ReplyAndEventTests {
         #expect(Event(time: Self.time, kind: .taskUnscheduled(task: "a")).task == "a")
         #expect(Event(time: Self.time, kind: .loopStarted).task == nil)
         #expect(throws: ProtocolError.self) { try Event.decode(#"{"event":"task_exploded","time":"2026-11-30T01:44:32.123Z"}"#) }
+        // A config_reloaded event without the lists (an older supervisor) reads as empty lists.
+        #expect(try Event.decode(#"{"event":"config_reloaded","time":"2026-11-30T01:44:32.123Z"}"#).kind
+            == .configReloaded(added: [], changed: [], removed: []))
     }
 }
