@@ -19,8 +19,9 @@ final class ControlServer {
 
     let loop: EventLoop
     let listener: Int32
-    let maximumConnections: Int
-    let maximumLineLength: Int
+    /// Limits for new connections and lines; a reload may change them.
+    var maximumConnections: Int
+    var maximumLineLength: Int
     let maximumOutput = 16 << 20
     let pauseInputAbove = 1 << 20
     var handler: Handler = { request, _, respond in

@@ -10,6 +10,10 @@ extension Supervisor {
 
     func handle(_ request: Request, from client: ClientConnection, respond: @escaping (Reply) -> Void) {
         let reply: (Reply.Body) -> Void = { body in respond(Reply(to: request, body: body)) }
+        // A reply that acknowledges a change waits until the state file holds it.
+        let durableReply: (Reply.Body) -> Void = { [unowned self] body in
+            self.whenDurable(urgent: true) { reply(body) }
+        }
         func failure(_ code: ErrorCode, _ message: String) { reply(.failure(ProtocolError(code, message))) }
         func taskIndex(_ name: String) -> Int? {
             if let index = indexByName[name] { return index }
@@ -41,18 +45,18 @@ extension Supervisor {
             apply(request.command)
             pump()
             let next = machine.next(SchedulerStateMachine.TaskID(index))
-            reply(.schedule(ScheduleReply(task: task, scheduled: next != nil, next: next.map(wall))))
+            durableReply(.schedule(ScheduleReply(task: task, scheduled: next != nil, next: next.map(wall))))
         case .stopTimer(let task):
             guard let index = taskIndex(task), requireRunningLoop() else { return }
             let ready = machine.stopTimer(SchedulerStateMachine.TaskID(index), now: now)
             announceSchedule(index)
-            reply(.stopTimer(StopTimerReply(task: task, ready: ready)))
+            durableReply(.stopTimer(StopTimerReply(task: task, ready: ready)))
         case .run(let task, let wait):
             guard let index = taskIndex(task), requireRunningLoop() else { return }
             if wait { tasks[index].waitingForNextRun.append(reply) }
             scheduleTask(index, after: .zero)
             pump()
-            if !wait { reply(.ok) }
+            if !wait { durableReply(.ok) }
         case .cancel(let task):
             guard let index = taskIndex(task) else { return }
             guard let run = tasks[index].current else {
@@ -76,22 +80,25 @@ extension Supervisor {
                 for entry in entries { scheduleTask(indexByName[entry.task]!, after: entry.delay) }
                 publish(.hookRan(hook: hook))
                 pump()
-                reply(.ok)
+                durableReply(.ok)
             case .command(let command):
-                runCommandHook(hook, command, data: data, reply: reply)
+                runCommandHook(hook, command, data: data, reply: durableReply)
             }
         case .stop(let wait):
             endRun(error: nil)
-            if wait && machine.runningCount > 0 { stopWaiters.append(reply) } else { reply(.ok) }
+            if wait && !isQuiescent { stopWaiters.append(durableReply) } else { durableReply(.ok) }
         case .start(let wait):
             requestStart()
-            if wait && loopState == .starting { startWaiters.append(reply) } else { reply(.ok) }
+            if wait && loopState == .starting { startWaiters.append(durableReply) } else { durableReply(.ok) }
         case .restart(let wait):
             endRun(error: nil)
             requestStart()
-            if wait && loopState == .starting { startWaiters.append(reply) } else { reply(.ok) }
+            if wait && loopState == .starting { startWaiters.append(durableReply) } else { durableReply(.ok) }
         case .reload:
-            failure(.invalidArgument, "reload is not supported by this version yet; restart the supervisor to apply a new configuration")
+            switch reload() {
+            case .success(let summary): durableReply(.reloaded(summary))
+            case .failure(let error): reply(.failure(error))
+            }
         case .watch(let filter):
             for name in filter ?? [] { guard taskIndex(name) != nil else { return } }
             reply(.ok)
@@ -132,6 +139,6 @@ extension Supervisor {
                 running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
                 runs: tasks[index].runs, failures: tasks[index].failures, last: tasks[index].last)
         }
-        return StatusReply(loop: loopStatus, tasks: rows)
+        return StatusReply(loop: loopStatus, tasks: rows, stateFile: persistence?.status)
     }
 }

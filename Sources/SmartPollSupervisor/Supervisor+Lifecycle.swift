@@ -13,9 +13,11 @@ extension Supervisor {
         guard signals >= 0 else { throw SupervisorError.systemCall("signalfd", errno: errno) }
         defer { close(signals) }
         let policy = try PeerPolicy(socketGroup: configuration.socketGroup)
-        let listener = try bindSocket()
+        let listener: Int32
+        if let activatedListener { listener = activatedListener } else { listener = try bindSocket() }
         defer {
-            unlink(socketPath)
+            // A socket systemd passed belongs to its socket unit: it stays, for the next start.
+            if activatedListener == nil { unlink(socketPath) }
             close(listener)
         }
         server = try ControlServer(
@@ -26,15 +28,23 @@ extension Supervisor {
         try loop.register(signals, for: .readable) { [unowned self] _ in
             while case let signal = sp_signalfd_read(signals), signal != 0 {
                 if signal == SIGHUP {
-                    self.log.write(.warning, "SIGHUP received; reload is not supported by this version yet")
+                    if !self.isShuttingDown {
+                        self.log.write(.info, "SIGHUP received; reloading the configuration")
+                        _ = self.reload()
+                    }
                 } else if !self.isShuttingDown {
                     self.log.write(.info, "\(SignalName.name(signal)) received; shutting down")
                     self.beginShutdown()
                 }
             }
         }
-        log.write(.info, "listening", [("socket", socketPath), ("pid", "\(getpid())"), ("tasks", "\(names.count)")])
+        try restoreState()
+        log.write(.info, "listening", [("socket", socketPath), ("pid", "\(getpid())"), ("tasks", "\(names.count)")]
+                  + (activatedListener == nil ? [] : [("activated", "systemd")]))
         requestStart()
+        // The socket accepts (connections queue until the loop runs): systemd may start the
+        // units that need the supervisor.
+        notifySystemd(["READY=1", "STATUS=" + statusSummary])
         try loop.run()
         log.write(.info, "stopped")
     }
@@ -43,6 +53,10 @@ extension Supervisor {
     /// and exits once every task has been reaped.
     func beginShutdown() {
         guard !isShuttingDown else { return }
+        notifySystemd(["STOPPING=1", "STATUS=shutting down: ending every task"])
+        // What is due stays due across the restart: the final write keeps the schedules as
+        // they are now, before ending the loop's run clears them.
+        persistence?.frozenSchedules = currentSchedules()
         isShuttingDown = true
         server.isShuttingDown = true
         endRun(error: nil)
@@ -50,6 +64,10 @@ extension Supervisor {
     }
 
     func finishShutdown() {
+        if persistence != nil {
+            saveState()
+            if let error = persistence?.error { log.write(.error, "state: the final write failed: \(error)") }
+        }
         server.shutdown()
         loop.stop()
     }

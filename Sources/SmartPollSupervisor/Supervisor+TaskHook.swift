@@ -8,6 +8,7 @@ import SmartPollProtocol
 extension Supervisor {
     /// A run's process has ended (and its pipes are drained).
     func runEnded(_ run: TaskRun) {
+        if run.isDetached { return detachedRunEnded(run) }
         let index = run.taskIndex
         let name = names[index]
         let ended = Timestamp.now()
@@ -30,14 +31,16 @@ extension Supervisor {
 
         var changed = false
         let current = run.generation == generation && loopState == .running
+        // The definition the run started with: a reload's changes apply from the next run.
+        let configuration = run.taskConfiguration ?? tasks[index].configuration
         if current {
             if succeeded {
-                changed = applySuccess(run)
+                changed = applySuccess(run, configuration)
             } else if run.cancelled {
                 // An operator's cancel is not the task failing: no failure policy, only `every`.
-                rescheduleByEvery(index)
+                rescheduleByEvery(index, configuration)
             } else {
-                applyFailure(index, reason: "task \(name) run \(run.runID) \(run.failureReason ?? "failed")")
+                applyFailure(index, configuration, reason: "task \(name) run \(run.runID) \(run.failureReason ?? "failed")")
             }
         }
         log.write(succeeded ? .info : .warning, succeeded ? "finished" : "failed: \(run.failureReason ?? "")",
@@ -48,14 +51,42 @@ extension Supervisor {
             succeeded: succeeded, durationMilliseconds: duration, changed: changed))
         let outcome = RunOutcome(task: name, run: run.runID, exitCode: exitCode, signal: signal,
                                  timedOut: run.timedOut, succeeded: succeeded)
-        for waiter in run.waiters { waiter(.runFinished(outcome)) }
+        stateChanged()
+        // `run --wait` acknowledges the result: the reply waits until the state file has it.
+        let waiters = run.waiters
+        if !waiters.isEmpty {
+            whenDurable(urgent: false) { for waiter in waiters { waiter(.runFinished(outcome)) } }
+        }
         machine.taskFinished(SchedulerStateMachine.TaskID(index))
+        notifyStatus(throttled: true)
+        checkQuiescent()
+        pump()
+    }
+
+    /// The end of a run of a task that a reload removed: reported, then forgotten.
+    private func detachedRunEnded(_ run: TaskRun) {
+        detachedRuns.removeAll { $0 === run }
+        let duration = Double(loop.now - run.started) / 1e6
+        var exitCode: Int?
+        var signal: Int?
+        switch run.status {
+        case .exited(let code)?: exitCode = Int(code)
+        case .signaled(let number)?: signal = Int(number)
+        case nil: break
+        }
+        log.write(.info, "ended: the task was removed from the configuration",
+                  [("task", run.task), ("run", "\(run.runID)"), ("pid", "\(run.pid)"), ("duration_ms", "\(Int(duration.rounded()))")])
+        publish(.taskFinished(task: run.task, run: run.runID, exitCode: exitCode, signal: signal, timedOut: run.timedOut,
+                              succeeded: run.succeeded, durationMilliseconds: duration, changed: false))
+        let outcome = RunOutcome(task: run.task, run: run.runID, exitCode: exitCode, signal: signal,
+                                 timedOut: run.timedOut, succeeded: run.succeeded)
+        for waiter in run.waiters { waiter(.runFinished(outcome)) }
         checkQuiescent()
         pump()
     }
 
     /// Directives, result, `on_change`, `on_success`, `every`. Returns whether the result changed.
-    private func applySuccess(_ run: TaskRun) -> Bool {
+    private func applySuccess(_ run: TaskRun, _ configuration: TaskConfiguration) -> Bool {
         let index = run.taskIndex
         for directive in run.directives { apply(directive) }
         let result = TaskResult(task: names[index], run: run.runID, time: Timestamp.now(),
@@ -63,23 +94,21 @@ extension Supervisor {
         let changed = tasks[index].result.map { $0.output != result.output || $0.truncated != result.truncated } ?? true
         tasks[index].result = result
         tasks[index].consecutiveFailures = 0
-        let configuration = tasks[index].configuration
         if changed {
             for target in configuration.onChange { scheduleNow(target) }
         }
         for target in configuration.onSuccess { scheduleNow(target) }
-        rescheduleByEvery(index)
+        rescheduleByEvery(index, configuration)
         return changed
     }
 
     /// `on_failure`: end the loop, carry on by `every`, or retry after a growing backoff.
-    private func applyFailure(_ index: Int, reason: String) {
-        let configuration = tasks[index].configuration
+    private func applyFailure(_ index: Int, _ configuration: TaskConfiguration, reason: String) {
         switch configuration.onFailure {
         case .fatal:
             endRun(error: reason)
         case .continue:
-            rescheduleByEvery(index)
+            rescheduleByEvery(index, configuration)
         case .retry:
             tasks[index].consecutiveFailures += 1
             let failures = tasks[index].consecutiveFailures
@@ -101,10 +130,10 @@ extension Supervisor {
         scheduleTask(index, after: .zero)
     }
 
-    private func rescheduleByEvery(_ index: Int) {
-        guard let every = tasks[index].configuration.every,
+    private func rescheduleByEvery(_ index: Int, _ configuration: TaskConfiguration) {
+        guard let every = configuration.every,
               machine.next(SchedulerStateMachine.TaskID(index)) == nil else { return }
-        scheduleTask(index, after: every + jitter(tasks[index].configuration.jitter))
+        scheduleTask(index, after: every + jitter(configuration.jitter))
     }
 
     func jitter(_ bound: Duration) -> Duration {
@@ -165,13 +194,22 @@ extension Supervisor {
         publish(.taskFinished(task: names[index], run: runID, exitCode: 127, signal: nil, timedOut: false,
                               succeeded: false, durationMilliseconds: 0, changed: false))
         let outcome = RunOutcome(task: names[index], run: runID, exitCode: 127, signal: nil, timedOut: false, succeeded: false)
-        for waiter in tasks[index].waitingForNextRun { waiter(.runFinished(outcome)) }
+        let waiters = tasks[index].waitingForNextRun
         tasks[index].waitingForNextRun = []
-        // Defer the policy so that the start loop in pump() is not re-entered.
+        stateChanged()
+        if !waiters.isEmpty {
+            whenDurable(urgent: false) { for waiter in waiters { waiter(.runFinished(outcome)) } }
+        }
+        // Defer the policy so that the start loop in pump() is not re-entered. By name: a
+        // reload in between may renumber or remove the task.
+        let name = names[index]
+        let generation = self.generation
+        let configuration = tasks[index].configuration
         loop.schedule(after: .zero) { [unowned self] in
+            guard let index = self.indexByName[name] else { return }
             self.machine.taskFinished(SchedulerStateMachine.TaskID(index))
-            if self.loopState == .running {
-                self.applyFailure(index, reason: "task \(self.names[index]) run \(runID): \(reason)")
+            if self.loopState == .running && self.generation == generation {
+                self.applyFailure(index, configuration, reason: "task \(name) run \(runID): \(reason)")
             }
             self.checkQuiescent()
             self.pump()

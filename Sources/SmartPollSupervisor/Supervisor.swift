@@ -16,15 +16,28 @@ final class Supervisor {
         case stopped, starting, running, failed
     }
 
-    let configuration: SupervisorConfiguration
+    /// The configuration in effect; `reload` replaces it (all but the keys that need a restart).
+    var configuration: SupervisorConfiguration
     let socketPath: String
     let loop: EventLoop
     var log: SupervisorLog
     var server: ControlServer!
     var machine: SchedulerStateMachine
-    let names: [String]
-    let indexByName: [String: Int]
+    /// Task names in status order (sorted), their indices, and their runtimes; a reload that
+    /// adds or removes tasks rebuilds all three (and the machine).
+    var names: [String]
+    var indexByName: [String: Int]
     var tasks: [TaskRuntime]
+    /// Runs of tasks a reload removed: ending (TERM, grace, KILL), tracked until reaped.
+    var detachedRuns: [TaskRun] = []
+    /// The `state_dir` machinery; nil without one.
+    let persistence: StatePersistence?
+    /// systemd's notify socket (`NOTIFY_SOCKET`), if any.
+    let notifier: SystemdNotifier
+    var lastStatusNotification: Int64 = .min
+    var statusNotificationTimer: EventLoop.TimerID?
+    /// Descriptor 3 when systemd passed the listening socket (`LISTEN_FDS`, `LISTEN_PID`).
+    let activatedListener: Int32?
     var loopState: LoopState = .stopped
     var loopSince: Timestamp?
     var loopRuns = 0
@@ -53,8 +66,18 @@ final class Supervisor {
 
     init(configuration: SupervisorConfiguration, socketPath: String, log: SupervisorLog, environment: [String: String]) throws(SupervisorError) {
         self.configuration = configuration
-        self.socketPath = socketPath
         self.log = log
+        activatedListener = try SocketActivation.listener(environment: environment, log: log)
+        if let listener = activatedListener, let path = SocketActivation.path(of: listener) {
+            if path != socketPath {
+                log.write(.info, "socket activation: serving on \(path), the socket systemd passed (not \(socketPath))")
+            }
+            self.socketPath = path
+        } else {
+            self.socketPath = socketPath
+        }
+        notifier = SystemdNotifier(environment: environment)
+        persistence = configuration.stateDirectory.map { StatePersistence(store: StateStore(directory: $0)) }
         loop = try EventLoop()
         names = configuration.taskNames
         var index: [String: Int] = [:]
@@ -103,7 +126,7 @@ final class Supervisor {
     /// enters `starting` and begins once they have ended.
     func requestStart() {
         guard loopState != .running else { return }
-        if machine.runningCount > 0 || hookInFlight != nil {
+        if !isQuiescent {
             loopState = .starting
             return
         }
@@ -125,6 +148,10 @@ final class Supervisor {
                 scheduleTask(index, after: delay)
             }
         }
+        // The first run after the supervisor starts: what the state file says is due.
+        applyRestoredSchedules()
+        stateChanged()
+        notifyStatus()
         for waiter in startWaiters { waiter(.ok) }
         startWaiters = []
         pump()
@@ -164,6 +191,8 @@ final class Supervisor {
             log.write(.info, "loop stopped")
             publish(.loopStopped)
         }
+        stateChanged()
+        if !isShuttingDown { notifyStatus() }
         for waiter in startWaiters {
             waiter(.failure(ProtocolError(.notRunning, "the loop stopped before it could start")))
         }
@@ -173,8 +202,8 @@ final class Supervisor {
 
     /// TERM (or the task's `kill_signal`) to the run's group, then KILL after `kill_grace`.
     func terminate(_ run: TaskRun) {
-        guard run.killTimer == nil else { return }
-        let configuration = tasks[run.taskIndex].configuration
+        guard run.killTimer == nil, !run.hasEnded else { return }
+        let configuration = run.taskConfiguration ?? tasks[run.taskIndex].configuration
         run.signalGroup(configuration.killSignal)
         run.killTimer = loop.schedule(after: configuration.killGrace) { [weak run] in
             run?.signalGroup(SIGKILL)
@@ -184,11 +213,16 @@ final class Supervisor {
     /// Called whenever a task's run has ended: answers those who wait for quiet, and starts a
     /// pending run of the loop.
     func checkQuiescent() {
-        guard machine.runningCount == 0, hookInFlight == nil else { return }
+        guard isQuiescent else { return }
         for waiter in stopWaiters { waiter(.ok) }
         stopWaiters = []
         if loopState == .starting { beginRun() }
         if isShuttingDown { finishShutdown() }
+    }
+
+    /// No task process, command hook, or process of a task a reload removed is running.
+    var isQuiescent: Bool {
+        machine.runningCount == 0 && hookInFlight == nil && detachedRuns.isEmpty
     }
 
     // MARK: Scheduling
@@ -199,6 +233,7 @@ final class Supervisor {
     }
 
     func announceSchedule(_ index: Int) {
+        stateChanged()
         let id = SchedulerStateMachine.TaskID(index)
         if let next = machine.next(id) {
             publish(.taskScheduled(task: names[index], next: wall(next)))
@@ -315,6 +350,8 @@ final class Supervisor {
             started: loop.now, capture: configuration.capture, maximumDirectives: self.configuration.maximumDirectives,
             process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
             directives: directives.takeReadEnd()!, loop: loop, log: log)
+        // The run keeps the definition it started with, whatever a reload does meanwhile.
+        run.taskConfiguration = configuration
         run.isKnownTask = { [unowned self] name in self.indexByName[name] != nil }
         run.onEnd = { [unowned self] run in
             if self.hookInFlight != nil { self.endedDuringHook.append(run) } else { self.runEnded(run) }

@@ -15,8 +15,13 @@ import Musl
 final class TaskRun {
     /// The task's name, or the hook's for a command hook.
     let task: String
-    /// The task's index; -1 for a command hook.
-    let taskIndex: Int
+    /// The task's index; -1 for a command hook. A reload that renumbers the tasks updates it.
+    var taskIndex: Int
+    /// The task's definition when the run started; nil for a command hook.
+    var taskConfiguration: TaskConfiguration?
+    /// The task was removed by a reload while this run was in flight: it is being ended, and
+    /// its end touches no task's state.
+    var isDetached = false
     var isHook: Bool { taskIndex < 0 }
     let runID: Int
     let generation: Int
@@ -81,6 +86,9 @@ final class TaskRun {
 
     var pid: Int32 { process.pid }
 
+    /// Whether the process has been reaped (or given up on); its group may not be signalled.
+    var hasEnded: Bool { ended }
+
     /// Starts watching the pipes and the exit. - Throws: when epoll refuses a descriptor.
     func watch() throws(SupervisorError) {
         guard let pidfd = process.pidfd else {
@@ -116,8 +124,9 @@ final class TaskRun {
         directiveDescriptor = nil
     }
 
-    /// Sends `signal` to the run's whole process group.
+    /// Sends `signal` to the run's whole process group (nothing once it has ended).
     func signalGroup(_ signal: Int32) {
+        guard !ended else { return }
         _ = try? process.signalGroup(signal)
     }
 

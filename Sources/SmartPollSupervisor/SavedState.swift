@@ -1,0 +1,235 @@
+import SmartPollProtocol
+
+/// What the supervisor keeps across restarts (SPEC section 7, `state_dir`): per task, its
+/// counters, its last run, its last successful result, when it is next due and the retry
+/// state; and the last run id handed out, so that run ids keep growing across restarts.
+struct SavedState: Equatable {
+    var lastRunID = 0
+    var tasks: [String: SavedTask] = [:]
+}
+
+/// One task's part of ``SavedState``.
+struct SavedTask: Equatable {
+    var runs = 0
+    var failures = 0
+    /// Failures since the last success: the `retry` backoff's exponent and `max_retries` count.
+    var consecutiveFailures = 0
+    var last: LastRun?
+    var result: TaskResult?
+    /// When the task is next due, as wall-clock time: a pending schedule's time, or when a
+    /// ready task (or a run that was in flight) fell due. Nil: not scheduled.
+    var next: Timestamp?
+    /// The run that was in flight when the state was written; it never ended, so it is due
+    /// again (at ``next``) when the supervisor starts.
+    var interruptedRun: Int?
+}
+
+/// The state file's JSON form (`state.json`; results live in files of their own, see
+/// ``StateStore``):
+///
+/// ```
+/// {"format":"smartpoll-state","version":1,"written":T,"pid":N,"last_run":N,
+///  "tasks":{"w1":{"runs":N,"failures":N,"consecutive_failures":N,"next":T|null,
+///                 "interrupted_run":N|null,"last":{...as in status...}|null,
+///                 "result":{"run":N,"time":T,"truncated":false,"file":"w1.17",
+///                           "size":N,"fnv1a64":"<16 hex digits>"}|null}}}
+/// ```
+enum SavedStateFormat {
+    static let format = "smartpoll-state"
+    static let version: Int64 = 1
+
+    /// A result's bytes are in `file` under `results/`; this is what the state file says of it.
+    struct ResultReference: Equatable {
+        var file: String
+        var size: Int
+        var checksum: UInt64
+    }
+
+    static func encode(_ state: SavedState, resultFiles: [String: ResultReference], written: Timestamp, pid: Int32) -> [UInt8] {
+        var tasks = JSONObject()
+        for name in state.tasks.keys.sorted() {
+            let task = state.tasks[name]!
+            var object = JSONObject()
+            object.append("runs", .int(Int64(task.runs)))
+            object.append("failures", .int(Int64(task.failures)))
+            object.append("consecutive_failures", .int(Int64(task.consecutiveFailures)))
+            object.append("next", task.next.map { .string($0.formatted()) } ?? .null)
+            object.append("interrupted_run", task.interruptedRun.map { .int(Int64($0)) } ?? .null)
+            object.append("last", task.last.map(encode) ?? .null)
+            if let result = task.result, let reference = resultFiles[name] {
+                object.append("result", .object(JSONObject([
+                    "run": .int(Int64(result.run)), "time": .string(result.time.formatted()),
+                    "truncated": .bool(result.truncated), "file": .string(reference.file),
+                    "size": .int(Int64(reference.size)), "fnv1a64": .string(hex(reference.checksum)),
+                ])))
+            } else {
+                object.append("result", .null)
+            }
+            tasks.append(name, .object(object))
+        }
+        let root = JSONValue.object(JSONObject([
+            "format": .string(format), "version": .int(version), "written": .string(written.formatted()),
+            "pid": .int(Int64(pid)), "last_run": .int(Int64(state.lastRunID)), "tasks": .object(tasks),
+        ]))
+        return Array((root.serialized() + "\n").utf8)
+    }
+
+    private static func encode(_ last: LastRun) -> JSONValue {
+        .object(JSONObject([
+            "run": .int(Int64(last.run)), "started": .string(last.started.formatted()),
+            "ended": .string(last.ended.formatted()), "duration_ms": .double(last.durationMilliseconds),
+            "exit_code": last.exitCode.map { .int(Int64($0)) } ?? .null,
+            "signal": last.signal.map { .int(Int64($0)) } ?? .null,
+            "timed_out": .bool(last.timedOut), "succeeded": .bool(last.succeeded),
+            "error": last.error.map { .string($0) } ?? .null, "stderr_tail": .string(last.stderrTail),
+        ]))
+    }
+
+    /// Why a state file cannot be used, in one sentence.
+    struct Problem: Error {
+        var message: String
+    }
+
+    /// Decodes `state.json`; results come back without their bytes (`output` empty), with the
+    /// reference to their file.
+    static func decode(_ bytes: [UInt8]) throws(Problem) -> (SavedState, [String: ResultReference]) {
+        let root: JSONValue
+        do {
+            root = try JSONParser.parse(bytes, mode: .strict)
+        } catch {
+            throw Problem(message: error.message)
+        }
+        let top = try Fields(root, "the file")
+        guard try top.string("format") == format else {
+            throw Problem(message: "it is not a smartpoll state file (no \"format\":\"\(format)\")")
+        }
+        let fileVersion = try top.int("version")
+        guard fileVersion == version else {
+            throw Problem(message: "it has version \(fileVersion); this supervisor reads version \(version)")
+        }
+        var state = SavedState()
+        state.lastRunID = try top.int("last_run")
+        var references: [String: ResultReference] = [:]
+        guard case .object(let tasks)? = top.object["tasks"] else { throw Problem(message: "\"tasks\" is missing or not an object") }
+        for (name, value) in tasks.pairs {
+            let fields = try Fields(value, "task \"\(name)\"")
+            var task = SavedTask()
+            task.runs = try fields.int("runs")
+            task.failures = try fields.int("failures")
+            task.consecutiveFailures = try fields.int("consecutive_failures")
+            task.next = try fields.optionalTime("next")
+            task.interruptedRun = try fields.optionalInt("interrupted_run")
+            if let last = try fields.optionalFields("last") {
+                task.last = LastRun(
+                    run: try last.int("run"), started: try last.time("started"), ended: try last.time("ended"),
+                    durationMilliseconds: try last.double("duration_ms"), exitCode: try last.optionalInt("exit_code"),
+                    signal: try last.optionalInt("signal"), timedOut: try last.bool("timed_out"),
+                    succeeded: try last.bool("succeeded"), error: try last.optionalString("error"),
+                    stderrTail: try last.string("stderr_tail"))
+            }
+            if let result = try fields.optionalFields("result") {
+                let file = try result.string("file")
+                guard !file.isEmpty, !file.contains("/"), file != ".", file != ".." else {
+                    throw Problem(message: "task \"\(name)\": result file name \"\(file)\" is not a plain file name")
+                }
+                guard let checksum = UInt64(try result.string("fnv1a64"), radix: 16) else {
+                    throw Problem(message: "task \"\(name)\": \"fnv1a64\" is not a hexadecimal number")
+                }
+                task.result = TaskResult(task: name, run: try result.int("run"), time: try result.time("time"),
+                                         output: [], truncated: try result.bool("truncated"))
+                references[name] = ResultReference(file: file, size: try result.int("size"), checksum: checksum)
+            }
+            state.tasks[name] = task
+        }
+        return (state, references)
+    }
+
+    /// FNV-1a, 64 bits: enough to notice a result file that is not the one written.
+    static func checksum(_ bytes: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+
+    static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// Typed members of one object of the state file, with errors that say where.
+    private struct Fields {
+        let object: JSONObject
+        let place: String
+
+        init(_ value: JSONValue, _ place: String) throws(Problem) {
+            guard case .object(let object) = value else { throw Problem(message: "\(place) is not an object") }
+            self.object = object
+            self.place = place
+        }
+
+        private func wrong(_ key: String, _ expected: String) -> Problem {
+            Problem(message: "\(place): \"\(key)\" is missing or not \(expected)")
+        }
+
+        func int(_ key: String) throws(Problem) -> Int {
+            guard case .int(let value)? = object[key] else { throw wrong(key, "an integer") }
+            return Int(value)
+        }
+
+        func optionalInt(_ key: String) throws(Problem) -> Int? {
+            switch object[key] {
+            case .null?: return nil
+            case .int(let value)?: return Int(value)
+            default: throw wrong(key, "an integer or null")
+            }
+        }
+
+        func double(_ key: String) throws(Problem) -> Double {
+            guard let value = object[key]?.doubleValue else { throw wrong(key, "a number") }
+            return value
+        }
+
+        func bool(_ key: String) throws(Problem) -> Bool {
+            guard case .bool(let value)? = object[key] else { throw wrong(key, "true or false") }
+            return value
+        }
+
+        func string(_ key: String) throws(Problem) -> String {
+            guard case .string(let value)? = object[key] else { throw wrong(key, "a string") }
+            return value
+        }
+
+        func optionalString(_ key: String) throws(Problem) -> String? {
+            switch object[key] {
+            case .null?: return nil
+            case .string(let value)?: return value
+            default: throw wrong(key, "a string or null")
+            }
+        }
+
+        func time(_ key: String) throws(Problem) -> Timestamp {
+            let text = try string(key)
+            do {
+                return try Timestamp.parse(text)
+            } catch {
+                throw Problem(message: "\(place): \"\(key)\": \(error.message)")
+            }
+        }
+
+        func optionalTime(_ key: String) throws(Problem) -> Timestamp? {
+            if case .null? = object[key] { return nil }
+            return try time(key)
+        }
+
+        func optionalFields(_ key: String) throws(Problem) -> Fields? {
+            switch object[key] {
+            case .null?: return nil
+            case let value?: return try Fields(value, "\(place).\(key)")
+            case nil: throw wrong(key, "an object or null")
+            }
+        }
+    }
+}
