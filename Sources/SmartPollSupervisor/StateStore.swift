@@ -73,7 +73,7 @@ final class StateStore {
     ///
     /// - Throws: when another live process holds it: two supervisors must not share a
     ///   `state_dir`.
-    func lock(patience: Duration = .seconds(2)) throws(SupervisorError) {
+    func lock(patience: Duration = .seconds(1)) throws(SupervisorError) {
         guard directoryDescriptor >= 0, lockDescriptor < 0 else { return }
         let deadline = sp_monotonic_ns() + (DurationFormat.nanoseconds(of: patience) ?? 0)
         while true {

@@ -77,25 +77,50 @@ final class SupervisorHarness {
     private let log = Box<Data>()
     private let logLock = NSLock()
 
-    /// Writes `configuration` (the JSON text) to the folder and starts the supervisor; returns
-    /// once it logged that it listens.
-    init(_ configuration: String, arguments: [String] = [], folderMode: Int = 0o700) throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-e2e-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: folderMode])
+    /// Whether the folder stays when the harness goes (for a supervisor restarted on it).
+    var keepsFolder = false
+
+    /// Writes `configuration` (the JSON text, `$DIR` replaced by the folder) to the folder and
+    /// starts the supervisor; returns once it logged that it listens.
+    ///
+    /// - Parameters:
+    ///   - configuration: nil keeps the folder's `smartpoll.json` as it is.
+    ///   - folder: an existing folder (a restart); by default a fresh one.
+    ///   - environment: added to the test's environment.
+    ///   - launcher: an argv run instead, with the supervisor's path and arguments after it
+    ///     (`["/bin/sh", "-c", "...; exec \"$0\" \"$@\""]`).
+    ///   - standardInput: the supervisor's stdin (default /dev/null).
+    ///   - waitsUntilListening: false returns as soon as the process runs.
+    init(_ configuration: String?, arguments: [String] = [], folderMode: Int = 0o700, folder existing: String? = nil,
+         environment extra: [String: String] = [:], launcher: [String]? = nil, standardInput: FileHandle? = nil,
+         waitsUntilListening: Bool = true) throws {
+        folder = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-e2e-\(UUID().uuidString.prefix(8))").path
+        if existing == nil {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: folderMode])
+        }
         socket = folder + "/supervisor.sock"
         configurationPath = folder + "/smartpoll.json"
-        try configuration.replacingOccurrences(of: "$DIR", with: folder)
-            .write(toFile: configurationPath, atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
-        process.arguments = ["--config", configurationPath, "--socket", socket] + arguments
+        if let configuration {
+            try configuration.replacingOccurrences(of: "$DIR", with: folder)
+                .write(toFile: configurationPath, atomically: true, encoding: .utf8)
+        }
+        let supervisorArguments = ["--config", configurationPath, "--socket", socket] + arguments
+        if let launcher {
+            process.executableURL = URL(fileURLWithPath: launcher[0])
+            process.arguments = Array(launcher.dropFirst()) + [Binaries.supervisor] + supervisorArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
+            process.arguments = supervisorArguments
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
         var environment = ProcessInfo.processInfo.environment
         environment["PATH"] = Binaries.folder + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        for (name, value) in extra { environment[name] = value }
         process.environment = environment
         process.standardError = logPipe
         process.standardOutput = logPipe
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = standardInput ?? FileHandle.nullDevice
         let ready = DispatchSemaphore(value: 0)
         let log = self.log, lock = logLock
         logPipe.fileHandleForReading.readabilityHandler = { handle in
@@ -109,6 +134,7 @@ final class SupervisorHarness {
             if data.isEmpty { handle.readabilityHandler = nil; ready.signal() }
         }
         try process.run()
+        guard waitsUntilListening else { return }
         guard ready.wait(timeout: .now() + 10) == .success, process.isRunning else {
             throw HarnessError("the supervisor did not start:\n\(logText)")
         }
@@ -119,7 +145,12 @@ final class SupervisorHarness {
             process.terminate()
             process.waitUntilExit()
         }
-        try? FileManager.default.removeItem(atPath: folder)
+        if !keepsFolder { try? FileManager.default.removeItem(atPath: folder) }
+    }
+
+    /// Sends `signal` to the supervisor (SIGKILL: a crash).
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
     }
 
     var pid: Int32 { process.processIdentifier }

@@ -1,0 +1,191 @@
+import Foundation
+import SmartPollProtocol
+import Testing
+@testable import SmartPollSupervisor
+
+/// A fresh folder under /tmp for one test's state directory, removed with everything in it.
+private final class ScratchFolder {
+    let path: String
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-state-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    var state: String { path + "/state" }
+
+    func names(_ folder: String = "") -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: state + folder)) ?? []).sorted()
+    }
+
+    func bytes(_ name: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: state + "/" + name).map { Array($0) }
+    }
+
+    func write(_ name: String, _ bytes: [UInt8]) {
+        _ = FileManager.default.createFile(atPath: state + "/" + name, contents: Data(bytes))
+    }
+}
+
+private let time = Timestamp(nanosecondsSinceEpoch: 1_796_003_072_123_000_000)
+
+private func sample() -> SavedState {
+    var state = SavedState(lastRunID: 41)
+    state.tasks["text"] = SavedTask(
+        runs: 7, failures: 2, consecutiveFailures: 1,
+        last: LastRun(run: 40, started: time, ended: time.advanced(by: .milliseconds(1500)), durationMilliseconds: 1500.25,
+                      exitCode: nil, signal: 9, timedOut: true, succeeded: false, error: "timed out", stderrTail: "tail\n"),
+        result: TaskResult(task: "text", run: 39, time: time, output: Array("héllo\n".utf8), truncated: true),
+        next: time.advanced(by: .seconds(10)), interruptedRun: nil)
+    state.tasks["binary.v2:x@y"] = SavedTask(
+        runs: 1, failures: 0, consecutiveFailures: 0,
+        last: LastRun(run: 41, started: time, ended: time, durationMilliseconds: 0, exitCode: 0, signal: nil,
+                      timedOut: false, succeeded: true, error: nil, stderrTail: ""),
+        result: TaskResult(task: "binary.v2:x@y", run: 41, time: time, output: [0, 0xFF, 0xC3, 10], truncated: false),
+        next: time, interruptedRun: 41)
+    state.tasks["never"] = SavedTask()
+    return state
+}
+
+@Suite struct StateStoreTests {
+    @Test func savedStateComesBackWhole() throws {
+        let folder = try ScratchFolder()
+        let store = StateStore(directory: folder.state)
+        #expect(store.prepare() == nil)
+        #expect(store.save(sample(), pid: 1) == nil)
+        #expect(folder.names() == ["results", "state.json"])
+        #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
+        #expect(folder.bytes("results/binary.v2:x@y.41") == [0, 0xFF, 0xC3, 10], "results are stored raw")
+
+        let reader = StateStore(directory: folder.state)
+        #expect(reader.prepare() == nil)
+        let loaded = reader.load()
+        #expect(loaded.state == sample())
+        #expect(loaded.notes.allSatisfy { $0.level == .info })
+    }
+
+    @Test func aResultIsWrittenOnceAndDeletedWhenNoStateFileNamesIt() throws {
+        let folder = try ScratchFolder()
+        let store = StateStore(directory: folder.state)
+        var state = sample()
+        #expect(store.save(state, pid: 1) == nil)
+        // A save that rewrote the file would change its modification time.
+        let before = try FileManager.default.attributesOfItem(atPath: folder.state + "/results/text.39")[.modificationDate] as? Date
+        state.tasks["binary.v2:x@y"]!.result = TaskResult(task: "binary.v2:x@y", run: 50, time: time, output: [1], truncated: false)
+        state.tasks["text"]!.runs += 1
+        #expect(store.save(state, pid: 1) == nil)
+        #expect(folder.names("/results") == ["binary.v2:x@y.50", "text.39"], "the superseded result file is deleted")
+        let after = try FileManager.default.attributesOfItem(atPath: folder.state + "/results/text.39")[.modificationDate] as? Date
+        #expect(before == after, "an unchanged result is not written again")
+        state.tasks["text"] = nil
+        #expect(store.save(state, pid: 1) == nil)
+        #expect(folder.names("/results") == ["binary.v2:x@y.50"], "a dropped task's result goes")
+    }
+
+    @Test(arguments: [
+        ("{not json", "invalid JSON"),
+        (#"{"format":"something-else","version":1}"#, "not a smartpoll state file"),
+        (#"{"format":"smartpoll-state","version":2,"last_run":0,"tasks":{}}"#, "version 2"),
+        (#"{"format":"smartpoll-state","version":1,"last_run":0,"tasks":{"a":{"runs":"x"}}}"#, #"task "a": "runs""#),
+    ])
+    func anUnusableStateFileIsMovedAsideWithItsResultsAndNeverDeleted(text: String, reason: String) throws {
+        let folder = try ScratchFolder()
+        let store = StateStore(directory: folder.state)
+        #expect(store.save(sample(), pid: 1) == nil)
+        folder.write("state.json", Array(text.utf8))
+        let reader = StateStore(directory: folder.state)
+        #expect(reader.prepare() == nil)
+        let loaded = reader.load()
+        #expect(loaded.state == nil)
+        let errors = loaded.notes.filter { $0.level == .error }.map(\.message)
+        #expect(errors.count == 1)
+        #expect(errors.first?.contains(reason) == true, "\(errors)")
+        #expect(errors.first?.contains("moved it aside to \(folder.state)/state.json.corrupt-") == true, "\(errors)")
+        let names = folder.names()
+        let aside = try #require(names.first { $0.hasPrefix("state.json.corrupt-") })
+        #expect(folder.bytes(aside) == Array(text.utf8), "the file is kept as it was")
+        let results = try #require(names.first { $0.hasPrefix("results.corrupt-") })
+        #expect(folder.names("/" + results) == ["binary.v2:x@y.41", "text.39"], "its results are kept with it")
+        #expect(names.contains("results") && folder.names("/results").isEmpty, "a fresh results folder for the new state")
+        // And the supervisor goes on saving.
+        #expect(reader.save(sample(), pid: 1) == nil)
+    }
+
+    @Test func aResultFileThatDoesNotMatchIsMovedAsideAndOnlyThatResultIsLost() throws {
+        let folder = try ScratchFolder()
+        #expect(StateStore(directory: folder.state).save(sample(), pid: 1) == nil)
+        folder.write("results/text.39", Array("hallo\n".utf8))
+        let reader = StateStore(directory: folder.state)
+        #expect(reader.prepare() == nil)
+        let loaded = reader.load()
+        let state = try #require(loaded.state)
+        #expect(state.tasks["text"]?.result == nil)
+        #expect(state.tasks["text"]?.runs == 7, "the rest of the task's state stays")
+        #expect(state.tasks["binary.v2:x@y"]?.result?.output == [0, 0xFF, 0xC3, 10])
+        let errors = loaded.notes.filter { $0.level == .error }.map(\.message)
+        #expect(errors == ["\(folder.state)/results/text.39 is unusable (does not match the state file (6 bytes, 7 expected, or a different checksum)); moved it aside to \(folder.state)/results/text.39.corrupt; task text starts without its result"])
+        #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39.corrupt"])
+    }
+
+    @Test func leftoversOfAnInterruptedWriteAreRemoved() throws {
+        let folder = try ScratchFolder()
+        #expect(StateStore(directory: folder.state).save(sample(), pid: 1) == nil)
+        folder.write("state.json.tmp", Array("{\"format\":".utf8))
+        folder.write("results/text.40", Array("half".utf8))
+        let reader = StateStore(directory: folder.state)
+        #expect(reader.prepare() == nil)
+        let loaded = reader.load()
+        #expect(loaded.state == sample())
+        #expect(folder.names() == ["results", "state.json"])
+        #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
+        #expect(loaded.notes.map(\.message).contains { $0.contains("state.json.tmp, left by a write that was interrupted") })
+        #expect(loaded.notes.map(\.message).contains("removed 1 result file no state file names (left by interrupted writes)"))
+    }
+
+    @Test func aFailedWriteSaysWhyAndLeavesThePreviousStateWhole() throws {
+        let folder = try ScratchFolder()
+        let store = StateStore(directory: folder.state)
+        #expect(store.save(sample(), pid: 1) == nil)
+        let previous = folder.bytes("state.json")
+        // A directory where the temporary file goes: creating it fails (EISDIR), even for root.
+        try FileManager.default.createDirectory(atPath: folder.state + "/state.json.tmp", withIntermediateDirectories: false)
+        var changed = sample()
+        changed.lastRunID = 99
+        let problem = try #require(store.save(changed, pid: 1))
+        #expect(problem == "cannot create \(folder.state)/state.json.tmp: Is a directory")
+        #expect(folder.bytes("state.json") == previous)
+        try FileManager.default.removeItem(atPath: folder.state + "/state.json.tmp")
+        #expect(store.save(changed, pid: 1) == nil)
+        let reader = StateStore(directory: folder.state)
+        #expect(reader.prepare() == nil)
+        #expect(reader.load().state?.lastRunID == 99)
+    }
+
+    @Test func aFolderThatCannotBeCreatedIsReportedNotFatal() throws {
+        let folder = try ScratchFolder()
+        // `state` is a plain file, so no folder can be made inside it.
+        _ = FileManager.default.createFile(atPath: folder.state, contents: Data())
+        let store = StateStore(directory: folder.state + "/inner")
+        #expect(store.prepare() == "cannot create \(folder.state)/inner: Not a directory")
+        #expect(store.save(sample(), pid: 1) == "cannot create \(folder.state)/inner: Not a directory")
+    }
+
+    @Test func twoStoresCannotLockOneFolder() throws {
+        let folder = try ScratchFolder()
+        let first = StateStore(directory: folder.state)
+        #expect(first.prepare() == nil)
+        try first.lock()
+        let second = StateStore(directory: folder.state)
+        #expect(second.prepare() == nil)
+        #expect(throws: SupervisorError.self) { try second.lock(patience: .milliseconds(50)) }
+        withExtendedLifetime(first) {}
+    }
+
+    @Test func theChecksumIsFNV1a() {
+        #expect(SavedStateFormat.checksum([]) == 0xcbf2_9ce4_8422_2325)
+        #expect(SavedStateFormat.checksum(Array("a".utf8)) == 0xaf63_dc4c_8601_ec8c)
+        #expect(SavedStateFormat.hex(0xaf) == "00000000000000af")
+    }
+}
