@@ -24,6 +24,10 @@ smartpollctl over a Unix socket.
   -h, --help          this help
   --version           the version
 
+Signals: SIGTERM or SIGINT shut down gracefully; SIGHUP reloads the configuration.
+With "state_dir" in the configuration, results and schedules survive restarts and crashes.
+Under systemd: Type=notify readiness (NOTIFY_SOCKET) and socket activation (LISTEN_FDS).
+
 Exit status: 0 after a clean shutdown or a valid --check; 64 usage; 78 configuration not found
 or invalid; 1 another failure (for instance, another supervisor owns the socket).
 See smartpoll-supervisor(8) and smartpoll.json(5).

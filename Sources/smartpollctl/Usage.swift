@@ -17,7 +17,8 @@ Commands:
   emit HOOK [DATA | -]              trigger an event hook; - reads DATA from stdin
   watch [TASK...]                   print events as they happen, until interrupted
   start | stop | restart [--wait]   start, stop or restart the loop
-  reload                            re-read the configuration
+  reload                            re-read the configuration file and apply what changed
+                                    (unchanged tasks keep their schedule, run and result)
   shutdown                          end every task and stop the supervisor
   ping                              version, pid and uptime
   hook schedule [TASK] DELAY [--sooner] | hook schedule [TASK] --at TIME [--sooner]
