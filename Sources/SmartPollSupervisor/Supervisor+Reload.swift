@@ -93,7 +93,8 @@ extension Supervisor {
         let newTasks = newNames.map { name -> TaskRuntime in
             guard let index = indexByName[name] else { return TaskRuntime(name: name, configuration: new.tasks[name]!) }
             var task = tasks[index]
-            task.configuration = new.tasks[name]!
+            // Assigned only when it differs: an unchanged task keeps its prepared command.
+            if task.configuration != new.tasks[name]! { task.configuration = new.tasks[name]! }
             return task
         }
         for (position, task) in newTasks.enumerated() { task.current?.taskIndex = position }
