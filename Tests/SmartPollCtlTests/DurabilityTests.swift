@@ -187,6 +187,45 @@ struct DurabilityTests {
         #expect(try eventually { try stateFile(supervisor)?.saved != nil }, "and writes a new state file")
     }
 
+    /// How many times `state.json` is replaced in `folder` during `seconds`.
+    private func stateWrites(in folder: String, during seconds: TimeInterval) throws -> Int {
+        let inotify = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        guard inotify >= 0 else { throw HarnessError("inotify_init1 failed") }
+        defer { close(inotify) }
+        guard inotify_add_watch(inotify, folder, UInt32(IN_MOVED_TO)) >= 0 else { throw HarnessError("inotify_add_watch failed") }
+        let deadline = Date().addingTimeInterval(seconds)
+        var writes = 0
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while case let left = deadline.timeIntervalSinceNow, left > 0 {
+            var entry = pollfd(fd: inotify, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, Int32(left * 1000) + 1) == 1 else { continue }
+            let length = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
+            var offset = 0
+            while offset + MemoryLayout<inotify_event>.size <= length {
+                let nameLength = Int(buffer.withUnsafeBytes { $0.load(fromByteOffset: offset + 12, as: UInt32.self) })
+                let nameStart = offset + MemoryLayout<inotify_event>.size
+                let name = String(decoding: buffer[nameStart..<nameStart + nameLength].prefix { $0 != 0 }, as: UTF8.self)
+                if name == "state.json" { writes += 1 }
+                offset = nameStart + nameLength
+            }
+        }
+        return writes
+    }
+
+    @Test func aBurstOfRunsCostsOneWritePerInterval() throws {
+        let supervisor = try SupervisorHarness("""
+        {"state_dir": "$DIR/state", "tasks": {"busy": {"command": ["true"], "start": "0s", "every": "2ms"}}}
+        """)
+        #expect(try eventually { try statusRow(supervisor, "busy")["runs"] != .int(0) })
+        let runsBefore = try statusRow(supervisor, "busy")["runs"]?.int64Value ?? 0
+        let writes = try stateWrites(in: supervisor.path("state"), during: 1)
+        let runs = (try statusRow(supervisor, "busy")["runs"]?.int64Value ?? 0) - runsBefore
+        // At most one write per 100 ms (and a little slack for the edges of the second), while
+        // every run changes the state.
+        #expect(writes >= 2 && writes <= 13, "\(writes) writes for \(runs) runs in one second")
+        #expect(runs >= 3 * Int64(writes), "\(writes) writes for \(runs) runs in one second")
+    }
+
     @Test func twoSupervisorsCannotShareAStateDirectory() throws {
         let first = try SupervisorHarness(#"{"state_dir": "$DIR/state", "tasks": {"t": {"command": ["true"]}}}"#)
         let second = try runCommand(Binaries.supervisor, ["--config", first.configurationPath, "--socket", first.path("other.sock")])
