@@ -47,19 +47,24 @@ import Testing
         // runner does) until the child has started. Only this spawner execs
         // in the test process, and it always replaces or closes 3.
         // open returns the lowest free number: 3 when it is free (then this test holds it),
-        // above 3 when something else does (libdispatch's epoll, once it has started).
-        var below: [Int32] = []
+        // above 3 when something else does (libdispatch's epoll, once it has started). Other
+        // tests open and close descriptors at the same time, so 3 may be freed between the
+        // two steps: then try again, and take it.
         var held: Int32 = -1
-        while true {
-            let descriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
-            try #require(descriptor >= 0)
-            if descriptor == 3 { held = descriptor; break }
-            if descriptor > 3 { close(descriptor); break }
-            below.append(descriptor)
+        var flags: Int32 = -1
+        for _ in 0..<100 where flags < 0 {
+            var below: [Int32] = []
+            while true {
+                let descriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                try #require(descriptor >= 0)
+                if descriptor == 3 { held = descriptor; break }
+                if descriptor > 3 { close(descriptor); break }
+                below.append(descriptor)
+            }
+            below.forEach { close($0) }
+            flags = fcntl(3, F_GETFD)
         }
-        below.forEach { close($0) }
         defer { if held >= 0 { close(held) } }
-        let flags = fcntl(3, F_GETFD)
         try #require(flags >= 0)
         #expect(fcntl(3, F_SETFD, flags & ~FD_CLOEXEC) == 0)
         defer { _ = fcntl(3, F_SETFD, flags) }
