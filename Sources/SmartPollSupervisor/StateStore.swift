@@ -31,8 +31,11 @@ final class StateStore {
     private var directoryDescriptor: Int32 = -1
     private var resultsDescriptor: Int32 = -1
     private var lockDescriptor: Int32 = -1
-    /// The result file each task's durable `state.json` names.
+    /// The result file each task's `state.json` names.
     private var durableFiles: [String: SavedStateFormat.ResultReference] = [:]
+    /// Result files an earlier `state.json` named, deleted after the next complete write: until
+    /// the folder has been flushed, a crash may bring that file back.
+    private var obsoleteFiles: Set<String> = []
 
     var statePath: String { directory + "/" + StateStore.stateName }
 
@@ -238,7 +241,13 @@ final class StateStore {
     func save(_ state: SavedState, pid: Int32) -> String? {
         if let problem = prepare() { return problem }
         var references: [String: SavedStateFormat.ResultReference] = [:]
-        var wroteResult = false
+        // Result files written by this call: no state file names them until the rename, so a
+        // failure deletes them again.
+        var written: [String] = []
+        func abandon(_ problem: String) -> String {
+            for file in written { unlinkat(resultsDescriptor, file, 0) }
+            return problem
+        }
         for (name, task) in state.tasks {
             guard let result = task.result else { continue }
             let file = "\(name).\(result.run)"
@@ -250,28 +259,34 @@ final class StateStore {
             let error = result.output.withUnsafeBytes { buffer in
                 sp_write_file_synced(resultsDescriptor, file, buffer.baseAddress, buffer.count, &step)
             }
-            guard error == 0 else { return failure("\(StateStore.resultsName)/\(file)", step: step, error: error) }
+            guard error == 0 else { return abandon(failure("\(StateStore.resultsName)/\(file)", step: step, error: error)) }
             references[name] = SavedStateFormat.ResultReference(
                 file: file, size: result.output.count, checksum: SavedStateFormat.checksum(result.output))
-            wroteResult = true
+            written.append(file)
         }
-        if wroteResult {
+        if !written.isEmpty {
             let error = sp_fsync(resultsDescriptor)
-            guard error == 0 else { return failure(StateStore.resultsName, step: Int32(SP_FILE_STEP_FSYNC_DIRECTORY), error: error) }
+            guard error == 0 else { return abandon(failure(StateStore.resultsName, step: Int32(SP_FILE_STEP_FSYNC_DIRECTORY), error: error)) }
         }
         let bytes = SavedStateFormat.encode(state, resultFiles: references, written: Timestamp.now(), pid: pid)
         var step: Int32 = 0
         let error = bytes.withUnsafeBytes { buffer in
             sp_replace_file(directoryDescriptor, StateStore.temporaryName, StateStore.stateName, buffer.baseAddress, buffer.count, &step)
         }
-        guard error == 0 else {
-            return failure(step == Int32(SP_FILE_STEP_RENAME) || step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY)
-                           ? StateStore.stateName : StateStore.temporaryName, step: step, error: error)
-        }
         let kept = Set(references.values.map(\.file))
-        for (_, old) in durableFiles where !kept.contains(old.file) {
-            unlinkat(resultsDescriptor, old.file, 0)
+        guard error == 0 else {
+            let problem = failure(step == Int32(SP_FILE_STEP_RENAME) || step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY)
+                                  ? StateStore.stateName : StateStore.temporaryName, step: step, error: error)
+            guard step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY) else { return abandon(problem) }
+            // Renamed, but not flushed: the new state file names the new results (they must not
+            // be written again), and the old one may come back after a crash (its results stay).
+            obsoleteFiles.formUnion(durableFiles.values.map(\.file).filter { !kept.contains($0) })
+            durableFiles = references
+            return problem
         }
+        obsoleteFiles.formUnion(durableFiles.values.map(\.file))
+        for file in obsoleteFiles.subtracting(kept) { unlinkat(resultsDescriptor, file, 0) }
+        obsoleteFiles = []
         durableFiles = references
         return nil
     }

@@ -153,14 +153,19 @@ private func sample() -> SavedState {
         try FileManager.default.createDirectory(atPath: folder.state + "/state.json.tmp", withIntermediateDirectories: false)
         var changed = sample()
         changed.lastRunID = 99
+        changed.tasks["text"]!.result = TaskResult(task: "text", run: 60, time: time, output: [1, 2], truncated: false)
         let problem = try #require(store.save(changed, pid: 1))
         #expect(problem == "cannot create \(folder.state)/state.json.tmp: Is a directory")
         #expect(folder.bytes("state.json") == previous)
+        #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"], "the result file no state file names is gone")
         try FileManager.default.removeItem(atPath: folder.state + "/state.json.tmp")
         #expect(store.save(changed, pid: 1) == nil)
         let reader = StateStore(directory: folder.state)
         #expect(reader.prepare() == nil)
-        #expect(reader.load().state?.lastRunID == 99)
+        let reloaded = reader.load().state
+        #expect(reloaded?.lastRunID == 99)
+        #expect(reloaded?.tasks["text"]?.result?.output == [1, 2])
+        #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.60"])
     }
 
     @Test func aFolderThatCannotBeCreatedIsReportedNotFatal() throws {
