@@ -13,7 +13,8 @@ enum Rendering {
                 let since = state.failingSince.map { " since \(HumanFormat.clock($0)) (\(HumanFormat.relative($0, now: now)))" } ?? ""
                 header += "\nstate: NOT SAVED\(since): \(error)"
             } else if let saved = state.saved {
-                header += "\nstate: saved \(HumanFormat.relative(saved, now: now)) to \(state.path)"
+                let when = HumanFormat.relative(saved, now: now)
+                header += "\nstate: saved \(when == "now" ? "just now" : when) to \(state.path)"
             } else {
                 header += "\nstate: \(state.path) (nothing written yet)"
             }
