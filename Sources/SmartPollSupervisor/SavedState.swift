@@ -108,15 +108,15 @@ enum SavedStateFormat {
             throw Problem(message: "it has version \(fileVersion); this supervisor reads version \(version)")
         }
         var state = SavedState()
-        state.lastRunID = try top.int("last_run")
+        state.lastRunID = try top.count("last_run")
         var references: [String: ResultReference] = [:]
         guard case .object(let tasks)? = top.object["tasks"] else { throw Problem(message: "\"tasks\" is missing or not an object") }
         for (name, value) in tasks.pairs {
             let fields = try Fields(value, "task \"\(name)\"")
             var task = SavedTask()
-            task.runs = try fields.int("runs")
-            task.failures = try fields.int("failures")
-            task.consecutiveFailures = try fields.int("consecutive_failures")
+            task.runs = try fields.count("runs")
+            task.failures = try fields.count("failures")
+            task.consecutiveFailures = try fields.count("consecutive_failures")
             task.next = try fields.optionalTime("next")
             task.interruptedRun = try fields.optionalInt("interrupted_run")
             if let last = try fields.optionalFields("last") {
@@ -137,7 +137,7 @@ enum SavedStateFormat {
                 }
                 task.result = TaskResult(task: name, run: try result.int("run"), time: try result.time("time"),
                                          output: [], truncated: try result.bool("truncated"))
-                references[name] = ResultReference(file: file, size: try result.int("size"), checksum: checksum)
+                references[name] = ResultReference(file: file, size: try result.count("size"), checksum: checksum)
             }
             state.tasks[name] = task
         }
@@ -177,6 +177,13 @@ enum SavedStateFormat {
         func int(_ key: String) throws(Problem) -> Int {
             guard case .int(let value)? = object[key] else { throw wrong(key, "an integer") }
             return Int(value)
+        }
+
+        /// A count or id: 0 to 2^53, so that adding to it can never overflow.
+        func count(_ key: String) throws(Problem) -> Int {
+            let value = try int(key)
+            guard value >= 0 && value <= 1 << 53 else { throw Problem(message: "\(place): \"\(key)\" is out of range (\(value))") }
+            return value
         }
 
         func optionalInt(_ key: String) throws(Problem) -> Int? {

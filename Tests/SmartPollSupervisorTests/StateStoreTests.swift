@@ -89,6 +89,8 @@ private func sample() -> SavedState {
         (#"{"format":"something-else","version":1}"#, "not a smartpoll state file"),
         (#"{"format":"smartpoll-state","version":2,"last_run":0,"tasks":{}}"#, "version 2"),
         (#"{"format":"smartpoll-state","version":1,"last_run":0,"tasks":{"a":{"runs":"x"}}}"#, #"task "a": "runs""#),
+        // A number that would overflow when the supervisor adds to it.
+        (#"{"format":"smartpoll-state","version":1,"last_run":9223372036854775807,"tasks":{}}"#, #""last_run" is out of range"#),
     ])
     func anUnusableStateFileIsMovedAsideWithItsResultsAndNeverDeleted(text: String, reason: String) throws {
         let folder = try ScratchFolder()
