@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "smartpoll_loop.h"
+#include "smartpoll_posix.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -73,6 +74,7 @@ int sp_signalfd_for_shutdown_signals(void) {
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
+    sp_spawn_dispositions_changed();
     if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0) return -1;
     return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }

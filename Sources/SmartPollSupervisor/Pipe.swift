@@ -14,18 +14,14 @@ public final class Pipe {
     ///   so a child writing to the other end still blocks when the pipe is full.
     /// - Throws: `.systemCallFailed` when the pipe cannot be created.
     public init(nonblockingReadEnd: Bool = false) throws(SupervisorError) {
-        var fds: [Int32] = [-1, -1]
-        let result = sp_pipe2_cloexec(&fds, 0)
-        guard result == 0 else { throw .systemCall("pipe2", errno: result) }
-        readEnd = fds[0]
-        writeEnd = fds[1]
-        if nonblockingReadEnd {
-            let result = sp_set_nonblocking(fds[0])
-            guard result == 0 else {
-                close()
-                throw .systemCall("fcntl O_NONBLOCK", errno: result)
-            }
+        var fds: (Int32, Int32) = (-1, -1)
+        let result = withUnsafeMutableBytes(of: &fds) { buffer in
+            let pointer = buffer.baseAddress!.assumingMemoryBound(to: Int32.self)
+            return nonblockingReadEnd ? sp_pipe_nonblocking_read_end(pointer) : sp_pipe2_cloexec(pointer, 0)
         }
+        guard result == 0 else { throw .systemCall("pipe2", errno: result) }
+        readEnd = fds.0
+        writeEnd = fds.1
     }
 
     deinit { close() }

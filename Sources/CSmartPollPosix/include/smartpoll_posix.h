@@ -28,8 +28,10 @@ typedef struct sp_spawn_options {
 } sp_spawn_options;
 
 /// Starts a child in its own session and process group, with SIGKILL as its
-/// parent-death signal, an empty signal mask, default signal dispositions,
-/// descriptors 0-3 as given and nothing else open, then executes `file`.
+/// parent-death signal, an empty signal mask, default signal dispositions (the
+/// parent's are read at its first spawn and after each
+/// sp_spawn_dispositions_changed()), descriptors 0-3 as given and nothing else
+/// open, then executes `file`.
 ///
 /// Returns 0 and sets `*pid_out` and `*pidfd_out` (a CLOEXEC pidfd, or -1 when
 /// the kernel has none: the caller falls back to the pid), or returns an errno
@@ -41,11 +43,19 @@ typedef struct sp_spawn_options {
 ///   as the children should.
 int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out);
 
+/// Tells sp_spawn that this process changed a signal's disposition (handler,
+/// SIG_IGN or SIG_DFL): it reads them again at the next spawn, to know which
+/// ones a child must set back to SIG_DFL.
+void sp_spawn_dispositions_changed(void);
+
 /// `pipe2` with O_CLOEXEC, plus O_NONBLOCK on both ends when `nonblock` is
 /// non-zero. Returns 0 or an errno value.
 /// - Important: O_NONBLOCK belongs to the open file, so a child given one end
 ///   sees it too; for a child's pipe use `sp_set_nonblocking` on the parent's end.
 int sp_pipe2_cloexec(int fds[2], int nonblock);
+
+/// pipe2(O_CLOEXEC) with the read end made non-blocking; 0 or an errno value.
+int sp_pipe_nonblocking_read_end(int fds[2]);
 
 /// Sets O_NONBLOCK on `fd`. Returns 0 or an errno value.
 int sp_set_nonblocking(int fd);
