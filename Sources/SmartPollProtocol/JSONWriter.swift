@@ -13,6 +13,10 @@ struct JSONWriter: ~Copyable {
     private var capacity: Int
     /// Whether the next member or element of the innermost container needs a comma.
     private var needsComma = false
+    /// The last date written (days since the epoch) and its `YYYY-MM-DD` text: the times of one
+    /// reply mostly share their day, and the calendar arithmetic is most of a time's cost.
+    private var cachedDay = Int64.min
+    private var cachedDate: (UInt64, UInt16) = (0, 0)
 
     init(capacity: Int = 128) {
         self.capacity = max(capacity, 32)
@@ -117,17 +121,18 @@ struct JSONWriter: ~Copyable {
     /// it is); the value written next belongs to it.
     mutating func key(_ key: StaticString) {
         let length = key.utf8CodeUnitCount
-        reserve(length + 4)
+        reserve(length &+ 4)
+        var at = base + count
         if needsComma {
-            base[count] = UInt8(ascii: ",")
-            count += 1
+            at.pointee = UInt8(ascii: ",")
+            at += 1
         }
-        base[count] = UInt8(ascii: "\"")
-        UnsafeMutableRawPointer(base + count + 1).copyMemory(from: key.utf8Start, byteCount: length)
-        count += length + 1
-        base[count] = UInt8(ascii: "\"")
-        base[count + 1] = UInt8(ascii: ":")
-        count += 2
+        at.pointee = UInt8(ascii: "\"")
+        UnsafeMutableRawPointer(at + 1).copyMemory(from: key.utf8Start, byteCount: length)
+        at += length &+ 1
+        at[0] = UInt8(ascii: "\"")
+        at[1] = UInt8(ascii: ":")
+        count = at - base + 2
         needsComma = false
     }
 
@@ -217,21 +222,37 @@ struct JSONWriter: ~Copyable {
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, unquoted (``Timestamp/formatted()``).
     mutating func writeTime(_ time: Timestamp) {
-        let parts = time.parts
+        let milliseconds = Timestamp.floorDivide(time.nanosecondsSinceEpoch, 1_000_000)
+        let seconds = Timestamp.floorDivide(milliseconds, 1000)
+        let days = Timestamp.floorDivide(seconds, 86_400)
+        let millisecond = Int(milliseconds - seconds * 1000)
+        let secondOfDay = Int(seconds - days * 86_400)
         reserve(24)
-        digits(parts.year, 4)
-        put(UInt8(ascii: "-"))
-        digits(parts.month, 2)
-        put(UInt8(ascii: "-"))
-        digits(parts.day, 2)
+        if days != cachedDay {
+            let (year, month, day) = Timestamp.civil(fromDays: days)
+            let start = count
+            digits(Int(year), 4)
+            put(UInt8(ascii: "-"))
+            digits(month, 2)
+            put(UInt8(ascii: "-"))
+            digits(day, 2)
+            let raw = UnsafeRawPointer(base + start)
+            cachedDate = (raw.loadUnaligned(as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+            cachedDay = days
+        } else {
+            let raw = UnsafeMutableRawPointer(base + count)
+            raw.storeBytes(of: cachedDate.0, as: UInt64.self)
+            raw.storeBytes(of: cachedDate.1, toByteOffset: 8, as: UInt16.self)
+            count += 10
+        }
         put(UInt8(ascii: "T"))
-        digits(parts.hour, 2)
+        digits(secondOfDay / 3600, 2)
         put(UInt8(ascii: ":"))
-        digits(parts.minute, 2)
+        digits(secondOfDay / 60 % 60, 2)
         put(UInt8(ascii: ":"))
-        digits(parts.second, 2)
+        digits(secondOfDay % 60, 2)
         put(UInt8(ascii: "."))
-        digits(parts.millisecond, 3)
+        digits(millisecond, 3)
         put(UInt8(ascii: "Z"))
     }
 
