@@ -17,13 +17,8 @@ extension Supervisor {
         tasks[index].current = nil
         tasks[index].runs += 1
         if !succeeded { tasks[index].failures += 1 }
-        var exitCode: Int?
-        var signal: Int?
-        switch run.status {
-        case .exited(let code)?: exitCode = Int(code)
-        case .signaled(let number)?: signal = Int(number)
-        case nil: break
-        }
+        let exitCode = run.status?.exitCode
+        let signal = run.status?.signal
         tasks[index].last = LastRun(
             run: run.runID, started: run.startedWall, ended: ended, durationMilliseconds: duration,
             exitCode: exitCode, signal: signal, timedOut: run.timedOut, succeeded: succeeded,
@@ -67,13 +62,8 @@ extension Supervisor {
     private func detachedRunEnded(_ run: TaskRun) {
         detachedRuns.removeAll { $0 === run }
         let duration = Double(loop.now - run.started) / 1e6
-        var exitCode: Int?
-        var signal: Int?
-        switch run.status {
-        case .exited(let code)?: exitCode = Int(code)
-        case .signaled(let number)?: signal = Int(number)
-        case nil: break
-        }
+        let exitCode = run.status?.exitCode
+        let signal = run.status?.signal
         log.write(.info, "ended: the task was removed from the configuration",
                   [("task", run.task), ("run", "\(run.runID)"), ("pid", "\(run.pid)"), ("duration_ms", "\(Int(duration.rounded()))")])
         publish(.taskFinished(task: run.task, run: run.runID, exitCode: exitCode, signal: signal, timedOut: run.timedOut,

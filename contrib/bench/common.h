@@ -98,4 +98,19 @@ static inline char *read_line(struct line_reader *r, size_t *len) {
     }
 }
 
+/* Connects to PATH, sends LINE and a newline, and returns the reply line (NULL when the
+ * connection closed first); *reader keeps the connection for more. */
+static inline char *request_line(const char *path, const char *line, struct line_reader *reader) {
+    int fd = connect_unix(path);
+    size_t n = strlen(line);
+    char *message = malloc(n + 1);
+    if (!message) die("malloc");
+    memcpy(message, line, n);
+    message[n] = '\n';
+    write_all(fd, message, n + 1);
+    free(message);
+    reader_init(reader, fd);
+    return read_line(reader, NULL);
+}
+
 #endif

@@ -26,15 +26,8 @@ int main(int argc, char **argv) {
         int status;
         while (waitpid(pid, &status, 0) < 0) if (errno != EINTR) die("waitpid");
     }
-    int fd = connect_unix(path);
-    size_t n = strlen(line);
-    char *msg = malloc(n + 1);
-    memcpy(msg, line, n); msg[n] = '\n';
-    write_all(fd, msg, n + 1);
     struct line_reader r;
-    reader_init(&r, fd);
-    size_t len;
-    char *reply = read_line(&r, &len);
+    char *reply = request_line(path, line, &r);
     if (!reply) { fprintf(stderr, "sp_client: no reply\n"); return 1; }
     if (print) printf("%s\n", reply);
     return strstr(reply, "\"ok\":true") ? 0 : 1;

@@ -10,33 +10,25 @@
  * Prints one JSON object. */
 #include "common.h"
 
+/* Sends LINE on a connection of its own; the reply must say "ok":true. */
 static void request(const char *path, const char *line) {
-    int fd = connect_unix(path);
-    size_t n = strlen(line);
-    char *msg = malloc(n + 1);
-    memcpy(msg, line, n); msg[n] = '\n';
-    write_all(fd, msg, n + 1);
     struct line_reader r;
-    reader_init(&r, fd);
-    char *reply = read_line(&r, NULL);
+    char *reply = request_line(path, line, &r);
     if (!reply || !strstr(reply, "\"ok\":true")) { fprintf(stderr, "sp_events: %s: %s\n", line, reply ? reply : "no reply"); exit(1); }
-    free(r.buf); free(msg); close(fd);
+    free(r.buf);
+    close(r.fd);
 }
 
 /* The sum of the tasks' "runs" in a status reply (the first "runs" is the loop's). */
 static long status_runs(const char *path) {
-    int fd = connect_unix(path);
-    const char *line = "{\"cmd\":\"status\"}\n";
-    write_all(fd, line, strlen(line));
     struct line_reader r;
-    reader_init(&r, fd);
-    char *reply = read_line(&r, NULL);
+    char *reply = request_line(path, "{\"cmd\":\"status\"}", &r);
     if (!reply || !strstr(reply, "\"ok\":true")) { fprintf(stderr, "sp_events: status failed\n"); exit(1); }
     long sum = 0;
     char *p = strstr(reply, "\"tasks\":");
     while (p && (p = strstr(p, "\"runs\":"))) { p += 7; sum += strtol(p, NULL, 10); }
     free(r.buf);
-    close(fd);
+    close(r.fd);
     return sum;
 }
 
@@ -56,12 +48,8 @@ int main(int argc, char **argv) {
     }
     if (argc < 4) { fprintf(stderr, "usage: sp_events SOCKET finished N REQUEST... | SOCKET late SECONDS\n"); return 2; }
     const char *path = argv[1];
-    int fd = connect_unix(path);
-    const char *watch = "{\"cmd\":\"watch\"}\n";
-    write_all(fd, watch, strlen(watch));
     struct line_reader r;
-    reader_init(&r, fd);
-    char *line = read_line(&r, NULL);
+    char *line = request_line(path, "{\"cmd\":\"watch\"}", &r);
     if (!line || !strstr(line, "\"ok\":true")) { fprintf(stderr, "sp_events: watch refused\n"); return 1; }
 
     if (!strcmp(argv[2], "finished")) {
