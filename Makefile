@@ -66,11 +66,14 @@ lint: deps
 
 # Figures, not pass/fail: one JSON line per scenario on stdout, then tables on stderr.
 # The in-process library figures (smartpoll-bench), then the real binaries against C
-# references side by side (contrib/bench/run). BENCH_ARGS: --quick; --only NAME.
+# references side by side (contrib/bench/run). BENCH_ARGS: --quick, --repeat N, --only NAME
+# (a scenario of either: cycles, schedule_call, cadence, idle, protocol; ctl_status,
+# ctl_run_wait, spawn_1_task, spawn_8_tasks, lateness, protocol, idle_100_tasks,
+# idle_10000_tasks, peers with PEERS=1).
 bench: release
 	$(SWIFT) build -c release --scratch-path .build-release --product smartpoll-bench \
 		--static-swift-stdlib -Xlinker --strip-debug
-	$(RELEASE_BIN)/smartpoll-bench $(filter --quick,$(BENCH_ARGS))
+	$(RELEASE_BIN)/smartpoll-bench $(BENCH_ARGS)
 	SUPERVISOR=$(RELEASE_BIN)/smartpoll-supervisor CTL=$(STATIC_BIN)/smartpollctl contrib/bench/run $(BENCH_ARGS)
 
 # The weather example (contrib/examples/weather) in the foreground, from a clean state.
