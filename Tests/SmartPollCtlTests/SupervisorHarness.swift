@@ -76,6 +76,8 @@ final class SupervisorHarness {
     private let logPipe = Pipe()
     private let log = Box<Data>()
     private let logLock = NSLock()
+    /// The log kept in memory is cut at this size (a test that floods it need not hold it all).
+    private let logLimit = 32 << 20
 
     /// Whether the folder stays when the harness goes (for a supervisor restarted on it).
     var keepsFolder = false
@@ -122,17 +124,34 @@ final class SupervisorHarness {
         process.standardOutput = logPipe
         process.standardInput = standardInput ?? FileHandle.nullDevice
         let ready = DispatchSemaphore(value: 0)
-        let log = self.log, lock = logLock
-        logPipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            lock.lock()
-            let wasReady = String(decoding: log.value ?? Data(), as: UTF8.self).contains(" listening ")
-            log.value = (log.value ?? Data()) + data
-            let isReady = String(decoding: log.value ?? Data(), as: UTF8.self).contains(" listening ")
-            lock.unlock()
-            if isReady && !wasReady { ready.signal() }
-            if data.isEmpty { handle.readabilityHandler = nil; ready.signal() }
-        }
+        // A blocking read loop on a thread of its own, not `readabilityHandler`: tearing down the
+        // dispatch read source behind that races the close of the descriptor and crashed the
+        // test process now and then in libdispatch's `_dispatch_event_loop_drain` (seen under
+        // ThreadSanitizer; a known Foundation teardown race on Linux).
+        let log = self.log, lock = logLock, reader = logPipe.fileHandleForReading
+        let limit = logLimit
+        Thread {
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            var isReady = false
+            var seen = 0
+            while true {
+                let count = chunk.withUnsafeMutableBytes { Glibc.read(reader.fileDescriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                lock.lock()
+                var text = log.value ?? Data()
+                if text.count < limit { text.append(contentsOf: chunk[..<min(count, limit - text.count)]) }
+                log.value = text
+                if !isReady, String(decoding: text[max(0, seen - 16)...], as: UTF8.self).contains(" listening ") {
+                    isReady = true
+                    ready.signal()
+                }
+                seen = text.count
+                lock.unlock()
+            }
+            if !isReady { ready.signal() }
+            withExtendedLifetime(reader) {}
+        }.start()
         try process.run()
         guard waitsUntilListening else { return }
         guard ready.wait(timeout: .now() + 10) == .success, process.isRunning else {
