@@ -33,6 +33,17 @@
 // glibc has P_PIDFD in idtype_t from 2.36 on; the kernel value is stable.
 #define SP_P_PIDFD ((idtype_t)3)
 
+// glibc's clone under its own name: the same function, but one that ThreadSanitizer does not
+// interpose. Its clone interceptor treats every clone as a fork and, in a child that shares
+// our memory (CLONE_VM), corrupts its own state: a CHECK failure in ForkAfter under
+// `swift test --sanitize=thread`.
+#if defined(__GLIBC__)
+extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
+#define sp_clone __clone
+#else
+#define sp_clone clone
+#endif
+
 // The kernel's sigset_t is _NSIG bits; glibc's is larger.
 #define SP_KERNEL_SIGSET_SIZE (_NSIG / 8)
 // Upper bound of the descriptor loop when close_range is missing (Linux < 5.9).
@@ -50,19 +61,13 @@ struct sp_child_args {
     char *const *envp;
     const char *cwd;
     int fds[4];
+    int set_credentials;
+    uid_t uid;
+    gid_t gid;
     pid_t parent;
     uint64_t reset_signals;
     volatile int err;
 };
-
-static int sp_close_limit(void) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-        rl.rlim_cur > SP_CLOSE_LOOP_LIMIT) {
-        return SP_CLOSE_LOOP_LIMIT;
-    }
-    return (int)rl.rlim_cur;
-}
 
 // This process's id, asked once (and again in a forked child): a spawn passes it to
 // the child, which checks that its parent has not died before PR_SET_PDEATHSIG.
@@ -81,16 +86,46 @@ static pid_t sp_own_pid(void) {
     return pid;
 }
 
-// Runs in the child between clone and execve: async-signal-safe calls only,
-// no allocation, no locks, no stdio.
-static int sp_child_main(void *p) {
+// The child runs on the parent's memory, with the parent's thread-local storage, while the
+// parent is suspended: nothing in it may be instrumented by a sanitizer (whose per-thread
+// state is the parent's) and no libc function a sanitizer intercepts may be called (their
+// bookkeeping, such as ThreadSanitizer's table of descriptors, is the parent's too). So the
+// child makes raw system calls only, through syscall(2), which no sanitizer intercepts.
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define SP_CHILD_CODE __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef SP_CHILD_CODE
+#define SP_CHILD_CODE __attribute__((no_sanitize("address", "thread", "undefined")))
+#endif
+
+// Reports the errno of the failed step to the parent and exits.
+SP_CHILD_CODE __attribute__((noreturn)) static void sp_child_fail(struct sp_child_args *a) {
+    a->err = errno != 0 ? errno : ECHILD;
+    for (;;) syscall(SYS_exit_group, 127);
+}
+
+// Runs in the child between clone and execve: async-signal-safe raw system calls only, no
+// allocation, no locks, no stdio.
+SP_CHILD_CODE static int sp_child_main(void *p) {
     struct sp_child_args *a = p;
 
-    if (setsid() < 0) goto fail;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) goto fail;
+    if (syscall(SYS_setsid) < 0) sp_child_fail(a);
+    // A task with `user` or `group` (the supervisor is root): supplementary groups cleared,
+    // then the group, then the user, so that each step still has the privilege it needs. Raw
+    // calls, because glibc's setuid and setgid broadcast the change to every thread of the
+    // process, and the threads they would find in the memory we share are the parent's.
+    if (a->set_credentials) {
+        if (syscall(SYS_setgroups, 0, NULL) != 0) sp_child_fail(a);
+        if (syscall(SYS_setresgid, a->gid, a->gid, a->gid) != 0) sp_child_fail(a);
+        if (syscall(SYS_setresuid, a->uid, a->uid, a->uid) != 0) sp_child_fail(a);
+    }
+    // After the credentials: changing them clears the parent-death signal.
+    if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) sp_child_fail(a);
     // The parent may have died before PR_SET_PDEATHSIG took effect: then the
     // signal never comes, so do not start an orphan.
-    if (getppid() != a->parent) _exit(127);
+    if (syscall(SYS_getppid) != a->parent) syscall(SYS_exit_group, 127);
 
     // Back to SIG_DFL for every signal the parent does not leave at SIG_DFL (an
     // ignored one would stay ignored after exec; a handled one could run here,
@@ -105,40 +140,44 @@ static int sp_child_main(void *p) {
         }
     }
 
-    if (a->cwd != NULL && chdir(a->cwd) < 0) goto fail;
+    if (a->cwd != NULL && syscall(SYS_chdir, a->cwd) < 0) sp_child_fail(a);
 
-    // A source already numbered 0-3 could be overwritten by an earlier dup2:
-    // move all of those above 3 first.
+    // A source already numbered 0-3 could be overwritten by an earlier dup: move
+    // all of those above 3 first.
     int src[4];
     for (int i = 0; i < 4; i++) {
         src[i] = a->fds[i];
         if (src[i] >= 0 && src[i] <= 3) {
-            src[i] = fcntl(src[i], F_DUPFD, 4);
-            if (src[i] < 0) goto fail;
+            src[i] = (int)syscall(SYS_fcntl, src[i], F_DUPFD, 4);
+            if (src[i] < 0) sp_child_fail(a);
         }
     }
     for (int i = 0; i < 4; i++) {
         if (src[i] >= 0) {
-            // dup2 to another number also clears FD_CLOEXEC on the target.
-            if (dup2(src[i], i) < 0) goto fail;
+            // dup3 to another number also clears FD_CLOEXEC on the target (the sources are
+            // above 3 by now, so never the same number, which dup3 refuses).
+            if (syscall(SYS_dup3, src[i], i, 0) < 0) sp_child_fail(a);
         } else {
-            (void)close(i);
+            (void)syscall(SYS_close, i);
         }
     }
     if (syscall(SYS_close_range, 4U, ~0U, 0U) != 0) {
         // Linux before 5.9: close what the descriptor limit allows.
-        int limit = sp_close_limit();
-        for (int fd = 4; fd < limit; fd++) (void)close(fd);
+        struct rlimit rl;
+        long limit = SP_CLOSE_LOOP_LIMIT;
+        if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            rl.rlim_cur < SP_CLOSE_LOOP_LIMIT) {
+            limit = (long)rl.rlim_cur;
+        }
+        for (long fd = 4; fd < limit; fd++) (void)syscall(SYS_close, fd);
     }
 
-    sigset_t empty;
-    sigemptyset(&empty);
-    (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, SP_KERNEL_SIGSET_SIZE);
+    // An empty mask: all zeros, in the kernel's size.
+    static const unsigned long empty[(SP_KERNEL_SIGSET_SIZE + sizeof(unsigned long) - 1) / sizeof(unsigned long)];
+    (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, empty, NULL, SP_KERNEL_SIGSET_SIZE);
 
-    execve(a->path, a->argv, a->envp);
-fail:
-    a->err = errno != 0 ? errno : ECHILD;
-    _exit(127);
+    syscall(SYS_execve, a->path, a->argv, a->envp);
+    sp_child_fail(a);
 }
 
 static const char *sp_env_lookup(char *const *envp, const char *name) {
@@ -308,6 +347,9 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
             options->stderr_fd >= 0 ? options->stderr_fd : devnull,
             options->directive_fd,
         },
+        .set_credentials = options->set_credentials != 0,
+        .uid = options->uid,
+        .gid = options->gid,
         .parent = sp_own_pid(),
         .reset_signals = sp_signals_to_reset(),
         .err = 0,
@@ -335,7 +377,7 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     // CLONE_PIDFD hands us the pidfd atomically, before anyone could reap the
     // child and recycle its pid. Kernels before 5.2 ignore the flag.
     pid_t pidfd = -1;
-    pid_t pid = clone(sp_child_main, (char *)stack + SP_CHILD_STACK_SIZE,
+    pid_t pid = sp_clone(sp_child_main, (char *)stack + SP_CHILD_STACK_SIZE,
                       CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
     int clone_errno = errno;
 

@@ -5,7 +5,9 @@ import Glibc
 ///
 /// Each child runs in a new session and process group (its pid is the group
 /// id), receives SIGKILL when the spawning thread dies, starts with default
-/// signal dispositions and an empty mask, and has exactly descriptors 0-3 open.
+/// signal dispositions and an empty mask, and has exactly descriptors 0-3 open;
+/// with ``SpawnRequest/credentials``, it runs as that user and group, without
+/// supplementary groups.
 public enum ProcessSpawner {
     /// Starts the program of `request` and returns at once.
     ///
@@ -56,7 +58,10 @@ public enum ProcessSpawner {
                     stdin_fd: number(request.standardInput),
                     stdout_fd: number(request.standardOutput),
                     stderr_fd: number(request.standardError),
-                    directive_fd: request.directives ?? -1
+                    directive_fd: request.directives ?? -1,
+                    set_credentials: request.credentials == nil ? 0 : 1,
+                    uid: request.credentials?.userID ?? 0,
+                    gid: request.credentials?.groupID ?? 0
                 )
                 return sp_spawn(&options, &pid, &pidfd)
             }

@@ -32,6 +32,9 @@ public struct SpawnRequest: Sendable {
     /// The descriptor that becomes 3 in the child (the directive channel), or
     /// `nil` to leave 3 closed.
     public var directives: Int32?
+    /// The user and group the child runs as, with no supplementary groups; `nil` keeps the
+    /// supervisor's. Changing them needs root (the spawn fails with EPERM otherwise).
+    public var credentials: Credentials?
     /// When set, the argument vector and environment as prepared C strings, used instead of
     /// `arguments` and `environment` (which still name the program in messages).
     var prepared: PreparedCommand?
@@ -54,6 +57,17 @@ public struct SpawnRequest: Sendable {
         self.standardOutput = standardOutput
         self.standardError = standardError
         self.directives = directives
+    }
+
+    /// A user id and a group id for a child.
+    public struct Credentials: Hashable, Sendable {
+        public var userID: UInt32
+        public var groupID: UInt32
+
+        public init(userID: UInt32, groupID: UInt32) {
+            self.userID = userID
+            self.groupID = groupID
+        }
     }
 
     /// The program as named in the request, for messages.

@@ -267,6 +267,63 @@ import Testing
 
     // MARK: Environment and working directory
 
+    @Test func credentialsSetUserAndGroupAndClearSupplementaryGroups() throws {
+        var request = SpawnRequest(arguments: ["/bin/sh", "-c", "grep -E '^(Uid|Gid|Groups):' /proc/self/status"],
+                                   environment: standardEnvironment)
+        request.credentials = SpawnRequest.Credentials(userID: 65534, groupID: 65534)
+        guard getuid() == 0 else {
+            // Only root may change them: the spawn fails, and says why.
+            #expect(throws: SupervisorError.self) { try ProcessSpawner.spawn(request) }
+            do {
+                _ = try ProcessSpawner.spawn(request)
+            } catch {
+                #expect(error.message.contains("Operation not permitted"), "\(error.message)")
+            }
+            return
+        }
+        let output = try Pipe()
+        request.standardOutput = .fileDescriptor(output.writeEnd!)
+        var process = try ProcessSpawner.spawn(request)
+        defer { process.close() }
+        output.closeWriteEnd()
+        let text = try readUntilEndOfFile([output.readEnd!])[0]
+        #expect(try waitForExit(process) == .exited(0))
+        let fields = Dictionary(uniqueKeysWithValues: text.split(separator: "\n").map { line in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            return (String(parts[0]), parts.count > 1 ? parts[1].split(whereSeparator: \.isWhitespace).map(String.init) : [])
+        })
+        #expect(fields["Uid"] == ["65534", "65534", "65534", "65534"], "\(text)")
+        #expect(fields["Gid"] == ["65534", "65534", "65534", "65534"], "\(text)")
+        #expect(fields["Groups"] == [], "\(text)")
+    }
+
+    @Test func aChildWithCredentialsIsStillKilledWhenTheSpawningThreadEnds() throws {
+        // Changing credentials clears the parent-death signal, so the shim sets it afterwards.
+        guard getuid() == 0 else { return #expect(getuid() != 0, "changing credentials needs root") }
+        final class Spawn: @unchecked Sendable {
+            var result: Result<SpawnedProcess, SupervisorError>?
+        }
+        let spawn = Spawn()
+        var thread = pthread_t()
+        let created = pthread_create(&thread, nil, { context in
+            let spawn = Unmanaged<Spawn>.fromOpaque(context!).takeRetainedValue()
+            spawn.result = Result { () throws(SupervisorError) in
+                var request = SpawnRequest(arguments: ["/bin/sleep", "100"])
+                request.credentials = SpawnRequest.Credentials(userID: 65534, groupID: 65534)
+                return try ProcessSpawner.spawn(request)
+            }
+            return nil
+        }, Unmanaged.passRetained(spawn).toOpaque())
+        try #require(created == 0)
+        pthread_join(thread, nil)
+
+        var process = try #require(try spawn.result?.get())
+        defer { process.close() }
+        let status = try? waitForExit(process, timeout: .seconds(2))
+        if status == nil { killAndReap(process) }
+        #expect(status == .signaled(SIGKILL))
+    }
+
     @Test func environmentPassesThroughExactly() throws {
         let environment = ["PLAIN=1", "EQUALS=a=b==c", "NEWLINES=line 1\nline 2\n", "EMPTY=", "PATH=/bin:/usr/bin"]
         let result = try runChild(["/usr/bin/env", "-0"], environment: environment)

@@ -25,10 +25,16 @@ typedef struct sp_spawn_options {
     int stderr_fd;
     /// Descriptor that becomes 3 in the child; -1 means 3 is closed.
     int directive_fd;
+    /// Non-zero: the child clears its supplementary groups, then takes `gid` as its real,
+    /// effective and saved group id and `uid` as its user ids, before anything else it does
+    /// (so the working directory and the program are reached as that user). Needs root.
+    int set_credentials;
+    uid_t uid;
+    gid_t gid;
 } sp_spawn_options;
 
-/// Starts a child in its own session and process group, with SIGKILL as its
-/// parent-death signal, an empty signal mask, default signal dispositions (the
+/// Starts a child in its own session and process group (as `uid` and `gid` when
+/// `set_credentials`), with SIGKILL as its parent-death signal, an empty signal mask, default signal dispositions (the
 /// parent's are read at its first spawn and after each
 /// sp_spawn_dispositions_changed()), descriptors 0-3 as given and nothing else
 /// open, then executes `file`.
