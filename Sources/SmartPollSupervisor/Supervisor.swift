@@ -341,6 +341,7 @@ final class Supervisor {
             directives: directives.writeEnd!)
         request.prepared = prepared
         request.preparedExtras = ["SMARTPOLL_RUN=\(runID)"]
+        request.credentials = configuration.credentials
         let process = try ProcessSpawner.spawn(request)
         stdout.closeWriteEnd()
         stderr.closeWriteEnd()

@@ -1,4 +1,7 @@
 import SmartPollProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The supervisor's configuration file (SPEC section 4): JSON with comments (and, as json-c
 /// reads it, trailing commas), parsed with json-c. Unknown keys, wrong types, bad durations and names of tasks that do not exist are
@@ -37,7 +40,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     ]
     static let taskKeys = [
         "command", "cwd", "env", "start", "every", "jitter", "timeout", "kill_signal", "kill_grace",
-        "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture",
+        "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture", "user", "group",
     ]
     static let backoffKeys = ["initial", "max", "factor"]
     static let hookKeys = ["schedule", "command", "cwd", "env", "timeout"]
@@ -177,6 +180,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         if let value = object["capture"] {
             task.capture = reader.integer(value, at: path.key("capture"), in: 0...(1 << 30)) ?? task.capture
         }
+        if object["user"] != nil || object["group"] != nil {
+            task.credentials = parseCredentials(user: object["user"], group: object["group"], at: path, reader: &reader)
+        }
         return command == nil ? nil : task
     }
 
@@ -231,6 +237,45 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             reader.problem(path, "a hook needs schedule (an object of task delays) or command (an array of strings)")
             return nil
         }
+    }
+
+    /// `user` and `group`: names from the user and group databases, or numeric ids. Without
+    /// `group`, the user's primary group; without `user`, the supervisor's user (root). Only a
+    /// supervisor running as root may change them.
+    private static func parseCredentials(
+        user: JSONValue?, group: JSONValue?, at path: ConfigurationPath, reader: inout ConfigurationReader
+    ) -> SpawnRequest.Credentials? {
+        let effectiveUser = geteuid()
+        var userID: UInt32?
+        var primaryGroup: UInt32?
+        var groupID: UInt32?
+        var valid = true
+        if let user {
+            let userPath = path.key("user")
+            if let (id, primary) = AccountDatabase.user(user, at: userPath, reader: &reader) {
+                userID = id
+                primaryGroup = primary
+            } else {
+                valid = false
+            }
+        }
+        if let group {
+            if let id = AccountDatabase.group(group, at: path.key("group"), reader: &reader) { groupID = id } else { valid = false }
+        }
+        if effectiveUser != 0 {
+            let key = user != nil ? "user" : "group"
+            reader.problem(path.key(key), "only a supervisor running as root can run a task as another user or group (this one runs as uid \(effectiveUser))")
+            return nil
+        }
+        guard valid else { return nil }
+        if groupID == nil, let userID {
+            guard let primaryGroup else {
+                reader.problem(path.key("group"), "missing; user \(userID) has no entry in the user database to give its primary group")
+                return nil
+            }
+            groupID = primaryGroup
+        }
+        return SpawnRequest.Credentials(userID: userID ?? effectiveUser, groupID: groupID ?? getegid())
     }
 
     /// `"0600"` or `"600"`: octal permission bits, at most 0777.

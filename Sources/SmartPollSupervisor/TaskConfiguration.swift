@@ -53,6 +53,9 @@ public struct TaskConfiguration: Sendable, Hashable {
     public var onSuccess: [String] = []
     /// Bytes of stdout kept as the result; the rest is drained and the result marked truncated.
     public var capture: Int = 1 << 20
+    /// The user and group its processes run as (`user`, `group`: a supervisor running as root
+    /// only), without supplementary groups; nil: the supervisor's.
+    public var credentials: SpawnRequest.Credentials?
 
     public init(command: [String]) {
         self.command = command

@@ -193,6 +193,43 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
             == ["test.json: tasks.t.command[0]: must not contain a NUL character"])
     }
 
+    @Test func userAndGroupTakeNamesOrIdsAndOnlyARootSupervisorMayUseThem() throws {
+        let user = #"{"tasks": {"t": {"command": ["id"], "user": "nobody"}}}"#
+        let both = #"{"tasks": {"t": {"command": ["id"], "user": 65534, "group": "nogroup"}}}"#
+        let groupOnly = #"{"tasks": {"t": {"command": ["id"], "group": "65534"}}}"#
+        guard geteuid() == 0 else {
+            // Not root: every one of them is refused, with the reason.
+            for text in [user, both, groupOnly] {
+                let reported = problems(text)
+                #expect(reported.count == 1 && reported[0].contains("only a supervisor running as root"), "\(reported)")
+            }
+            return
+        }
+        // nobody's primary group, as the user database has it.
+        let primary = try #require(getpwnam("nobody")).pointee.pw_gid
+        #expect(try parse(user).tasks["t"]?.credentials == SpawnRequest.Credentials(userID: 65534, groupID: primary))
+        #expect(try parse(both).tasks["t"]?.credentials == SpawnRequest.Credentials(userID: 65534, groupID: 65534))
+        #expect(try parse(groupOnly).tasks["t"]?.credentials == SpawnRequest.Credentials(userID: 0, groupID: 65534))
+        #expect(try parse(#"{"tasks": {"t": {"command": ["id"]}}}"#).tasks["t"]?.credentials == nil)
+        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": "no-such-user-here", "group": "no-such-group-here"}}}"#) == [
+            "test.json: tasks.t.user: no user is named \"no-such-user-here\"",
+            "test.json: tasks.t.group: no group is named \"no-such-group-here\"",
+        ])
+        // A uid the database does not know has no primary group to take.
+        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": 3999999}}}"#)
+            == ["test.json: tasks.t.group: missing; user 3999999 has no entry in the user database to give its primary group"])
+        #expect(try parse(#"{"tasks": {"t": {"command": ["id"], "user": 3999999, "group": 3999999}}}"#).tasks["t"]?.credentials
+            == SpawnRequest.Credentials(userID: 3999999, groupID: 3999999))
+        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": -1}}}"#)
+            == ["test.json: tasks.t.user: must be at least 0 and at most 4294967294, got -1"])
+        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": "4294967295"}}}"#)
+            == ["test.json: tasks.t.user: must be at least 0 and at most 4294967294, got \"4294967295\""])
+        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "group": true}}}"#)
+            == ["test.json: tasks.t.group: expected a group name or gid, got true"])
+        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": ""}}}"#)
+            == ["test.json: tasks.t.user: expected a user name or uid, got \"\""])
+    }
+
     @Test func backoffMaximumBelowInitialIsRejected() {
         #expect(problems(#"{"tasks": {"t": {"command": ["x"], "backoff": {"initial": "1m", "max": "10s", "factor": 0.5}}}}"#) == [
             "test.json: tasks.t.backoff.factor: must be at least 1.0, got 0.5",
