@@ -25,12 +25,13 @@ int sp_listen_unix(const char *path, int backlog, uint32_t mode) {
     if (fill_address(&address, path) != 0) return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    // The socket file is created with the umask applied; chmod right after bind sets the
-    // exact mode. A restrictive umask around bind closes the window in between.
-    mode_t previous = umask(0177);
+    // bind creates the socket file with the permission bits the umask leaves of 0777, so the
+    // umask makes them exactly `mode`, with no chmod by path afterwards (which would follow a
+    // symbolic link put in the socket's place).
+    mode_t previous = umask(~(mode_t)mode & 0777);
     int bound = bind(fd, (struct sockaddr *)&address, sizeof address);
     umask(previous);
-    if (bound != 0 || chmod(path, (mode_t)mode) != 0 || listen(fd, backlog) != 0) {
+    if (bound != 0 || listen(fd, backlog) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;

@@ -76,29 +76,26 @@ extension Supervisor {
     /// answers on, replaces a stale one, and listens.
     private func bindSocket() throws(SupervisorError) -> Int32 {
         let path = socketPath
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            let directory = String(path[..<slash])
-            if mkdir(directory, 0o700) == 0 {
-                // Members of socket_group must be able to reach the socket inside.
-                if let name = configuration.socketGroup, let group = getgrnam(name) {
-                    _ = chown(directory, UInt32.max, group.pointee.gr_gid)
-                    _ = chmod(directory, 0o710)
-                }
-            } else if errno != EEXIST {
-                throw SupervisorError(code: .systemCallFailed, message: "cannot create \(directory): \(SupervisorError.errorText(errno))")
+        let directory = SocketFolder.folder(of: path)
+        if mkdir(directory, 0o700) == 0 {
+            // Members of socket_group must be able to reach the socket inside.
+            if let name = configuration.socketGroup, let group = getgrnam(name) {
+                _ = chown(directory, UInt32.max, group.pointee.gr_gid)
+                _ = chmod(directory, 0o710)
             }
+        } else if errno != EEXIST {
+            throw SupervisorError(code: .systemCallFailed, message: "cannot create \(directory): \(SupervisorError.errorText(errno))")
         }
-        let probe = sp_connect_unix(path)
-        if probe >= 0 {
-            close(probe)
-            throw SupervisorError(code: .systemCallFailed, message: "another supervisor is already listening on \(path)")
-        }
-        if errno == ECONNREFUSED {
+        // Nobody else may be able to replace what is bound, unlinked or connected to here.
+        try SocketFolder.check(directory)
+        if try SocketFolder.existingSocket(at: path) {
+            let probe = sp_connect_unix(path)
+            if probe >= 0 {
+                close(probe)
+                throw SupervisorError(code: .systemCallFailed, message: "another supervisor is already listening on \(path)")
+            }
             // Nobody listens: a stale socket left by a supervisor that was killed.
-            var info = stat()
-            if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK {
-                unlink(path)
-            }
+            if errno == ECONNREFUSED { unlink(path) }
         }
         let listener = sp_listen_unix(path, 128, configuration.socketMode)
         guard listener >= 0 else {
@@ -106,7 +103,7 @@ extension Supervisor {
         }
         // Members of socket_group need the file's group to connect with a 0660 mode.
         if let name = configuration.socketGroup, let group = getgrnam(name) {
-            _ = chown(path, UInt32.max, group.pointee.gr_gid)
+            _ = lchown(path, UInt32.max, group.pointee.gr_gid)
         }
         return listener
     }
