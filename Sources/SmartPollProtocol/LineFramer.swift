@@ -49,6 +49,9 @@ public struct LineFramer: Sendable {
     /// `maximumLineLength + 1` (the `+ 1` is a possible `\r` before the `\n`).
     public var bufferedByteCount: Int { partial.count }
 
+    /// Whether a frame is waiting for ``next()``.
+    public var hasFrames: Bool { frameHead < frames.count }
+
     /// Whether the framer is dropping the rest of an oversized line.
     public var isDiscarding: Bool { discarding }
 

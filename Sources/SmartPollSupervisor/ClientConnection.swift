@@ -34,6 +34,10 @@ final class ClientConnection {
     private var flushDeferred = false
     /// What the event loop watches the descriptor for (registered as readable).
     var interest: EventLoop.Events = .readable
+    /// When the client last took queued output, or output began to wait (monotonic ns).
+    private(set) var lastOutputProgress: Int64 = 0
+    /// Fires when queued output may have waited too long (see ``ControlServer/sendTimeout``).
+    var stallTimer: EventLoop.TimerID?
     fileprivate weak var server: ControlServer?
 
     init(id: Int, descriptor: Int32, peerUserID: UInt32, peerProcessID: Int32, maximumLineLength: Int, server: ControlServer) {
@@ -90,6 +94,8 @@ final class ClientConnection {
     }
 
     private var eventBatchOpen = false
+    /// Whether output was left waiting by the previous flush.
+    private var wasWaiting = false
 
     private func enqueue(_ bytes: [UInt8]) {
         output.append(contentsOf: bytes)
@@ -122,6 +128,13 @@ final class ClientConnection {
     /// Writes as much queued output as the socket takes. Returns false when the peer is gone.
     @discardableResult
     func flush() -> Bool {
+        defer {
+            // Output that begins to wait now starts the clock of the send timeout; every byte
+            // the client takes restarts it.
+            let waiting = outputStart < output.count
+            if waiting && !wasWaiting { lastOutputProgress = sp_monotonic_ns() }
+            wasWaiting = waiting
+        }
         while outputStart < output.count {
             let sent = output.withUnsafeBytes { buffer in
                 sp_send(descriptor, buffer.baseAddress! + outputStart, buffer.count - outputStart)
@@ -132,6 +145,7 @@ final class ClientConnection {
                 return false
             }
             outputStart += sent
+            if sent > 0 { lastOutputProgress = sp_monotonic_ns() }
         }
         if outputStart == output.count {
             output.removeAll(keepingCapacity: output.capacity <= 65_536)

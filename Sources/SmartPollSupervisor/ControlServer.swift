@@ -9,10 +9,12 @@ import Musl
 /// The control socket: accepts clients, checks their credentials, frames their lines and hands
 /// each decoded request to the supervisor, all on the event loop (SPEC sections 5 and 8).
 ///
-/// A slow or silent client never delays another: sockets are non-blocking, a client's output
-/// is buffered up to ``maximumOutput`` (beyond that it is dropped: it is not reading), and
-/// while its output is above ``pauseInputAbove`` its input is not read, so a client pipelining
-/// without reading stalls only itself.
+/// A slow or silent client never delays another: sockets are non-blocking; once a client's
+/// queued output passes ``pauseInputAbove``, its requests already read wait and its input is
+/// not read, so a client pipelining without reading stalls only itself, with at most that much
+/// plus one reply queued; a client whose queued output has not moved for ``sendTimeout`` is
+/// disconnected; and a watcher, whose events do not wait for requests, is disconnected when
+/// its queue passes ``maximumOutput``.
 final class ControlServer {
     /// Answers one request; call `respond` exactly once, now or later.
     typealias Handler = (_ request: Request, _ client: ClientConnection, _ respond: @escaping (Reply) -> Void) -> Void
@@ -22,8 +24,12 @@ final class ControlServer {
     /// Limits for new connections and lines; a reload may change them.
     var maximumConnections: Int
     var maximumLineLength: Int
+    /// The most event output queued for a watcher that does not read.
     let maximumOutput = 16 << 20
     let pauseInputAbove = 1 << 20
+    /// How long queued output may wait without the client taking any of it; a reload may change it.
+    var sendTimeout: Duration = .seconds(30)
+    var log: SupervisorLog?
     var handler: Handler = { request, _, respond in
         respond(Reply(to: request, body: .failure(ProtocolError(.internal, "not ready"))))
     }
@@ -35,11 +41,12 @@ final class ControlServer {
     private(set) var clients: [Int32: ClientConnection] = [:]
     private var nextClientID = 0
 
-    init(loop: EventLoop, listener: Int32, maximumConnections: Int, maximumLineLength: Int) throws(SupervisorError) {
+    init(loop: EventLoop, listener: Int32, maximumConnections: Int, maximumLineLength: Int, sendTimeout: Duration = .seconds(30)) throws(SupervisorError) {
         self.loop = loop
         self.listener = listener
         self.maximumConnections = maximumConnections
         self.maximumLineLength = maximumLineLength
+        self.sendTimeout = sendTimeout
         try loop.register(listener, for: .readable) { [weak self] _ in self?.acceptClients() }
     }
 
@@ -98,6 +105,8 @@ final class ControlServer {
     private func serviceClient(_ client: ClientConnection, _ events: EventLoop.Events) {
         if events.contains(.writable) {
             guard client.flush() else { return }
+            // Requests read earlier and held while the output was above the line go first.
+            dispatchFrames(client)
             outputChanged(client)
         }
         guard !client.isClosed else { return }
@@ -107,6 +116,8 @@ final class ControlServer {
             return
         }
         guard events.contains(.readable) || events.contains(.hangup) || events.contains(.error) else { return }
+        // Held requests first; more input only once they are all answered.
+        guard !client.framer.hasFrames else { return }
         let count = read(client.descriptor, loop.readBuffer.baseAddress, loop.readBuffer.count)
         if count == 0 && (client.isWatching || client.hasOutstandingReplies || client.pendingOutput > 0) {
             // End of the peer's input, not of the connection: it still reads what it is owed.
@@ -121,9 +132,18 @@ final class ControlServer {
         guard count > 0 else { return }
         if client.isWatching { return }
         client.framer.append(UnsafeRawBufferPointer(rebasing: loop.readBuffer[..<count]))
+        dispatchFrames(client)
+    }
+
+    /// Answers the requests framed so far, in order, while the client's queued output stays
+    /// under ``pauseInputAbove``: one read can hold a thousand requests whose replies are large
+    /// (`result` of a 1 MiB output), and they must neither pile up in memory nor keep the loop
+    /// from other clients. The rest wait in the framer until the output drains.
+    private func dispatchFrames(_ client: ClientConnection) {
+        guard client.framer.hasFrames else { return }
         client.beginBatch()
         defer { client.endBatch() }
-        while !client.isClosed, !client.isWatching, let frame = client.framer.next() {
+        while !client.isClosed, !client.isWatching, client.pendingOutput <= pauseInputAbove, let frame = client.framer.next() {
             switch frame {
             case .line(let line):
                 dispatch(line, from: client)
@@ -155,10 +175,13 @@ final class ControlServer {
     /// Re-evaluates what to watch the client for after its output changed.
     func outputChanged(_ client: ClientConnection) {
         guard !client.isClosed else { return }
-        if client.pendingOutput > maximumOutput {
+        if client.isWatching && client.pendingOutput > maximumOutput {
+            log?.write(.warning, "a watcher is \(client.pendingOutput >> 20) MiB of events behind; disconnecting it",
+                       [("client", "\(client.id)"), ("pid", "\(client.peerProcessID)")])
             close(client)
             return
         }
+        if client.pendingOutput > 0 { armStallTimer(client) }
         if client.isInputClosed {
             if client.pendingOutput == 0 && !client.hasOutstandingReplies && !client.isWatching {
                 close(client)
@@ -167,9 +190,29 @@ final class ControlServer {
             }
             return
         }
-        var interest: EventLoop.Events = client.pendingOutput > pauseInputAbove ? [] : .readable
+        let paused = client.pendingOutput > pauseInputAbove || client.framer.hasFrames
+        var interest: EventLoop.Events = paused ? [] : .readable
         if client.pendingOutput > 0 { interest.insert(.writable) }
         watch(client, for: interest)
+    }
+
+    /// Watches for output that waits ``sendTimeout`` without the client taking a byte of it.
+    private func armStallTimer(_ client: ClientConnection) {
+        guard client.stallTimer == nil else { return }
+        let (deadline, overflow) = client.lastOutputProgress.addingReportingOverflow(sendTimeout.nanosecondsClamped)
+        client.stallTimer = loop.schedule(at: overflow ? .max : deadline) { [weak self, weak client] in
+            guard let self, let client else { return }
+            client.stallTimer = nil
+            guard !client.isClosed, client.pendingOutput > 0 else { return }
+            let waited = self.loop.now - client.lastOutputProgress
+            if waited >= self.sendTimeout.nanosecondsClamped {
+                self.log?.write(.warning, "a client has read nothing of \(client.pendingOutput) bytes owed for \(DurationFormat.format(.nanoseconds(waited))); disconnecting it",
+                                [("client", "\(client.id)"), ("pid", "\(client.peerProcessID)")])
+                self.close(client)
+            } else {
+                self.armStallTimer(client)
+            }
+        }
     }
 
     /// Changes what the loop watches a client for, with a system call only when it changes.
@@ -181,6 +224,8 @@ final class ControlServer {
 
     func close(_ client: ClientConnection) {
         guard !client.isClosed else { return }
+        if let timer = client.stallTimer { loop.cancel(timer) }
+        client.stallTimer = nil
         client.markClosed()
         loop.forget(client.descriptor)
         clients.removeValue(forKey: client.descriptor)

@@ -22,7 +22,8 @@ extension Supervisor {
         }
         server = try ControlServer(
             loop: loop, listener: listener, maximumConnections: configuration.maximumConnections,
-            maximumLineLength: configuration.maximumLineBytes)
+            maximumLineLength: configuration.maximumLineBytes, sendTimeout: configuration.sendTimeout)
+        server.log = log
         server.isAuthorized = { uid, gid in policy.allows(userID: uid, groupID: gid) }
         server.handler = { [unowned self] request, client, respond in self.handle(request, from: client, respond: respond) }
         try loop.register(signals, for: .readable) { [unowned self] _ in

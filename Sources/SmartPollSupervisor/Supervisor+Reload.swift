@@ -111,6 +111,7 @@ extension Supervisor {
         machine = newMachine
         server.maximumConnections = new.maximumConnections
         server.maximumLineLength = new.maximumLineBytes
+        server.sendTimeout = new.sendTimeout
 
         let list = { (names: [String]) in names.isEmpty ? "-" : names.joined(separator: ",") }
         log.write(.info, "configuration reloaded",

@@ -23,6 +23,8 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     public var maximumConnections = 256
     /// Most directives one run may write on descriptor 3.
     public var maximumDirectives = 1_000
+    /// How long a client's replies or events may wait without the client reading any of them.
+    public var sendTimeout: Duration = .seconds(30)
     public var tasks: [String: TaskConfiguration]
     public var hooks: [String: HookConfiguration] = [:]
 
@@ -36,7 +38,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
 
     static let topLevelKeys = [
         "socket", "socket_mode", "socket_group", "state_dir", "max_running", "max_line_bytes",
-        "max_connections", "max_directives", "tasks", "hooks",
+        "max_connections", "max_directives", "send_timeout", "tasks", "hooks",
     ]
     static let taskKeys = [
         "command", "cwd", "env", "start", "every", "jitter", "timeout", "kill_signal", "kill_grace",
@@ -107,6 +109,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         }
         if let value = object["max_directives"] {
             configuration.maximumDirectives = reader.integer(value, at: path.key("max_directives"), in: 0...1_000_000) ?? 1_000
+        }
+        if let value = object["send_timeout"] {
+            configuration.sendTimeout = reader.duration(value, at: path.key("send_timeout"), .positive) ?? configuration.sendTimeout
         }
         if let value = object["hooks"], let hookObjects = reader.object(value, at: path.key("hooks")) {
             for (name, value) in hookObjects.pairs {

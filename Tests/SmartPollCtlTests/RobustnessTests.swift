@@ -455,7 +455,7 @@ struct RobustnessTests {
 // MARK: - Helpers
 
 /// Checks an error reply: `ok` false, the code, the echoed id and a message.
-private func expectError(_ reply: JSONObject, code: String, id: JSONValue, _ context: String = "",
+func expectError(_ reply: JSONObject, code: String, id: JSONValue, _ context: String = "",
                          sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(reply["ok"] == .bool(false), "\(context): \(reply)", sourceLocation: sourceLocation)
     let error = reply["error"]?.objectValue
@@ -466,7 +466,7 @@ private func expectError(_ reply: JSONObject, code: String, id: JSONValue, _ con
 }
 
 /// Sends a ping and checks its reply.
-private func expectPing(_ client: RawSocket, id: Int64, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectPing(_ client: RawSocket, id: Int64, sourceLocation: SourceLocation = #_sourceLocation) throws {
     #expect(client.send(#"{"id":\#(id),"cmd":"ping"}"# + "\n"), sourceLocation: sourceLocation)
     let reply = try client.reply()
     #expect(reply["ok"] == .bool(true) && reply["id"] == .int(id), "\(reply)", sourceLocation: sourceLocation)
@@ -484,7 +484,7 @@ private func isReachableByOthers(_ path: String) -> Bool {
 }
 
 /// VmRSS and VmHWM of a process, in bytes.
-private func residentMemory(of pid: Int32) throws -> (current: Int, peak: Int) {
+func residentMemory(of pid: Int32) throws -> (current: Int, peak: Int) {
     let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
     func value(_ key: String) throws -> Int {
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }),
@@ -509,10 +509,11 @@ private final class TemporaryFolder {
 }
 
 /// A raw, blocking Unix-socket connection: bytes out, lines in (with a deadline).
-private final class RawSocket {
+final class RawSocket {
     private let descriptor: Int32
     private var buffer: [UInt8] = []
     private var start = 0
+    private var scanned = 0
     private var atEnd = false
     private var isClosed = false
 
@@ -576,20 +577,41 @@ private final class RawSocket {
     @discardableResult
     func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
+    /// Sends what the socket takes now, without waiting: the count (0 when it is full), or -1
+    /// once the peer has closed the connection.
+    func sendSome(_ bytes: ArraySlice<UInt8>) -> Int {
+        let sent = bytes.withUnsafeBytes {
+            Glibc.send(descriptor, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        }
+        if sent >= 0 { return sent }
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1
+    }
+
+    /// Closes with a reset (SO_LINGER 0) instead of an orderly end of stream.
+    func reset() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close()
+    }
+
     /// The next line without its newline; nil once the peer closed (or reset) the connection.
     func readLine(timeout: TimeInterval = 20) throws -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
-            if let newline = buffer[start...].firstIndex(of: 10) {
+            if let newline = buffer[max(start, scanned)...].firstIndex(of: 10) {
                 let line = String(decoding: buffer[start..<newline], as: UTF8.self)
                 start = newline + 1
+                scanned = start
                 if start > 65_536 {
                     buffer.removeFirst(start)
                     start = 0
+                    scanned = 0
                 }
                 return line
             }
+            // A long line arrives in many reads: look for its end only in what is new.
+            scanned = buffer.count
             if atEnd { return nil }
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0 else { throw HarnessError("no line within \(timeout) s") }
