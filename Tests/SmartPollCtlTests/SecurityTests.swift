@@ -55,7 +55,7 @@ struct SecurityTests {
         }
         #expect(try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8).contains("Uid:\t65534"))
         supervisor.signal(SIGKILL)  // no shutdown: only the parent-death signal can end it
-        #expect(processEnds(pid), "task \(pid), run as nobody, outlived the supervisor")
+        #expect(waitUntilGone(pid, seconds: 10), "task \(pid), run as nobody, outlived the supervisor")
     }
 
     @Test func aConfigurationWithUserIsRefusedUnlessTheSupervisorIsRoot() throws {
@@ -180,18 +180,6 @@ final class ScratchFolder {
     func write(_ name: String, _ text: String) throws {
         try text.write(toFile: path + "/" + name, atomically: false, encoding: .utf8)
     }
-}
-
-/// Whether process `pid` is gone (or a zombie nobody reaped) within `timeout`.
-func processEnds(_ pid: Int32, timeout: TimeInterval = 10) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
-        // The state follows the command name in parentheses: "Z" is a zombie, ended.
-        if let close = status.lastIndex(of: ")"), status[status.index(close, offsetBy: 2)] == "Z" { return true }
-        usleep(10_000)
-    }
-    return false
 }
 
 /// The supervisor binary where uid 65534 can run it: in place when every folder above it lets

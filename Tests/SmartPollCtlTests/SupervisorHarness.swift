@@ -139,14 +139,15 @@ final class SupervisorHarness {
                 if count < 0 && errno == EINTR { continue }
                 if count <= 0 { break }
                 lock.lock()
-                var text = log.value ?? Data()
-                if text.count < limit { text.append(contentsOf: chunk[..<min(count, limit - text.count)]) }
-                log.value = text
-                if !isReady, String(decoding: text[max(0, seen - 16)...], as: UTF8.self).contains(" listening ") {
+                // In place: a copy of the log for every chunk made a flood of it quadratic.
+                if log.value == nil { log.value = Data() }
+                let kept = log.value!.count
+                if kept < limit { log.value!.append(contentsOf: chunk[..<min(count, limit - kept)]) }
+                if !isReady, String(decoding: log.value![max(0, seen - 16)...], as: UTF8.self).contains(" listening ") {
                     isReady = true
                     ready.signal()
                 }
-                seen = text.count
+                seen = log.value!.count
                 lock.unlock()
             }
             if !isReady { ready.signal() }
