@@ -40,7 +40,8 @@ let package = Package(
         .testTarget(
             name: "SmartPollSupervisorTests",
             // The C module too, for pidfd_open on a grandchild.
-            dependencies: ["SmartPollSupervisor", "CSmartPollPosix"]
+            dependencies: ["SmartPollSupervisor", "CSmartPollPosix"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "SmartPollCtlTests",
@@ -50,3 +51,12 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// `make fuzz` only (SMARTPOLL_FUZZ=1): libFuzzer targets, which link only when built with
+// -sanitize=fuzzer. Their properties are in the test targets (linked into contrib/fuzz).
+if Context.environment["SMARTPOLL_FUZZ"] == "1" {
+    package.targets += [
+        .executableTarget(name: "smartpoll-fuzz-protocol", dependencies: ["SmartPollProtocol"], path: "contrib/fuzz/protocol"),
+        .executableTarget(name: "smartpoll-fuzz-config", dependencies: ["SmartPollSupervisor"], path: "contrib/fuzz/config"),
+    ]
+}

@@ -1,0 +1,1 @@
+../../../Tests/SmartPollSupervisorTests/ConfigurationFuzzOracle.swift

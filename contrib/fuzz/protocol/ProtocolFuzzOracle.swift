@@ -1,0 +1,1 @@
+../../../Tests/SmartPollProtocolTests/ProtocolFuzzOracle.swift
