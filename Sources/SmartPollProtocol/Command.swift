@@ -191,7 +191,8 @@ public enum Command: Sendable, Hashable {
                 writer.string(DurationFormat.format(duration))
             case .at(let time):
                 writer.key("at")
-                writer.timestamp(time)
+                // To the nanosecond: the client's time, not a rounded one.
+                writer.timestamp(time, exact: true)
             }
             writer.key("sooner")
             writer.bool(sooner)

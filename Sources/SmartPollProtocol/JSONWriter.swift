@@ -211,17 +211,19 @@ struct JSONWriter: ~Copyable {
         if let value { int(value) } else { null() }
     }
 
-    /// An RFC 3339 time with milliseconds, in quotes (it never needs an escape).
-    mutating func timestamp(_ value: Timestamp?) {
+    /// An RFC 3339 time with milliseconds, in quotes (it never needs an escape); `exact` adds
+    /// the sub-millisecond digits when there are any (nine fraction digits then).
+    mutating func timestamp(_ value: Timestamp?, exact: Bool = false) {
         guard let value else { return null() }
         separate()
         put(UInt8(ascii: "\""))
-        writeTime(value)
+        writeTime(value, exact: exact)
         put(UInt8(ascii: "\""))
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, unquoted (``Timestamp/formatted()``).
-    mutating func writeTime(_ time: Timestamp) {
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, unquoted (``Timestamp/formatted()``); with `exact` and a time
+    /// that is not a whole millisecond, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    mutating func writeTime(_ time: Timestamp, exact: Bool = false) {
         let milliseconds = Timestamp.floorDivide(time.nanosecondsSinceEpoch, 1_000_000)
         let seconds = Timestamp.floorDivide(milliseconds, 1000)
         let days = Timestamp.floorDivide(seconds, 86_400)
@@ -253,6 +255,10 @@ struct JSONWriter: ~Copyable {
         digits(secondOfDay % 60, 2)
         put(UInt8(ascii: "."))
         digits(millisecond, 3)
+        if exact {
+            let nanoseconds = time.nanosecondsSinceEpoch - milliseconds * 1_000_000
+            if nanoseconds != 0 { digits(Int(nanoseconds), 6) }
+        }
         put(UInt8(ascii: "Z"))
     }
 

@@ -70,8 +70,9 @@ public struct Request: Sendable, Hashable {
     /// The request as one line of compact JSON, without the newline: `id` first
     /// (left out when `nil`), then `cmd`, then the arguments in SPEC order; `nil`
     /// optional arguments are left out, Booleans always written, durations in
-    /// ``DurationFormat`` canonical text. `decode(encoded())` gives back this request
-    /// (durations at nanosecond precision).
+    /// ``DurationFormat`` canonical text, times with three fraction digits or, when they are
+    /// not a whole millisecond, nine. `decode(encoded())` gives back this request (durations
+    /// and times at nanosecond precision).
     public func encoded() -> String {
         var writer = JSONWriter(capacity: 96)
         writer.beginObject()
