@@ -1,3 +1,4 @@
+import SmartPollProtocol
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -20,7 +21,7 @@ struct PeerPolicy {
             return
         }
         guard let group = getgrnam(socketGroup) else {
-            throw SupervisorError(code: .invalidConfiguration, message: "socket_group: no group is named \"\(socketGroup)\"")
+            throw SupervisorError(code: .invalidConfiguration, message: "socket_group: no group is named \(JSONValue.string(socketGroup).serialized())")
         }
         groupID = group.pointee.gr_gid
         var members: Set<String> = []

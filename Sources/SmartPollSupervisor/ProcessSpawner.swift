@@ -1,4 +1,5 @@
 import CSmartPollPosix
+import SmartPollProtocol
 import Glibc
 
 /// Starts child processes through the `CSmartPollPosix` shim.
@@ -21,7 +22,7 @@ public enum ProcessSpawner {
     public static func spawn(_ request: SpawnRequest) throws(SupervisorError) -> SpawnedProcess {
         let name = request.programName
         func failure(_ reason: String) -> SupervisorError {
-            SupervisorError(code: .spawnFailed, message: "cannot run \"\(name)\": \(reason)")
+            SupervisorError(code: .spawnFailed, message: "cannot run \(JSONValue.string(name).serialized()): \(reason)")
         }
 
         guard !request.arguments.isEmpty else {

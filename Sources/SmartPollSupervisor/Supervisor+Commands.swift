@@ -17,7 +17,7 @@ extension Supervisor {
         func failure(_ code: ErrorCode, _ message: String) { reply(.failure(ProtocolError(code, message))) }
         func taskIndex(_ name: String) -> Int? {
             if let index = indexByName[name] { return index }
-            failure(.unknownTask, "no task is named \"\(name)\"")
+            failure(.unknownTask, "no task is named \(JSONValue.string(name).serialized())")
             return nil
         }
         func requireRunningLoop() -> Bool {
@@ -72,7 +72,7 @@ extension Supervisor {
             reply(.results(tasks.compactMap(\.result)))
         case .emit(let hook, let data):
             guard let configuration = self.configuration.hooks[hook] else {
-                return failure(.unknownHook, "no hook is named \"\(hook)\"")
+                return failure(.unknownHook, "no hook is named \(JSONValue.string(hook).serialized())")
             }
             guard requireRunningLoop() else { return }
             switch configuration {

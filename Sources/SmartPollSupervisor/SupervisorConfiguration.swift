@@ -127,7 +127,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             let taskPath = path.key("tasks").key(name)
             for (key, targets) in [("on_change", task.onChange), ("on_success", task.onSuccess)] {
                 for (position, target) in targets.enumerated() where tasks[target] == nil {
-                    reader.problem(taskPath.key(key).index(position), "no task is named \"\(target)\"")
+                    reader.problem(taskPath.key(key).index(position), "no task is named \(JSONValue.string(target).serialized())")
                 }
             }
         }
@@ -220,7 +220,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             for (task, delay) in entries.pairs {
                 let entryPath = schedulePath.key(task)
                 guard tasks[task] != nil else {
-                    reader.problem(entryPath, "no task is named \"\(task)\"")
+                    reader.problem(entryPath, "no task is named \(JSONValue.string(task).serialized())")
                     continue
                 }
                 if let delay = reader.duration(delay, at: entryPath, .any) {

@@ -43,7 +43,20 @@ struct SupervisorLog {
         var line: String
         switch format {
         case .text:
-            line = "\(Timestamp.now().formatted()) \(level.name) \(message)"
+            // One line an event, whatever the message quotes (a program name, a task's stderr):
+            // a line break in it is written as \n or \r.
+            var oneLine = message
+            if message.utf8.contains(where: { $0 == 10 || $0 == 13 }) {
+                oneLine = ""
+                for scalar in message.unicodeScalars {
+                    switch scalar {
+                    case "\n": oneLine += "\\n"
+                    case "\r": oneLine += "\\r"
+                    default: oneLine.unicodeScalars.append(scalar)
+                    }
+                }
+            }
+            line = "\(Timestamp.now().formatted()) \(level.name) \(oneLine)"
             for (key, value) in fields {
                 let plain = !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline })
                 line += " \(key)=" + (plain ? value : JSONValue.string(value).serialized())

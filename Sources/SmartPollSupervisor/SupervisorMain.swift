@@ -21,10 +21,10 @@ public enum SupervisorMain {
     /// shutdown (returning nil).
     public static func run(_ options: SupervisorOptions, environment: [String: String]) throws(SupervisorError) -> String? {
         guard let format = SupervisorLog.Format(rawValue: options.logFormat) else {
-            throw SupervisorError(code: .usage, message: "--log-format takes text or json, not \"\(options.logFormat)\"")
+            throw SupervisorError(code: .usage, message: "--log-format takes text or json, not \(JSONValue.string(options.logFormat).serialized())")
         }
         guard let level = SupervisorLog.Level(name: options.logLevel) else {
-            throw SupervisorError(code: .usage, message: "--log-level takes debug, info, warning or error, not \"\(options.logLevel)\"")
+            throw SupervisorError(code: .usage, message: "--log-level takes debug, info, warning or error, not \(JSONValue.string(options.logLevel).serialized())")
         }
         let path = try ConfigurationFile.locate(explicit: options.configuration, environment: environment)
         let configuration = try ConfigurationFile.load(path)

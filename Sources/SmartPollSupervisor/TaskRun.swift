@@ -227,7 +227,7 @@ final class TaskRun {
             switch request.command {
             case .schedule, .unschedule, .stopTimer:
                 if let target = request.command.task, !isKnownTask(target) {
-                    return failDirectives("invalid directive \(directives.count + 1): no task is named \"\(target)\"")
+                    return failDirectives("invalid directive \(directives.count + 1): no task is named \(JSONValue.string(target).serialized())")
                 }
                 directives.append(request.command)
             default:

@@ -171,6 +171,7 @@ struct TaskFaultTests {
           "unknown": {"command": ["no-such-program-anywhere"], "on_failure": "continue"},
           "plain": {"command": ["$DIR/plain-file"], "on_failure": "continue"},
           "folder": {"command": ["$DIR"], "on_failure": "continue"},
+          "newline": {"command": ["/no\\nsuch"], "on_failure": "continue"},
           "fatal": {"command": ["/nonexistent/program"]}
         }}
         """)
@@ -181,6 +182,7 @@ struct TaskFaultTests {
             ("unknown", "cannot run \"no-such-program-anywhere\": No such file or directory"),
             ("plain", "cannot run \"\(supervisor.path("plain-file"))\": Permission denied"),
             ("folder", "cannot run \"\(supervisor.folder)\": Permission denied"),
+            ("newline", #"cannot run "/no\nsuch": No such file or directory"#),
         ]
         for (task, message) in expected {
             #expect(try supervisor.ctl("run", task, "--wait").status == 127, "\(task)")
@@ -194,6 +196,9 @@ struct TaskFaultTests {
         #expect(loop?["state"] == .string("failed"))
         #expect(loop?["error"]?.stringValue?.contains("No such file or directory") == true, "\(String(describing: loop))")
         #expect(try supervisor.ctl("ping").status == 0)
+        // One log line an event, whatever the program's name holds.
+        let strays = supervisor.logText.split(separator: "\n").filter { !$0.hasPrefix("20") }
+        #expect(strays.isEmpty, "log lines that are not events: \(strays)")
     }
 
     @Test func closingDescriptorThreeEarlyIsFine() throws {
