@@ -1,5 +1,5 @@
-# smartpoll: build, test, lint, benchmark, demo and install. `make test` and `make lint` are what
-# CI runs (.ci/run).
+# smartpoll: build, test, lint, fuzz, sanitize, benchmark, demo and install. .ci/run runs lint,
+# test, a short fuzz and the address sanitizer.
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MANPAGES   := $(wildcard man/*.[1-8])
@@ -103,6 +103,40 @@ fuzz: deps
 	$(SWIFT) build --build-tests
 	SMARTPOLL_LIVE_FUZZ_FRAMES=$(LIVE_FUZZ_FRAMES) SMARTPOLL_LIVE_FUZZ_RUNS=$(LIVE_FUZZ_RUNS) \
 		SMARTPOLL_LIVE_FUZZ_CONFIGS=$(LIVE_FUZZ_CONFIGS) $(SWIFT) test --skip-build --filter LiveFuzzTests
+
+# The test suite under ThreadSanitizer, then under AddressSanitizer (SANITIZERS=thread or
+# SANITIZERS=address for one), each built in a folder of its own (.build-tsan, .build-asan); the
+# supervisors and smartpollctl that the end-to-end tests start are sanitized too. Every report
+# of every process goes to .build-?san/reports, and one report fails the target, as does a
+# failing test. LeakSanitizer skips what contrib/sanitize/lsan.supp lists (the test frameworks,
+# and smartpollctl, which exits holding its reply). Under a sanitizer the live fuzzers are
+# shortened, at most two tests run at once, limits on time and memory are scaled
+# (SMARTPOLL_SANITIZER), and the weather example, whose tests race its rate limits, is skipped.
+SANITIZERS   ?= thread address
+SANITIZE_ENV := SMARTPOLL_LIVE_FUZZ_FRAMES=20000 SMARTPOLL_LIVE_FUZZ_RUNS=60 SMARTPOLL_LIVE_FUZZ_CONFIGS=60 \
+	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=2
+
+sanitize: deps
+	@for sanitizer in $(SANITIZERS); do \
+		case $$sanitizer in \
+			thread) dir=.build-tsan ;; \
+			address) dir=.build-asan ;; \
+			*) echo "make sanitize: unknown sanitizer $$sanitizer (thread or address)"; exit 2 ;; \
+		esac; \
+		echo "== $$sanitizer sanitizer: building in $$dir"; \
+		rm -rf $$dir/reports && mkdir -p $$dir/reports || exit 1; \
+		$(SWIFT) build --build-tests --sanitize=$$sanitizer --scratch-path $$dir || exit 1; \
+		$(SANITIZE_ENV) SMARTPOLL_SANITIZER=$$sanitizer \
+			TSAN_OPTIONS="log_path=$(CURDIR)/$$dir/reports/tsan" \
+			ASAN_OPTIONS="log_path=$(CURDIR)/$$dir/reports/asan:quarantine_size_mb=16:detect_leaks=1" \
+			LSAN_OPTIONS="suppressions=$(CURDIR)/contrib/sanitize/lsan.supp:print_suppressions=0" \
+			$(SWIFT) test --skip-build --sanitize=$$sanitizer --scratch-path $$dir --skip WeatherExampleTests \
+			|| { echo "$$sanitizer sanitizer: a test failed"; exit 1; }; \
+		if [ -n "$$(ls $$dir/reports)" ]; then \
+			echo "$$sanitizer sanitizer: reports in $$dir/reports:"; head -n 60 $$dir/reports/*; exit 1; \
+		fi; \
+		echo "== $$sanitizer sanitizer: every test passed, no report"; \
+	done
 
 # The man pages without a warning, and the shell files without a syntax error.
 lint: deps

@@ -62,6 +62,15 @@ func runCommand(_ executable: String, _ arguments: [String], input: String? = ni
                          error: String(decoding: errorData.value ?? Data(), as: UTF8.self))
 }
 
+/// `make sanitize` sets SMARTPOLL_SANITIZER: the binaries under test are then several times
+/// slower and bigger (AddressSanitizer's shadow memory and quarantine), so that limits on time
+/// and memory, which are there to catch what grows without bound, are scaled.
+enum Sanitizer {
+    static let name = ProcessInfo.processInfo.environment["SMARTPOLL_SANITIZER"]
+    static func memory(_ bytes: Int) -> Int { name == nil ? bytes : bytes * 8 }
+    static var slowdown: Int { name == nil ? 1 : 4 }
+}
+
 final class Box<Value>: @unchecked Sendable {
     var value: Value?
 }

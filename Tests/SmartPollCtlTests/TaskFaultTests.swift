@@ -100,7 +100,7 @@ struct TaskFaultTests {
         let last = try lastRun(supervisor, "flood")
         #expect(last["stderr_tail"] == .string(String(repeating: "e", count: 4096)), "the last 4 KiB of stderr")
         let memory = try residentMemory(of: supervisor.pid)
-        #expect(memory.peak < 64 << 20, "VmHWM \(memory.peak >> 20) MiB after 200 MB in \(elapsed) s")
+        #expect(memory.peak < Sanitizer.memory(64 << 20), "VmHWM \(memory.peak >> 20) MiB after 200 MB in \(elapsed) s")
         #expect(try supervisor.ctl("ping").status == 0)
     }
 
