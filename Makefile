@@ -22,7 +22,7 @@ PLAIN_UNIT  := smartpoll-supervisor.service
 # The demo's socket, so that it never meets a supervisor of yours.
 DEMO_SOCKET ?= /tmp/smartpoll-demo-$(shell id -u)/supervisor.sock
 
-.PHONY: all deps build release test lint fuzz sanitize bench demo install uninstall clean
+.PHONY: all deps build release test lint fuzz fuzz-coverage fuzz-live sanitize bench demo install uninstall clean
 
 all: build
 
@@ -57,7 +57,7 @@ release: deps
 test: deps
 	$(SWIFT) test
 
-# Fuzzing. First coverage-guided, with libFuzzer, FUZZ_TIME seconds for each target (or
+# Fuzzing (fuzz-coverage, then fuzz-live). First coverage-guided, with libFuzzer, FUZZ_TIME seconds for each target (or
 # FUZZ_RUNS inputs): smartpoll-fuzz-protocol feeds LineFramer and every decoder of the protocol,
 # smartpoll-fuzz-config the configuration reader; the properties checked are the tests'
 # (ProtocolFuzzOracle, ConfigurationFuzzOracle). Seeds: the golden fixtures and example
@@ -80,7 +80,9 @@ FUZZ_BUILD := SMARTPOLL_FUZZ=1 $(SWIFT) build -c release --scratch-path $(FUZZ_D
 FUZZ_RUN   := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0:malloc_context_size=0
 PROTOCOL_FIXTURES := Tests/SmartPollProtocolTests/Fixtures
 
-fuzz: deps
+fuzz: fuzz-coverage fuzz-live
+
+fuzz-coverage: deps
 	$(FUZZ_BUILD) --product smartpoll-fuzz-protocol
 	$(FUZZ_BUILD) --product smartpoll-fuzz-config
 	rm -rf $(FUZZ_DIR)/seeds
@@ -100,6 +102,8 @@ fuzz: deps
 	$(FUZZ_RUN) $(FUZZ_DIR)/release/smartpoll-fuzz-config -max_total_time=$(FUZZ_TIME) -runs=$(FUZZ_RUNS) \
 		-max_len=16384 -dict=contrib/fuzz/config.dict -artifact_prefix=$(FUZZ_DIR)/artifacts/config- \
 		-print_final_stats=1 $(FUZZ_DIR)/corpus/config $(FUZZ_DIR)/seeds/config
+
+fuzz-live: deps
 	$(SWIFT) build --build-tests
 	SMARTPOLL_LIVE_FUZZ_FRAMES=$(LIVE_FUZZ_FRAMES) SMARTPOLL_LIVE_FUZZ_RUNS=$(LIVE_FUZZ_RUNS) \
 		SMARTPOLL_LIVE_FUZZ_CONFIGS=$(LIVE_FUZZ_CONFIGS) $(SWIFT) test --skip-build --filter LiveFuzzTests
