@@ -13,7 +13,8 @@ import Glibc
 /// The figures scale with the environment: SMARTPOLL_LIVE_FUZZ_FRAMES request lines (default
 /// 100,000), SMARTPOLL_LIVE_FUZZ_RUNS directive runs (300) and SMARTPOLL_LIVE_FUZZ_CONFIGS
 /// configuration files (300); each test prints what it sent.
-@Suite(.timeLimit(.minutes(5)))
+// Long enough for `make fuzz`'s million lines.
+@Suite(.timeLimit(.minutes(15)))
 struct LiveFuzzTests {
     static func scale(_ name: String, _ fallback: Int) -> Int {
         ProcessInfo.processInfo.environment[name].flatMap(Int.init) ?? fallback
@@ -61,7 +62,7 @@ struct LiveFuzzTests {
                 group.leave()
             }.start()
         }
-        #expect(group.wait(timeout: .now() + 270) == .success, "the workers did not finish")
+        #expect(group.wait(timeout: .now() + 840) == .success, "the workers did not finish")
         let after = try residentMemory(of: supervisor.pid)
         let summary = tally.summary
         print("live fuzz: \(summary.lines) request lines (\(summary.bytes) bytes) over \(summary.connections) connections, "
