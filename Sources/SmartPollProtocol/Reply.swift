@@ -196,7 +196,15 @@ public struct Reply: Sendable, Hashable {
                     throw ProtocolError.badRequest("expected an object, got \(pair.value.shortDescription)")
                         .inField(results.fieldName(pair.key))
                 }
-                decoded.append(try TaskResult.decode(ObjectReader(member, path: results.fieldName(pair.key) + ".")))
+                let result = try TaskResult.decode(ObjectReader(member, path: results.fieldName(pair.key) + "."))
+                // The key names the task; a member that says another would encode as a second
+                // entry under that other name.
+                guard result.task == pair.key else {
+                    throw ProtocolError.badRequest(
+                        "the result of task \(JSONValue.string(result.task).shortDescription) is filed under another name")
+                        .inField(results.fieldName(pair.key) + ".task")
+                }
+                decoded.append(result)
             }
             body = .results(decoded)
         case .run(_, let wait) where wait:
