@@ -240,19 +240,19 @@ import Testing
         #expect(try process.signal(SIGKILL) == false)
     }
 
-    @Test func childIsKilledWhenTheSpawningThreadEnds() throws {
-        // PR_SET_PDEATHSIG fires when the thread that spawned the child exits,
-        // which is observable without killing this process.
+    /// Spawns `request` from a thread that then ends, and returns how the child ended (nil when
+    /// it was still running after 2 s: then it is killed and reaped).
+    private func statusAfterTheSpawningThreadEnds(_ request: SpawnRequest) throws -> TerminationStatus? {
         final class Spawn: @unchecked Sendable {
+            let request: SpawnRequest
             var result: Result<SpawnedProcess, SupervisorError>?
+            init(_ request: SpawnRequest) { self.request = request }
         }
-        let spawn = Spawn()
+        let spawn = Spawn(request)
         var thread = pthread_t()
         let created = pthread_create(&thread, nil, { context in
             let spawn = Unmanaged<Spawn>.fromOpaque(context!).takeRetainedValue()
-            spawn.result = Result { () throws(SupervisorError) in
-                try ProcessSpawner.spawn(SpawnRequest(arguments: ["/bin/sleep", "100"]))
-            }
+            spawn.result = Result { () throws(SupervisorError) in try ProcessSpawner.spawn(spawn.request) }
             return nil
         }, Unmanaged.passRetained(spawn).toOpaque())
         try #require(created == 0)
@@ -262,7 +262,13 @@ import Testing
         defer { process.close() }
         let status = try? waitForExit(process, timeout: .seconds(2))
         if status == nil { killAndReap(process) }
-        #expect(status == .signaled(SIGKILL))
+        return status
+    }
+
+    @Test func childIsKilledWhenTheSpawningThreadEnds() throws {
+        // PR_SET_PDEATHSIG fires when the thread that spawned the child exits,
+        // which is observable without killing this process.
+        #expect(try statusAfterTheSpawningThreadEnds(SpawnRequest(arguments: ["/bin/sleep", "100"])) == .signaled(SIGKILL))
     }
 
     // MARK: Environment and working directory
@@ -300,28 +306,9 @@ import Testing
     @Test func aChildWithCredentialsIsStillKilledWhenTheSpawningThreadEnds() throws {
         // Changing credentials clears the parent-death signal, so the shim sets it afterwards.
         guard getuid() == 0 else { return #expect(getuid() != 0, "changing credentials needs root") }
-        final class Spawn: @unchecked Sendable {
-            var result: Result<SpawnedProcess, SupervisorError>?
-        }
-        let spawn = Spawn()
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { context in
-            let spawn = Unmanaged<Spawn>.fromOpaque(context!).takeRetainedValue()
-            spawn.result = Result { () throws(SupervisorError) in
-                var request = SpawnRequest(arguments: ["/bin/sleep", "100"])
-                request.credentials = SpawnRequest.Credentials(userID: 65534, groupID: 65534)
-                return try ProcessSpawner.spawn(request)
-            }
-            return nil
-        }, Unmanaged.passRetained(spawn).toOpaque())
-        try #require(created == 0)
-        pthread_join(thread, nil)
-
-        var process = try #require(try spawn.result?.get())
-        defer { process.close() }
-        let status = try? waitForExit(process, timeout: .seconds(2))
-        if status == nil { killAndReap(process) }
-        #expect(status == .signaled(SIGKILL))
+        var request = SpawnRequest(arguments: ["/bin/sleep", "100"])
+        request.credentials = SpawnRequest.Credentials(userID: 65534, groupID: 65534)
+        #expect(try statusAfterTheSpawningThreadEnds(request) == .signaled(SIGKILL))
     }
 
     @Test func environmentPassesThroughExactly() throws {
