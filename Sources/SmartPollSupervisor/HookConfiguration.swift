@@ -23,6 +23,9 @@ public enum HookConfiguration: Sendable, Hashable {
         public var environment: [EnvironmentVariable] = []
         /// Bounds how long the loop waits for the hook; nil: no bound.
         public var timeout: Duration?
+        /// How long the hook's processes have after SIGTERM (a timeout, `stop`, `shutdown`)
+        /// before SIGKILL; 5 s unless `kill_grace` says otherwise, as for a task.
+        public var killGrace: Duration = .seconds(5)
 
         public init(command: [String]) {
             self.command = command

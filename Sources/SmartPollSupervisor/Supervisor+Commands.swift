@@ -15,14 +15,15 @@ extension Supervisor {
             self.whenDurable(urgent: true) { reply(body) }
         }
         func failure(_ code: ErrorCode, _ message: String) { reply(.failure(ProtocolError(code, message))) }
-        func taskIndex(_ name: String) -> Int? {
-            if let index = indexByName[name] { return index }
+        func taskID(_ name: String) -> TaskID? {
+            if let task = policy.task(named: name) { return task }
             failure(.unknownTask, "no task is named \(JSONValue.string(name).serialized())")
             return nil
         }
         func requireRunningLoop() -> Bool {
-            if loopState == .running { return true }
-            failure(.notRunning, "the loop is \(loopStateName)\(loopState == .failed ? " (\(loopError ?? ""))" : ""); start it with smartpollctl start")
+            if loopStatus.state == .running { return true }
+            let error = loopStatus.state == .failed ? " (\(loopStatus.error ?? ""))" : ""
+            failure(.notRunning, "the loop is \(loopStatus.state.rawValue)\(error); start it with smartpollctl start")
             return false
         }
 
@@ -31,43 +32,44 @@ extension Supervisor {
             reply(.ping(PingReply(version: Supervisor.version, pid: Int(getpid()),
                                   uptimeMilliseconds: Int((loop.now - startedAt) / 1_000_000))))
         case .status(let filter):
-            var indices = Array(names.indices)
+            var selected = Array(names.indices).map(TaskID.init)
             if let filter {
-                indices = []
+                selected = []
                 for name in filter {
-                    guard let index = taskIndex(name) else { return }
-                    indices.append(index)
+                    guard let task = taskID(name) else { return }
+                    selected.append(task)
                 }
             }
-            reply(.status(status(of: indices)))
-        case .schedule(let task, _, _), .unschedule(let task):
-            guard let index = taskIndex(task), requireRunningLoop() else { return }
-            apply(request.command)
+            reply(.status(status(of: selected)))
+        case .schedule(let name, _, _), .unschedule(let name), .stopTimer(let name):
+            guard let task = taskID(name), requireRunningLoop() else { return }
+            policy.apply(request.command, now: now, instant: instant)
+            announceSchedule(task)
+            let schedule = policy.machine.schedule(of: task)
             pump()
-            let next = machine.next(SchedulerStateMachine.TaskID(index))
-            durableReply(.schedule(ScheduleReply(task: task, scheduled: next != nil, next: next.map(wall))))
-        case .stopTimer(let task):
-            guard let index = taskIndex(task), requireRunningLoop() else { return }
-            let ready = machine.stopTimer(SchedulerStateMachine.TaskID(index), now: now)
-            announceSchedule(index)
-            durableReply(.stopTimer(StopTimerReply(task: task, ready: ready)))
-        case .run(let task, let wait):
-            guard let index = taskIndex(task), requireRunningLoop() else { return }
-            if wait { tasks[index].waitingForNextRun.append(reply) }
-            scheduleTask(index, after: .zero)
+            if case .stopTimer = request.command {
+                var ready = false
+                if case .ready = schedule { ready = true }
+                return durableReply(.stopTimer(StopTimerReply(task: name, ready: ready)))
+            }
+            let next = policy.machine.next(task)
+            durableReply(.schedule(ScheduleReply(task: name, scheduled: next != nil, next: next.map(wall))))
+        case .run(let name, let wait):
+            guard let task = taskID(name), requireRunningLoop() else { return }
+            if wait { tasks[Int(task.index)].waitingForNextRun.append(reply) }
+            carryOut(policy.schedule(task, after: .zero, now: now))
             pump()
             if !wait { durableReply(.ok) }
-        case .cancel(let task):
-            guard let index = taskIndex(task) else { return }
-            guard let run = tasks[index].current else {
-                return failure(.notRunning, "task \(task) has no run in flight")
+        case .cancel(let name):
+            guard let task = taskID(name) else { return }
+            guard let run = tasks[Int(task.index)].current else {
+                return failure(.notRunning, "task \(name) has no run in flight")
             }
-            run.cancelled = true
-            terminate(run)
+            run.terminate(.cancelled)
             reply(.ok)
-        case .result(let task):
-            guard let index = taskIndex(task) else { return }
-            if let result = tasks[index].result { reply(.result(result)) } else { reply(.noResult(task: task)) }
+        case .result(let name):
+            guard let task = taskID(name) else { return }
+            if let result = tasks[Int(task.index)].result { reply(.result(result)) } else { reply(.noResult(task: name)) }
         case .results:
             reply(.results(tasks.compactMap(\.result)))
         case .emit(let hook, let data):
@@ -77,30 +79,34 @@ extension Supervisor {
             guard requireRunningLoop() else { return }
             switch configuration {
             case .schedule(let entries):
-                for entry in entries { scheduleTask(indexByName[entry.task]!, after: entry.delay) }
+                for entry in entries {
+                    // A hook's tasks are checked against the configuration when it is loaded.
+                    guard let task = policy.task(named: entry.task) else { continue }
+                    carryOut(policy.schedule(task, after: entry.delay, now: now))
+                }
                 publish(.hookRan(hook: hook))
                 pump()
                 durableReply(.ok)
             case .command(let command):
-                runCommandHook(hook, command, data: data, reply: durableReply)
+                runCommandHook(CommandHookQueue.Emit(name: hook, hook: command, data: data, reply: durableReply))
             }
         case .stop(let wait):
             endRun(error: nil)
             if wait && !isQuiescent { stopWaiters.append(durableReply) } else { durableReply(.ok) }
         case .start(let wait):
             requestStart()
-            if wait && loopState == .starting { startWaiters.append(durableReply) } else { durableReply(.ok) }
+            if wait && loopStatus.state == .starting { startWaiters.append(durableReply) } else { durableReply(.ok) }
         case .restart(let wait):
             endRun(error: nil)
             requestStart()
-            if wait && loopState == .starting { startWaiters.append(durableReply) } else { durableReply(.ok) }
+            if wait && loopStatus.state == .starting { startWaiters.append(durableReply) } else { durableReply(.ok) }
         case .reload:
             switch reload() {
             case .success(let summary): durableReply(.reloaded(summary))
             case .failure(let error): reply(.failure(error))
             }
         case .watch(let filter):
-            for name in filter ?? [] { guard taskIndex(name) != nil else { return } }
+            for name in filter ?? [] { guard taskID(name) != nil else { return } }
             reply(.ok)
             client.watchFilter = filter.map(Set.init)
             client.isWatching = true
@@ -110,32 +116,15 @@ extension Supervisor {
         }
     }
 
-    var loopStateName: String {
-        switch loopState {
-        case .stopped: return "stopped"
-        case .starting: return "starting"
-        case .running: return "running"
-        case .failed: return "failed"
-        }
-    }
-
-    func status(of indices: [Int]) -> StatusReply {
-        let state: LoopStatus.State
-        switch loopState {
-        case .stopped: state = .stopped
-        case .starting: state = .starting
-        case .running: state = .running
-        case .failed: state = .failed
-        }
-        let loopStatus = LoopStatus(state: state, since: loopSince, runs: loopRuns, error: loopError)
-        let rows = indices.map { index -> TaskStatus in
-            let id = SchedulerStateMachine.TaskID(index)
-            let schedule = machine.schedule(of: id)
+    func status(of selected: [TaskID]) -> StatusReply {
+        let rows = selected.map { task -> TaskStatus in
+            let index = Int(task.index)
+            let schedule = policy.machine.schedule(of: task)
             var ready = false
             if case .ready = schedule { ready = true }
             let run = tasks[index].current
             return TaskStatus(
-                name: names[index], scheduled: schedule != .none, ready: ready, next: machine.next(id).map(wall),
+                name: names[index], scheduled: schedule != .none, ready: ready, next: policy.machine.next(task).map(wall),
                 running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
                 runs: tasks[index].runs, failures: tasks[index].failures, last: tasks[index].last)
         }

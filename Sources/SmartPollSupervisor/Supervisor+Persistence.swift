@@ -36,13 +36,13 @@ extension Supervisor {
         nextRunID = max(nextRunID, state.lastRunID)
         var results = 0
         for (name, saved) in state.tasks.sorted(by: { $0.key < $1.key }) {
-            guard let index = indexByName[name] else {
+            guard let index = policy.task(named: name).map({ Int($0.index) }) else {
                 log.write(.warning, "state: task \(name) is no longer in the configuration; its saved state is dropped", [("task", name)])
                 continue
             }
             tasks[index].runs = saved.runs
             tasks[index].failures = saved.failures
-            tasks[index].consecutiveFailures = saved.consecutiveFailures
+            policy.consecutiveFailures[index] = saved.consecutiveFailures
             tasks[index].last = saved.last
             if let result = saved.result {
                 tasks[index].result = result
@@ -66,14 +66,8 @@ extension Supervisor {
         persistence.restoredSchedules = [:]
         let current = Timestamp.now()
         for (name, entry) in restored {
-            guard let index = indexByName[name] else { continue }
-            let id = SchedulerStateMachine.TaskID(index)
-            if tasks[index].configuration.start != nil {
-                machine.scheduleSooner(id, at: instant(entry.next), now: now)
-            } else {
-                machine.schedule(id, at: instant(entry.next), now: now)
-            }
-            announceSchedule(index)
+            guard let task = policy.task(named: name) else { continue }
+            carryOut(policy.restore(task, at: instant(entry.next), now: now))
             if let run = entry.interruptedRun {
                 log.write(.info, "run \(run) was cut short when the supervisor stopped; running the task again", [("task", name)])
             } else if entry.next <= current {
@@ -91,7 +85,7 @@ extension Supervisor {
         let schedules = persistence?.frozenSchedules ?? currentSchedules()
         for (index, name) in names.enumerated() {
             let task = tasks[index]
-            var saved = SavedTask(runs: task.runs, failures: task.failures, consecutiveFailures: task.consecutiveFailures,
+            var saved = SavedTask(runs: task.runs, failures: task.failures, consecutiveFailures: policy.consecutiveFailures[index],
                                   last: task.last, result: task.result)
             if let entry = schedules[name] ?? persistence?.restoredSchedules[name] {
                 saved.next = entry.next
@@ -105,10 +99,10 @@ extension Supervisor {
     /// When each task is next due, as wall-clock time, while the loop runs: its schedule, or
     /// for a run in flight the time it fell due (a crash cuts it short, so it is due again).
     func currentSchedules() -> [String: (next: Timestamp, interruptedRun: Int?)] {
-        guard loopState == .running else { return [:] }
+        guard loopStatus.state == .running else { return [:] }
         var schedules: [String: (next: Timestamp, interruptedRun: Int?)] = [:]
         for index in names.indices {
-            var next = machine.next(SchedulerStateMachine.TaskID(index)).map(wall)
+            var next = policy.machine.next(TaskID(index)).map(wall)
             var interrupted: Int?
             if let run = tasks[index].current, run.generation == generation {
                 let due = wall(Instant(nanoseconds: run.due))

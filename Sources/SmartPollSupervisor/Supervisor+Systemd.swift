@@ -27,8 +27,8 @@ extension Supervisor {
 
     /// `loop running; 4 tasks, 1 running; 120 runs, 2 failed; state saved`.
     var statusSummary: String {
-        var text = "loop \(loopStateName)"
-        if loopState == .failed, let loopError { text += " (\(loopError))" }
+        var text = "loop \(loopStatus.state.rawValue)"
+        if loopStatus.state == .failed, let error = loopStatus.error { text += " (\(error))" }
         let running = tasks.reduce(0) { $0 + ($1.current == nil ? 0 : 1) }
         let runs = tasks.reduce(0) { $0 + $1.runs }
         let failures = tasks.reduce(0) { $0 + $1.failures }

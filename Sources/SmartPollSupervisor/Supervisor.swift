@@ -12,9 +12,7 @@ import Musl
 /// Every request is handled inside the loop, between runs of task hooks, so every reply sees a
 /// consistent state; nothing here is shared with another thread.
 final class Supervisor {
-    enum LoopState: Equatable {
-        case stopped, starting, running, failed
-    }
+    typealias TaskID = SchedulerStateMachine.TaskID
 
     /// The configuration in effect; `reload` replaces it (all but the keys that need a restart).
     var configuration: SupervisorConfiguration
@@ -22,13 +20,12 @@ final class Supervisor {
     let loop: EventLoop
     var log: SupervisorLog
     var server: ControlServer!
-    var machine: SchedulerStateMachine
-    /// Task names in status order (sorted), their indices, and their runtimes; a reload that
-    /// adds or removes tasks rebuilds all three (and the machine).
-    var names: [String]
-    var indexByName: [String: Int]
+    /// Every scheduling decision (the scheduler and the built-in task hook); this class carries
+    /// its actions out.
+    var policy: SupervisorPolicy
+    /// What the supervisor remembers of each task, by the policy's task index.
     var tasks: [TaskRuntime]
-    /// Runs of tasks a reload removed: ending (TERM, grace, KILL), tracked until reaped.
+    /// Runs of tasks a reload removed: ending (their teardown), tracked until reaped.
     var detachedRuns: [TaskRun] = []
     /// The `state_dir` machinery; nil without one.
     let persistence: StatePersistence?
@@ -38,28 +35,25 @@ final class Supervisor {
     var statusNotificationTimer: EventLoop.TimerID?
     /// Descriptor 3 when systemd passed the listening socket (`LISTEN_FDS`, `LISTEN_PID`).
     let activatedListener: Int32?
-    var loopState: LoopState = .stopped
-    var loopSince: Timestamp?
-    var loopRuns = 0
-    var loopError: String?
+    /// The loop's state, since when, how many runs it has had, and why the last one failed.
+    var loopStatus = LoopStatus(state: .stopped, since: nil, runs: 0, error: nil)
     /// Incremented when a run of the loop starts or ends; task runs of another generation are late.
     var generation = 0
     var nextRunID = 0
     let startedAt: Int64
     /// Wall-clock nanoseconds minus monotonic nanoseconds, to print monotonic instants.
     let wallOffset: Int64
-    var deadlineTimer: EventLoop.TimerID?
-    var armedDeadline: Int64?
+    /// The one timer armed for the policy's earliest deadline.
+    var deadlineTimer: (id: EventLoop.TimerID, deadline: Int64)?
+    /// Tasks to start, handed out by the policy; kept to reuse its storage.
+    private var starts: [(task: TaskID, due: Instant)] = []
     /// `start` / `restart` requests waiting for the previous run's tasks to end.
     var startWaiters: [(Reply.Body) -> Void] = []
     /// `stop --wait` requests waiting for every task to end.
     var stopWaiters: [(Reply.Body) -> Void] = []
     var isShuttingDown = false
-    /// The command hook running now, if any; task runs that end meanwhile wait in
-    /// `endedDuringHook`, and further `emit`s in `pendingHooks`.
-    var hookInFlight: TaskRun?
-    var endedDuringHook: [TaskRun] = []
-    var pendingHooks: [(name: String, hook: HookConfiguration.CommandHook, data: String?, reply: (Reply.Body) -> Void)] = []
+    /// Command hooks: the one running, task runs that ended meanwhile, `emit`s waiting their turn.
+    var hooks = CommandHookQueue()
     /// The supervisor's environment, less what belongs to the supervisor alone.
     let baseEnvironment: [String: String]
     var random = SystemRandomNumberGenerator()
@@ -79,12 +73,8 @@ final class Supervisor {
         notifier = SystemdNotifier(environment: environment)
         persistence = configuration.stateDirectory.map { StatePersistence(store: StateStore(directory: $0)) }
         loop = try EventLoop()
-        names = configuration.taskNames
-        var index: [String: Int] = [:]
-        for (position, name) in names.enumerated() { index[name] = position }
-        indexByName = index
-        tasks = names.map { TaskRuntime(name: $0, configuration: configuration.tasks[$0]!) }
-        machine = SchedulerStateMachine(taskCount: names.count, maximumRunning: configuration.maximumRunning)
+        policy = SupervisorPolicy(configuration: configuration)
+        tasks = policy.names.map(TaskRuntime.init)
         startedAt = loop.now
         wallOffset = Timestamp.now().nanosecondsSinceEpoch - startedAt
         baseEnvironment = environment
@@ -120,14 +110,25 @@ final class Supervisor {
         }
     }
 
+    /// A wall-clock time as a monotonic instant.
+    func instant(_ time: Timestamp) -> Instant {
+        let (difference, overflow) = time.nanosecondsSinceEpoch.subtractingReportingOverflow(wallOffset)
+        if !overflow { return Instant(nanoseconds: difference) }
+        // Out of range: far in the past is ready now, far in the future is as late as can be.
+        return time < Timestamp.now() ? Instant(nanoseconds: .min) : Instant(nanoseconds: .max)
+    }
+
+    /// Task names in status order (sorted), as the policy numbers them.
+    var names: [String] { policy.names }
+
     // MARK: The loop's runs
 
     /// Starts a run of the loop now if no task of the previous one is in flight; otherwise
     /// enters `starting` and begins once they have ended.
     func requestStart() {
-        guard loopState != .running else { return }
+        guard loopStatus.state != .running else { return }
         if !isQuiescent {
-            loopState = .starting
+            loopStatus.state = .starting
             return
         }
         beginRun()
@@ -135,19 +136,10 @@ final class Supervisor {
 
     private func beginRun() {
         generation += 1
-        machine.runStarted()
-        loopState = .running
-        loopSince = Timestamp.now()
-        loopRuns += 1
-        loopError = nil
-        log.write(.info, "loop started", [("run", "\(loopRuns)")])
+        loopStatus = LoopStatus(state: .running, since: Timestamp.now(), runs: loopStatus.runs + 1, error: nil)
+        log.write(.info, "loop started", [("run", "\(loopStatus.runs)")])
         publish(.loopStarted)
-        // The run hooks: every task with `start` is scheduled.
-        for (index, task) in tasks.enumerated() {
-            if let delay = task.configuration.start {
-                scheduleTask(index, after: delay)
-            }
-        }
+        carryOut(policy.loopStarted(now: now, random: &random))
         // The first run after the supervisor starts: what the state file says is due.
         applyRestoredSchedules()
         stateChanged()
@@ -157,33 +149,31 @@ final class Supervisor {
         pump()
     }
 
-    /// Ends the loop's run: schedules cleared, running tasks terminated (TERM, grace, KILL),
-    /// `run --wait` requests for runs that will now never start answered with `not_running`.
+    /// Ends the loop's run: schedules cleared, running tasks and the command hook ended (their
+    /// teardown), `run --wait` requests for runs that will now never start answered with
+    /// `not_running`.
     func endRun(error: String?) {
-        guard loopState == .running || loopState == .starting else { return }
-        if loopState == .running {
-            machine.runEnded()
+        guard loopStatus.state == .running || loopStatus.state == .starting else { return }
+        if loopStatus.state == .running {
+            policy.loopEnded()
             generation += 1
         }
-        loopState = error == nil ? .stopped : .failed
-        loopError = error
-        loopSince = Timestamp.now()
+        loopStatus.state = error == nil ? .stopped : .failed
+        loopStatus.error = error
+        loopStatus.since = Timestamp.now()
         disarmDeadline()
         for index in tasks.indices {
             for waiter in tasks[index].waitingForNextRun {
                 waiter(.failure(ProtocolError(.notRunning, "the loop stopped before \(tasks[index].name) ran")))
             }
             tasks[index].waitingForNextRun = []
-            if let run = tasks[index].current { terminate(run) }
+            tasks[index].current?.terminate(.stopped)
         }
-        if let hook = hookInFlight, hook.killTimer == nil {
-            hook.signalGroup(SIGTERM)
-            hook.killTimer = loop.schedule(after: .seconds(5)) { [weak hook] in hook?.signalGroup(SIGKILL) }
-        }
-        for pending in pendingHooks {
+        hooks.inFlight?.run.terminate(.stopped)
+        for pending in hooks.pending {
             pending.reply(.failure(ProtocolError(.notRunning, "the loop stopped before hook \(pending.name) ran")))
         }
-        pendingHooks = []
+        hooks.pending = []
         if let error {
             log.write(.error, "loop failed: \(error)")
             publish(.loopFailed(error: error))
@@ -200,46 +190,41 @@ final class Supervisor {
         checkQuiescent()
     }
 
-    /// TERM (or the task's `kill_signal`) to the run's group, then KILL after `kill_grace`.
-    func terminate(_ run: TaskRun) {
-        guard run.killTimer == nil, !run.hasEnded else { return }
-        let configuration = run.taskConfiguration ?? tasks[run.taskIndex].configuration
-        run.signalGroup(configuration.killSignal)
-        run.killTimer = loop.schedule(after: configuration.killGrace) { [weak run] in
-            run?.signalGroup(SIGKILL)
-        }
-    }
-
-    /// Called whenever a task's run has ended: answers those who wait for quiet, and starts a
-    /// pending run of the loop.
+    /// Called whenever a run has ended: answers those who wait for quiet, and starts a pending
+    /// run of the loop.
     func checkQuiescent() {
         guard isQuiescent else { return }
         for waiter in stopWaiters { waiter(.ok) }
         stopWaiters = []
-        if loopState == .starting { beginRun() }
+        if loopStatus.state == .starting { beginRun() }
         if isShuttingDown { finishShutdown() }
     }
 
     /// No task process, command hook, or process of a task a reload removed is running.
     var isQuiescent: Bool {
-        machine.runningCount == 0 && hookInFlight == nil && detachedRuns.isEmpty
+        policy.machine.runningCount == 0 && hooks.inFlight == nil && detachedRuns.isEmpty
     }
 
-    // MARK: Scheduling
+    // MARK: Carrying out the policy's decisions
 
-    func scheduleTask(_ index: Int, after delay: Duration) {
-        machine.schedule(SchedulerStateMachine.TaskID(index), after: delay, now: now)
-        announceSchedule(index)
+    func carryOut(_ actions: [SupervisorPolicy.Action]) {
+        for action in actions {
+            switch action {
+            case .scheduleChanged(let task): announceSchedule(task)
+            case .endLoop(let error): endRun(error: error)
+            }
+        }
     }
 
-    func announceSchedule(_ index: Int) {
+    /// A task's schedule changed: watchers hear it and the state file will have it; a
+    /// `run --wait` for a run that will now not happen is answered.
+    func announceSchedule(_ task: TaskID) {
         stateChanged()
-        let id = SchedulerStateMachine.TaskID(index)
-        if let next = machine.next(id) {
+        let index = Int(task.index)
+        if let next = policy.machine.next(task) {
             publish(.taskScheduled(task: names[index], next: wall(next)))
         } else {
             publish(.taskUnscheduled(task: names[index]))
-            // The run a `run --wait` asked for will not happen now.
             for waiter in tasks[index].waitingForNextRun {
                 waiter(.failure(ProtocolError(.notRunning, "\(names[index]) was unscheduled before the requested run started")))
             }
@@ -247,117 +232,28 @@ final class Supervisor {
         }
     }
 
-    /// After any change: moves due tasks to ready, starts what may start, re-arms the one timer.
+    /// After any change: starts what is due and ready, and re-arms the one timer.
     func pump() {
-        guard loopState == .running else { return }
-        machine.deadlinesReached(now: now)
-        while let (task, due) = machine.nextStart() {
-            start(Int(task.index), due: due)
-        }
-        armDeadline()
+        guard loopStatus.state == .running else { return }
+        starts.removeAll(keepingCapacity: true)
+        let deadline = policy.advance(now: now, starts: &starts)
+        for (task, due) in starts { start(task, due: due) }
+        arm(deadline)
     }
 
-    private func armDeadline() {
-        guard let deadline = machine.nextDeadline?.nanoseconds else {
-            disarmDeadline()
-            return
-        }
-        if let armed = armedDeadline, armed <= deadline { return }
+    private func arm(_ deadline: Instant?) {
+        guard let deadline = deadline?.nanoseconds else { return disarmDeadline() }
+        if let armed = deadlineTimer, armed.deadline <= deadline { return }
         disarmDeadline()
-        armedDeadline = deadline
-        deadlineTimer = loop.schedule(at: deadline) { [unowned self] in
-            self.armedDeadline = nil
+        let id = loop.schedule(at: deadline) { [unowned self] in
             self.deadlineTimer = nil
             self.pump()
         }
+        deadlineTimer = (id, deadline)
     }
 
     private func disarmDeadline() {
-        if let timer = deadlineTimer { loop.cancel(timer) }
+        if let timer = deadlineTimer { loop.cancel(timer.id) }
         deadlineTimer = nil
-        armedDeadline = nil
-    }
-
-    // MARK: Task processes
-
-    private func start(_ index: Int, due: Instant) {
-        nextRunID += 1
-        let runID = nextRunID
-        let configuration = tasks[index].configuration
-        let prepared: PreparedCommand
-        if let cached = tasks[index].prepared {
-            prepared = cached
-        } else {
-            var environment = childEnvironment(configuration.environment, [
-                "SMARTPOLL_TASK": names[index], "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
-            ])
-            environment.removeAll { $0.hasPrefix("SMARTPOLL_RUN=") }
-            prepared = PreparedCommand(arguments: configuration.command, environment: environment)
-            tasks[index].prepared = prepared
-        }
-        let run: TaskRun
-        do {
-            run = try launch(index, runID: runID, due: due, prepared: prepared)
-        } catch {
-            // A command that cannot be started is a failed run, reported like any other.
-            log.write(.error, error.message, [("task", names[index]), ("run", "\(runID)")])
-            recordUnstartable(index, runID: runID, due: due, reason: error.message)
-            return
-        }
-        tasks[index].current = run
-        run.waiters = tasks[index].waitingForNextRun
-        tasks[index].waitingForNextRun = []
-        log.write(.info, "started", [("task", names[index]), ("run", "\(runID)"), ("pid", "\(run.pid)")])
-        publish(.taskStarted(task: names[index], run: runID, pid: Int(run.pid), due: wall(due),
-                             lateMilliseconds: lateness(due)))
-        if let timeout = configuration.timeout {
-            run.timeoutTimer = loop.schedule(after: timeout) { [weak self, weak run] in
-                guard let self, let run else { return }
-                run.timedOut = true
-                self.log.write(.warning, "timed out after \(DurationFormat.format(timeout))",
-                               [("task", run.task), ("run", "\(run.runID)"), ("pid", "\(run.pid)")])
-                self.terminate(run)
-            }
-        }
-    }
-
-    /// The supervisor's environment, then the task's (or hook's) `env`, then the SMARTPOLL_*
-    /// variables, each later one replacing an earlier one of the same name.
-    func childEnvironment(_ variables: [EnvironmentVariable], _ smartpoll: [String: String]) -> [String] {
-        var environment = baseEnvironment
-        for variable in variables { environment[variable.name] = variable.value }
-        for (name, value) in smartpoll { environment[name] = value }
-        return environment.map { "\($0.key)=\($0.value)" }.sorted()
-    }
-
-    private func launch(_ index: Int, runID: Int, due: Instant, prepared: PreparedCommand) throws(SupervisorError) -> TaskRun {
-        let configuration = tasks[index].configuration
-        let stdout = try Pipe(nonblockingReadEnd: true)
-        let stderr = try Pipe(nonblockingReadEnd: true)
-        let directives = try Pipe(nonblockingReadEnd: true)
-        var request = SpawnRequest(
-            arguments: configuration.command, workingDirectory: configuration.workingDirectory, standardInput: .nullDevice,
-            standardOutput: .fileDescriptor(stdout.writeEnd!), standardError: .fileDescriptor(stderr.writeEnd!),
-            directives: directives.writeEnd!)
-        request.prepared = prepared
-        request.preparedExtras = ["SMARTPOLL_RUN=\(runID)"]
-        request.credentials = configuration.credentials
-        let process = try ProcessSpawner.spawn(request)
-        stdout.closeWriteEnd()
-        stderr.closeWriteEnd()
-        directives.closeWriteEnd()
-        let run = TaskRun(
-            task: names[index], taskIndex: index, runID: runID, generation: generation, due: due.nanoseconds,
-            started: loop.now, capture: configuration.capture, maximumDirectives: self.configuration.maximumDirectives,
-            process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
-            directives: directives.takeReadEnd()!, loop: loop, log: log)
-        // The run keeps the definition it started with, whatever a reload does meanwhile.
-        run.taskConfiguration = configuration
-        run.isKnownTask = { [unowned self] name in self.indexByName[name] != nil }
-        run.onEnd = { [unowned self] run in
-            if self.hookInFlight != nil { self.endedDuringHook.append(run) } else { self.runEnded(run) }
-        }
-        try run.watch()
-        return run
     }
 }

@@ -45,7 +45,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture", "user", "group",
     ]
     static let backoffKeys = ["initial", "max", "factor"]
-    static let hookKeys = ["schedule", "command", "cwd", "env", "timeout"]
+    static let hookKeys = ["schedule", "command", "cwd", "env", "timeout", "kill_grace"]
 
     /// Parses and validates a configuration.
     ///
@@ -211,7 +211,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         reader.rejectUnknownKeys(object, at: path, known: hookKeys)
         switch (object["schedule"], object["command"]) {
         case (let schedule?, nil):
-            for key in ["cwd", "env", "timeout"] where object[key] != nil {
+            for key in ["cwd", "env", "timeout", "kill_grace"] where object[key] != nil {
                 reader.problem(path.key(key), "only a command hook takes \(key)")
             }
             let schedulePath = path.key("schedule")
@@ -234,6 +234,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             if let value = object["cwd"] { hook.workingDirectory = reader.string(value, at: path.key("cwd"), nonEmpty: true) }
             if let value = object["env"] { hook.environment = reader.environment(value, at: path.key("env")) ?? [] }
             if let value = object["timeout"] { hook.timeout = reader.duration(value, at: path.key("timeout"), .positive) }
+            if let value = object["kill_grace"] {
+                hook.killGrace = reader.duration(value, at: path.key("kill_grace"), .nonNegative) ?? hook.killGrace
+            }
             return .command(hook)
         case (_?, _?):
             reader.problem(path, "a hook has either schedule or command, not both")

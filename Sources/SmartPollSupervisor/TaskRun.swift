@@ -1,96 +1,226 @@
 import SmartPoll
 import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
-/// One run of a task: its process, the three pipes the supervisor reads (stdout: the result;
-/// stderr: log lines; descriptor 3: directives) and its exit, all watched by the event loop.
+/// One run of a task or of a command hook: its process, the three pipes the supervisor reads
+/// (stdout: the result; stderr: log lines; descriptor 3: directives), its input, its timers and
+/// its exit, all watched by the event loop. Its life (timeout, teardown, end) is a
+/// ``RunLifecycle``, whose actions this class carries out.
 ///
-/// The run ends when the process exits: whatever the pipes still hold is read, the rest of its
-/// process group is killed (a grandchild holding a pipe open cannot keep a run alive), and
-/// ``onEnd`` is called once.
+/// The run ends when the process exits: whatever the pipes still hold is read, what is left of
+/// the run is killed (a grandchild holding a pipe open cannot keep a run alive), and the
+/// `onEnd` given at launch is called once.
 final class TaskRun {
-    /// The task's name, or the hook's for a command hook.
-    let task: String
-    /// The task's index; -1 for a command hook. A reload that renumbers the tasks updates it.
-    var taskIndex: Int
-    /// The task's definition when the run started; nil for a command hook.
-    var taskConfiguration: TaskConfiguration?
-    /// The task was removed by a reload while this run was in flight: it is being ended, and
-    /// its end touches no task's state.
-    var isDetached = false
-    var isHook: Bool { taskIndex < 0 }
+    /// Whose run this is.
+    enum Owner {
+        /// A task's run, under the definition it started with, whatever a reload does meanwhile.
+        case task(name: String, configuration: TaskConfiguration)
+        /// A command hook's run (`emit`).
+        case hook(name: String)
+    }
+
+    /// Everything a run is started from.
+    struct Specification {
+        var owner: Owner
+        var runID: Int
+        /// The run of the loop it belongs to; a run of another generation ends late.
+        var generation: Int
+        /// When it fell due (monotonic ns).
+        var due: Int64
+        /// The command: argv, environment (or its prepared form), cwd, credentials. Its
+        /// descriptors are the launcher's to fill in.
+        var command: SpawnRequest
+        /// Written to its stdin, then closed; nil: stdin is /dev/null.
+        var input: [UInt8]?
+        var capture: Int
+        var maximumDirectives: Int
+        var timeout: Duration?
+        var teardown: Teardown
+        /// `run --wait` requests answered when the run ends.
+        var waiters: [(Reply.Body) -> Void] = []
+    }
+
+    let owner: Owner
     let runID: Int
     let generation: Int
     /// When it fell due (monotonic ns) and when it started (monotonic ns and wall clock).
     let due: Int64
     let started: Int64
     let startedWall: Timestamp
-    let capture: Int
-    let maximumDirectives: Int
-    private(set) var process: SpawnedProcess
+    /// `run --wait` requests answered when the run ends.
+    let waiters: [(Reply.Body) -> Void]
+    private let capture: Int
+    private let maximumDirectives: Int
+    private var process: SpawnedProcess
     private let loop: EventLoop
     private let log: SupervisorLog
+    private var lifecycle: RunLifecycle
+    private var input: InputFeeder?
+    private var timeoutTimer: EventLoop.TimerID?
+    private var killTimer: EventLoop.TimerID?
+    private let onEnd: (TaskRun) -> Void
+    /// Whether a directive may name this task.
+    private let isKnownTask: (String) -> Bool
 
     private(set) var output: [UInt8] = []
     private(set) var truncated = false
-    private(set) var stderrTail: [UInt8] = []
+    private var stderrTail: [UInt8] = []
     private var stderrLine: [UInt8] = []
     private var directiveFramer: LineFramer
     private(set) var directives: [Command] = []
     /// Why the run failed although the process may have exited 0 (a bad directive).
-    private(set) var directiveError: String?
+    private var directiveError: String?
     private(set) var status: TerminationStatus?
-    var timedOut = false
-    var cancelled = false
-    var killTimer: EventLoop.TimerID?
-    var timeoutTimer: EventLoop.TimerID?
-    /// `run --wait` requests answered when this run ends.
-    var waiters: [(Reply.Body) -> Void] = []
-    var onEnd: ((TaskRun) -> Void)?
-    /// Whether a directive may name this task; set by the supervisor.
-    var isKnownTask: (String) -> Bool = { _ in true }
 
     private var outputDescriptor: Int32?
     private var errorDescriptor: Int32?
     private var directiveDescriptor: Int32?
-    private var ended = false
 
     static let stderrTailLimit = 4_096
 
-    init(
-        task: String, taskIndex: Int, runID: Int, generation: Int, due: Int64, started: Int64,
-        capture: Int, maximumDirectives: Int, process: SpawnedProcess,
-        stdout: Int32, stderr: Int32, directives: Int32, loop: EventLoop, log: SupervisorLog
+    /// Starts a run: its pipes, its process, its input, its timeout; then the event loop
+    /// watches it until it ends and `onEnd` is called.
+    ///
+    /// - Throws: when a pipe, the process or its watching cannot be set up; nothing is left
+    ///   behind then (a process that was spawned is killed and reaped) and `onEnd` is never
+    ///   called.
+    static func launch(
+        _ specification: Specification, loop: EventLoop, log: SupervisorLog,
+        isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
+    ) throws(SupervisorError) -> TaskRun {
+        let stdin = try specification.input.map { _ throws(SupervisorError) in try Pipe() }
+        let stdout = try Pipe(nonblockingReadEnd: true)
+        let stderr = try Pipe(nonblockingReadEnd: true)
+        let directives = try Pipe(nonblockingReadEnd: true)
+        var request = specification.command
+        request.standardInput = stdin.map { .fileDescriptor($0.readEnd!) } ?? .nullDevice
+        request.standardOutput = .fileDescriptor(stdout.writeEnd!)
+        request.standardError = .fileDescriptor(stderr.writeEnd!)
+        request.directives = directives.writeEnd!
+        let process = try ProcessSpawner.spawn(request)
+        stdin?.closeReadEnd()
+        stdout.closeWriteEnd()
+        stderr.closeWriteEnd()
+        directives.closeWriteEnd()
+        let run = TaskRun(
+            specification, process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
+            directives: directives.takeReadEnd()!, loop: loop, log: log, isKnownTask: isKnownTask, onEnd: onEnd)
+        try run.watch()
+        if let bytes = specification.input, let writeEnd = stdin?.takeWriteEnd() {
+            do throws(SupervisorError) {
+                run.input = try InputFeeder(descriptor: writeEnd, bytes: bytes, loop: loop)
+            } catch {
+                // The process then reads end of file instead of waiting for ever.
+                close(writeEnd)
+                log.write(.warning, "cannot feed the input of run \(run.runID): \(error.message)",
+                          [(run.kind, run.name), ("run", "\(run.runID)")])
+            }
+        }
+        run.carryOut(run.lifecycle.started())
+        return run
+    }
+
+    private init(
+        _ specification: Specification, process: SpawnedProcess, stdout: Int32, stderr: Int32, directives: Int32,
+        loop: EventLoop, log: SupervisorLog, isKnownTask: @escaping (String) -> Bool,
+        onEnd: @escaping (TaskRun) -> Void
     ) {
-        self.task = task
-        self.taskIndex = taskIndex
-        self.runID = runID
-        self.generation = generation
-        self.due = due
-        self.started = started
+        owner = specification.owner
+        runID = specification.runID
+        generation = specification.generation
+        due = specification.due
+        started = loop.now
         startedWall = Timestamp.now()
-        self.capture = capture
-        self.maximumDirectives = maximumDirectives
+        waiters = specification.waiters
+        capture = specification.capture
+        maximumDirectives = specification.maximumDirectives
+        lifecycle = RunLifecycle(timeout: specification.timeout, teardown: specification.teardown)
         self.process = process
         self.loop = loop
         self.log = log
+        self.isKnownTask = isKnownTask
+        self.onEnd = onEnd
         directiveFramer = LineFramer(maximumLineLength: 1 << 20)
         outputDescriptor = stdout
         errorDescriptor = stderr
         directiveDescriptor = directives
     }
 
+    /// The task's or the hook's name.
+    var name: String {
+        switch owner {
+        case .task(let name, _), .hook(let name): return name
+        }
+    }
+
+    /// The log field that names the owner: `task` or `hook`.
+    var kind: String {
+        if case .hook = owner { return "hook" }
+        return "task"
+    }
+
+    var isHook: Bool { kind == "hook" }
+
     var pid: Int32 { process.pid }
 
-    /// Whether the process has been reaped (or given up on); its group may not be signalled.
-    var hasEnded: Bool { ended }
+    var hasEnded: Bool { lifecycle.state == .ended }
+    var timedOut: Bool { lifecycle.timedOut }
+    var cancelled: Bool { lifecycle.cancelled }
+
+    /// Whether the run succeeded: exit 0, no timeout, no cancel, valid directives.
+    var succeeded: Bool { lifecycle.succeeded(status: status, directiveError: directiveError) }
+
+    /// Why it failed, in one phrase, or nil.
+    var failureReason: String? { lifecycle.failureReason(status: status, directiveError: directiveError) }
+
+    var stderrTailText: String {
+        String(decoding: stderrTail.suffix(TaskRun.stderrTailLimit), as: UTF8.self)
+    }
+
+    /// Ends the run early (its teardown: signal, grace, SIGKILL); see ``RunLifecycle/terminate(_:)``.
+    func terminate(_ cause: RunLifecycle.Cause) {
+        carryOut(lifecycle.terminate(cause))
+    }
+
+    // MARK: Carrying out the lifecycle's actions
+
+    private func carryOut(_ actions: [RunLifecycle.Action]) {
+        for action in actions {
+            switch action {
+            case .armTimeout(let timeout):
+                timeoutTimer = loop.schedule(after: timeout) { [weak self] in
+                    guard let self else { return }
+                    self.timeoutTimer = nil
+                    self.log.write(.warning, "timed out after \(DurationFormat.format(timeout))",
+                                   [(self.kind, self.name), ("run", "\(self.runID)"), ("pid", "\(self.pid)")])
+                    self.carryOut(self.lifecycle.timeoutElapsed())
+                }
+            case .signal(let signal):
+                signalRun(signal)
+            case .armKill(let grace):
+                killTimer = loop.schedule(after: grace) { [weak self] in
+                    guard let self else { return }
+                    self.killTimer = nil
+                    self.carryOut(self.lifecycle.graceElapsed())
+                }
+            case .finish:
+                finish()
+            }
+        }
+    }
+
+    /// Sends `signal` to every process of the run (its process group), unless it was reaped.
+    private func signalRun(_ signal: Int32) {
+        guard status == nil else { return }
+        do {
+            try process.signalGroup(signal)
+        } catch {
+            log.write(.warning, "cannot signal run \(runID): \(error.message)", [(kind, name), ("run", "\(runID)")])
+        }
+    }
 
     /// Starts watching the pipes and the exit. - Throws: when epoll refuses a descriptor.
-    func watch() throws(SupervisorError) {
+    private func watch() throws(SupervisorError) {
         guard let pidfd = process.pidfd else {
             abandon()
             throw SupervisorError(code: .spawnFailed, message: "this kernel gave no pidfd for process \(pid) (Linux 5.3 or later is needed)")
@@ -112,7 +242,8 @@ final class TaskRun {
     /// Gives up on a run that could not be watched: its group is killed and reaped at once and
     /// every descriptor closed, so nothing is left behind (and `onEnd` is not called).
     private func abandon() {
-        ended = true
+        _ = lifecycle.exited()
+        // Best effort: the launch fails with the reason it could not be watched.
         _ = try? process.signalGroup(SIGKILL)
         _ = try? process.wait()
         process.close()
@@ -122,12 +253,6 @@ final class TaskRun {
         outputDescriptor = nil
         errorDescriptor = nil
         directiveDescriptor = nil
-    }
-
-    /// Sends `signal` to the run's whole process group (nothing once it has ended).
-    func signalGroup(_ signal: Int32) {
-        guard !ended else { return }
-        _ = try? process.signalGroup(signal)
     }
 
     // MARK: Pipes
@@ -211,7 +336,7 @@ final class TaskRun {
     private func logStderrLine() {
         let text = String(decoding: stderrLine, as: UTF8.self)
         stderrLine.removeAll(keepingCapacity: true)
-        log.write(.info, text, [("task", task), ("run", "\(runID)"), ("pid", "\(pid)"), ("stream", "stderr")])
+        log.write(.info, text, [(kind, name), ("run", "\(runID)"), ("pid", "\(pid)"), ("stream", "stderr")])
     }
 
     private func takeDirective(_ line: [UInt8]) {
@@ -220,7 +345,7 @@ final class TaskRun {
             return failDirectives("more than \(maximumDirectives) directives in one run")
         }
         // A task's directive may leave out `task` (it means the task itself); a hook has no self.
-        switch Request.decode(line, defaultTask: isHook ? nil : task) {
+        switch Request.decode(line, defaultTask: isHook ? nil : name) {
         case .failure(let failure):
             failDirectives("invalid directive \(directives.count + 1): \(failure.error.message)")
         case .success(let request):
@@ -259,26 +384,25 @@ final class TaskRun {
 
     // MARK: Exit
 
-    /// The process exited: collect its status, read what is left, end the group, report.
+    /// The process exited: the lifecycle kills what is left of the run and finishes it.
     private func reap() {
-        guard !ended, let pidfd = process.pidfd else { return }
+        guard !hasEnded, let pidfd = process.pidfd else { return }
         // Make sure the process has exited (its pidfd is readable) before killing its group: an
         // event for a descriptor number closed and reused within one epoll batch must not
         // reach a new run.
         var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
         guard poll(&entry, 1, 0) == 1 else { return }
-        // Nothing of a run outlives it. The exited leader, not yet reaped, still holds the
-        // group's number, so this cannot reach an unrelated group that reused it.
-        _ = try? process.signalGroup(SIGKILL)
-        guard let status = try? process.wait(nonblocking: true) else { return }
-        self.status = status
-        finish()
+        carryOut(lifecycle.exited())
     }
 
-    /// Used without a pidfd, and by tests.
-    func finish() {
-        guard !ended else { return }
-        ended = true
+    /// Collects the exit status, reads what the pipes still hold, and reports the end.
+    private func finish() {
+        do {
+            status = try process.wait(nonblocking: true)
+        } catch {
+            log.write(.error, "cannot collect the exit status of run \(runID): \(error.message)",
+                      [(kind, name), ("run", "\(runID)"), ("pid", "\(pid)")])
+        }
         if let pidfd = process.pidfd { loop.forget(pidfd) }
         process.close()
         for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
@@ -287,31 +411,12 @@ final class TaskRun {
                 closePipe(descriptor)
             }
         }
+        input?.close()
+        input = nil
         if let timer = timeoutTimer { loop.cancel(timer) }
         if let timer = killTimer { loop.cancel(timer) }
-        onEnd?(self)
-        onEnd = nil
-    }
-
-    var stderrTailText: String {
-        String(decoding: stderrTail.suffix(TaskRun.stderrTailLimit), as: UTF8.self)
-    }
-
-    /// Whether the run succeeded: exit 0, no timeout, no cancel, valid directives.
-    var succeeded: Bool {
-        status == .exited(0) && !timedOut && !cancelled && directiveError == nil
-    }
-
-    /// Why it failed, in one sentence, or nil.
-    var failureReason: String? {
-        if succeeded { return nil }
-        if timedOut { return "timed out" }
-        if cancelled { return "cancelled" }
-        if let directiveError { return directiveError }
-        switch status {
-        case .exited(let code)?: return "exited with status \(code)"
-        case .signaled(let signal)?: return "killed by \(SignalName.name(signal))"
-        case nil: return "ended without an exit status"
-        }
+        timeoutTimer = nil
+        killTimer = nil
+        onEnd(self)
     }
 }

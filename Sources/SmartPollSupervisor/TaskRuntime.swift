@@ -1,11 +1,9 @@
 import SmartPollProtocol
 
-/// What the supervisor remembers of one task across runs.
+/// What the supervisor remembers of one task across runs, beside the policy's schedule and
+/// retry state.
 struct TaskRuntime {
     let name: String
-    var configuration: TaskConfiguration {
-        didSet { prepared = nil }
-    }
     /// The command and environment as C strings, built at the first run after a change of
     /// configuration.
     var prepared: PreparedCommand?
@@ -15,8 +13,10 @@ struct TaskRuntime {
     /// The last successful result.
     var result: TaskResult?
     var current: TaskRun?
-    /// Failures since the last success, for `retry` backoff and `max_retries`.
-    var consecutiveFailures = 0
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
+
+    init(name: String) {
+        self.name = name
+    }
 }

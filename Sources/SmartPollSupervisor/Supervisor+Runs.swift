@@ -1,0 +1,199 @@
+import SmartPoll
+import SmartPollProtocol
+
+/// Task runs (SPEC section 3): starting one, and the one place where the end of a run is
+/// accounted for, whether its process exited, its task was removed meanwhile, or its command
+/// could not even start.
+extension Supervisor {
+    /// Starts a run of a task the policy says is due.
+    func start(_ task: TaskID, due: Instant) {
+        let index = Int(task.index)
+        nextRunID += 1
+        let runID = nextRunID
+        let name = names[index]
+        let configuration = policy.configurations[index]
+        var command = SpawnRequest(arguments: configuration.command, workingDirectory: configuration.workingDirectory)
+        command.prepared = preparedCommand(index, configuration)
+        command.preparedExtras = ["SMARTPOLL_RUN=\(runID)"]
+        command.credentials = configuration.credentials
+        let waiters = tasks[index].waitingForNextRun
+        tasks[index].waitingForNextRun = []
+        let specification = TaskRun.Specification(
+            owner: .task(name: name, configuration: configuration), runID: runID, generation: generation,
+            due: due.nanoseconds, command: command, input: nil, capture: configuration.capture,
+            maximumDirectives: self.configuration.maximumDirectives, timeout: configuration.timeout,
+            teardown: Teardown(signal: configuration.killSignal, grace: configuration.killGrace), waiters: waiters)
+        let run: TaskRun
+        do {
+            run = try launch(specification)
+        } catch {
+            // A command that cannot be started is a failed run, reported like any other.
+            log.write(.error, error.message, [("task", name), ("run", "\(runID)")])
+            return unstartable(task, runID: runID, due: due, reason: error.message, configuration, waiters)
+        }
+        tasks[index].current = run
+        log.write(.info, "started", [("task", name), ("run", "\(runID)"), ("pid", "\(run.pid)")])
+        publish(.taskStarted(task: name, run: runID, pid: Int(run.pid), due: wall(due), lateMilliseconds: lateness(due)))
+    }
+
+    /// Launches a task's or a hook's run; its end comes back to ``runEnded(_:)``.
+    func launch(_ specification: TaskRun.Specification) throws(SupervisorError) -> TaskRun {
+        try TaskRun.launch(
+            specification, loop: loop, log: log,
+            isKnownTask: { [unowned self] name in self.policy.task(named: name) != nil },
+            onEnd: { [unowned self] run in self.runEnded(run) })
+    }
+
+    /// The command and environment of a task as C strings, built once per definition.
+    private func preparedCommand(_ index: Int, _ configuration: TaskConfiguration) -> PreparedCommand {
+        if let prepared = tasks[index].prepared { return prepared }
+        var environment = childEnvironment(configuration.environment, [
+            "SMARTPOLL_TASK": names[index], "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
+        ])
+        environment.removeAll { $0.hasPrefix("SMARTPOLL_RUN=") }
+        let prepared = PreparedCommand(arguments: configuration.command, environment: environment)
+        tasks[index].prepared = prepared
+        return prepared
+    }
+
+    /// The supervisor's environment, then the task's (or hook's) `env`, then the SMARTPOLL_*
+    /// variables, each later one replacing an earlier one of the same name.
+    func childEnvironment(_ variables: [EnvironmentVariable], _ smartpoll: [String: String]) -> [String] {
+        var environment = baseEnvironment
+        for variable in variables { environment[variable.name] = variable.value }
+        for (name, value) in smartpoll { environment[name] = value }
+        return environment.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+
+    // MARK: The end of a run
+
+    /// A run's process has ended (and its pipes are drained). A task run that ends while a
+    /// command hook runs waits for the hook's end: no task hook runs at the same time as it.
+    func runEnded(_ run: TaskRun) {
+        if run.isHook { return commandHookEnded(run) }
+        if hooks.inFlight != nil { return hooks.endedDuringHook.append(run) }
+        guard case .task(let name, let configuration) = run.owner else { return }
+        let ended = Timestamp.now()
+        let status = run.status
+        let last = LastRun(
+            run: run.runID, started: run.startedWall, ended: ended, durationMilliseconds: Double(loop.now - run.started) / 1e6,
+            exitCode: status?.exitCode, signal: status?.signal, timedOut: run.timedOut, succeeded: run.succeeded,
+            error: run.failureReason, stderrTail: run.stderrTailText)
+        let detached = detachedRuns.contains { $0 === run }
+        if detached { detachedRuns.removeAll { $0 === run } }
+        let outcome: SupervisorPolicy.Report.Outcome
+        if run.succeeded {
+            outcome = .succeeded(changed: false, directives: run.directives)
+        } else if run.cancelled {
+            outcome = .cancelled
+        } else {
+            outcome = .failed(reason: "task \(name) run \(run.runID) \(run.failureReason ?? "failed")")
+        }
+        accountEnd(RunEnd(
+            name: name, configuration: configuration, generation: run.generation, pid: run.pid, last: last,
+            outcome: outcome, result: (run.output, run.truncated), waiters: run.waiters, isDetached: detached))
+    }
+
+    /// A command that could not be started: a failed run with exit status 127, as a shell
+    /// reports it. Its end is accounted for on the loop's next turn, as a process that exits
+    /// at once would be (so that the start loop of ``pump()`` is not re-entered).
+    private func unstartable(
+        _ task: TaskID, runID: Int, due: Instant, reason: String, _ configuration: TaskConfiguration,
+        _ waiters: [(Reply.Body) -> Void]
+    ) {
+        let index = Int(task.index)
+        let name = names[index]
+        let now = Timestamp.now()
+        let last = LastRun(
+            run: runID, started: now, ended: now, durationMilliseconds: 0, exitCode: 127, signal: nil,
+            timedOut: false, succeeded: false, error: reason, stderrTail: "")
+        publish(.taskStarted(task: name, run: runID, pid: 0, due: wall(due), lateMilliseconds: lateness(due)))
+        let end = RunEnd(
+            name: name, configuration: configuration, generation: generation, pid: 0, last: last,
+            outcome: .failed(reason: "task \(name) run \(runID): \(reason)"), result: nil, waiters: waiters,
+            isDetached: false)
+        loop.schedule(after: .zero) { [unowned self] in self.accountEnd(end) }
+    }
+
+    /// The end of a task's run, as it is accounted for.
+    struct RunEnd {
+        var name: String
+        /// The definition the run started with.
+        var configuration: TaskConfiguration
+        var generation: Int
+        /// 0 for a command that never started.
+        var pid: Int32
+        var last: LastRun
+        var outcome: SupervisorPolicy.Report.Outcome
+        /// Its stdout and whether it was cut at `capture`; nil for a command that never started.
+        var result: (output: [UInt8], truncated: Bool)?
+        /// `run --wait` requests for this run.
+        var waiters: [(Reply.Body) -> Void]
+        /// Its task was removed by a reload while it ran: reported, then forgotten.
+        var isDetached: Bool
+    }
+
+    /// The one place a task's run ends: counters and last run, the result, the built-in task
+    /// hook (when the run belongs to the loop's current run), the log, watchers, the state
+    /// file, `run --wait` requests; then the task may run again.
+    private func accountEnd(_ end: RunEnd) {
+        var end = end
+        let last = end.last
+        guard !end.isDetached, let task = policy.task(named: end.name) else {
+            log.write(.info, "ended: the task was removed from the configuration",
+                      [("task", end.name), ("run", "\(last.run)"), ("pid", "\(end.pid)"),
+                       ("duration_ms", "\(Int(last.durationMilliseconds.rounded()))")])
+            publishFinished(end, changed: false)
+            answer(end, durable: false)
+            checkQuiescent()
+            return pump()
+        }
+        let index = Int(task.index)
+        if tasks[index].current?.runID == last.run { tasks[index].current = nil }
+        tasks[index].runs += 1
+        if !last.succeeded { tasks[index].failures += 1 }
+        tasks[index].last = last
+        var changed = false
+        if case .succeeded(_, let directives) = end.outcome, let (output, truncated) = end.result {
+            let result = TaskResult(task: end.name, run: last.run, time: Timestamp.now(), output: output, truncated: truncated)
+            changed = tasks[index].result.map { $0.output != output || $0.truncated != truncated } ?? true
+            tasks[index].result = result
+            end.outcome = .succeeded(changed: changed, directives: directives)
+        }
+        if end.generation == generation && loopStatus.state == .running {
+            let report = SupervisorPolicy.Report(task: task, outcome: end.outcome, configuration: end.configuration)
+            carryOut(policy.runEnded(report, now: now, instant: instant, random: &random))
+        } else {
+            policy.lateRunEnded(task)
+        }
+        if end.pid != 0 {
+            log.write(last.succeeded ? .info : .warning, last.succeeded ? "finished" : "failed: \(last.error ?? "")",
+                      [("task", end.name), ("run", "\(last.run)"), ("pid", "\(end.pid)"),
+                       ("duration_ms", "\(Int(last.durationMilliseconds.rounded()))"), ("changed", "\(changed)")])
+        }
+        publishFinished(end, changed: changed)
+        stateChanged()
+        // `run --wait` acknowledges the result: the reply waits until the state file has it.
+        answer(end, durable: true)
+        notifyStatus(throttled: true)
+        checkQuiescent()
+        pump()
+    }
+
+    private func publishFinished(_ end: RunEnd, changed: Bool) {
+        let last = end.last
+        publish(.taskFinished(
+            task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal, timedOut: last.timedOut,
+            succeeded: last.succeeded, durationMilliseconds: last.durationMilliseconds, changed: changed))
+    }
+
+    private func answer(_ end: RunEnd, durable: Bool) {
+        guard !end.waiters.isEmpty else { return }
+        let last = end.last
+        let outcome = RunOutcome(task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal,
+                                 timedOut: last.timedOut, succeeded: last.succeeded)
+        let waiters = end.waiters
+        let reply = { for waiter in waiters { waiter(.runFinished(outcome)) } }
+        if durable { whenDurable(urgent: false, reply) } else { reply() }
+    }
+}

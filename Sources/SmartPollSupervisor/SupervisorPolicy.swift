@@ -1,0 +1,273 @@
+import Glibc
+import SmartPoll
+import SmartPollProtocol
+
+/// What the supervisor decides, as a value (SPEC sections 2 to 5): the scheduler's state
+/// machine, every task's definition and retry state, and the built-in task hook. Events in (a
+/// run's report, a scheduling request or directive, the loop starting, a hook's schedule, a
+/// reload, time passing), actions out. It performs no I/O and reads no clock: the time and a
+/// random source (for jitter) are passed in, so tests drive it with plain numbers, and the
+/// ``Supervisor`` only carries its actions out (spawn, kill, reply, publish, log, save).
+///
+/// - Important: Scheduling events are valid only while the loop runs (``isRunning``): the
+///   driver refuses requests otherwise, and reports of runs from an earlier run of the loop go
+///   to ``lateRunEnded(_:)``.
+struct SupervisorPolicy {
+    typealias TaskID = SchedulerStateMachine.TaskID
+
+    enum Action: Hashable {
+        /// The task's schedule changed: watchers hear it, the state file saves it, and a
+        /// `run --wait` for a run that will now not happen is answered.
+        case scheduleChanged(TaskID)
+        /// A fatal failure: the loop's run ends with this error.
+        case endLoop(error: String)
+    }
+
+    /// How a task's run ended, as the built-in task hook sees it.
+    struct Report {
+        enum Outcome {
+            /// Exit 0: its directives are applied; `changed`: its result differs from the
+            /// previous successful one (the first counts as a change).
+            case succeeded(changed: Bool, directives: [Command])
+            /// An operator's `cancel`: not the task failing; only `every` applies.
+            case cancelled
+            /// Anything else that is not a success; `reason` names the run and what happened.
+            case failed(reason: String)
+        }
+
+        var task: TaskID
+        var outcome: Outcome
+        /// The definition the run started with: a reload's changes apply from the next run.
+        var configuration: TaskConfiguration
+    }
+
+    /// What a reload changed, by name, and where each kept task went.
+    struct ReloadPlan {
+        var added: [String]
+        var changed: [String]
+        var removed: [String]
+        /// For each old task index, its new index, or nil when removed.
+        var newIndex: [Int?]
+        var actions: [Action]
+    }
+
+    private(set) var machine: SchedulerStateMachine
+    /// Task names in status order (sorted), and each one's index.
+    private(set) var names: [String]
+    private(set) var indexByName: [String: Int]
+    private(set) var configurations: [TaskConfiguration]
+    /// Failures since the last success, per task: `retry`'s backoff and `max_retries`.
+    var consecutiveFailures: [Int]
+
+    init(configuration: SupervisorConfiguration) {
+        names = configuration.taskNames
+        indexByName = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        configurations = names.map { configuration.tasks[$0]! }
+        consecutiveFailures = Array(repeating: 0, count: names.count)
+        machine = SchedulerStateMachine(taskCount: names.count, maximumRunning: configuration.maximumRunning)
+    }
+
+    var isRunning: Bool { machine.phase == .running }
+
+    func task(named name: String) -> TaskID? {
+        indexByName[name].map(TaskID.init)
+    }
+
+    // MARK: The loop's runs
+
+    /// A run of the loop begins: the run hooks, i.e. every task with `start` is scheduled.
+    /// - Precondition: no task of an earlier run is in flight.
+    mutating func loopStarted<Random: RandomNumberGenerator>(now: Instant, random: inout Random) -> [Action] {
+        machine.runStarted()
+        var actions: [Action] = []
+        for index in names.indices {
+            guard let delay = configurations[index].start else { continue }
+            actions += schedule(TaskID(index), after: delay, now: now)
+        }
+        return actions
+    }
+
+    /// The loop's run ended: every schedule is cleared; runs in flight end late.
+    mutating func loopEnded() {
+        machine.runEnded()
+    }
+
+    // MARK: Scheduling
+
+    /// Deadlines reached, tasks to start, the timer to arm: moves what fell due by `now` to
+    /// ready, appends each task to start now (marked running) to `starts`, and returns the
+    /// earliest pending deadline.
+    mutating func advance(now: Instant, starts: inout [(task: TaskID, due: Instant)]) -> Instant? {
+        guard isRunning else { return nil }
+        machine.deadlinesReached(now: now)
+        while let start = machine.nextStart() { starts.append(start) }
+        return machine.nextDeadline
+    }
+
+    /// One scheduling request or directive (`schedule`, `unschedule`, `stop_timer`), as the
+    /// library's calls. Returns the task it named, or nil for an unknown task or another
+    /// command (the driver answers those).
+    @discardableResult
+    mutating func apply(_ command: Command, now: Instant, instant: (Timestamp) -> Instant) -> TaskID? {
+        switch command {
+        case .schedule(let name, let when, let sooner):
+            guard let task = task(named: name) else { return nil }
+            switch (when, sooner) {
+            case (.after(let delay), false): machine.schedule(task, after: delay, now: now)
+            case (.after(let delay), true): machine.scheduleSooner(task, after: delay, now: now)
+            case (.at(let time), false): machine.schedule(task, at: time.map(instant), now: now)
+            case (.at(let time?), true): machine.scheduleSooner(task, at: instant(time), now: now)
+            case (.at(nil), true): break  // rejected when decoded
+            }
+            return task
+        case .unschedule(let name):
+            guard let task = task(named: name) else { return nil }
+            machine.schedule(task, at: nil, now: now)
+            return task
+        case .stopTimer(let name):
+            guard let task = task(named: name) else { return nil }
+            _ = machine.stopTimer(task, now: now)
+            return task
+        default:
+            return nil
+        }
+    }
+
+    /// The library's `schedule(task, after:)`.
+    mutating func schedule(_ task: TaskID, after delay: Duration, now: Instant) -> [Action] {
+        machine.schedule(task, after: delay, now: now)
+        return [.scheduleChanged(task)]
+    }
+
+    /// A schedule restored from the state file: the sooner of it and `start` when the task has
+    /// one (its run hook has just scheduled it), else exactly the saved time.
+    mutating func restore(_ task: TaskID, at time: Instant, now: Instant) -> [Action] {
+        if configurations[Int(task.index)].start != nil {
+            machine.scheduleSooner(task, at: time, now: now)
+        } else {
+            machine.schedule(task, at: time, now: now)
+        }
+        return [.scheduleChanged(task)]
+    }
+
+    // MARK: Reload
+
+    /// Takes a new task set: kept tasks keep their schedule, their place among ready tasks,
+    /// their run in flight and their retry state, and take their new definition (a run in
+    /// flight keeps the one it started with); removed tasks are forgotten (the driver ends
+    /// their runs); added tasks get their `start` when the loop is running. Nothing else is
+    /// scheduled: a reload never fires a timer by itself.
+    mutating func reload(_ new: SupervisorConfiguration, now: Instant) -> ReloadPlan {
+        let newNames = new.taskNames
+        var newIndexByName: [String: Int] = [:]
+        for (position, name) in newNames.enumerated() { newIndexByName[name] = position }
+        let newIndex = names.map { newIndexByName[$0] }
+        let added = newNames.filter { indexByName[$0] == nil }
+        let removed = names.filter { newIndexByName[$0] == nil }
+        let changed = newNames.filter { name in
+            indexByName[name].map { configurations[$0] != new.tasks[name]! } ?? false
+        }
+        machine = machine.remapped(
+            taskCount: newNames.count, maximumRunning: new.maximumRunning, now: now,
+            mapping: { newIndex[Int($0.index)].map(TaskID.init) })
+        var failures = Array(repeating: 0, count: newNames.count)
+        for (old, position) in newIndex.enumerated() {
+            if let position { failures[position] = consecutiveFailures[old] }
+        }
+        consecutiveFailures = failures
+        names = newNames
+        indexByName = newIndexByName
+        configurations = newNames.map { new.tasks[$0]! }
+        var actions: [Action] = []
+        if isRunning {
+            for name in added {
+                guard let delay = new.tasks[name]!.start else { continue }
+                actions += schedule(TaskID(newIndexByName[name]!), after: delay, now: now)
+            }
+        }
+        return ReloadPlan(added: added, changed: changed, removed: removed, newIndex: newIndex, actions: actions)
+    }
+
+    // MARK: The built-in task hook (SPEC section 3)
+
+    /// A run of the current loop's run ended: its task hook, then the task may run again.
+    ///
+    /// - On success: its directives, in order; `on_change` (when the result changed) and
+    ///   `on_success` scheduled now; then, if it is not scheduled, `every` (+ jitter).
+    /// - Cancelled: only `every`.
+    /// - On failure, `on_failure`: `fatal` ends the loop; `continue` reschedules by `every`;
+    ///   `retry` schedules it after the backoff (+ jitter), and is fatal after `max_retries`.
+    mutating func runEnded<Random: RandomNumberGenerator>(
+        _ report: Report, now: Instant, instant: (Timestamp) -> Instant, random: inout Random
+    ) -> [Action] {
+        defer { machine.taskFinished(report.task) }
+        let index = Int(report.task.index)
+        let configuration = report.configuration
+        var actions: [Action] = []
+        switch report.outcome {
+        case .succeeded(let changed, let directives):
+            for directive in directives {
+                if let target = apply(directive, now: now, instant: instant) { actions.append(.scheduleChanged(target)) }
+            }
+            consecutiveFailures[index] = 0
+            if changed {
+                for name in configuration.onChange { actions += scheduleNow(name, now: now) }
+            }
+            for name in configuration.onSuccess { actions += scheduleNow(name, now: now) }
+            actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+        case .cancelled:
+            actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+        case .failed(let reason):
+            switch configuration.onFailure {
+            case .fatal:
+                actions.append(.endLoop(error: reason))
+            case .continue:
+                actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+            case .retry:
+                consecutiveFailures[index] += 1
+                let failures = consecutiveFailures[index]
+                if let limit = configuration.maximumRetries, failures > limit {
+                    actions.append(.endLoop(error: "\(reason); gave up after \(limit) retries"))
+                } else {
+                    let delay = Self.backoff(afterFailures: failures, configuration.backoff)
+                    actions += schedule(report.task, after: delay + Self.jitter(configuration.jitter, &random), now: now)
+                }
+            }
+        }
+        return actions
+    }
+
+    /// A run that belongs to an earlier run of the loop ended: its result is dropped, and the
+    /// task may run again.
+    mutating func lateRunEnded(_ task: TaskID) {
+        machine.taskFinished(task)
+    }
+
+    /// `retry`'s delay after `failures` consecutive failures (1 for the first):
+    /// `initial * factor^(failures - 1)`, at most `maximum`.
+    static func backoff(afterFailures failures: Int, _ backoff: TaskConfiguration.Backoff) -> Duration {
+        let seconds = min(
+            Double(backoff.initial.nanosecondsClamped) / 1e9 * pow(backoff.factor, Double(failures - 1)),
+            Double(backoff.maximum.nanosecondsClamped) / 1e9)
+        return .nanoseconds(Int64(min(seconds * 1e9, 9.2e18)))
+    }
+
+    /// A uniformly random delay in `0...bound`.
+    static func jitter<Random: RandomNumberGenerator>(_ bound: Duration, _ random: inout Random) -> Duration {
+        let nanoseconds = bound.nanosecondsClamped
+        guard nanoseconds > 0 else { return .zero }
+        return .nanoseconds(Int64.random(in: 0...nanoseconds, using: &random))
+    }
+
+    private mutating func scheduleNow(_ name: String, now: Instant) -> [Action] {
+        guard let task = task(named: name) else { return [] }
+        return schedule(task, after: .zero, now: now)
+    }
+
+    private mutating func rescheduleByEvery<Random: RandomNumberGenerator>(
+        _ task: TaskID, _ configuration: TaskConfiguration, now: Instant, random: inout Random
+    ) -> [Action] {
+        guard let every = configuration.every, machine.next(task) == nil else { return [] }
+        return schedule(task, after: every + Self.jitter(configuration.jitter, &random), now: now)
+    }
+}

@@ -1,0 +1,252 @@
+import SmartPoll
+import SmartPollProtocol
+import Testing
+@testable import SmartPollSupervisor
+
+/// The built-in task hook and the scheduling rules, with plain numbers: no processes, sockets,
+/// clocks or sleeps.
+@Suite struct SupervisorPolicyTests {
+    typealias TaskID = SchedulerStateMachine.TaskID
+
+    /// A random source that always gives the same word: 1 makes every jitter 0, `.max` makes it
+    /// its whole bound (0 would loop for ever in the standard library's rejection sampling).
+    struct ConstantRandom: RandomNumberGenerator {
+        var word: UInt64
+        mutating func next() -> UInt64 { word }
+    }
+
+    static func at(_ seconds: Double) -> Instant { Instant(nanoseconds: Int64(seconds * 1e9)) }
+    static func instant(_ time: Timestamp) -> Instant { Instant(nanoseconds: time.nanosecondsSinceEpoch) }
+
+    static func configuration(_ tasks: [String: TaskConfiguration]) -> SupervisorConfiguration {
+        SupervisorConfiguration(file: "test.json", tasks: tasks)
+    }
+
+    static func task(_ configure: (inout TaskConfiguration) -> Void = { _ in }) -> TaskConfiguration {
+        var task = TaskConfiguration(command: ["true"])
+        configure(&task)
+        return task
+    }
+
+    /// A started policy (the loop running at t = 0) and the id of `name`.
+    static func started(_ tasks: [String: TaskConfiguration]) -> SupervisorPolicy {
+        var policy = SupervisorPolicy(configuration: configuration(tasks))
+        var random = ConstantRandom(word: 1)
+        _ = policy.loopStarted(now: at(0), random: &random)
+        return policy
+    }
+
+    /// Starts `name` at `time` (it must be the only task due) and returns its id.
+    static func run(_ name: String, _ policy: inout SupervisorPolicy, at time: Double) -> TaskID {
+        var starts: [(task: TaskID, due: Instant)] = []
+        _ = policy.advance(now: at(time), starts: &starts)
+        let task = policy.task(named: name)!
+        #expect(starts.map(\.task) == [task], "\(name) starts at \(time) s")
+        return task
+    }
+
+    static func end(
+        _ name: String, _ outcome: SupervisorPolicy.Report.Outcome, _ policy: inout SupervisorPolicy, at time: Double,
+        random: UInt64 = 1
+    ) -> [SupervisorPolicy.Action] {
+        let task = policy.task(named: name)!
+        var source = ConstantRandom(word: random)
+        let report = SupervisorPolicy.Report(task: task, outcome: outcome, configuration: policy.configurations[Int(task.index)])
+        return policy.runEnded(report, now: at(time), instant: instant, random: &source)
+    }
+
+    static func next(_ name: String, _ policy: SupervisorPolicy) -> Instant? {
+        policy.machine.next(policy.task(named: name)!)
+    }
+
+    @Test func loopStartSchedulesEveryTaskWithStartAndNothingElse() {
+        var policy = SupervisorPolicy(configuration: Self.configuration([
+            "a": Self.task { $0.start = .seconds(2) }, "b": Self.task(), "c": Self.task { $0.start = .zero },
+        ]))
+        var random = ConstantRandom(word: 1)
+        let actions = policy.loopStarted(now: Self.at(10), random: &random)
+        #expect(actions == [.scheduleChanged(policy.task(named: "a")!), .scheduleChanged(policy.task(named: "c")!)])
+        #expect(Self.next("a", policy) == Self.at(12))
+        #expect(Self.next("b", policy) == nil)
+        var starts: [(task: TaskID, due: Instant)] = []
+        let deadline = policy.advance(now: Self.at(10), starts: &starts)
+        #expect(starts.map(\.task) == [policy.task(named: "c")!])
+        #expect(deadline == Self.at(12), "the one timer is armed for a")
+    }
+
+    @Test func retryBacksOffExponentiallyUpToTheMaximumAndSuccessResetsIt() {
+        var policy = Self.started(["w": Self.task {
+            $0.start = .zero
+            $0.onFailure = .retry
+            $0.backoff = .init(initial: .seconds(1), maximum: .seconds(5), factor: 2)
+        }])
+        var time = 0.0
+        for expected in [1.0, 2, 4, 5, 5] {
+            _ = Self.run("w", &policy, at: time)
+            let actions = Self.end("w", .failed(reason: "exit 1"), &policy, at: time)
+            #expect(actions == [.scheduleChanged(policy.task(named: "w")!)])
+            #expect(Self.next("w", policy) == Self.at(time + expected), "after a failure at \(time) s")
+            time += expected
+        }
+        #expect(policy.consecutiveFailures == [5])
+        _ = Self.run("w", &policy, at: time)
+        _ = Self.end("w", .succeeded(changed: false, directives: []), &policy, at: time)
+        #expect(policy.consecutiveFailures == [0])
+        #expect(Self.next("w", policy) == nil, "no every: a success schedules nothing")
+    }
+
+    @Test func retryJitterAddsUpToItsBound() {
+        func delay(random: UInt64) -> Instant? {
+            var policy = Self.started(["w": Self.task {
+                $0.start = .zero
+                $0.onFailure = .retry
+                $0.jitter = .milliseconds(500)
+            }])
+            _ = Self.run("w", &policy, at: 0)
+            _ = Self.end("w", .failed(reason: "exit 1"), &policy, at: 0, random: random)
+            return Self.next("w", policy)
+        }
+        #expect(delay(random: 1) == Self.at(1), "initial backoff 1 s, no jitter")
+        #expect(delay(random: .max) == Self.at(1.5), "the whole jitter bound")
+        #expect(SupervisorPolicy.backoff(afterFailures: 60, .init()) == .seconds(300), "no overflow: capped at max")
+    }
+
+    @Test func maxRetriesEndsTheLoopAfterTheLastRetry() {
+        var policy = Self.started(["w": Self.task {
+            $0.start = .zero
+            $0.onFailure = .retry
+            $0.maximumRetries = 2
+        }])
+        var time = 0.0
+        for _ in 0..<2 {
+            _ = Self.run("w", &policy, at: time)
+            _ = Self.end("w", .failed(reason: "task w run 1 exited with status 1"), &policy, at: time)
+            time += 10
+        }
+        _ = Self.run("w", &policy, at: time)
+        let actions = Self.end("w", .failed(reason: "task w run 3 exited with status 1"), &policy, at: time)
+        #expect(actions == [.endLoop(error: "task w run 3 exited with status 1; gave up after 2 retries")])
+    }
+
+    @Test func fatalEndsTheLoopAndContinueReschedulesByEvery() {
+        var fatal = Self.started(["w": Self.task { $0.start = .zero; $0.every = .seconds(10) }])
+        _ = Self.run("w", &fatal, at: 0)
+        #expect(Self.end("w", .failed(reason: "boom"), &fatal, at: 1) == [.endLoop(error: "boom")])
+        #expect(Self.next("w", fatal) == nil, "no every after a fatal failure")
+
+        var carryOn = Self.started(["w": Self.task { $0.start = .zero; $0.every = .seconds(10); $0.onFailure = .continue }])
+        _ = Self.run("w", &carryOn, at: 0)
+        #expect(Self.end("w", .failed(reason: "boom"), &carryOn, at: 1) == [.scheduleChanged(carryOn.task(named: "w")!)])
+        #expect(Self.next("w", carryOn) == Self.at(11), "every counts from the end of the run")
+        #expect(carryOn.consecutiveFailures == [0], "continue keeps no retry count")
+    }
+
+    @Test func everyAfterSuccessUnlessSomethingElseScheduledTheTask() {
+        var policy = Self.started(["w": Self.task { $0.start = .zero; $0.every = .seconds(10); $0.jitter = .seconds(1) }])
+        _ = Self.run("w", &policy, at: 0)
+        _ = Self.end("w", .succeeded(changed: true, directives: []), &policy, at: 2, random: .max)
+        #expect(Self.next("w", policy) == Self.at(13), "every + the whole jitter, from the end")
+        _ = Self.run("w", &policy, at: 13)
+        let soon = Command.schedule(task: "w", when: .after(.seconds(3)), sooner: false)
+        _ = Self.end("w", .succeeded(changed: false, directives: [soon]), &policy, at: 14)
+        #expect(Self.next("w", policy) == Self.at(17), "the directive's schedule stands; every does not replace it")
+    }
+
+    @Test func cancelledRunAppliesOnlyEvery() {
+        var policy = Self.started([
+            "w": Self.task { $0.start = .zero; $0.every = .seconds(5); $0.onFailure = .retry; $0.onSuccess = ["p"] },
+            "p": Self.task(),
+        ])
+        _ = Self.run("w", &policy, at: 0)
+        let actions = Self.end("w", .cancelled, &policy, at: 1)
+        #expect(actions == [.scheduleChanged(policy.task(named: "w")!)])
+        #expect(Self.next("w", policy) == Self.at(6), "every, not the retry backoff")
+        #expect(Self.next("p", policy) == nil, "on_success does not fire")
+        #expect(policy.consecutiveFailures == [0, 0])
+    }
+
+    @Test func onChangeFiresOnlyForAChangedResultAndOnSuccessAlways() {
+        var policy = Self.started([
+            "w": Self.task { $0.start = .zero; $0.onChange = ["publish"]; $0.onSuccess = ["audit"] },
+            "publish": Self.task(), "audit": Self.task(),
+        ])
+        _ = Self.run("w", &policy, at: 0)
+        let first = Self.end("w", .succeeded(changed: true, directives: []), &policy, at: 1)
+        #expect(first == [.scheduleChanged(policy.task(named: "publish")!), .scheduleChanged(policy.task(named: "audit")!)])
+        #expect(Self.next("publish", policy) == Self.at(1))
+        #expect(Self.next("audit", policy) == Self.at(1))
+
+        var starts: [(task: TaskID, due: Instant)] = []
+        _ = policy.advance(now: Self.at(1), starts: &starts)
+        #expect(Set(starts.map(\.task)) == [policy.task(named: "publish")!, policy.task(named: "audit")!])
+        _ = Self.end("publish", .succeeded(changed: true, directives: []), &policy, at: 1)
+        _ = Self.end("audit", .succeeded(changed: true, directives: []), &policy, at: 1)
+        _ = policy.schedule(policy.task(named: "w")!, after: .zero, now: Self.at(2))
+        _ = Self.run("w", &policy, at: 2)
+        let same = Self.end("w", .succeeded(changed: false, directives: []), &policy, at: 3)
+        #expect(same == [.scheduleChanged(policy.task(named: "audit")!)], "an unchanged result triggers no on_change")
+        #expect(Self.next("publish", policy) == nil)
+    }
+
+    @Test func directivesApplyInOrderOnSuccessOnly() {
+        var policy = Self.started(["w": Self.task { $0.start = .zero }, "x": Self.task()])
+        let directives: [Command] = [
+            .schedule(task: "x", when: .after(.seconds(30)), sooner: false),
+            .schedule(task: "x", when: .after(.seconds(20)), sooner: true),
+            .schedule(task: "w", when: .at(Timestamp(nanosecondsSinceEpoch: 50_000_000_000)), sooner: false),
+        ]
+        _ = Self.run("w", &policy, at: 0)
+        _ = Self.end("w", .succeeded(changed: false, directives: directives), &policy, at: 1)
+        #expect(Self.next("x", policy) == Self.at(21), "sooner of 31 and 21")
+        #expect(Self.next("w", policy) == Self.at(50))
+        _ = policy.apply(.unschedule(task: "x"), now: Self.at(2), instant: Self.instant)
+        #expect(Self.next("x", policy) == nil)
+        #expect(policy.apply(.unschedule(task: "nope"), now: Self.at(2), instant: Self.instant) == nil)
+    }
+
+    @Test func aLateRunChangesNothingButLetsTheTaskRunAgain() {
+        var policy = Self.started(["w": Self.task { $0.start = .zero; $0.every = .seconds(1) }])
+        let task = Self.run("w", &policy, at: 0)
+        policy.loopEnded()
+        policy.lateRunEnded(task)
+        #expect(Self.next("w", policy) == nil, "no every from the late run")
+        #expect(policy.machine.runningCount == 0)
+        var random = ConstantRandom(word: 1)
+        _ = policy.loopStarted(now: Self.at(5), random: &random)
+        var starts: [(task: TaskID, due: Instant)] = []
+        _ = policy.advance(now: Self.at(5), starts: &starts)
+        #expect(starts.map(\.task) == [task], "free to start again")
+    }
+
+    @Test func reloadKeepsChangesAddsAndRemovesTasks() {
+        var policy = Self.started([
+            "keep": Self.task { $0.start = .seconds(5) },
+            "change": Self.task { $0.start = .zero; $0.onFailure = .retry },
+            "remove": Self.task { $0.start = .zero },
+        ])
+        var starts: [(task: TaskID, due: Instant)] = []
+        _ = policy.advance(now: Self.at(0), starts: &starts)
+        #expect(starts.count == 2, "change and remove are running")
+        _ = Self.end("change", .failed(reason: "exit 1"), &policy, at: 0)
+        _ = policy.advance(now: Self.at(0.5), starts: &starts)
+        #expect(policy.consecutiveFailures[Int(policy.task(named: "change")!.index)] == 1)
+
+        let plan = policy.reload(Self.configuration([
+            "added": Self.task { $0.start = .seconds(3) },
+            "change": Self.task { $0.start = .zero; $0.onFailure = .retry; $0.every = .seconds(7) },
+            "keep": Self.task { $0.start = .seconds(5) },
+        ]), now: Self.at(2))
+        #expect(plan.added == ["added"])
+        #expect(plan.changed == ["change"])
+        #expect(plan.removed == ["remove"])
+        #expect(plan.newIndex == [1, 2, nil], "old order change, keep, remove; new order added, change, keep")
+        #expect(plan.actions == [.scheduleChanged(policy.task(named: "added")!)], "only the added task's start")
+        #expect(policy.names == ["added", "change", "keep"])
+        #expect(Self.next("keep", policy) == Self.at(5), "a kept schedule stays")
+        #expect(Self.next("change", policy) == Self.at(1), "the backoff's schedule stays")
+        #expect(Self.next("added", policy) == Self.at(5))
+        #expect(policy.consecutiveFailures == [0, 1, 0], "retry state follows its task")
+        #expect(policy.configurations[1].every == .seconds(7), "the new definition")
+        #expect(policy.machine.runningCount == 0, "the removed task's run is no longer counted")
+    }
+}
