@@ -50,26 +50,30 @@ final class StateStore {
     }
 
     /// Creates the directory (0700, parents too) and `results/` when missing, and opens them.
-    /// Returns nil, or why it failed. Called again before each write until it succeeds.
-    func prepare() -> String? {
+    /// Called again before each write until it succeeds.
+    ///
+    /// - Throws: `.systemCallFailed`, with the sentence the log and `status` show, such as
+    ///   `cannot create /var/lib/smartpoll: Permission denied`.
+    func prepare() throws(SupervisorError) {
         if directoryDescriptor < 0 {
             let made = sp_make_directories(directory, 0o700)
-            guard made == 0 else { return "cannot create \(directory): \(SupervisorError.errorText(made))" }
+            guard made == 0 else { throw Self.failed("cannot create \(directory): \(SupervisorError.errorText(made))") }
             let descriptor = sp_open_directory(directory)
-            guard descriptor >= 0 else { return "cannot open \(directory): \(SupervisorError.errorText(errno))" }
+            guard descriptor >= 0 else {
+                throw Self.failed("cannot open \(directory): \(SupervisorError.errorText(errno))")
+            }
             directoryDescriptor = descriptor
         }
         if resultsDescriptor < 0 {
             if mkdirat(directoryDescriptor, StateStore.resultsName, 0o700) != 0 && errno != EEXIST {
-                return "cannot create \(directory)/\(StateStore.resultsName): \(SupervisorError.errorText(errno))"
+                throw Self.failed("cannot create \(directory)/\(StateStore.resultsName): \(SupervisorError.errorText(errno))")
             }
             let descriptor = openat(directoryDescriptor, StateStore.resultsName, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard descriptor >= 0 else {
-                return "cannot open \(directory)/\(StateStore.resultsName): \(SupervisorError.errorText(errno))"
+                throw Self.failed("cannot open \(directory)/\(StateStore.resultsName): \(SupervisorError.errorText(errno))")
             }
             resultsDescriptor = descriptor
         }
-        return nil
     }
 
     /// Takes the directory's lock, waiting up to `patience` for a supervisor that is exiting.
@@ -148,7 +152,11 @@ final class StateStore {
                 if sp_renameat(directoryDescriptor, StateStore.resultsName, target) == 0 {
                     note += " and \(directory)/\(StateStore.resultsName) to \(directory)/\(target)"
                 }
-                if let problem = prepare() { loaded.notes.append((.error, problem)) }
+                do throws(SupervisorError) {
+                    try prepare()
+                } catch {
+                    loaded.notes.append((.error, error.message))
+                }
             }
             loaded.notes.append((.error, note + "; starting without saved state"))
             return loaded
@@ -236,15 +244,18 @@ final class StateStore {
     // MARK: Saving
 
     /// Writes `state` durably: new result files first (each fsynced, then the folder), then
-    /// `state.json` atomically; then deletes the result files it no longer names. Returns nil,
-    /// or why it failed (the previous state file is then still in place and whole).
-    func save(_ state: SavedState, pid: Int32) -> String? {
-        if let problem = prepare() { return problem }
+    /// `state.json` atomically; then deletes the result files it no longer names.
+    ///
+    /// - Throws: `.systemCallFailed`, with the sentence the log and `status` show, such as
+    ///   `cannot create /var/lib/smartpoll/state.json.tmp: No space left on device`. The
+    ///   previous state file is then still in place and whole.
+    func save(_ state: SavedState, pid: Int32) throws(SupervisorError) {
+        try prepare()
         var references: [String: SavedStateFormat.ResultReference] = [:]
         // Result files written by this call: no state file names them until the rename, so a
         // failure deletes them again.
         var written: [String] = []
-        func abandon(_ problem: String) -> String {
+        func abandon(_ problem: SupervisorError) -> SupervisorError {
             for file in written { unlinkat(resultsDescriptor, file, 0) }
             return problem
         }
@@ -259,14 +270,16 @@ final class StateStore {
             let error = result.output.withUnsafeBytes { buffer in
                 sp_write_file_synced(resultsDescriptor, file, buffer.baseAddress, buffer.count, &step)
             }
-            guard error == 0 else { return abandon(failure("\(StateStore.resultsName)/\(file)", step: step, error: error)) }
+            guard error == 0 else { throw abandon(failure("\(StateStore.resultsName)/\(file)", step: step, error: error)) }
             references[name] = SavedStateFormat.ResultReference(
                 file: file, size: result.output.count, checksum: SavedStateFormat.checksum(result.output))
             written.append(file)
         }
         if !written.isEmpty {
             let error = sp_fsync(resultsDescriptor)
-            guard error == 0 else { return abandon(failure(StateStore.resultsName, step: Int32(SP_FILE_STEP_FSYNC_DIRECTORY), error: error)) }
+            guard error == 0 else {
+                throw abandon(failure(StateStore.resultsName, step: Int32(SP_FILE_STEP_FSYNC_DIRECTORY), error: error))
+            }
         }
         let bytes = SavedStateFormat.encode(state, resultFiles: references, written: Timestamp.now(), pid: pid)
         var step: Int32 = 0
@@ -277,21 +290,24 @@ final class StateStore {
         guard error == 0 else {
             let problem = failure(step == Int32(SP_FILE_STEP_RENAME) || step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY)
                                   ? StateStore.stateName : StateStore.temporaryName, step: step, error: error)
-            guard step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY) else { return abandon(problem) }
+            guard step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY) else { throw abandon(problem) }
             // Renamed, but not flushed: the new state file names the new results (they must not
             // be written again), and the old one may come back after a crash (its results stay).
             obsoleteFiles.formUnion(durableFiles.values.map(\.file).filter { !kept.contains($0) })
             durableFiles = references
-            return problem
+            throw problem
         }
         obsoleteFiles.formUnion(durableFiles.values.map(\.file))
         for file in obsoleteFiles.subtracting(kept) { unlinkat(resultsDescriptor, file, 0) }
         obsoleteFiles = []
         durableFiles = references
-        return nil
     }
 
-    private func failure(_ file: String, step: Int32, error: Int32) -> String {
+    private static func failed(_ message: String) -> SupervisorError {
+        SupervisorError(code: .systemCallFailed, message: message)
+    }
+
+    private func failure(_ file: String, step: Int32, error: Int32) -> SupervisorError {
         let action: String
         switch Int(step) {
         case Int(SP_FILE_STEP_OPEN): action = "create"
@@ -302,7 +318,7 @@ final class StateStore {
         case Int(SP_FILE_STEP_FSYNC_DIRECTORY): action = "flush (fsync) the folder of"
         default: action = "write"
         }
-        return "cannot \(action) \(directory)/\(file): \(SupervisorError.errorText(error))"
+        return Self.failed("cannot \(action) \(directory)/\(file): \(SupervisorError.errorText(error))")
     }
 }
 
