@@ -177,7 +177,8 @@ private func sample() -> SavedState {
         // `state` is a plain file, so no folder can be made inside it.
         _ = FileManager.default.createFile(atPath: folder.state, contents: Data())
         let store = StateStore(directory: folder.state + "/inner")
-        let expected = SupervisorError(code: .systemCallFailed, message: "cannot create \(folder.state)/inner: Not a directory")
+        let expected = SupervisorError(
+            code: .systemCallFailed, message: "cannot create \(folder.state)/inner: Not a directory")
         #expect(throws: expected) { try store.prepare() }
         #expect(throws: expected) { try store.save(sample(), pid: 1) }
     }
