@@ -31,10 +31,13 @@ let package = Package(
             name: "smartpoll-bench",
             dependencies: ["SmartPoll", "SmartPollProtocol"]
         ),
-        .testTarget(name: "SmartPollTests", dependencies: ["SmartPoll"]),
+        // What the test targets and the fuzz targets share (a seeded generator); a plain target
+        // because a test target cannot be depended on. No product names it, so nothing shipped links it.
+        .target(name: "SmartPollTestSupport", path: "Tests/SmartPollTestSupport"),
+        .testTarget(name: "SmartPollTests", dependencies: ["SmartPoll", "SmartPollTestSupport"]),
         .testTarget(
             name: "SmartPollProtocolTests",
-            dependencies: ["SmartPollProtocol"],
+            dependencies: ["SmartPollProtocol", "SmartPollTestSupport"],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -46,7 +49,9 @@ let package = Package(
         .testTarget(
             name: "SmartPollCtlTests",
             // End to end: the real binaries, driven through their command lines and the socket.
-            dependencies: ["SmartPollClient", "SmartPollProtocol", "smartpoll-supervisor", "smartpollctl"]
+            dependencies: [
+                "SmartPollClient", "SmartPollProtocol", "SmartPollTestSupport", "smartpoll-supervisor", "smartpollctl",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]
@@ -56,7 +61,11 @@ let package = Package(
 // -sanitize=fuzzer. Their properties are in the test targets (linked into contrib/fuzz).
 if Context.environment["SMARTPOLL_FUZZ"] == "1" {
     package.targets += [
-        .executableTarget(name: "smartpoll-fuzz-protocol", dependencies: ["SmartPollProtocol"], path: "contrib/fuzz/protocol"),
+        .executableTarget(
+            name: "smartpoll-fuzz-protocol",
+            dependencies: ["SmartPollProtocol", "SmartPollTestSupport"],
+            path: "contrib/fuzz/protocol"
+        ),
         .executableTarget(name: "smartpoll-fuzz-config", dependencies: ["SmartPollSupervisor"], path: "contrib/fuzz/config"),
     ]
 }

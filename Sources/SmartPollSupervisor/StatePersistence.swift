@@ -24,8 +24,11 @@ final class StatePersistence {
     /// The last successful write.
     var saved: Timestamp?
     /// Why writes fail, while they do; and since when.
-    var error: String?
+    var failure: SupervisorError?
     var failingSince: Timestamp?
+    /// The failure's sentence, word for word as the log, `status`'s `state_file` and systemd's
+    /// `STATUS=` show it; nil while writes succeed.
+    var error: String? { failure?.message }
     var retryDelay: Duration = .seconds(1)
     var retryAt: Int64?
     /// Restored from the state file at start: when each task is next due, applied when the

@@ -50,26 +50,27 @@ final class StateStore {
     }
 
     /// Creates the directory (0700, parents too) and `results/` when missing, and opens them.
-    /// Returns nil, or why it failed. Called again before each write until it succeeds.
-    func prepare() -> String? {
+    /// Called again before each write until it succeeds.
+    ///
+    /// - Throws: `.systemCallFailed`, with the sentence the log and `status` show, such as
+    ///   `cannot create /var/lib/smartpoll: Permission denied`.
+    func prepare() throws(SupervisorError) {
         if directoryDescriptor < 0 {
             let made = sp_make_directories(directory, 0o700)
-            guard made == 0 else { return "cannot create \(directory): \(SupervisorError.errorText(made))" }
+            guard made == 0 else { throw Self.failed("cannot create", directory, errno: made) }
             let descriptor = sp_open_directory(directory)
-            guard descriptor >= 0 else { return "cannot open \(directory): \(SupervisorError.errorText(errno))" }
+            guard descriptor >= 0 else { throw Self.failed("cannot open", directory, errno: errno) }
             directoryDescriptor = descriptor
         }
         if resultsDescriptor < 0 {
+            let results = directory + "/" + StateStore.resultsName
             if mkdirat(directoryDescriptor, StateStore.resultsName, 0o700) != 0 && errno != EEXIST {
-                return "cannot create \(directory)/\(StateStore.resultsName): \(SupervisorError.errorText(errno))"
+                throw Self.failed("cannot create", results, errno: errno)
             }
             let descriptor = openat(directoryDescriptor, StateStore.resultsName, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard descriptor >= 0 else {
-                return "cannot open \(directory)/\(StateStore.resultsName): \(SupervisorError.errorText(errno))"
-            }
+            guard descriptor >= 0 else { throw Self.failed("cannot open", results, errno: errno) }
             resultsDescriptor = descriptor
         }
-        return nil
     }
 
     /// Takes the directory's lock, waiting up to `patience` for a supervisor that is exiting.
@@ -93,7 +94,8 @@ final class StateStore {
             if sp_monotonic_ns() >= deadline {
                 throw SupervisorError(
                     code: .systemCallFailed,
-                    message: "another supervisor uses the state directory \(directory) (\(directory)/\(StateStore.lockName) is locked)")
+                    message: "another supervisor uses the state directory \(directory) "
+                        + "(\(directory)/\(StateStore.lockName) is locked)")
             }
             usleep(20_000)
         }
@@ -117,11 +119,13 @@ final class StateStore {
         var loaded = Loaded()
         guard directoryDescriptor >= 0 else { return loaded }
         if unlinkat(directoryDescriptor, StateStore.temporaryName, 0) == 0 {
-            loaded.notes.append((.info, "removed \(directory)/\(StateStore.temporaryName), left by a write that was interrupted"))
+            let file = directory + "/" + StateStore.temporaryName
+            loaded.notes.append((.info, "removed \(file), left by a write that was interrupted"))
         }
         var pointer: UnsafeMutableRawPointer?
         var length = 0
-        let error = sp_read_file(directoryDescriptor, StateStore.stateName, StateStore.maximumStateSize, &pointer, &length)
+        let error = sp_read_file(
+            directoryDescriptor, StateStore.stateName, StateStore.maximumStateSize, &pointer, &length)
         if error == ENOENT {
             loaded.notes.append((.info, "no saved state in \(directory) yet; starting afresh"))
             collectGarbage(keeping: [], notes: &loaded.notes)
@@ -134,12 +138,15 @@ final class StateStore {
         }
         let decoded: (SavedState, [String: SavedStateFormat.ResultReference])
         do throws(SavedStateFormat.Problem) {
-            guard error == 0 else { throw SavedStateFormat.Problem(message: "cannot read it: \(SupervisorError.errorText(error))") }
+            guard error == 0 else {
+                throw SavedStateFormat.Problem(message: "cannot read it: \(SupervisorError.errorText(error))")
+            }
             decoded = try SavedStateFormat.decode(bytes)
         } catch let problem {
             let stamp = Timestamp.now().formatted().replacingColons()
-            var note = moveAside(StateStore.stateName, in: directoryDescriptor, folder: directory, because: problem.message,
-                                 suffix: ".corrupt-" + stamp)
+            var note = moveAside(
+                StateStore.stateName, in: directoryDescriptor, folder: directory, because: problem.message,
+                suffix: ".corrupt-" + stamp)
             // The result files it named go with it, kept for whoever looks into it.
             if resultsDescriptor >= 0 {
                 close(resultsDescriptor)
@@ -148,7 +155,11 @@ final class StateStore {
                 if sp_renameat(directoryDescriptor, StateStore.resultsName, target) == 0 {
                     note += " and \(directory)/\(StateStore.resultsName) to \(directory)/\(target)"
                 }
-                if let problem = prepare() { loaded.notes.append((.error, problem)) }
+                do throws(SupervisorError) {
+                    try prepare()
+                } catch {
+                    loaded.notes.append((.error, error.message))
+                }
             }
             loaded.notes.append((.error, note + "; starting without saved state"))
             return loaded
@@ -162,12 +173,15 @@ final class StateStore {
             case .failure(let problem):
                 state.tasks[name]?.result = nil
                 references[name] = nil
-                let file = "\(StateStore.resultsName)/\(reference.file)"
+                let folder = directory + "/" + StateStore.resultsName
                 if problem.moveAside {
-                    loaded.notes.append((.error, moveAside(reference.file, in: resultsDescriptor, folder: "\(directory)/\(StateStore.resultsName)",
-                                                           because: problem.message, suffix: ".corrupt") + "; task \(name) starts without its result"))
+                    let note = moveAside(
+                        reference.file, in: resultsDescriptor, folder: folder, because: problem.message,
+                        suffix: ".corrupt")
+                    loaded.notes.append((.error, note + "; task \(name) starts without its result"))
                 } else {
-                    loaded.notes.append((.error, "the result of task \(name) is lost: \(directory)/\(file) \(problem.message)"))
+                    let file = folder + "/" + reference.file
+                    loaded.notes.append((.error, "the result of task \(name) is lost: \(file) \(problem.message)"))
                 }
             }
         }
@@ -182,36 +196,44 @@ final class StateStore {
     }
 
     private func readResult(_ reference: SavedStateFormat.ResultReference) -> Result<[UInt8], ResultProblem> {
-        guard resultsDescriptor >= 0 else { return .failure(ResultProblem(message: "cannot be opened", moveAside: false)) }
+        guard resultsDescriptor >= 0 else {
+            return .failure(ResultProblem(message: "cannot be opened", moveAside: false))
+        }
         var pointer: UnsafeMutableRawPointer?
         var length = 0
         let error = sp_read_file(resultsDescriptor, reference.file, StateStore.maximumResultSize, &pointer, &length)
         guard error == 0, let pointer else {
-            return .failure(ResultProblem(message: error == ENOENT ? "is missing" : "cannot be read: \(SupervisorError.errorText(error))",
-                                          moveAside: error != ENOENT))
+            let message = error == ENOENT ? "is missing" : "cannot be read: \(SupervisorError.errorText(error))"
+            return .failure(ResultProblem(message: message, moveAside: error != ENOENT))
         }
         let bytes = Array(UnsafeRawBufferPointer(start: pointer, count: length))
         free(pointer)
         guard bytes.count == reference.size, SavedStateFormat.checksum(bytes) == reference.checksum else {
-            return .failure(ResultProblem(message: "does not match the state file (\(bytes.count) bytes, \(reference.size) expected, or a different checksum)",
-                                          moveAside: true))
+            let sizes = "\(bytes.count) bytes, \(reference.size) expected"
+            let message = "does not match the state file (\(sizes), or a different checksum)"
+            return .failure(ResultProblem(message: message, moveAside: true))
         }
         return .success(bytes)
     }
 
     /// Renames a file that cannot be used out of the way, and says so in one line.
-    private func moveAside(_ name: String, in descriptor: Int32, folder: String, because reason: String,
-                           suffix: String? = nil) -> String {
+    private func moveAside(
+        _ name: String, in descriptor: Int32, folder: String, because reason: String, suffix: String? = nil
+    ) -> String {
         let target = name + (suffix ?? ".corrupt-" + Timestamp.now().formatted().replacingColons())
         let renamed = sp_renameat(descriptor, name, target)
         guard renamed == 0 else {
-            return "\(folder)/\(name) is unusable (\(reason)) and could not be moved aside (\(SupervisorError.errorText(renamed))); it will be replaced"
+            let why = SupervisorError.errorText(renamed)
+            return "\(folder)/\(name) is unusable (\(reason)) and could not be moved aside (\(why)); "
+                + "it will be replaced"
         }
         return "\(folder)/\(name) is unusable (\(reason)); moved it aside to \(folder)/\(target)"
     }
 
     /// Deletes result files that no state file names (left by writes that were interrupted).
-    private func collectGarbage(keeping kept: Set<String>, notes: inout [(level: SupervisorLog.Level, message: String)]) {
+    private func collectGarbage(
+        keeping kept: Set<String>, notes: inout [(level: SupervisorLog.Level, message: String)]
+    ) {
         guard resultsDescriptor >= 0 else { return }
         let duplicate = dup(resultsDescriptor)
         guard duplicate >= 0, let stream = fdopendir(duplicate) else {
@@ -229,22 +251,26 @@ final class StateStore {
             if unlinkat(resultsDescriptor, name, 0) == 0 { removed += 1 }
         }
         if removed > 0 {
-            notes.append((.info, "removed \(removed) result file\(removed == 1 ? "" : "s") no state file names (left by interrupted writes)"))
+            let files = "\(removed) result file\(removed == 1 ? "" : "s")"
+            notes.append((.info, "removed \(files) no state file names (left by interrupted writes)"))
         }
     }
 
     // MARK: Saving
 
     /// Writes `state` durably: new result files first (each fsynced, then the folder), then
-    /// `state.json` atomically; then deletes the result files it no longer names. Returns nil,
-    /// or why it failed (the previous state file is then still in place and whole).
-    func save(_ state: SavedState, pid: Int32) -> String? {
-        if let problem = prepare() { return problem }
+    /// `state.json` atomically; then deletes the result files it no longer names.
+    ///
+    /// - Throws: `.systemCallFailed`, with the sentence the log and `status` show, such as
+    ///   `cannot create /var/lib/smartpoll/state.json.tmp: No space left on device`. The
+    ///   previous state file is then still in place and whole.
+    func save(_ state: SavedState, pid: Int32) throws(SupervisorError) {
+        try prepare()
         var references: [String: SavedStateFormat.ResultReference] = [:]
         // Result files written by this call: no state file names them until the rename, so a
         // failure deletes them again.
         var written: [String] = []
-        func abandon(_ problem: String) -> String {
+        func abandon(_ problem: SupervisorError) -> SupervisorError {
             for file in written { unlinkat(resultsDescriptor, file, 0) }
             return problem
         }
@@ -259,39 +285,50 @@ final class StateStore {
             let error = result.output.withUnsafeBytes { buffer in
                 sp_write_file_synced(resultsDescriptor, file, buffer.baseAddress, buffer.count, &step)
             }
-            guard error == 0 else { return abandon(failure("\(StateStore.resultsName)/\(file)", step: step, error: error)) }
+            guard error == 0 else {
+                throw abandon(failure("\(StateStore.resultsName)/\(file)", step: step, error: error))
+            }
             references[name] = SavedStateFormat.ResultReference(
                 file: file, size: result.output.count, checksum: SavedStateFormat.checksum(result.output))
             written.append(file)
         }
         if !written.isEmpty {
             let error = sp_fsync(resultsDescriptor)
-            guard error == 0 else { return abandon(failure(StateStore.resultsName, step: Int32(SP_FILE_STEP_FSYNC_DIRECTORY), error: error)) }
+            guard error == 0 else {
+                throw abandon(failure(StateStore.resultsName, step: Int32(SP_FILE_STEP_FSYNC_DIRECTORY), error: error))
+            }
         }
         let bytes = SavedStateFormat.encode(state, resultFiles: references, written: Timestamp.now(), pid: pid)
         var step: Int32 = 0
         let error = bytes.withUnsafeBytes { buffer in
-            sp_replace_file(directoryDescriptor, StateStore.temporaryName, StateStore.stateName, buffer.baseAddress, buffer.count, &step)
+            sp_replace_file(
+                directoryDescriptor, StateStore.temporaryName, StateStore.stateName, buffer.baseAddress, buffer.count,
+                &step)
         }
         let kept = Set(references.values.map(\.file))
         guard error == 0 else {
-            let problem = failure(step == Int32(SP_FILE_STEP_RENAME) || step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY)
-                                  ? StateStore.stateName : StateStore.temporaryName, step: step, error: error)
-            guard step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY) else { return abandon(problem) }
+            let namesStateFile = step == Int32(SP_FILE_STEP_RENAME) || step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY)
+            let file = namesStateFile ? StateStore.stateName : StateStore.temporaryName
+            let problem = failure(file, step: step, error: error)
+            guard step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY) else { throw abandon(problem) }
             // Renamed, but not flushed: the new state file names the new results (they must not
             // be written again), and the old one may come back after a crash (its results stay).
             obsoleteFiles.formUnion(durableFiles.values.map(\.file).filter { !kept.contains($0) })
             durableFiles = references
-            return problem
+            throw problem
         }
         obsoleteFiles.formUnion(durableFiles.values.map(\.file))
         for file in obsoleteFiles.subtracting(kept) { unlinkat(resultsDescriptor, file, 0) }
         obsoleteFiles = []
         durableFiles = references
-        return nil
     }
 
-    private func failure(_ file: String, step: Int32, error: Int32) -> String {
+    /// `.systemCallFailed`, as `cannot open PATH: strerror(errno)`.
+    private static func failed(_ action: String, _ path: String, errno code: Int32) -> SupervisorError {
+        SupervisorError(code: .systemCallFailed, message: "\(action) \(path): \(SupervisorError.errorText(code))")
+    }
+
+    private func failure(_ file: String, step: Int32, error: Int32) -> SupervisorError {
         let action: String
         switch Int(step) {
         case Int(SP_FILE_STEP_OPEN): action = "create"
@@ -302,7 +339,7 @@ final class StateStore {
         case Int(SP_FILE_STEP_FSYNC_DIRECTORY): action = "flush (fsync) the folder of"
         default: action = "write"
         }
-        return "cannot \(action) \(directory)/\(file): \(SupervisorError.errorText(error))"
+        return Self.failed("cannot \(action)", directory + "/" + file, errno: error)
     }
 }
 

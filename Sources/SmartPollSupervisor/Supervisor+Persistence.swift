@@ -24,8 +24,10 @@ extension Supervisor {
     func restoreState() throws(SupervisorError) {
         guard let persistence else { return }
         let store = persistence.store
-        if let problem = store.prepare() {
-            recordStateFailure(problem)
+        do {
+            try store.prepare()
+        } catch {
+            recordStateFailure(error)
             scheduleSave(urgent: false)
             return
         }
@@ -156,21 +158,22 @@ extension Supervisor {
             persistence.timerDeadline = nil
         }
         persistence.lastWriteStarted = loop.now
-        if let problem = persistence.store.save(savedState(), pid: getpid()) {
-            recordStateFailure(problem)
-            if !isShuttingDown { scheduleSave(urgent: false) }
-        } else {
+        do {
+            try persistence.store.save(savedState(), pid: getpid())
             if let failingSince = persistence.failingSince {
                 log.write(.info, "state: saved again after failing since \(failingSince.formatted())", [("file", persistence.store.statePath)])
             }
             let recovered = persistence.error != nil
             persistence.isDirty = false
             persistence.saved = Timestamp.now()
-            persistence.error = nil
+            persistence.failure = nil
             persistence.failingSince = nil
             persistence.retryAt = nil
             persistence.retryDelay = .seconds(1)
             if recovered { notifyStatus() }
+        } catch {
+            recordStateFailure(error)
+            if !isShuttingDown { scheduleSave(urgent: false) }
         }
         let waiters = persistence.waiters
         persistence.waiters = []
@@ -178,14 +181,14 @@ extension Supervisor {
     }
 
     /// A write failed: logged when the reason changes, shown in `status`, retried later.
-    private func recordStateFailure(_ problem: String) {
+    private func recordStateFailure(_ problem: SupervisorError) {
         guard let persistence else { return }
-        if persistence.error != problem {
-            log.write(.error, "state: \(problem); the supervisor keeps running without saving, and retries")
+        if persistence.failure != problem {
+            log.write(.error, "state: \(problem.message); the supervisor keeps running without saving, and retries")
         }
         let first = persistence.failingSince == nil
         if first { persistence.failingSince = Timestamp.now() }
-        persistence.error = problem
+        persistence.failure = problem
         persistence.isDirty = true
         persistence.retryAt = loop.now + persistence.retryDelay.nanosecondsClamped
         persistence.retryDelay = min(persistence.retryDelay * 2, StatePersistence.longestRetryDelay)

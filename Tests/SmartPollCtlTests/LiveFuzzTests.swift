@@ -1,5 +1,6 @@
 import Foundation
 import SmartPollProtocol
+import SmartPollTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -261,22 +262,15 @@ final class Tally: @unchecked Sendable {
 
 /// Seeded random lines: valid requests and directives, their mutations, splices and noise.
 struct Mutator {
-    private var state: UInt64
+    private var random: SplitMix64
     let seeds: [[UInt8]]
 
     init(seed: UInt64, seeds: [[UInt8]]) {
-        state = seed
+        random = SplitMix64(seed: seed)
         self.seeds = seeds
     }
 
-    /// SplitMix64.
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { random.next() }
 
     /// The golden request fixtures but `shutdown` (which would end the test), and requests
     /// made for the tasks and hooks of ``LiveFuzzTests/configuration``.

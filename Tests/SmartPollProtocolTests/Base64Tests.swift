@@ -1,5 +1,6 @@
 import Testing
 import SmartPollProtocol
+import SmartPollTestSupport
 
 @Suite("Base64")
 struct Base64Tests {

@@ -1,4 +1,5 @@
 import SmartPollProtocol
+import SmartPollTestSupport
 
 /// What every input must satisfy, for the coverage-guided fuzzer (`make fuzz`, which compiles
 /// this file into `contrib/fuzz/protocol` through a symbolic link) and for the regression
@@ -15,15 +16,14 @@ public enum ProtocolFuzzOracle {
     public static func check(_ input: UnsafeRawBufferPointer) -> String? {
         guard input.count >= 2 else { return nil }
         let limit = input[0] < 128 ? 1 << 20 : 16 + Int(input[0] & 63)
-        var seed = UInt64(input[1]) &+ 0x9E37_79B9_7F4A_7C15
+        var random = SplitMix64(seed: UInt64(input[1]))
         let stream = UnsafeRawBufferPointer(rebasing: input[2...])
 
         var framer = LineFramer(maximumLineLength: limit)
         var frames: [LineFramer.Frame] = []
         var offset = 0
         while offset < stream.count {
-            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            let size = 1 + Int((seed >> 33) % 97)
+            let size = 1 + Int(random.next() % 97)
             let end = min(stream.count, offset + size)
             framer.append(UnsafeRawBufferPointer(rebasing: stream[offset..<end]))
             while let frame = framer.next() { frames.append(frame) }

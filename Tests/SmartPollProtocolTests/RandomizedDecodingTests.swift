@@ -1,5 +1,6 @@
 import Testing
 import SmartPollProtocol
+import SmartPollTestSupport
 
 @Suite("Randomized decoding")
 struct RandomizedDecodingTests {

@@ -53,14 +53,14 @@ private func sample() -> SavedState {
     @Test func savedStateComesBackWhole() throws {
         let folder = try ScratchFolder()
         let store = StateStore(directory: folder.state)
-        #expect(store.prepare() == nil)
-        #expect(store.save(sample(), pid: 1) == nil)
+        try store.prepare()
+        try store.save(sample(), pid: 1)
         #expect(folder.names() == ["results", "state.json"])
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
         #expect(folder.bytes("results/binary.v2:x@y.41") == [0, 0xFF, 0xC3, 10], "results are stored raw")
 
         let reader = StateStore(directory: folder.state)
-        #expect(reader.prepare() == nil)
+        try reader.prepare()
         let loaded = reader.load()
         #expect(loaded.state == sample())
         #expect(loaded.notes.allSatisfy { $0.level == .info })
@@ -70,17 +70,17 @@ private func sample() -> SavedState {
         let folder = try ScratchFolder()
         let store = StateStore(directory: folder.state)
         var state = sample()
-        #expect(store.save(state, pid: 1) == nil)
+        try store.save(state, pid: 1)
         // A save that rewrote the file would change its modification time.
         let before = try FileManager.default.attributesOfItem(atPath: folder.state + "/results/text.39")[.modificationDate] as? Date
         state.tasks["binary.v2:x@y"]!.result = TaskResult(task: "binary.v2:x@y", run: 50, time: time, output: [1], truncated: false)
         state.tasks["text"]!.runs += 1
-        #expect(store.save(state, pid: 1) == nil)
+        try store.save(state, pid: 1)
         #expect(folder.names("/results") == ["binary.v2:x@y.50", "text.39"], "the superseded result file is deleted")
         let after = try FileManager.default.attributesOfItem(atPath: folder.state + "/results/text.39")[.modificationDate] as? Date
         #expect(before == after, "an unchanged result is not written again")
         state.tasks["text"] = nil
-        #expect(store.save(state, pid: 1) == nil)
+        try store.save(state, pid: 1)
         #expect(folder.names("/results") == ["binary.v2:x@y.50"], "a dropped task's result goes")
     }
 
@@ -95,10 +95,10 @@ private func sample() -> SavedState {
     func anUnusableStateFileIsMovedAsideWithItsResultsAndNeverDeleted(text: String, reason: String) throws {
         let folder = try ScratchFolder()
         let store = StateStore(directory: folder.state)
-        #expect(store.save(sample(), pid: 1) == nil)
+        try store.save(sample(), pid: 1)
         folder.write("state.json", Array(text.utf8))
         let reader = StateStore(directory: folder.state)
-        #expect(reader.prepare() == nil)
+        try reader.prepare()
         let loaded = reader.load()
         #expect(loaded.state == nil)
         let errors = loaded.notes.filter { $0.level == .error }.map(\.message)
@@ -112,15 +112,15 @@ private func sample() -> SavedState {
         #expect(folder.names("/" + results) == ["binary.v2:x@y.41", "text.39"], "its results are kept with it")
         #expect(names.contains("results") && folder.names("/results").isEmpty, "a fresh results folder for the new state")
         // And the supervisor goes on saving.
-        #expect(reader.save(sample(), pid: 1) == nil)
+        try reader.save(sample(), pid: 1)
     }
 
     @Test func aResultFileThatDoesNotMatchIsMovedAsideAndOnlyThatResultIsLost() throws {
         let folder = try ScratchFolder()
-        #expect(StateStore(directory: folder.state).save(sample(), pid: 1) == nil)
+        try StateStore(directory: folder.state).save(sample(), pid: 1)
         folder.write("results/text.39", Array("hallo\n".utf8))
         let reader = StateStore(directory: folder.state)
-        #expect(reader.prepare() == nil)
+        try reader.prepare()
         let loaded = reader.load()
         let state = try #require(loaded.state)
         #expect(state.tasks["text"]?.result == nil)
@@ -133,11 +133,11 @@ private func sample() -> SavedState {
 
     @Test func leftoversOfAnInterruptedWriteAreRemoved() throws {
         let folder = try ScratchFolder()
-        #expect(StateStore(directory: folder.state).save(sample(), pid: 1) == nil)
+        try StateStore(directory: folder.state).save(sample(), pid: 1)
         folder.write("state.json.tmp", Array("{\"format\":".utf8))
         folder.write("results/text.40", Array("half".utf8))
         let reader = StateStore(directory: folder.state)
-        #expect(reader.prepare() == nil)
+        try reader.prepare()
         let loaded = reader.load()
         #expect(loaded.state == sample())
         #expect(folder.names() == ["results", "state.json"])
@@ -149,21 +149,23 @@ private func sample() -> SavedState {
     @Test func aFailedWriteSaysWhyAndLeavesThePreviousStateWhole() throws {
         let folder = try ScratchFolder()
         let store = StateStore(directory: folder.state)
-        #expect(store.save(sample(), pid: 1) == nil)
+        try store.save(sample(), pid: 1)
         let previous = folder.bytes("state.json")
         // A directory where the temporary file goes: creating it fails (EISDIR), even for root.
         try FileManager.default.createDirectory(atPath: folder.state + "/state.json.tmp", withIntermediateDirectories: false)
         var changed = sample()
         changed.lastRunID = 99
         changed.tasks["text"]!.result = TaskResult(task: "text", run: 60, time: time, output: [1, 2], truncated: false)
-        let problem = try #require(store.save(changed, pid: 1))
-        #expect(problem == "cannot create \(folder.state)/state.json.tmp: Is a directory")
+        #expect(throws: SupervisorError(code: .systemCallFailed,
+                                        message: "cannot create \(folder.state)/state.json.tmp: Is a directory")) {
+            try store.save(changed, pid: 1)
+        }
         #expect(folder.bytes("state.json") == previous)
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"], "the result file no state file names is gone")
         try FileManager.default.removeItem(atPath: folder.state + "/state.json.tmp")
-        #expect(store.save(changed, pid: 1) == nil)
+        try store.save(changed, pid: 1)
         let reader = StateStore(directory: folder.state)
-        #expect(reader.prepare() == nil)
+        try reader.prepare()
         let reloaded = reader.load().state
         #expect(reloaded?.lastRunID == 99)
         #expect(reloaded?.tasks["text"]?.result?.output == [1, 2])
@@ -175,17 +177,19 @@ private func sample() -> SavedState {
         // `state` is a plain file, so no folder can be made inside it.
         _ = FileManager.default.createFile(atPath: folder.state, contents: Data())
         let store = StateStore(directory: folder.state + "/inner")
-        #expect(store.prepare() == "cannot create \(folder.state)/inner: Not a directory")
-        #expect(store.save(sample(), pid: 1) == "cannot create \(folder.state)/inner: Not a directory")
+        let expected = SupervisorError(
+            code: .systemCallFailed, message: "cannot create \(folder.state)/inner: Not a directory")
+        #expect(throws: expected) { try store.prepare() }
+        #expect(throws: expected) { try store.save(sample(), pid: 1) }
     }
 
     @Test func twoStoresCannotLockOneFolder() throws {
         let folder = try ScratchFolder()
         let first = StateStore(directory: folder.state)
-        #expect(first.prepare() == nil)
+        try first.prepare()
         try first.lock()
         let second = StateStore(directory: folder.state)
-        #expect(second.prepare() == nil)
+        try second.prepare()
         #expect(throws: SupervisorError.self) { try second.lock(patience: .milliseconds(50)) }
         withExtendedLifetime(first) {}
     }
