@@ -146,10 +146,12 @@ sanitize: deps
 		echo "== $$sanitizer sanitizer: every test passed, no report"; \
 	done
 
-# The man pages without a warning, and the shell files without a syntax error.
+# The man pages without a warning, and the shell and Python files without a syntax error.
 lint: deps
 	mandoc -T lint -W warning $(MANPAGES)
 	bash -n contrib/completions/smartpollctl.bash
+	for script in contrib/bench/run contrib/bench/count; do bash -n "$$script" || exit 1; done
+	python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' contrib/bench/compare
 	for script in contrib/examples/weather/api contrib/examples/weather/sky \
 		contrib/examples/weather/set-sky contrib/examples/weather/publish; do sh -n "$$script" || exit 1; done
 
