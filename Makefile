@@ -1,5 +1,5 @@
 # smartpoll: build, test, lint, fuzz, sanitize, benchmark, demo and install. .ci/run runs lint,
-# test, a short fuzz and the address sanitizer.
+# test, the instruction-count gate (bench-check), a short fuzz and the address sanitizer.
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MANPAGES   := $(wildcard man/*.[1-8])
@@ -22,8 +22,8 @@ PLAIN_UNIT  := smartpoll-supervisor.service
 # The demo's socket, so that it never meets a supervisor of yours.
 DEMO_SOCKET ?= /tmp/smartpoll-demo-$(shell id -u)/supervisor.sock
 
-.PHONY: all deps build release test lint lint-swift format fuzz fuzz-coverage fuzz-live sanitize bench demo install \
-	uninstall clean
+.PHONY: all deps build release test lint lint-swift format fuzz fuzz-coverage fuzz-live sanitize bench bench-build \
+	bench-check bench-baseline demo install uninstall clean
 
 all: build
 
@@ -146,14 +146,16 @@ sanitize: deps
 		echo "== $$sanitizer sanitizer: every test passed, no report"; \
 	done
 
-# The man pages without a warning, and the shell files without a syntax error; with LINT_SWIFT=1
-# the Swift sources too (lint-swift). LINT_SWIFT stays 0 until one `make format` commit has
-# rewritten the tree: doing it now would conflict with every branch in flight.
+# The man pages without a warning, and the shell and Python files without a syntax error; with
+# LINT_SWIFT=1 the Swift sources too (lint-swift). LINT_SWIFT stays 0 until one `make format`
+# commit has rewritten the tree: doing it now would conflict with every branch in flight.
 LINT_SWIFT ?= 0
 
 lint: deps $(if $(filter 1,$(LINT_SWIFT)),lint-swift)
 	mandoc -T lint -W warning $(MANPAGES)
 	bash -n contrib/completions/smartpollctl.bash
+	for script in contrib/bench/run contrib/bench/count; do bash -n "$$script" || exit 1; done
+	python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' contrib/bench/compare
 	for script in contrib/examples/weather/api contrib/examples/weather/sky \
 		contrib/examples/weather/set-sky contrib/examples/weather/publish; do sh -n "$$script" || exit 1; done
 
@@ -185,11 +187,42 @@ format:
 # (a scenario of either: cycles, schedule_call, cadence, idle, protocol; ctl_status,
 # ctl_run_wait, spawn_1_task, spawn_8_tasks, lateness, protocol, idle_100_tasks,
 # idle_10000_tasks, peers with PEERS=1).
-bench: release
-	$(SWIFT) build -c release --scratch-path .build-release --product smartpoll-bench \
-		--static-swift-stdlib -Xlinker --strip-debug
+bench: bench-build
 	$(RELEASE_BIN)/smartpoll-bench $(BENCH_ARGS)
 	SUPERVISOR=$(RELEASE_BIN)/smartpoll-supervisor CTL=$(STATIC_BIN)/smartpollctl contrib/bench/run $(BENCH_ARGS)
+
+# The release binaries and smartpoll-bench, built as make release builds the supervisor.
+bench-build: release
+	$(SWIFT) build -c release --scratch-path .build-release --product smartpoll-bench \
+		--static-swift-stdlib -Xlinker --strip-debug
+
+# The regression gate, pass/fail (in .ci/run): instructions counted by valgrind's callgrind for
+# fixed work, which the machine's load does not change (run to run they differ by under 1 %):
+# smartpollctl status (whole process) against a canned reply of 100 tasks; ping and status(100)
+# requests and replies decoded and encoded in-process (smartpoll-bench --count); 100,000
+# SchedulerStateMachine operations with a fixed seed; the supervisor spawning /bin/true ten
+# times, and starting and stopping without a run. contrib/bench/count measures and says what
+# each count includes; contrib/bench/compare prints name, baseline, now and change, and fails
+# when a count grew more than 10 % over contrib/bench/baseline.tsv (or is missing). About 20 s
+# of CPU once the release binaries are built.
+# make bench-baseline: measures afresh and rewrites contrib/bench/baseline.tsv (printing the
+# change first); commit it with a message that explains the growth, or the gain.
+BENCH_COUNT := SUPERVISOR=$(RELEASE_BIN)/smartpoll-supervisor CTL=$(STATIC_BIN)/smartpollctl \
+	BENCH=$(RELEASE_BIN)/smartpoll-bench contrib/bench/count
+BASELINE    := contrib/bench/baseline.tsv
+
+bench-check: bench-build
+	mkdir -p .build-bench
+	$(BENCH_COUNT) > .build-bench/counts.tsv
+	contrib/bench/compare $(BASELINE) .build-bench/counts.tsv
+
+bench-baseline: bench-build
+	mkdir -p .build-bench
+	$(BENCH_COUNT) > .build-bench/counts.tsv
+	if [ -f $(BASELINE) ]; then contrib/bench/compare $(BASELINE) .build-bench/counts.tsv || true; fi
+	{ echo "# Instructions (callgrind Ir) of make bench-check's fixed work, NAME<TAB>COUNT; see contrib/bench/count."; \
+	  echo "# Written by make bench-baseline: the commit that changes it says why."; \
+	  cat .build-bench/counts.tsv; } > $(BASELINE)
 
 # The weather example (contrib/examples/weather) in the foreground, from a clean state.
 demo: build

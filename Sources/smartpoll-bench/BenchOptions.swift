@@ -9,6 +9,10 @@ struct BenchOptions: Sendable {
     var quick = false
     var repeats = 5
     var only: String?
+    /// `--count NAME`: one fixed workload for `make bench-check` (CountScenarios.swift).
+    var count: String?
+    /// `--fixture NAME`: prints a fixed reply (CountScenarios.swift).
+    var fixture: String?
 
     init(arguments: [String]) {
         var rest = arguments[...]
@@ -17,8 +21,15 @@ struct BenchOptions: Sendable {
             case "--quick": quick = true; repeats = 3
             case "--repeat": repeats = Int(rest.popFirst() ?? "") ?? repeats
             case "--only": only = rest.popFirst()
+            case "--count": count = rest.popFirst() ?? ""
+            case "--fixture": fixture = rest.popFirst() ?? ""
             default:
-                let usage = "usage: smartpoll-bench [--quick] [--repeat N] [--only cycles|schedule_call|cadence|idle|protocol]\n"
+                let usage = """
+                    usage: smartpoll-bench [--quick] [--repeat N] [--only cycles|schedule_call|cadence|idle|protocol]
+                           smartpoll-bench --count protocol_ping|protocol_status100|state_machine
+                           smartpoll-bench --fixture status100
+
+                    """
                 _ = usage.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
                 exit(2)
             }

@@ -2,11 +2,16 @@
 // Prints one JSON line per scenario on stdout. Not a test: nothing here passes or fails.
 //
 //   smartpoll-bench [--quick] [--repeat N] [--only NAME]
+//   smartpoll-bench --count NAME      (fixed work for make bench-check's instruction counts)
+//   smartpoll-bench --fixture NAME    (prints a fixed reply; see CountScenarios.swift)
 #if canImport(Glibc)
 import Glibc
 #endif
 import SmartPoll
 
+// Before any await: synchronous fixed work, then exit (no task switch inside what is counted).
+if let name = options.count { runCount(name) }
+if let name = options.fixture { printFixture(name) }
 
 let scenarios: [(String, () async throws -> Void)] = [
     ("cycles", benchCycles),
