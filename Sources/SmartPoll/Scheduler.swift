@@ -120,11 +120,16 @@ public final class Scheduler: Sendable {
             loop.cursor = 0
             try Task.checkCancellation()
 
-            loop.machine.deadlinesReached(now: clock.now)
-            while let (task, _) = loop.machine.nextStart() {
-                start(task)
+            let now = clock.now
+            steps: while true {
+                switch loop.machine.advance(now: now) {
+                case .start(let task, _):
+                    start(task)
+                case .wait(let deadline):
+                    if let deadline { armTimer(deadline) }
+                    break steps
+                }
             }
-            armTimer()
             guard await mailbox.receive(into: &loop.batch) else { throw CancellationError() }
         }
     }
@@ -174,9 +179,8 @@ public final class Scheduler: Sendable {
 
     /// Keeps one timer armed for the earliest deadline. An armed timer that is earlier than
     /// needed is left alone (it wakes the loop once, harmlessly); only a sooner deadline re-arms.
-    private func armTimer() {
+    private func armTimer(_ deadline: Instant) {
         let loop = self.loop
-        guard let deadline = loop.machine.nextDeadline else { return }
         if let armed = loop.armedDeadline, armed <= deadline { return }
         loop.timer?.cancel()
         loop.timerToken &+= 1

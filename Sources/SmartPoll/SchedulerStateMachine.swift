@@ -11,9 +11,9 @@
 ///   stays ready and enters the start queue once ``taskFinished(_:)`` reports the end of its run
 ///   (including its task hook), so at most one run of a task is in flight.
 ///
-/// - Complexity: every scheduling call, ``deadlinesReached(now:)`` per due task, ``nextStart()``
-///   and ``taskFinished(_:)`` are O(log n) in the number of tasks; ``nextDeadline`` is O(1).
-///   Only ``runEnded()`` is O(n), once per run of the loop.
+/// - Complexity: every scheduling call, ``advance(now:)`` and ``deadlinesReached(now:)`` per due
+///   or started task, ``nextStart()`` and ``taskFinished(_:)`` are O(log n) in the number of
+///   tasks; ``nextDeadline`` is O(1). Only ``runEnded()`` is O(n), once per run of the loop.
 public struct SchedulerStateMachine: Sendable {
     /// A task, by its index in the fixed task set (0..<taskCount).
     public struct TaskID: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -223,6 +223,45 @@ public struct SchedulerStateMachine: Sendable {
         readyCount -= 1
         runningCount += 1
         return (TaskID(index), Instant(nanoseconds: entry.time))
+    }
+
+    /// What ``advance(now:)`` asks of its driver.
+    public enum Action: Hashable, Sendable {
+        /// Start a run of the task, which fell due at `due`: it is counted running from now on,
+        /// and its schedule is consumed. Then call ``advance(now:)`` again.
+        case start(TaskID, due: Instant)
+        /// Nothing more may start now. Have one timer armed for `deadline`, the earliest pending
+        /// deadline (a timer armed for an earlier instant may stay: it wakes the loop once, in
+        /// vain); nil when nothing is pending. Call ``advance(now:)`` again after the timer goes
+        /// off, or after any event or scheduling call.
+        case wait(until: Instant?)
+    }
+
+    /// The one step both drivers take after every event: the deadlines at or before `now` fall
+    /// due (as ``deadlinesReached(now:)``), then the next task that may start is handed out (as
+    /// ``nextStart()``); when none may, the deadline to arm (as ``nextDeadline``).
+    ///
+    /// A driver calls it until it answers `.wait`:
+    /// ```swift
+    /// let now = clock.now
+    /// steps: while true {
+    ///     switch machine.advance(now: now) {
+    ///     case .start(let task, let due): start(task, due)
+    ///     case .wait(let deadline): armTimerIfSooner(deadline); break steps
+    ///     }
+    /// }
+    /// ```
+    /// Between two steps the driver may do anything with the machine (a start that fails at
+    /// once may report `taskFinished(_:)`, a hook may schedule): the next step sees it. Outside a
+    /// run it starts nothing and answers `.wait(until: nil)` (a stopped machine has no schedule).
+    ///
+    /// - Complexity: O(log n) per task that falls due or starts, O(1) for the final `.wait`; it
+    ///   allocates nothing.
+    public mutating func advance(now: Instant) -> Action {
+        guard phase == .running else { return .wait(until: nil) }
+        deadlinesReached(now: now)
+        if let (task, due) = nextStart() { return .start(task, due: due) }
+        return .wait(until: nextDeadline)
     }
 
     /// The task's run (stage one and its task hook, if any) is over. If it became ready while
