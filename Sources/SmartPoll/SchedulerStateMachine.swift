@@ -106,50 +106,51 @@ public struct SchedulerStateMachine: Sendable {
 
     // MARK: Scheduling calls (the API of SPEC section 2)
 
-    /// `d > 0`: pending at `now + d`, replacing any schedule (even `ready`); `d == 0`: ready now;
-    /// `d < 0`: clears the schedule.
+    /// `d > 0`: pending at `now + d`, replacing any schedule (even `ready`); `d == 0`: ready now,
+    /// except that a task already ready keeps its due time and its place in the start queue (as
+    /// the Go library's `Schedule(key, 0)` keeps `Next`); `d < 0`: clears the schedule.
     public mutating func schedule(_ task: TaskID, after delay: Duration, now: Instant) {
         if delay > .zero {
             setPending(task, at: now.advanced(by: delay))
         } else if delay == .zero {
-            setReady(task, due: now)
+            setReady(task, due: now, replacing: false)
         } else {
             clear(task)
         }
     }
 
-    /// Replaces the schedule with `time` (at or before `now`: ready now); nil clears it.
+    /// Replaces the schedule with `time`, whatever it was (the Go library's `ScheduleAt`): after
+    /// `now`, the task is pending at `time`, so a ready task waits again; at or before `now`, it
+    /// is ready and due at `time` (`next` reports `time`), so a ready task stays ready and takes
+    /// its place in the start queue by its new due time. nil clears the schedule.
     public mutating func schedule(_ task: TaskID, at time: Instant?, now: Instant) {
         guard let time else { return clear(task) }
         if time <= now {
-            setReady(task, due: time)
+            setReady(task, due: time, replacing: true)
         } else {
             setPending(task, at: time)
         }
     }
 
-    /// Keeps whichever of the existing schedule and `now + delay` is sooner; a ready task stays
-    /// ready. - Precondition: `delay > 0`.
+    /// `scheduleSooner(task, at: now + delay, now: now)`. A ready task's due time is never after
+    /// `now`, so it stays as it is. - Precondition: `delay > 0`.
     public mutating func scheduleSooner(_ task: TaskID, after delay: Duration, now: Instant) {
         precondition(delay > .zero, "scheduleSooner needs a positive delay")
         scheduleSooner(task, at: now.advanced(by: delay), now: now)
     }
 
-    /// Keeps whichever of the existing schedule and `time` is sooner; a ready task stays ready,
-    /// and `time` at or before `now` makes the task ready.
+    /// Keeps whichever of the existing schedule and `time` is sooner (the Go library's
+    /// `ScheduleAtSooner`). A ready task stays ready; when `time` is before its due time, `time`
+    /// becomes its due time (`next` reports it) and its place in the start queue follows. Any
+    /// other task takes `time` when it is sooner (or it had no schedule): at or before `now`
+    /// that makes it ready.
     public mutating func scheduleSooner(_ task: TaskID, at time: Instant, now: Instant) {
         let record = records[Int(task.index)]
-        switch record.kind {
-        case Record.ready:
-            return
-        case Record.pending where record.time <= time.nanoseconds:
-            return
-        default:
-            if time <= now {
-                setReady(task, due: time)
-            } else {
-                setPending(task, at: time)
-            }
+        if record.kind != Record.none && record.time <= time.nanoseconds { return }
+        if record.kind == Record.ready || time <= now {
+            setReady(task, due: time, replacing: true)
+        } else {
+            setPending(task, at: time)
         }
     }
 
@@ -161,7 +162,7 @@ public struct SchedulerStateMachine: Sendable {
         let record = records[Int(task.index)]
         if record.kind == Record.ready { return true }
         if record.kind == Record.pending && record.time <= now.nanoseconds {
-            setReady(task, due: Instant(nanoseconds: record.time))
+            setReady(task, due: Instant(nanoseconds: record.time), replacing: false)
             return true
         }
         clear(task)
@@ -314,21 +315,25 @@ public struct SchedulerStateMachine: Sendable {
         deadlines.insert(task.index, time: time.nanoseconds, sequence: nextSequence())
     }
 
-    private mutating func setReady(_ task: TaskID, due: Instant) {
+    /// Makes the task ready, due at `due`. A task already ready keeps its due time, unless
+    /// `replacing`: then it is due at `due`, queued anew by it (after tasks already queued with
+    /// the same due time, as if scheduled now).
+    private mutating func setReady(_ task: TaskID, due: Instant, replacing: Bool) {
         precondition(phase == .running, "scheduling calls are only valid while the loop runs")
         let index = Int(task.index)
         switch records[index].kind {
         case Record.ready:
-            return
+            guard replacing else { return }
         case Record.pending:
             deadlines.remove(task.index)
+            readyCount += 1
         default:
-            break
+            readyCount += 1
         }
         records[index].kind = Record.ready
         records[index].time = due.nanoseconds
-        readyCount += 1
         if !records[index].running {
+            // Moves the task when it is queued already.
             enqueueStart(task.index, due: due.nanoseconds)
         }
     }

@@ -132,6 +132,95 @@ import Testing
         #expect(machine.nextDeadline == nil)
     }
 
+    // Parity with the Go library on a task that is already ready: `ScheduleAt` replaces timer
+    // and `next` whatever the state; `ScheduleAtSooner` takes a sooner time into `next` and
+    // keeps readiness; `Schedule(key, 0)` leaves a ready task as it is.
+
+    @Test func scheduleAtAFutureTimeMakesAReadyTaskWaitAgain() {
+        var machine = runningMachine(2)
+        machine.schedule(ID(0), after: .zero, now: at(5))
+        machine.schedule(ID(0), at: at(20), now: at(6))
+        #expect(machine.schedule(of: ID(0)) == .pending(at: at(20)))
+        #expect(machine.next(ID(0)) == at(20))
+        #expect(machine.nextDeadline == at(20))
+        #expect(machine.scheduledCount == 1)
+        #expect(drainStarts(&machine) == [], "it is no longer ready")
+        #expect(machine.advance(now: at(20)) == .start(ID(0), due: at(20)))
+    }
+
+    @Test func scheduleAtAPastTimeKeepsAReadyTaskReadyDueAtThatTime() {
+        var machine = runningMachine(3)
+        machine.schedule(ID(0), at: at(3), now: at(10))
+        machine.schedule(ID(1), at: at(5), now: at(10))
+        machine.schedule(ID(2), at: at(7), now: at(10))
+        machine.schedule(ID(0), at: at(8), now: at(10))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(8)))
+        #expect(machine.next(ID(0)) == at(8))
+        machine.schedule(ID(2), at: at(1), now: at(10))
+        #expect(machine.next(ID(2)) == at(1))
+        #expect(machine.scheduledCount == 3)
+        #expect(drainStarts(&machine) == [2, 1, 0], "the start queue follows the new due times")
+    }
+
+    @Test func scheduleAtTheSameDueTimeQueuesAReadyTaskAsIfScheduledNow() {
+        var machine = runningMachine(2)
+        machine.schedule(ID(0), at: at(5), now: at(10))
+        machine.schedule(ID(1), at: at(5), now: at(10))
+        machine.schedule(ID(0), at: at(5), now: at(10))
+        #expect(drainStarts(&machine) == [1, 0], "a replaced schedule goes after its equals")
+    }
+
+    @Test func scheduleAtOnAReadyRunningTaskReplacesTheRunItWaitsFor() {
+        var machine = runningMachine(1)
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        #expect(drainStarts(&machine) == [0])
+        machine.schedule(ID(0), after: .zero, now: at(1))
+        machine.schedule(ID(0), at: at(0), now: at(2))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(0)))
+        machine.schedule(ID(0), at: at(9), now: at(2))
+        #expect(machine.schedule(of: ID(0)) == .pending(at: at(9)))
+        machine.taskFinished(ID(0))
+        #expect(machine.advance(now: at(3)) == .wait(until: at(9)), "it waits for its new time")
+        machine.schedule(ID(0), at: at(2), now: at(3))
+        #expect(machine.advance(now: at(3)) == .start(ID(0), due: at(2)))
+    }
+
+    @Test func scheduleSoonerAtAnEarlierTimeMovesAReadyTaskWhichStaysReady() {
+        var machine = runningMachine(2)
+        machine.schedule(ID(0), at: at(4), now: at(10))
+        machine.schedule(ID(1), at: at(6), now: at(10))
+        machine.scheduleSooner(ID(1), at: at(2), now: at(10))
+        #expect(machine.schedule(of: ID(1)) == .ready(due: at(2)))
+        #expect(machine.next(ID(1)) == at(2))
+        machine.scheduleSooner(ID(0), at: at(4), now: at(10))
+        machine.scheduleSooner(ID(0), at: at(30), now: at(10))
+        machine.scheduleSooner(ID(0), after: .seconds(1), now: at(10))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(4)), "not sooner: unchanged, and still ready")
+        #expect(machine.nextDeadline == nil)
+        #expect(drainStarts(&machine) == [1, 0])
+    }
+
+    @Test func scheduleSoonerOnAReadyRunningTaskKeepsItReady() {
+        var machine = runningMachine(1)
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        #expect(drainStarts(&machine) == [0])
+        machine.schedule(ID(0), after: .zero, now: at(5))
+        machine.scheduleSooner(ID(0), at: at(3), now: at(6))
+        machine.scheduleSooner(ID(0), after: .seconds(2), now: at(6))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(3)))
+        machine.taskFinished(ID(0))
+        #expect(machine.advance(now: at(7)) == .start(ID(0), due: at(3)))
+    }
+
+    @Test func zeroDelayLeavesAReadyTaskItsDueTimeAndItsPlace() {
+        var machine = runningMachine(2)
+        machine.schedule(ID(0), after: .zero, now: at(1))
+        machine.schedule(ID(1), after: .zero, now: at(2))
+        machine.schedule(ID(0), after: .zero, now: at(3))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(1)))
+        #expect(drainStarts(&machine) == [0, 1])
+    }
+
     @Test func stopTimerReportsReadinessAndClearsOnlyPending() {
         var machine = runningMachine(3, maximumRunning: 1)
         #expect(machine.stopTimer(ID(0), now: at(0)) == false)
@@ -307,25 +396,20 @@ import Testing
                         model.stamp(task)
                     }
                 case 1:
+                    // Replaces whatever the state, a ready task's due time included.
                     let time = now + amount
                     machine.schedule(id, at: at(time), now: at(now))
-                    if time > now {
-                        model.schedule[task] = .pending(at: at(time))
-                        model.stamp(task)
-                    } else if case .ready = model.schedule[task] {
-                        // Already ready: due time and place kept.
-                    } else {
-                        model.schedule[task] = .ready(due: at(time))
-                        model.stamp(task)
-                    }
+                    model.schedule[task] = time > now ? .pending(at: at(time)) : .ready(due: at(time))
+                    model.stamp(task)
                 case 2:
                     let time = now + amount
                     machine.scheduleSooner(id, at: at(time), now: at(now))
                     switch model.schedule[task] {
+                    case .ready(let due) where due <= at(time), .pending(let due) where due <= at(time):
+                        break
                     case .ready:
-                        break
-                    case .pending(let due) where due <= at(time):
-                        break
+                        model.schedule[task] = .ready(due: at(time))
+                        model.stamp(task)
                     default:
                         model.schedule[task] = time > now ? .pending(at: at(time)) : .ready(due: at(time))
                         model.stamp(task)

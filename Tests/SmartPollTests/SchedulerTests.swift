@@ -206,6 +206,28 @@ struct SchedulerTests {
         await #expect(throws: Done(tag: "source")) { try await scheduler.run() }
     }
 
+    @Test func controlReplacesAReadyTasksScheduleAsTheGoLibraryDoes() async throws {
+        let scheduler = try Scheduler(
+            tasks: ["t": SchedulerTask { { _ in throw Done() } }],
+            runHooks: [RunHook { control in
+                control.schedule("t", after: .zero)
+                control.schedule("t", at: at(90))
+                #expect(control.next("t") == at(90), "ready, due at the given past time")
+                control.scheduleSooner("t", at: at(80))
+                #expect(control.next("t") == at(80), "ready, due at the sooner time")
+                control.scheduleSooner("t", after: .seconds(1))
+                control.schedule("t", after: .zero)
+                #expect(control.next("t") == at(80), "neither is sooner than a ready task's due time")
+                control.schedule("t", at: at(110))
+                #expect(control.next("t") == at(110))
+                #expect(control.stopTimer("t") == false, "a future time made it wait again")
+                control.schedule("t", at: at(100))
+            }],
+            clock: ManualClock(now: at(100))
+        )
+        await #expect(throws: Done.self) { try await scheduler.run() }
+    }
+
     @Test func taskWithoutHookRunsOnceAndTheLoopGoesOn() async throws {
         let clock = ManualClock()
         let quiet = Counter()
