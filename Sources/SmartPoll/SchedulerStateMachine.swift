@@ -13,7 +13,8 @@
 ///
 /// - Complexity: every scheduling call, ``advance(now:)`` and ``deadlinesReached(now:)`` per due
 ///   or started task, ``nextStart()`` and ``taskFinished(_:)`` are O(log n) in the number of
-///   tasks; ``nextDeadline`` is O(1). Only ``runEnded()`` is O(n), once per run of the loop.
+///   tasks; ``nextDeadline`` is O(1). Only ``runEnded()`` (O(n), once per run of the loop) and
+///   ``remapped(taskCount:maximumRunning:mapping:)`` (once per new task set) cost more.
 public struct SchedulerStateMachine: Sendable {
     /// A task, by its index in the fixed task set (0..<taskCount).
     public struct TaskID: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -280,6 +281,7 @@ public struct SchedulerStateMachine: Sendable {
     /// Counts `task` as in flight without starting it, in either phase: for a driver that
     /// replaces its machine (the supervisor does on a configuration reload, when tasks come and
     /// go) while some runs are still going. ``taskFinished(_:)`` ends it as usual.
+    /// ``remapped(taskCount:maximumRunning:mapping:)`` carries runs over by itself.
     /// - Precondition: the task is not already running.
     public mutating func adoptRunning(_ task: TaskID) {
         let index = Int(task.index)
@@ -290,6 +292,59 @@ public struct SchedulerStateMachine: Sendable {
         if records[index].kind == Record.ready {
             startQueue.remove(task.index)
         }
+    }
+
+    // MARK: A new task set
+
+    /// This machine carried over to another task set (a configuration reload): a machine for
+    /// `taskCount` tasks, limited to `maximumRunning`, in the same phase, where each task
+    /// `mapping` keeps (old task in, its new identity out; nil drops it) is as it was here:
+    /// - a pending task keeps its deadline; a ready task stays ready with its due time (`next`
+    ///   is unchanged) and keeps its place in the start queue, relative order of equal due
+    ///   times included: deadlines and the start queue are carried over, not rebuilt;
+    /// - a running task stays running and counted, so ``taskFinished(_:)`` ends it as usual; a
+    ///   task both ready and running still starts once after its run.
+    ///
+    /// A dropped task vanishes, with its schedule; a dropped task that was running no longer
+    /// counts toward `runningCount` (its driver owns that run now, and reports nothing of it to
+    /// the new machine). Tasks `mapping` does not name are new: not scheduled, not running.
+    /// Nothing falls due or starts here: the driver's next ``advance(now:)`` does that.
+    ///
+    /// - Parameter mapping: called once for each task of this machine, in index order.
+    /// - Precondition: `taskCount > 0`; `mapping` gives identities in `0..<taskCount`, never the
+    ///   same one twice.
+    /// - Complexity: O(n + m + k log k), where n is this machine's task count, m the new one's
+    ///   and k the number of kept tasks that have a schedule.
+    public func remapped(
+        taskCount: Int,
+        maximumRunning: Int,
+        mapping: (TaskID) throws -> TaskID?
+    ) rethrows -> SchedulerStateMachine {
+        var machine = SchedulerStateMachine(taskCount: taskCount, maximumRunning: maximumRunning)
+        machine.phase = phase
+        // Carried entries keep their sequence numbers, so new ones must come after them.
+        machine.sequence = sequence
+        var newIndices = [Int32](repeating: -1, count: records.count)
+        var taken = [Bool](repeating: false, count: taskCount)
+        for index in records.indices {
+            guard let new = try mapping(TaskID(index)) else { continue }
+            let newIndex = Int(new.index)
+            precondition(newIndex >= 0 && newIndex < taskCount, "\(new) is not a task of the new set")
+            precondition(!taken[newIndex], "two tasks mapped to \(new)")
+            taken[newIndex] = true
+            newIndices[index] = new.index
+            let record = records[index]
+            machine.records[newIndex] = record
+            if record.running { machine.runningCount += 1 }
+            if record.kind == Record.ready { machine.readyCount += 1 }
+        }
+        for entry in deadlines.entries where newIndices[Int(entry.task)] >= 0 {
+            machine.deadlines.insert(newIndices[Int(entry.task)], time: entry.time, sequence: entry.sequence)
+        }
+        for entry in startQueue.entries where newIndices[Int(entry.task)] >= 0 {
+            machine.startQueue.insert(newIndices[Int(entry.task)], time: entry.time, sequence: entry.sequence)
+        }
+        return machine
     }
 
     // MARK: Transitions

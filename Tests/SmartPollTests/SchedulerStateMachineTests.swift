@@ -321,7 +321,7 @@ import Testing
     }
 
     /// The machine against a naive reference model (a linear scan per step) over random
-    /// operations: any disagreement in schedules, starts or
+    /// operations, reloads to other task sets included: any disagreement in schedules, starts or
     /// the earliest deadline fails.
     @Test func agreesWithANaiveModelOnRandomOperations() {
         struct Model {
@@ -370,7 +370,7 @@ import Testing
         }
         var rng = SplitMix64(seed: 42)
         for round in 0..<20 {
-            let count = 1 + Int(rng.next() % 12)
+            var count = 1 + Int(rng.next() % 12)
             let limit = Int(rng.next() % 4)
             var machine = runningMachine(count, maximumRunning: limit)
             var model = Model(
@@ -446,6 +446,34 @@ import Testing
                     model.deadlinesReached(now: now)
                     #expect(started.map(Int.init) == model.startAll(), "round \(round) step \(step)")
                     #expect(deadline == model.earliest)
+                case 8 where rng.next() % 8 == 0:
+                    // A reload: another task set, each old task kept (somewhere) or dropped.
+                    let newCount = 1 + Int(rng.next() % 12)
+                    let newLimit = Int(rng.next() % 4)
+                    var free = Array(0..<newCount)
+                    var table: [Int?] = []
+                    for _ in 0..<count {
+                        if rng.next() % 4 == 0 || free.isEmpty {
+                            table.append(nil)
+                        } else {
+                            table.append(free.remove(at: Int(rng.next() % UInt64(free.count))))
+                        }
+                    }
+                    machine = machine.remapped(taskCount: newCount, maximumRunning: newLimit) { old in
+                        table[Int(old.index)].map(ID.init)
+                    }
+                    var remapped = Model(
+                        schedule: Array(repeating: .none, count: newCount),
+                        running: Array(repeating: false, count: newCount),
+                        order: Array(repeating: 0, count: newCount), seq: model.seq, maxRunning: newLimit)
+                    for (old, new) in table.enumerated() {
+                        guard let new else { continue }
+                        remapped.schedule[new] = model.schedule[old]
+                        remapped.running[new] = model.running[old]
+                        remapped.order[new] = model.order[old]
+                    }
+                    model = remapped
+                    count = newCount
                 default:
                     #expect(drainStarts(&machine).map(Int.init) == model.startAll(), "round \(round) step \(step)")
                 }
