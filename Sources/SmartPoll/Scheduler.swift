@@ -157,6 +157,8 @@ public final class Scheduler: Sendable {
         case .event(let hook, let value, let delivered):
             defer { delivered.resume() }
             try await eventHooks[hook].handle(value, control)
+        case .eventSourceFinished(let hook):
+            try await eventHooks[hook].finish?(control)
         case .eventSourceFailed(_, let error), .timerFailed(let error):
             throw error
         }

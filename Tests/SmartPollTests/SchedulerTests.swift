@@ -206,6 +206,62 @@ struct SchedulerTests {
         await #expect(throws: Done(tag: "source")) { try await scheduler.run() }
     }
 
+    @Test func finishedEventSourceIsReportedOnceAfterItsLastValue() async throws {
+        let (events, feed) = AsyncStream.makeStream(of: Int.self)
+        let journal = Journal()
+        let scheduler = try Scheduler(
+            tasks: ["after": SchedulerTask { { _ in throw Done(tag: "after") } }],
+            eventHooks: [EventHook(events) { value, _ in
+                journal.record("event \(value)")
+            } onFinish: { control in
+                journal.record("finished")
+                control.schedule("after", after: .zero)
+            }],
+            clock: ManualClock()
+        )
+        feed.yield(1)
+        feed.yield(2)
+        feed.finish()
+        await #expect(throws: Done(tag: "after")) { try await scheduler.run() }
+        #expect(journal.entries == ["event 1", "event 2", "finished"])
+    }
+
+    @Test func eventSourceFinishingBetweenRunsIsReportedInTheNextRunAfterItsRunHooks() async throws {
+        let (events, feed) = AsyncStream.makeStream(of: String.self)
+        let journal = Journal()
+        let runs = Counter()
+        let scheduler = try Scheduler(
+            tasks: ["idle": SchedulerTask { nil }],
+            runHooks: [RunHook { _ in journal.record("run hook \(runs.increment())") }],
+            eventHooks: [EventHook(events) { value, _ in
+                journal.record("event \(value)")
+                throw Done(tag: value)
+            } onFinish: { _ in
+                journal.record("finished")
+                throw Done(tag: "finished")
+            }],
+            clock: ManualClock()
+        )
+        feed.yield("stop")
+        await #expect(throws: Done(tag: "stop")) { try await scheduler.run() }
+        feed.finish()
+        await #expect(throws: Done(tag: "finished")) { try await scheduler.run() }
+        #expect(journal.entries == ["run hook 1", "event stop", "run hook 2", "finished"])
+    }
+
+    @Test func failingEventSourceIsNotReportedAsFinished() async throws {
+        let (events, feed) = AsyncThrowingStream.makeStream(of: Int.self)
+        let journal = Journal()
+        let scheduler = try Scheduler(
+            tasks: ["idle": SchedulerTask { nil }],
+            eventHooks: [EventHook(events) { _, _ in } onFinish: { _ in journal.record("finished") }],
+            clock: ManualClock()
+        )
+        feed.finish(throwing: Done(tag: "source"))
+        await #expect(throws: Done(tag: "source")) { try await scheduler.run() }
+        #expect(journal.entries == [])
+    }
+
     @Test func controlReplacesAReadyTasksScheduleAsTheGoLibraryDoes() async throws {
         let scheduler = try Scheduler(
             tasks: ["t": SchedulerTask { { _ in throw Done() } }],
