@@ -72,8 +72,11 @@ public final class Scheduler: Sendable {
     ///
     /// - Throws: ``SchedulerError/Code/alreadyRunning`` if another `run()` is in progress.
     public func run() async throws {
-        guard exclusive.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
-            throw SchedulerError(code: .alreadyRunning, message: "the scheduler's loop is already running; a second run() was refused")
+        let claimed = exclusive.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing)
+        guard claimed.exchanged else {
+            throw SchedulerError(
+                code: .alreadyRunning,
+                message: "the scheduler's loop is already running; a second run() was refused")
         }
         defer { exclusive.store(false, ordering: .releasing) }
         let loop = self.loop

@@ -80,7 +80,9 @@ struct SchedulerTests {
             await journal.wait(for: "worked", count: value)
         }
         await #expect(throws: Done.self) { try await runner.value }
-        #expect(journal.entries == ["event 1", "work", "worked", "event 2", "work", "worked", "event 3", "work", "worked"])
+        #expect(journal.entries == [
+            "event 1", "work", "worked", "event 2", "work", "worked", "event 3", "work", "worked",
+        ])
     }
 
     @Test func blockedTaskDelaysTheNextRunAndItsLateResultIsDropped() async throws {
