@@ -215,8 +215,14 @@ public struct SchedulerStateMachine: Sendable {
     /// allows; it is marked running and its schedule is consumed. The driver calls this until it
     /// returns nil after every event.
     public mutating func nextStart() -> (task: TaskID, due: Instant)? {
-        guard phase == .running,
-              maximumRunning == 0 || runningCount < maximumRunning,
+        guard phase == .running else { return nil }
+        return popStart()
+    }
+
+    /// ``nextStart()`` without the phase check.
+    @inline(__always)
+    private mutating func popStart() -> (task: TaskID, due: Instant)? {
+        guard maximumRunning == 0 || runningCount < maximumRunning,
               let entry = startQueue.popMin()
         else { return nil }
         let index = Int(entry.task)
@@ -261,8 +267,11 @@ public struct SchedulerStateMachine: Sendable {
     ///   allocates nothing.
     public mutating func advance(now: Instant) -> Action {
         guard phase == .running else { return .wait(until: nil) }
-        deadlinesReached(now: now)
-        if let (task, due) = nextStart() { return .start(task, due: due) }
+        // Most steps find nothing due: spare them the call.
+        if let first = deadlines.min, first.time <= now.nanoseconds {
+            deadlinesReached(now: now)
+        }
+        if let (task, due) = popStart() { return .start(task, due: due) }
         return .wait(until: nextDeadline)
     }
 
