@@ -7,7 +7,7 @@
 /// - `none`: not scheduled;
 /// - `pending(at:)`: a deadline in the future, kept in one min-heap;
 /// - `ready(due:)`: due now. A ready task that is not running waits in the start queue (a second
-///   heap, ordered by `due`) until ``nextStart()`` hands it out; a ready task that *is* running
+///   heap, ordered by `due`) until ``advance(now:)`` hands it out; a ready task that *is* running
 ///   stays ready and enters the start queue once ``taskFinished(_:)`` reports the end of its run
 ///   (including its task hook), so at most one run of a task is in flight.
 ///
