@@ -22,24 +22,37 @@ public struct RunHook: Sendable {
     }
 }
 
-/// A source of values, each handled inside the loop (serialized with it) by `handler`.
+/// A source of values, each handled inside the loop (serialized with it) by `handler`, and
+/// optionally its end, by `onFinish`.
 ///
 /// The source is iterated by one background task for the scheduler's lifetime, one value at a
 /// time: the next value is not requested until the previous one was handled, and a value that
-/// arrives between runs waits for the next run. A source that throws ends the current (or next)
-/// run with its error; a source that finishes simply produces nothing more.
+/// arrives between runs waits for the next run (after its run hooks). A source that throws ends
+/// the current (or next) run with its error, and `onFinish` is not called.
+///
+/// A source that finishes without error produces nothing more; with `onFinish`, its end is
+/// then one more event of the hook: `onFinish` is called once, inside the loop and serialized
+/// like the values, after the last value was handled (in the next run, if it ends between
+/// runs). It may schedule, and an error it throws ends the run, as the handler's would. (The Go
+/// library's hook hears the end as `ok == false`, on every turn of its loop once the channel is
+/// closed; here the end is reported once.) A scheduler that goes away while its sources are
+/// still being iterated reports no end.
 public struct EventHook: Sendable {
     let handle: @Sendable (any Sendable, SchedulerControl) async throws -> Void
+    let finish: (@Sendable (SchedulerControl) async throws -> Void)?
     let pump: @Sendable (Mailbox, Int) -> Task<Void, Never>
 
     public init<Values: AsyncSequence & Sendable>(
         _ values: Values,
-        handler: @escaping @Sendable (Values.Element, SchedulerControl) async throws -> Void
+        handler: @escaping @Sendable (Values.Element, SchedulerControl) async throws -> Void,
+        onFinish: (@Sendable (SchedulerControl) async throws -> Void)? = nil
     ) where Values.Element: Sendable {
         handle = { value, control in
             // The pump below only ever posts values of this type for this hook.
             try await handler(value as! Values.Element, control)
         }
+        finish = onFinish
+        let reportsFinish = onFinish != nil
         pump = { mailbox, index in
             Task {
                 do {
@@ -47,6 +60,10 @@ public struct EventHook: Sendable {
                         await withCheckedContinuation { delivered in
                             mailbox.post(.event(hook: index, value: value, delivered: delivered))
                         }
+                    }
+                    // A cancelled iteration (the scheduler went away) may end like a finished one.
+                    if reportsFinish && !Task.isCancelled {
+                        mailbox.post(.eventSourceFinished(hook: index))
                     }
                 } catch {
                     if !Task.isCancelled {

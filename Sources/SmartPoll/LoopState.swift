@@ -39,7 +39,7 @@ final class LoopState: @unchecked Sendable {
             break
         case .timerFailed:
             deferred.append(message)
-        case .event, .eventSourceFailed:
+        case .event, .eventSourceFinished, .eventSourceFailed:
             deferred.append(message)
         }
     }

@@ -13,6 +13,8 @@ final class Mailbox: Sendable {
         case timer(token: UInt64)
         /// An event hook's source produced a value; `delivered` is resumed once it was handled.
         case event(hook: Int, value: any Sendable, delivered: CheckedContinuation<Void, Never>)
+        /// An event hook's source finished without error (posted only for a hook with `onFinish`).
+        case eventSourceFinished(hook: Int)
         /// An event hook's source threw.
         case eventSourceFailed(hook: Int, any Error)
         /// The clock's `sleep` threw something other than cancellation: timers cannot work.

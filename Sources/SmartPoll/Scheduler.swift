@@ -72,8 +72,11 @@ public final class Scheduler: Sendable {
     ///
     /// - Throws: ``SchedulerError/Code/alreadyRunning`` if another `run()` is in progress.
     public func run() async throws {
-        guard exclusive.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
-            throw SchedulerError(code: .alreadyRunning, message: "the scheduler's loop is already running; a second run() was refused")
+        let claimed = exclusive.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing)
+        guard claimed.exchanged else {
+            throw SchedulerError(
+                code: .alreadyRunning,
+                message: "the scheduler's loop is already running; a second run() was refused")
         }
         defer { exclusive.store(false, ordering: .releasing) }
         let loop = self.loop
@@ -120,11 +123,16 @@ public final class Scheduler: Sendable {
             loop.cursor = 0
             try Task.checkCancellation()
 
-            loop.machine.deadlinesReached(now: clock.now)
-            while let (task, _) = loop.machine.nextStart() {
-                start(task)
+            let now = clock.now
+            steps: while true {
+                switch loop.machine.advance(now: now) {
+                case .start(let task, _):
+                    start(task)
+                case .wait(let deadline):
+                    if let deadline { armTimer(deadline) }
+                    break steps
+                }
             }
-            armTimer()
             guard await mailbox.receive(into: &loop.batch) else { throw CancellationError() }
         }
     }
@@ -152,6 +160,8 @@ public final class Scheduler: Sendable {
         case .event(let hook, let value, let delivered):
             defer { delivered.resume() }
             try await eventHooks[hook].handle(value, control)
+        case .eventSourceFinished(let hook):
+            try await eventHooks[hook].finish?(control)
         case .eventSourceFailed(_, let error), .timerFailed(let error):
             throw error
         }
@@ -174,9 +184,8 @@ public final class Scheduler: Sendable {
 
     /// Keeps one timer armed for the earliest deadline. An armed timer that is earlier than
     /// needed is left alone (it wakes the loop once, harmlessly); only a sooner deadline re-arms.
-    private func armTimer() {
+    private func armTimer(_ deadline: Instant) {
         let loop = self.loop
-        guard let deadline = loop.machine.nextDeadline else { return }
         if let armed = loop.armedDeadline, armed <= deadline { return }
         loop.timer?.cancel()
         loop.timerToken &+= 1

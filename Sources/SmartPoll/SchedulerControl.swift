@@ -37,26 +37,30 @@ public final class SchedulerControl {
     }
 
     /// `delay > 0` schedules `task` at now + delay, replacing any schedule; `delay == 0` makes it
-    /// ready now; `delay < 0` clears its schedule.
+    /// ready now (a task already ready keeps its due time and its turn); `delay < 0` clears its
+    /// schedule.
     public func schedule(_ task: String, after delay: Duration) { schedule(handle(task), after: delay) }
     public func schedule(_ task: TaskHandle, after delay: Duration) {
         loop.machine.schedule(checked(task), after: delay, now: clock.now)
     }
 
-    /// Replaces the schedule of `task` with `time` (in the past: ready now); nil clears it.
+    /// Replaces the schedule of `task` with `time`, whatever it was: a future time makes it wait
+    /// for `time` (a ready task waits again); a time not in the future makes it ready, due at
+    /// `time`, which `next` reports. nil clears it.
     public func schedule(_ task: String, at time: Instant?) { schedule(handle(task), at: time) }
     public func schedule(_ task: TaskHandle, at time: Instant?) {
         loop.machine.schedule(checked(task), at: time, now: clock.now)
     }
 
     /// Keeps whichever of the existing schedule and now + `delay` is sooner; a ready task stays
-    /// ready. - Precondition: `delay > 0`.
+    /// ready, due when it was. - Precondition: `delay > 0`.
     public func scheduleSooner(_ task: String, after delay: Duration) { scheduleSooner(handle(task), after: delay) }
     public func scheduleSooner(_ task: TaskHandle, after delay: Duration) {
         loop.machine.scheduleSooner(checked(task), after: delay, now: clock.now)
     }
 
-    /// Keeps whichever of the existing schedule and `time` is sooner; a ready task stays ready.
+    /// Keeps whichever of the existing schedule and `time` is sooner. A ready task stays ready;
+    /// a `time` before its due time becomes its due time, which `next` reports.
     public func scheduleSooner(_ task: String, at time: Instant) { scheduleSooner(handle(task), at: time) }
     public func scheduleSooner(_ task: TaskHandle, at time: Instant) {
         loop.machine.scheduleSooner(checked(task), at: time, now: clock.now)

@@ -7,13 +7,14 @@
 /// - `none`: not scheduled;
 /// - `pending(at:)`: a deadline in the future, kept in one min-heap;
 /// - `ready(due:)`: due now. A ready task that is not running waits in the start queue (a second
-///   heap, ordered by `due`) until ``nextStart()`` hands it out; a ready task that *is* running
+///   heap, ordered by `due`) until ``advance(now:)`` hands it out; a ready task that *is* running
 ///   stays ready and enters the start queue once ``taskFinished(_:)`` reports the end of its run
 ///   (including its task hook), so at most one run of a task is in flight.
 ///
-/// - Complexity: every scheduling call, ``deadlinesReached(now:)`` per due task, ``nextStart()``
-///   and ``taskFinished(_:)`` are O(log n) in the number of tasks; ``nextDeadline`` is O(1).
-///   Only ``runEnded()`` is O(n), once per run of the loop.
+/// - Complexity: every scheduling call, ``advance(now:)`` and ``deadlinesReached(now:)`` per due
+///   or started task, ``nextStart()`` and ``taskFinished(_:)`` are O(log n) in the number of
+///   tasks; ``nextDeadline`` is O(1). Only ``runEnded()`` (O(n), once per run of the loop) and
+///   ``remapped(taskCount:maximumRunning:mapping:)`` (once per new task set) cost more.
 public struct SchedulerStateMachine: Sendable {
     /// A task, by its index in the fixed task set (0..<taskCount).
     public struct TaskID: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -106,50 +107,51 @@ public struct SchedulerStateMachine: Sendable {
 
     // MARK: Scheduling calls (the API of SPEC section 2)
 
-    /// `d > 0`: pending at `now + d`, replacing any schedule (even `ready`); `d == 0`: ready now;
-    /// `d < 0`: clears the schedule.
+    /// `d > 0`: pending at `now + d`, replacing any schedule (even `ready`); `d == 0`: ready now,
+    /// except that a task already ready keeps its due time and its place in the start queue (as
+    /// the Go library's `Schedule(key, 0)` keeps `Next`); `d < 0`: clears the schedule.
     public mutating func schedule(_ task: TaskID, after delay: Duration, now: Instant) {
         if delay > .zero {
             setPending(task, at: now.advanced(by: delay))
         } else if delay == .zero {
-            setReady(task, due: now)
+            setReady(task, due: now, replacing: false)
         } else {
             clear(task)
         }
     }
 
-    /// Replaces the schedule with `time` (at or before `now`: ready now); nil clears it.
+    /// Replaces the schedule with `time`, whatever it was (the Go library's `ScheduleAt`): after
+    /// `now`, the task is pending at `time`, so a ready task waits again; at or before `now`, it
+    /// is ready and due at `time` (`next` reports `time`), so a ready task stays ready and takes
+    /// its place in the start queue by its new due time. nil clears the schedule.
     public mutating func schedule(_ task: TaskID, at time: Instant?, now: Instant) {
         guard let time else { return clear(task) }
         if time <= now {
-            setReady(task, due: time)
+            setReady(task, due: time, replacing: true)
         } else {
             setPending(task, at: time)
         }
     }
 
-    /// Keeps whichever of the existing schedule and `now + delay` is sooner; a ready task stays
-    /// ready. - Precondition: `delay > 0`.
+    /// `scheduleSooner(task, at: now + delay, now: now)`. A ready task's due time is never after
+    /// `now`, so it stays as it is. - Precondition: `delay > 0`.
     public mutating func scheduleSooner(_ task: TaskID, after delay: Duration, now: Instant) {
         precondition(delay > .zero, "scheduleSooner needs a positive delay")
         scheduleSooner(task, at: now.advanced(by: delay), now: now)
     }
 
-    /// Keeps whichever of the existing schedule and `time` is sooner; a ready task stays ready,
-    /// and `time` at or before `now` makes the task ready.
+    /// Keeps whichever of the existing schedule and `time` is sooner (the Go library's
+    /// `ScheduleAtSooner`). A ready task stays ready; when `time` is before its due time, `time`
+    /// becomes its due time (`next` reports it) and its place in the start queue follows. Any
+    /// other task takes `time` when it is sooner (or it had no schedule): at or before `now`
+    /// that makes it ready.
     public mutating func scheduleSooner(_ task: TaskID, at time: Instant, now: Instant) {
         let record = records[Int(task.index)]
-        switch record.kind {
-        case Record.ready:
-            return
-        case Record.pending where record.time <= time.nanoseconds:
-            return
-        default:
-            if time <= now {
-                setReady(task, due: time)
-            } else {
-                setPending(task, at: time)
-            }
+        if record.kind != Record.none && record.time <= time.nanoseconds { return }
+        if record.kind == Record.ready || time <= now {
+            setReady(task, due: time, replacing: true)
+        } else {
+            setPending(task, at: time)
         }
     }
 
@@ -161,7 +163,7 @@ public struct SchedulerStateMachine: Sendable {
         let record = records[Int(task.index)]
         if record.kind == Record.ready { return true }
         if record.kind == Record.pending && record.time <= now.nanoseconds {
-            setReady(task, due: Instant(nanoseconds: record.time))
+            setReady(task, due: Instant(nanoseconds: record.time), replacing: false)
             return true
         }
         clear(task)
@@ -213,8 +215,14 @@ public struct SchedulerStateMachine: Sendable {
     /// allows; it is marked running and its schedule is consumed. The driver calls this until it
     /// returns nil after every event.
     public mutating func nextStart() -> (task: TaskID, due: Instant)? {
-        guard phase == .running,
-              maximumRunning == 0 || runningCount < maximumRunning,
+        guard phase == .running else { return nil }
+        return popStart()
+    }
+
+    /// ``nextStart()`` without the phase check.
+    @inline(__always)
+    private mutating func popStart() -> (task: TaskID, due: Instant)? {
+        guard maximumRunning == 0 || runningCount < maximumRunning,
               let entry = startQueue.popMin()
         else { return nil }
         let index = Int(entry.task)
@@ -223,6 +231,48 @@ public struct SchedulerStateMachine: Sendable {
         readyCount -= 1
         runningCount += 1
         return (TaskID(index), Instant(nanoseconds: entry.time))
+    }
+
+    /// What ``advance(now:)`` asks of its driver.
+    public enum Action: Hashable, Sendable {
+        /// Start a run of the task, which fell due at `due`: it is counted running from now on,
+        /// and its schedule is consumed. Then call ``advance(now:)`` again.
+        case start(TaskID, due: Instant)
+        /// Nothing more may start now. Have one timer armed for `deadline`, the earliest pending
+        /// deadline (a timer armed for an earlier instant may stay: it wakes the loop once, in
+        /// vain); nil when nothing is pending. Call ``advance(now:)`` again after the timer goes
+        /// off, or after any event or scheduling call.
+        case wait(until: Instant?)
+    }
+
+    /// The one step both drivers take after every event: the deadlines at or before `now` fall
+    /// due (as ``deadlinesReached(now:)``), then the next task that may start is handed out (as
+    /// ``nextStart()``); when none may, the deadline to arm (as ``nextDeadline``).
+    ///
+    /// A driver calls it until it answers `.wait`:
+    /// ```swift
+    /// let now = clock.now
+    /// steps: while true {
+    ///     switch machine.advance(now: now) {
+    ///     case .start(let task, let due): start(task, due)
+    ///     case .wait(let deadline): armTimerIfSooner(deadline); break steps
+    ///     }
+    /// }
+    /// ```
+    /// Between two steps the driver may do anything with the machine (a start that fails at
+    /// once may report `taskFinished(_:)`, a hook may schedule): the next step sees it. Outside a
+    /// run it starts nothing and answers `.wait(until: nil)` (a stopped machine has no schedule).
+    ///
+    /// - Complexity: O(log n) per task that falls due or starts, O(1) for the final `.wait`; it
+    ///   allocates nothing.
+    public mutating func advance(now: Instant) -> Action {
+        guard phase == .running else { return .wait(until: nil) }
+        // Most steps find nothing due: spare them the call.
+        if let first = deadlines.min, first.time <= now.nanoseconds {
+            deadlinesReached(now: now)
+        }
+        if let (task, due) = popStart() { return .start(task, due: due) }
+        return .wait(until: nextDeadline)
     }
 
     /// The task's run (stage one and its task hook, if any) is over. If it became ready while
@@ -240,6 +290,7 @@ public struct SchedulerStateMachine: Sendable {
     /// Counts `task` as in flight without starting it, in either phase: for a driver that
     /// replaces its machine (the supervisor does on a configuration reload, when tasks come and
     /// go) while some runs are still going. ``taskFinished(_:)`` ends it as usual.
+    /// ``remapped(taskCount:maximumRunning:mapping:)`` carries runs over by itself.
     /// - Precondition: the task is not already running.
     public mutating func adoptRunning(_ task: TaskID) {
         let index = Int(task.index)
@@ -250,6 +301,59 @@ public struct SchedulerStateMachine: Sendable {
         if records[index].kind == Record.ready {
             startQueue.remove(task.index)
         }
+    }
+
+    // MARK: A new task set
+
+    /// This machine carried over to another task set (a configuration reload): a machine for
+    /// `taskCount` tasks, limited to `maximumRunning`, in the same phase, where each task
+    /// `mapping` keeps (old task in, its new identity out; nil drops it) is as it was here:
+    /// - a pending task keeps its deadline; a ready task stays ready with its due time (`next`
+    ///   is unchanged) and keeps its place in the start queue, relative order of equal due
+    ///   times included: deadlines and the start queue are carried over, not rebuilt;
+    /// - a running task stays running and counted, so ``taskFinished(_:)`` ends it as usual; a
+    ///   task both ready and running still starts once after its run.
+    ///
+    /// A dropped task vanishes, with its schedule; a dropped task that was running no longer
+    /// counts toward `runningCount` (its driver owns that run now, and reports nothing of it to
+    /// the new machine). Tasks `mapping` does not name are new: not scheduled, not running.
+    /// Nothing falls due or starts here: the driver's next ``advance(now:)`` does that.
+    ///
+    /// - Parameter mapping: called once for each task of this machine, in index order.
+    /// - Precondition: `taskCount > 0`; `mapping` gives identities in `0..<taskCount`, never the
+    ///   same one twice.
+    /// - Complexity: O(n + m + k log k), where n is this machine's task count, m the new one's
+    ///   and k the number of kept tasks that have a schedule.
+    public func remapped(
+        taskCount: Int,
+        maximumRunning: Int,
+        mapping: (TaskID) throws -> TaskID?
+    ) rethrows -> SchedulerStateMachine {
+        var machine = SchedulerStateMachine(taskCount: taskCount, maximumRunning: maximumRunning)
+        machine.phase = phase
+        // Carried entries keep their sequence numbers, so new ones must come after them.
+        machine.sequence = sequence
+        var newIndices = [Int32](repeating: -1, count: records.count)
+        var taken = [Bool](repeating: false, count: taskCount)
+        for index in records.indices {
+            guard let new = try mapping(TaskID(index)) else { continue }
+            let newIndex = Int(new.index)
+            precondition(newIndex >= 0 && newIndex < taskCount, "\(new) is not a task of the new set")
+            precondition(!taken[newIndex], "two tasks mapped to \(new)")
+            taken[newIndex] = true
+            newIndices[index] = new.index
+            let record = records[index]
+            machine.records[newIndex] = record
+            if record.running { machine.runningCount += 1 }
+            if record.kind == Record.ready { machine.readyCount += 1 }
+        }
+        for entry in deadlines.entries where newIndices[Int(entry.task)] >= 0 {
+            machine.deadlines.insert(newIndices[Int(entry.task)], time: entry.time, sequence: entry.sequence)
+        }
+        for entry in startQueue.entries where newIndices[Int(entry.task)] >= 0 {
+            machine.startQueue.insert(newIndices[Int(entry.task)], time: entry.time, sequence: entry.sequence)
+        }
+        return machine
     }
 
     // MARK: Transitions
@@ -275,21 +379,25 @@ public struct SchedulerStateMachine: Sendable {
         deadlines.insert(task.index, time: time.nanoseconds, sequence: nextSequence())
     }
 
-    private mutating func setReady(_ task: TaskID, due: Instant) {
+    /// Makes the task ready, due at `due`. A task already ready keeps its due time, unless
+    /// `replacing`: then it is due at `due`, queued anew by it (after tasks already queued with
+    /// the same due time, as if scheduled now).
+    private mutating func setReady(_ task: TaskID, due: Instant, replacing: Bool) {
         precondition(phase == .running, "scheduling calls are only valid while the loop runs")
         let index = Int(task.index)
         switch records[index].kind {
         case Record.ready:
-            return
+            guard replacing else { return }
         case Record.pending:
             deadlines.remove(task.index)
+            readyCount += 1
         default:
-            break
+            readyCount += 1
         }
         records[index].kind = Record.ready
         records[index].time = due.nanoseconds
-        readyCount += 1
         if !records[index].running {
+            // Moves the task when it is queued already.
             enqueueStart(task.index, due: due.nanoseconds)
         }
     }

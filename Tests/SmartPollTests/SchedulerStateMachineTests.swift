@@ -2,23 +2,6 @@ import SmartPollTestSupport
 import Testing
 @testable import SmartPoll
 
-private typealias ID = SchedulerStateMachine.TaskID
-
-private func at(_ seconds: Int64) -> Instant { Instant(nanoseconds: seconds * 1_000_000_000) }
-
-/// A machine in a running loop with `count` tasks.
-private func runningMachine(_ count: Int = 3, maximumRunning: Int = 0) -> SchedulerStateMachine {
-    var machine = SchedulerStateMachine(taskCount: count, maximumRunning: maximumRunning)
-    machine.runStarted()
-    return machine
-}
-
-private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
-    var started: [Int32] = []
-    while let (task, _) = machine.nextStart() { started.append(task.index) }
-    return started
-}
-
 @Suite struct SchedulerStateMachineTests {
     @Test func anAdoptedRunningTaskHoldsItsSlotAndItsReadinessUntilItFinishes() {
         // A replacement machine (a reload) takes over a run in flight and a ready task.
@@ -150,6 +133,95 @@ private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
         #expect(machine.nextDeadline == nil)
     }
 
+    // Parity with the Go library on a task that is already ready: `ScheduleAt` replaces timer
+    // and `next` whatever the state; `ScheduleAtSooner` takes a sooner time into `next` and
+    // keeps readiness; `Schedule(key, 0)` leaves a ready task as it is.
+
+    @Test func scheduleAtAFutureTimeMakesAReadyTaskWaitAgain() {
+        var machine = runningMachine(2)
+        machine.schedule(ID(0), after: .zero, now: at(5))
+        machine.schedule(ID(0), at: at(20), now: at(6))
+        #expect(machine.schedule(of: ID(0)) == .pending(at: at(20)))
+        #expect(machine.next(ID(0)) == at(20))
+        #expect(machine.nextDeadline == at(20))
+        #expect(machine.scheduledCount == 1)
+        #expect(drainStarts(&machine) == [], "it is no longer ready")
+        #expect(machine.advance(now: at(20)) == .start(ID(0), due: at(20)))
+    }
+
+    @Test func scheduleAtAPastTimeKeepsAReadyTaskReadyDueAtThatTime() {
+        var machine = runningMachine(3)
+        machine.schedule(ID(0), at: at(3), now: at(10))
+        machine.schedule(ID(1), at: at(5), now: at(10))
+        machine.schedule(ID(2), at: at(7), now: at(10))
+        machine.schedule(ID(0), at: at(8), now: at(10))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(8)))
+        #expect(machine.next(ID(0)) == at(8))
+        machine.schedule(ID(2), at: at(1), now: at(10))
+        #expect(machine.next(ID(2)) == at(1))
+        #expect(machine.scheduledCount == 3)
+        #expect(drainStarts(&machine) == [2, 1, 0], "the start queue follows the new due times")
+    }
+
+    @Test func scheduleAtTheSameDueTimeQueuesAReadyTaskAsIfScheduledNow() {
+        var machine = runningMachine(2)
+        machine.schedule(ID(0), at: at(5), now: at(10))
+        machine.schedule(ID(1), at: at(5), now: at(10))
+        machine.schedule(ID(0), at: at(5), now: at(10))
+        #expect(drainStarts(&machine) == [1, 0], "a replaced schedule goes after its equals")
+    }
+
+    @Test func scheduleAtOnAReadyRunningTaskReplacesTheRunItWaitsFor() {
+        var machine = runningMachine(1)
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        #expect(drainStarts(&machine) == [0])
+        machine.schedule(ID(0), after: .zero, now: at(1))
+        machine.schedule(ID(0), at: at(0), now: at(2))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(0)))
+        machine.schedule(ID(0), at: at(9), now: at(2))
+        #expect(machine.schedule(of: ID(0)) == .pending(at: at(9)))
+        machine.taskFinished(ID(0))
+        #expect(machine.advance(now: at(3)) == .wait(until: at(9)), "it waits for its new time")
+        machine.schedule(ID(0), at: at(2), now: at(3))
+        #expect(machine.advance(now: at(3)) == .start(ID(0), due: at(2)))
+    }
+
+    @Test func scheduleSoonerAtAnEarlierTimeMovesAReadyTaskWhichStaysReady() {
+        var machine = runningMachine(2)
+        machine.schedule(ID(0), at: at(4), now: at(10))
+        machine.schedule(ID(1), at: at(6), now: at(10))
+        machine.scheduleSooner(ID(1), at: at(2), now: at(10))
+        #expect(machine.schedule(of: ID(1)) == .ready(due: at(2)))
+        #expect(machine.next(ID(1)) == at(2))
+        machine.scheduleSooner(ID(0), at: at(4), now: at(10))
+        machine.scheduleSooner(ID(0), at: at(30), now: at(10))
+        machine.scheduleSooner(ID(0), after: .seconds(1), now: at(10))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(4)), "not sooner: unchanged, and still ready")
+        #expect(machine.nextDeadline == nil)
+        #expect(drainStarts(&machine) == [1, 0])
+    }
+
+    @Test func scheduleSoonerOnAReadyRunningTaskKeepsItReady() {
+        var machine = runningMachine(1)
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        #expect(drainStarts(&machine) == [0])
+        machine.schedule(ID(0), after: .zero, now: at(5))
+        machine.scheduleSooner(ID(0), at: at(3), now: at(6))
+        machine.scheduleSooner(ID(0), after: .seconds(2), now: at(6))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(3)))
+        machine.taskFinished(ID(0))
+        #expect(machine.advance(now: at(7)) == .start(ID(0), due: at(3)))
+    }
+
+    @Test func zeroDelayLeavesAReadyTaskItsDueTimeAndItsPlace() {
+        var machine = runningMachine(2)
+        machine.schedule(ID(0), after: .zero, now: at(1))
+        machine.schedule(ID(1), after: .zero, now: at(2))
+        machine.schedule(ID(0), after: .zero, now: at(3))
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(1)))
+        #expect(drainStarts(&machine) == [0, 1])
+    }
+
     @Test func stopTimerReportsReadinessAndClearsOnlyPending() {
         var machine = runningMachine(3, maximumRunning: 1)
         #expect(machine.stopTimer(ID(0), now: at(0)) == false)
@@ -250,47 +322,98 @@ private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
     }
 
     /// The machine against a naive reference model (a linear scan per step) over random
-    /// operations: any disagreement in schedules, starts or the earliest deadline fails.
+    /// operations, reloads to other task sets included: any disagreement in schedules, starts or
+    /// the earliest deadline fails.
     @Test func agreesWithANaiveModelOnRandomOperations() {
         struct Model {
             var schedule: [SchedulerStateMachine.Schedule]
             var running: [Bool]
-            var order: [Int: UInt64] = [:]
+            /// When each task was last queued, for ties between equal times.
+            var order: [UInt64]
             var seq: UInt64 = 0
             var maxRunning: Int
+
+            var count: Int { schedule.count }
+
+            mutating func stamp(_ i: Int) { seq += 1; order[i] = seq }
+
+            /// Every pending deadline at or before `now` becomes ready, in (time, order) order.
+            mutating func deadlinesReached(now: Int64) {
+                let due = (0..<count).compactMap { i -> (Int64, UInt64, Int)? in
+                    if case .pending(let t) = schedule[i], t <= at(now) { return (t.nanoseconds, order[i], i) }
+                    return nil
+                }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+                for (t, _, i) in due { schedule[i] = .ready(due: Instant(nanoseconds: t)); stamp(i) }
+            }
+
+            /// Starts everything that may start, in (due, order) order.
+            mutating func startAll() -> [Int] {
+                var started: [Int] = []
+                while maxRunning == 0 || running.filter({ $0 }).count < maxRunning {
+                    let candidates = (0..<count).compactMap { i -> (Int64, UInt64, Int)? in
+                        if case .ready(let d) = schedule[i], !running[i] { return (d.nanoseconds, order[i], i) }
+                        return nil
+                    }
+                    guard let first = candidates.min(by: { ($0.0, $0.1) < ($1.0, $1.1) }) else { break }
+                    schedule[first.2] = .none
+                    running[first.2] = true
+                    started.append(first.2)
+                }
+                return started
+            }
+
+            var earliest: Instant? {
+                (0..<count).compactMap { i -> Instant? in
+                    if case .pending(let t) = schedule[i] { return t }
+                    return nil
+                }.min()
+            }
         }
         var rng = SplitMix64(seed: 42)
         for round in 0..<20 {
-            let count = 1 + Int(rng.next() % 12)
+            var count = 1 + Int(rng.next() % 12)
             let limit = Int(rng.next() % 4)
             var machine = runningMachine(count, maximumRunning: limit)
-            var model = Model(schedule: Array(repeating: .none, count: count), running: Array(repeating: false, count: count), maxRunning: limit)
+            var model = Model(
+                schedule: Array(repeating: .none, count: count), running: Array(repeating: false, count: count),
+                order: Array(repeating: 0, count: count), maxRunning: limit)
             var now: Int64 = 0
-            func stamp(_ i: Int) { model.seq += 1; model.order[i] = model.seq }
             for step in 0..<2_000 {
                 let task = Int(rng.next() % UInt64(count))
                 let id = ID(task)
                 let amount = Int64(rng.next() % 7) - 2
-                switch rng.next() % 9 {
+                switch rng.next() % 11 {
                 case 0:
                     machine.schedule(id, after: .seconds(amount), now: at(now))
-                    if amount > 0 { model.schedule[task] = .pending(at: at(now + amount)); stamp(task) }
-                    else if amount == 0 { if case .ready = model.schedule[task] {} else { model.schedule[task] = .ready(due: at(now)); stamp(task) } }
-                    else { model.schedule[task] = .none }
+                    if amount > 0 {
+                        model.schedule[task] = .pending(at: at(now + amount))
+                        model.stamp(task)
+                    } else if amount < 0 {
+                        model.schedule[task] = .none
+                    } else if case .ready = model.schedule[task] {
+                        // Already ready: due time and place kept.
+                    } else {
+                        model.schedule[task] = .ready(due: at(now))
+                        model.stamp(task)
+                    }
                 case 1:
+                    // Replaces whatever the state, a ready task's due time included.
                     let time = now + amount
                     machine.schedule(id, at: at(time), now: at(now))
-                    if time > now { model.schedule[task] = .pending(at: at(time)); stamp(task) }
-                    else if case .ready = model.schedule[task] {} else { model.schedule[task] = .ready(due: at(time)); stamp(task) }
+                    model.schedule[task] = time > now ? .pending(at: at(time)) : .ready(due: at(time))
+                    model.stamp(task)
                 case 2:
                     let time = now + amount
                     machine.scheduleSooner(id, at: at(time), now: at(now))
                     switch model.schedule[task] {
-                    case .ready: break
-                    case .pending(let existing) where existing <= at(time): break
+                    case .ready(let due) where due <= at(time), .pending(let due) where due <= at(time):
+                        break
+                    case .ready:
+                        model.schedule[task] = .ready(due: at(time))
+                        model.stamp(task)
                     default:
                         model.schedule[task] = time > now ? .pending(at: at(time)) : .ready(due: at(time))
-                        stamp(task)
+                        model.stamp(task)
                     }
                 case 3:
                     let ready = machine.stopTimer(id, now: at(now))
@@ -298,54 +421,70 @@ private func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
                     case .ready: #expect(ready)
                     case .pending(let t) where t <= at(now):
                         #expect(ready)
-                        model.schedule[task] = .ready(due: t); stamp(task)
+                        model.schedule[task] = .ready(due: t)
+                        model.stamp(task)
                     default: #expect(!ready); model.schedule[task] = .none
                     }
                 case 4:
                     now += Int64(rng.next() % 3)
                     machine.deadlinesReached(now: at(now))
-                    // Model: every pending deadline <= now becomes ready, in (time, seq) order.
-                    let due = (0..<count).compactMap { i -> (Int64, UInt64, Int)? in
-                        if case .pending(let t) = model.schedule[i], t <= at(now) { return (t.nanoseconds, model.order[i]!, i) }
-                        return nil
-                    }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
-                    for (t, _, i) in due { model.schedule[i] = .ready(due: Instant(nanoseconds: t)); stamp(i) }
-                case 6 where !model.running.contains(true):
-                    // End the run and start another: every schedule is gone.
-                    machine.runEnded()
-                    machine.runStarted()
-                    model.schedule = Array(repeating: .none, count: count)
+                    model.deadlinesReached(now: now)
                 case 5:
                     let runningTasks = (0..<count).filter { model.running[$0] }
                     if let finished = runningTasks.first(where: { _ in rng.next() % 2 == 0 }) {
                         machine.taskFinished(ID(finished))
                         model.running[finished] = false
-                        if case .ready = model.schedule[finished] { stamp(finished) }
+                        if case .ready = model.schedule[finished] { model.stamp(finished) }
                     }
-                default:
-                    // Start everything the model says may start, in (due, enqueue order).
-                    var started: [Int] = []
-                    while model.maxRunning == 0 || model.running.filter({ $0 }).count < model.maxRunning {
-                        let candidates = (0..<count).compactMap { i -> (Int64, UInt64, Int)? in
-                            if case .ready(let d) = model.schedule[i], !model.running[i] { return (d.nanoseconds, model.order[i]!, i) }
-                            return nil
+                case 6 where !model.running.contains(true):
+                    // End the run and start another: every schedule is gone.
+                    machine.runEnded()
+                    machine.runStarted()
+                    model.schedule = Array(repeating: .none, count: count)
+                case 7:
+                    now += Int64(rng.next() % 3)
+                    let (started, deadline) = advanceAll(&machine, now: at(now))
+                    model.deadlinesReached(now: now)
+                    #expect(started.map(Int.init) == model.startAll(), "round \(round) step \(step)")
+                    #expect(deadline == model.earliest)
+                case 8 where rng.next() % 8 == 0:
+                    // A reload: another task set, each old task kept (somewhere) or dropped.
+                    let newCount = 1 + Int(rng.next() % 12)
+                    let newLimit = Int(rng.next() % 4)
+                    var free = Array(0..<newCount)
+                    var table: [Int?] = []
+                    for _ in 0..<count {
+                        if rng.next() % 4 == 0 || free.isEmpty {
+                            table.append(nil)
+                        } else {
+                            table.append(free.remove(at: Int(rng.next() % UInt64(free.count))))
                         }
-                        guard let first = candidates.min(by: { ($0.0, $0.1) < ($1.0, $1.1) }) else { break }
-                        model.schedule[first.2] = .none
-                        model.running[first.2] = true
-                        started.append(first.2)
                     }
-                    #expect(drainStarts(&machine).map(Int.init) == started, "round \(round) step \(step)")
+                    machine = machine.remapped(taskCount: newCount, maximumRunning: newLimit) { old in
+                        table[Int(old.index)].map(ID.init)
+                    }
+                    var remapped = Model(
+                        schedule: Array(repeating: .none, count: newCount),
+                        running: Array(repeating: false, count: newCount),
+                        order: Array(repeating: 0, count: newCount), seq: model.seq, maxRunning: newLimit)
+                    for (old, new) in table.enumerated() {
+                        guard let new else { continue }
+                        remapped.schedule[new] = model.schedule[old]
+                        remapped.running[new] = model.running[old]
+                        remapped.order[new] = model.order[old]
+                    }
+                    model = remapped
+                    count = newCount
+                default:
+                    #expect(drainStarts(&machine).map(Int.init) == model.startAll(), "round \(round) step \(step)")
                 }
+                #expect(machine.taskCount == count)
+                #expect(machine.runningCount == model.running.filter { $0 }.count)
                 for i in 0..<count {
                     #expect(machine.schedule(of: ID(i)) == model.schedule[i], "round \(round) step \(step) task \(i)")
                     #expect(machine.isRunning(ID(i)) == model.running[i])
                 }
-                let earliest = (0..<count).compactMap { i -> Instant? in
-                    if case .pending(let t) = model.schedule[i] { return t }
-                    return nil
-                }.min()
-                #expect(machine.nextDeadline == earliest)
+                #expect(machine.nextDeadline == model.earliest)
             }
         }
     }

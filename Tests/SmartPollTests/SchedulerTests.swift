@@ -80,7 +80,9 @@ struct SchedulerTests {
             await journal.wait(for: "worked", count: value)
         }
         await #expect(throws: Done.self) { try await runner.value }
-        #expect(journal.entries == ["event 1", "work", "worked", "event 2", "work", "worked", "event 3", "work", "worked"])
+        #expect(journal.entries == [
+            "event 1", "work", "worked", "event 2", "work", "worked", "event 3", "work", "worked",
+        ])
     }
 
     @Test func blockedTaskDelaysTheNextRunAndItsLateResultIsDropped() async throws {
@@ -204,6 +206,84 @@ struct SchedulerTests {
         )
         feed.finish(throwing: Done(tag: "source"))
         await #expect(throws: Done(tag: "source")) { try await scheduler.run() }
+    }
+
+    @Test func finishedEventSourceIsReportedOnceAfterItsLastValue() async throws {
+        let (events, feed) = AsyncStream.makeStream(of: Int.self)
+        let journal = Journal()
+        let scheduler = try Scheduler(
+            tasks: ["after": SchedulerTask { { _ in throw Done(tag: "after") } }],
+            eventHooks: [EventHook(events) { value, _ in
+                journal.record("event \(value)")
+            } onFinish: { control in
+                journal.record("finished")
+                control.schedule("after", after: .zero)
+            }],
+            clock: ManualClock()
+        )
+        feed.yield(1)
+        feed.yield(2)
+        feed.finish()
+        await #expect(throws: Done(tag: "after")) { try await scheduler.run() }
+        #expect(journal.entries == ["event 1", "event 2", "finished"])
+    }
+
+    @Test func eventSourceFinishingBetweenRunsIsReportedInTheNextRunAfterItsRunHooks() async throws {
+        let (events, feed) = AsyncStream.makeStream(of: String.self)
+        let journal = Journal()
+        let runs = Counter()
+        let scheduler = try Scheduler(
+            tasks: ["idle": SchedulerTask { nil }],
+            runHooks: [RunHook { _ in journal.record("run hook \(runs.increment())") }],
+            eventHooks: [EventHook(events) { value, _ in
+                journal.record("event \(value)")
+                throw Done(tag: value)
+            } onFinish: { _ in
+                journal.record("finished")
+                throw Done(tag: "finished")
+            }],
+            clock: ManualClock()
+        )
+        feed.yield("stop")
+        await #expect(throws: Done(tag: "stop")) { try await scheduler.run() }
+        feed.finish()
+        await #expect(throws: Done(tag: "finished")) { try await scheduler.run() }
+        #expect(journal.entries == ["run hook 1", "event stop", "run hook 2", "finished"])
+    }
+
+    @Test func failingEventSourceIsNotReportedAsFinished() async throws {
+        let (events, feed) = AsyncThrowingStream.makeStream(of: Int.self)
+        let journal = Journal()
+        let scheduler = try Scheduler(
+            tasks: ["idle": SchedulerTask { nil }],
+            eventHooks: [EventHook(events) { _, _ in } onFinish: { _ in journal.record("finished") }],
+            clock: ManualClock()
+        )
+        feed.finish(throwing: Done(tag: "source"))
+        await #expect(throws: Done(tag: "source")) { try await scheduler.run() }
+        #expect(journal.entries == [])
+    }
+
+    @Test func controlReplacesAReadyTasksScheduleAsTheGoLibraryDoes() async throws {
+        let scheduler = try Scheduler(
+            tasks: ["t": SchedulerTask { { _ in throw Done() } }],
+            runHooks: [RunHook { control in
+                control.schedule("t", after: .zero)
+                control.schedule("t", at: at(90))
+                #expect(control.next("t") == at(90), "ready, due at the given past time")
+                control.scheduleSooner("t", at: at(80))
+                #expect(control.next("t") == at(80), "ready, due at the sooner time")
+                control.scheduleSooner("t", after: .seconds(1))
+                control.schedule("t", after: .zero)
+                #expect(control.next("t") == at(80), "neither is sooner than a ready task's due time")
+                control.schedule("t", at: at(110))
+                #expect(control.next("t") == at(110))
+                #expect(control.stopTimer("t") == false, "a future time made it wait again")
+                control.schedule("t", at: at(100))
+            }],
+            clock: ManualClock(now: at(100))
+        )
+        await #expect(throws: Done.self) { try await scheduler.run() }
     }
 
     @Test func taskWithoutHookRunsOnceAndTheLoopGoesOn() async throws {

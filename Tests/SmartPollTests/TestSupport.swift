@@ -97,3 +97,36 @@ func runToCompletion(_ scheduler: Scheduler, clock: ManualClock) async -> any Er
         return error
     }
 }
+
+// MARK: The state machine, with plain numbers
+
+typealias ID = SchedulerStateMachine.TaskID
+
+/// The instant `seconds` after the origin.
+func at(_ seconds: Int64) -> Instant { Instant(nanoseconds: seconds * 1_000_000_000) }
+
+/// A machine in a running loop with `count` tasks.
+func runningMachine(_ count: Int = 3, maximumRunning: Int = 0) -> SchedulerStateMachine {
+    var machine = SchedulerStateMachine(taskCount: count, maximumRunning: maximumRunning)
+    machine.runStarted()
+    return machine
+}
+
+/// Starts everything that may start, by ``SchedulerStateMachine/nextStart()``.
+func drainStarts(_ machine: inout SchedulerStateMachine) -> [Int32] {
+    var started: [Int32] = []
+    while let (task, _) = machine.nextStart() { started.append(task.index) }
+    return started
+}
+
+/// Steps ``SchedulerStateMachine/advance(now:)`` until it answers `.wait`: what it started, in
+/// order, and the deadline it asked to arm.
+func advanceAll(_ machine: inout SchedulerStateMachine, now: Instant) -> (started: [Int32], deadline: Instant?) {
+    var started: [Int32] = []
+    while true {
+        switch machine.advance(now: now) {
+        case .start(let task, _): started.append(task.index)
+        case .wait(let deadline): return (started, deadline)
+        }
+    }
+}
