@@ -86,12 +86,12 @@ struct ClientConnectionStateMachine {
         /// ``readFailed()`` (or nothing, when it would block).
         case read
         /// Answer the framed requests: ``beginBatch()``, then ``nextFrame()`` until it returns nil
-        /// (answering each frame's slot, now or later, with ``replyReady(slot:encode:)``), then
+        /// (answering each frame's slot, now or later, with ``replyReady(slot:_:)``), then
         /// ``endBatch()``.
         case dispatch
         /// Send ``withUnsentOutput(_:)`` until it is all sent or the socket is full, reporting
-        /// each send (``bytesSent(_:)``, ``sendWouldBlock(now:sendTimeout:)`` or
-        /// ``sendFailed()``), then report ``flushEnded()``.
+        /// each send (``bytesSent(_:)`` or ``sendOutput(using:)``,
+        /// ``sendWouldBlock(now:sendTimeout:)`` or ``sendFailed()``), then report ``flushEnded()``.
         case flush
         /// Report ``eventBatchEnded()`` once the loop has handled every event of this wake-up.
         case flushWhenIdle
@@ -241,11 +241,11 @@ struct ClientConnectionStateMachine {
         return settle()
     }
 
-    /// The reply to the request given `slot` is ready: `encode` appends its line (with the
-    /// newline) to the array it is given. Replies leave in slot order. Ignored once closed.
-    mutating func replyReady(slot: Int, encode: (inout [UInt8]) -> Void) -> Action {
+    /// The reply to the request given `slot` is ready. Replies leave in slot order; the one that
+    /// is due is encoded straight into the output. Ignored once closed.
+    mutating func replyReady(slot: Int, _ reply: some ClientOutputQueue.Line) -> Action {
         guard !isClosed else { return .none }
-        output.fill(slot: slot, encode: encode)
+        output.fill(slot: slot, with: reply)
         return outputQueued()
     }
 
@@ -284,6 +284,17 @@ struct ClientConnectionStateMachine {
     /// Calls `body` with the bytes ready to be sent (possibly none).
     func withUnsentOutput<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         try output.withUnsentBytes(body)
+    }
+
+    /// Offers the unsent bytes to `send`, which returns how many of them it sent, or a negative
+    /// number when it failed (with errno as the send left it), and records what it sent. Call
+    /// only with output unsent.
+    ///
+    /// For the driver's sends: mutating, so that the machine is not copied for the call.
+    mutating func sendOutput(using send: (UnsafeRawBufferPointer) -> Int) -> Int {
+        let sent = output.withUnsentBytes(send)
+        if sent > 0 { bytesSent(sent) }
+        return sent
     }
 
     /// A send took `count` bytes of ``withUnsentOutput(_:)``.

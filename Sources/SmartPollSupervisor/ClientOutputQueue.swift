@@ -12,6 +12,12 @@
 ///   copy. Sent bytes are dropped when everything has left, or moved once they are more than
 ///   64 KiB and half the buffer, so each byte is moved O(1) times on average.
 struct ClientOutputQueue {
+    /// A value that writes itself as one line of output (a reply; plain bytes in tests).
+    protocol Line {
+        /// Appends the line and its newline to `output`.
+        func encodeLine(into output: inout [UInt8])
+    }
+
     private var bytes: [UInt8] = []
     /// The first byte of `bytes` not sent yet.
     private var start = 0
@@ -37,20 +43,19 @@ struct ClientOutputQueue {
         return nextRequestSlot
     }
 
-    /// Fills a reply slot: `encode` appends the reply's line (with its newline) to the array it is
-    /// given. - Precondition: `slot` was reserved and not filled yet.
-    mutating func fill(slot: Int, encode: (inout [UInt8]) -> Void) {
+    /// Fills a reply slot with `reply`. - Precondition: `slot` was reserved and not filled yet.
+    mutating func fill(slot: Int, with reply: some Line) {
         precondition(slot >= nextReplySlot && slot < nextRequestSlot, "reply slot \(slot) is not owed")
         guard slot == nextReplySlot else {
             var line: [UInt8] = []
-            encode(&line)
+            reply.encodeLine(into: &line)
             heldReplyBytes += line.count
             heldReplies[slot] = line
             return
         }
         // The usual case: the reply that is due, encoded straight into the buffer.
         nextReplySlot += 1
-        encode(&bytes)
+        reply.encodeLine(into: &bytes)
         while !heldReplies.isEmpty, let line = heldReplies.removeValue(forKey: nextReplySlot) {
             nextReplySlot += 1
             heldReplyBytes -= line.count

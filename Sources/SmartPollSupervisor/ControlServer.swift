@@ -233,16 +233,17 @@ final class ControlServer {
     }
 
     private func reply(_ reply: Reply, slot: Int, to client: ClientConnection) {
-        perform(client.machine.replyReady(slot: slot) { reply.encodeLine(into: &$0) }, for: client)
+        perform(client.machine.replyReady(slot: slot, reply), for: client)
     }
 
     /// Sends as much queued output as the socket takes. Returns false when the connection was
     /// closed (the peer is gone).
     private func flush(_ client: ClientConnection) -> Bool {
+        let descriptor = client.descriptor
         while client.machine.unsentCount > 0 {
-            let sent = client.machine.withUnsentOutput { sp_send(client.descriptor, $0.baseAddress, $0.count) }
+            let sent = client.machine.sendOutput { sp_send(descriptor, $0.baseAddress, $0.count) }
             if sent >= 0 {
-                client.machine.bytesSent(sent)
+                continue
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
                 let timeout = sendTimeout.nanosecondsClamped
                 perform(client.machine.sendWouldBlock(now: loop.now, sendTimeout: timeout), for: client)
@@ -289,3 +290,5 @@ final class ControlServer {
         loop.deregister(listener)
     }
 }
+
+extension Reply: ClientOutputQueue.Line {}

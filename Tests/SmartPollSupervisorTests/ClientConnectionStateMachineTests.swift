@@ -11,6 +11,14 @@ private func machine(
     Machine(maximumLineLength: maximumLineLength, pauseInputAbove: pauseInputAbove, maximumWatcherOutput: watcherCap)
 }
 
+private struct TextLine: ClientOutputQueue.Line {
+    let text: String
+
+    func encodeLine(into output: inout [UInt8]) {
+        output.append(contentsOf: Array("\(text)\n".utf8))
+    }
+}
+
 private extension ClientConnectionStateMachine {
     mutating func read(_ text: String) -> Action {
         Array(text.utf8).withUnsafeBytes { bytesRead($0) }
@@ -25,7 +33,7 @@ private extension ClientConnectionStateMachine {
     }
 
     mutating func reply(_ slot: Int, _ text: String) -> Action {
-        replyReady(slot: slot) { $0.append(contentsOf: Array("\(text)\n".utf8)) }
+        replyReady(slot: slot, TextLine(text: text))
     }
 
     /// What a driver does for `.dispatch`, answering each request at once with `reply-` and its
@@ -54,8 +62,11 @@ private extension ClientConnectionStateMachine {
         var actions: [Action] = []
         if unsentCount > 0 {
             let count = min(unsentCount, socketTakes)
-            sent = String(unsent.utf8.prefix(count))!
-            if count > 0 { bytesSent(count) }
+            // A socket that takes nothing fails the send with EAGAIN.
+            _ = sendOutput { buffer in
+                sent = String(decoding: buffer.prefix(count), as: UTF8.self)
+                return count > 0 ? count : -1
+            }
             if unsentCount > 0 { actions.append(sendWouldBlock(now: now, sendTimeout: sendTimeout)) }
         }
         actions.append(flushEnded())
