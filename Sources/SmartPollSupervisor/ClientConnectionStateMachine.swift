@@ -28,11 +28,15 @@ import SmartPollProtocol
 /// `maximumWatcherOutput` bytes is closed; so is a client whose waiting output has not moved
 /// for the send timeout.
 ///
-/// - Important: The driver must carry out every action it is given, in order, before it reports
-///   anything else about the same connection, except where an action says otherwise (`.dispatch`
-///   and `.flush` are carried out with further reports).
+/// - Important: The driver carries out each action as soon as it is returned, before anything
+///   else is reported about the connection, except the reports the action itself asks for
+///   (`.read`, `.dispatch` and `.flush` are made of further reports; `.flushWhenIdle` and
+///   `.armStallTimer` ask for one later). `.close` is returned exactly once.
 /// - Complexity: every report is O(1) apart from the bytes it moves (framing, encoding, sending);
 ///   nothing is allocated per request beyond the request's own line and a held reply.
+/// - Note: Room is left for replies encoded in slices as the socket drains (a slot filled with
+///   a source of slices in ``ClientOutputQueue``, asked for more after a send) and for a refused
+///   peer's linger (one more state whose input is read and dropped, under a timer of its own).
 struct ClientConnectionStateMachine {
     /// What becomes of what the peer sends.
     enum Input: Hashable, Sendable {
@@ -89,9 +93,9 @@ struct ClientConnectionStateMachine {
         /// (answering each frame's slot, now or later, with ``replyReady(slot:_:)``), then
         /// ``endBatch()``.
         case dispatch
-        /// Send ``withUnsentOutput(_:)`` until it is all sent or the socket is full, reporting
-        /// each send (``bytesSent(_:)`` or ``sendOutput(using:)``,
-        /// ``sendWouldBlock(now:sendTimeout:)`` or ``sendFailed()``), then report ``flushEnded()``.
+        /// Send with ``sendOutput(using:)`` while output is unsent; report
+        /// ``sendWouldBlock(now:sendTimeout:)`` if the socket is full, or ``sendFailed()`` (and
+        /// stop) if a send failed; then report ``flushEnded()``.
         case flush
         /// Report ``eventBatchEnded()`` once the loop has handled every event of this wake-up.
         case flushWhenIdle
@@ -293,16 +297,12 @@ struct ClientConnectionStateMachine {
     /// For the driver's sends: mutating, so that the machine is not copied for the call.
     mutating func sendOutput(using send: (UnsafeRawBufferPointer) -> Int) -> Int {
         let sent = output.withUnsentBytes(send)
-        if sent > 0 { bytesSent(sent) }
+        if sent > 0 {
+            output.consume(sent)
+            // The client took something: the send timeout starts again when output next waits.
+            waitingSince = nil
+        }
         return sent
-    }
-
-    /// A send took `count` bytes of ``withUnsentOutput(_:)``.
-    mutating func bytesSent(_ count: Int) {
-        guard !isClosed else { return }
-        output.consume(count)
-        // The client took something: the send timeout starts again when output next waits.
-        if count > 0 { waitingSince = nil }
     }
 
     /// A send would block: output waits for the client to read (`now`: CLOCK_MONOTONIC, ns;
