@@ -1,20 +1,18 @@
 import CSmartPollPosix
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollProtocol
 
-/// The control socket: accepts clients, checks their credentials, frames their lines and hands
-/// each decoded request to the supervisor, all on the event loop (SPEC sections 5 and 8).
+/// The control socket: accepts clients, checks their credentials, and drives one
+/// ``ClientConnectionStateMachine`` per client on the event loop, carrying out its actions (the
+/// system calls, the loop's interest and timers) and handing each request to ``handler``
+/// (SPEC sections 5 and 8).
 ///
 /// A slow or silent client never delays another: sockets are non-blocking; once a client's
 /// queued output passes ``pauseInputAbove``, its requests already read wait and its input is
 /// not read, so a client pipelining without reading stalls only itself, with at most that much
 /// plus one reply queued; a client whose queued output has not moved for ``sendTimeout`` is
 /// disconnected; and a watcher, whose events do not wait for requests, is disconnected when
-/// its queue passes ``maximumOutput``.
+/// it holds more than ``maximumOutput``.
 final class ControlServer {
     /// Answers one request; call `respond` exactly once, now or later.
     typealias Handler = (_ request: Request, _ client: ClientConnection, _ respond: @escaping (Reply) -> Void) -> Void
@@ -24,10 +22,11 @@ final class ControlServer {
     /// Limits for new connections and lines; a reload may change them.
     var maximumConnections: Int
     var maximumLineLength: Int
-    /// The most event output queued for a watcher that does not read.
+    /// The most event output a watcher may hold without reading it.
     let maximumOutput = 16 << 20
     let pauseInputAbove = 1 << 20
-    /// How long queued output may wait without the client taking any of it; a reload may change it.
+    /// How long queued output may wait without the client taking any of it; a reload may change
+    /// it (for every client, from its next check).
     var sendTimeout: Duration = .seconds(30)
     var log: SupervisorLog?
     var handler: Handler = { request, _, respond in
@@ -41,7 +40,10 @@ final class ControlServer {
     private(set) var clients: [Int32: ClientConnection] = [:]
     private var nextClientID = 0
 
-    init(loop: EventLoop, listener: Int32, maximumConnections: Int, maximumLineLength: Int, sendTimeout: Duration = .seconds(30)) throws(SupervisorError) {
+    init(
+        loop: EventLoop, listener: Int32, maximumConnections: Int, maximumLineLength: Int,
+        sendTimeout: Duration = .seconds(30)
+    ) throws(SupervisorError) {
         self.loop = loop
         self.listener = listener
         self.maximumConnections = maximumConnections
@@ -50,10 +52,28 @@ final class ControlServer {
         try loop.register(listener, for: .readable) { [weak self] _ in self?.acceptClients() }
     }
 
-    /// Every client that asked to `watch`.
-    var watchers: some Sequence<ClientConnection> {
-        clients.values.lazy.filter(\.isWatching)
+    // MARK: Watchers
+
+    /// Makes `client` a stream of events (after its `watch` request was answered): only events
+    /// of the tasks in `filter`, when given, and those of no task. Requests it sent after `watch`
+    /// are dropped.
+    func startWatching(_ client: ClientConnection, filter: Set<String>?) {
+        client.watchFilter = filter
+        perform(client.machine.watchStarted(), for: client)
     }
+
+    /// Queues `event` for every watcher it concerns, encoded once; the events of one wake-up of
+    /// the loop leave together, in one send per watcher.
+    func broadcast(_ event: Event) {
+        var line: [UInt8]?
+        for client in clients.values where client.machine.isWatching {
+            if let filter = client.watchFilter, let task = event.task, !filter.contains(task) { continue }
+            if line == nil { line = event.encodedLine() }
+            perform(client.machine.eventReady(line!), for: client)
+        }
+    }
+
+    // MARK: Accepting
 
     private func acceptClients() {
         while true {
@@ -71,19 +91,23 @@ final class ControlServer {
                 }
                 return  // EAGAIN, or a peer that left before we could look
             }
-            nextClientID += 1
-            let client = ClientConnection(
-                id: nextClientID, descriptor: descriptor, peerUserID: uid, peerProcessID: pid,
-                maximumLineLength: maximumLineLength, server: self)
             guard isAuthorized(uid, gid) else {
-                refuse(client, ProtocolError(.permissionDenied, "uid \(uid) may not use this socket"))
+                refuse(descriptor, ProtocolError(.permissionDenied, "uid \(uid) may not use this socket"))
                 continue
             }
             guard clients.count < maximumConnections else {
-                refuse(client, ProtocolError(.busy, "too many connections (at most \(maximumConnections)); try again later"))
+                refuse(descriptor, ProtocolError(
+                    .busy, "too many connections (at most \(maximumConnections)); try again later"))
                 continue
             }
+            nextClientID += 1
+            let machine = ClientConnectionStateMachine(
+                maximumLineLength: maximumLineLength, pauseInputAbove: pauseInputAbove,
+                maximumWatcherOutput: maximumOutput)
+            let client = ClientConnection(
+                id: nextClientID, descriptor: descriptor, peerUserID: uid, peerProcessID: pid, machine: machine)
             do {
+                // Readable, as a new machine assumes: it asks only for changes.
                 try loop.register(descriptor, for: .readable) { [weak self, unowned client] events in
                     self?.serviceClient(client, events)
                 }
@@ -96,148 +120,175 @@ final class ControlServer {
     }
 
     /// One error line, best effort, then the connection is closed.
-    private func refuse(_ client: ClientConnection, _ error: ProtocolError) {
+    private func refuse(_ descriptor: Int32, _ error: ProtocolError) {
         let line = Reply(id: .null, body: .failure(error)).encodedLine()
-        _ = line.withUnsafeBytes { sp_send(client.descriptor, $0.baseAddress, $0.count) }
-        Glibc.close(client.descriptor)
+        _ = line.withUnsafeBytes { sp_send(descriptor, $0.baseAddress, $0.count) }
+        Glibc.close(descriptor)
     }
+
+    // MARK: Driving the machines
 
     private func serviceClient(_ client: ClientConnection, _ events: EventLoop.Events) {
         if events.contains(.writable) {
-            guard client.flush() else { return }
-            // Requests read earlier and held while the output was above the line go first.
-            dispatchFrames(client)
-            outputChanged(client)
+            guard flush(client) else { return }
+            perform(client.machine.flushEnded(), for: client)
         }
-        guard !client.isClosed else { return }
-        if client.isInputClosed {
-            // Readable is no longer asked for, so a hang-up here is EPOLLHUP: the peer is gone.
-            if events.contains(.hangup) || events.contains(.error) { close(client) }
-            return
+        let hungUp = events.contains(.hangup) || events.contains(.error)
+        if events.contains(.readable) || hungUp {
+            perform(client.machine.inputReady(hangUp: hungUp), for: client)
         }
-        guard events.contains(.readable) || events.contains(.hangup) || events.contains(.error) else { return }
-        // Held requests first; more input only once they are all answered.
-        guard !client.framer.hasFrames else { return }
-        let count = read(client.descriptor, loop.readBuffer.baseAddress, loop.readBuffer.count)
-        if count == 0 && (client.isWatching || client.hasOutstandingReplies || client.pendingOutput > 0) {
-            // End of the peer's input, not of the connection: it still reads what it is owed.
-            client.isInputClosed = true
-            outputChanged(client)
-            return
+    }
+
+    /// Carries out an action of `client`'s machine, and the actions that follow from it (one
+    /// after the other, not nested: a long chain needs no stack).
+    private func perform(_ first: ClientConnectionStateMachine.Action, for client: ClientConnection) {
+        var action = first
+        while true {
+            switch action {
+            case .none:
+                return
+            case .read:
+                guard let next = read(client) else { return }
+                action = next
+            case .dispatch:
+                action = dispatchRequests(client)
+            case .flush:
+                guard flush(client) else { return }
+                action = client.machine.flushEnded()
+            case .flushWhenIdle:
+                loop.deferUntilIdle { [weak self] in
+                    self?.perform(client.machine.eventBatchEnded(), for: client)
+                }
+                return
+            case .setInterest(let interest):
+                var events: EventLoop.Events = []
+                if interest.contains(.readable) { events.insert(.readable) }
+                if interest.contains(.writable) { events.insert(.writable) }
+                loop.watch(client.descriptor, for: events)
+                return
+            case .armStallTimer(let deadline):
+                client.stallTimer = loop.schedule(at: deadline) { [weak self, weak client] in
+                    guard let self, let client else { return }
+                    client.stallTimer = nil
+                    let timeout = self.sendTimeout.nanosecondsClamped
+                    self.perform(client.machine.stallTimerFired(now: self.loop.now, sendTimeout: timeout), for: client)
+                }
+                return
+            case .close(let reason):
+                finishClosing(client, reason)
+                return
+            }
         }
-        if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
-            close(client)
-            return
+    }
+
+    /// Reads once; returns what follows, or nil when the read would block.
+    private func read(_ client: ClientConnection) -> ClientConnectionStateMachine.Action? {
+        let count = Glibc.read(client.descriptor, loop.readBuffer.baseAddress, loop.readBuffer.count)
+        if count > 0 {
+            return client.machine.bytesRead(UnsafeRawBufferPointer(rebasing: loop.readBuffer[..<count]))
+        } else if count == 0 {
+            return client.machine.endOfInput()
+        } else if errno == EAGAIN || errno == EINTR {
+            return nil
         }
-        guard count > 0 else { return }
-        if client.isWatching { return }
-        client.framer.append(UnsafeRawBufferPointer(rebasing: loop.readBuffer[..<count]))
-        dispatchFrames(client)
+        return client.machine.readFailed()
     }
 
     /// Answers the requests framed so far, in order, while the client's queued output stays
     /// under ``pauseInputAbove``: one read can hold a thousand requests whose replies are large
     /// (`result` of a 1 MiB output), and they must neither pile up in memory nor keep the loop
-    /// from other clients. The rest wait in the framer until the output drains.
-    private func dispatchFrames(_ client: ClientConnection) {
-        guard client.framer.hasFrames else { return }
-        client.beginBatch()
-        defer { client.endBatch() }
-        while !client.isClosed, !client.isWatching, client.pendingOutput <= pauseInputAbove, let frame = client.framer.next() {
+    /// from other clients. The rest wait in the framer until the output drains. Their replies
+    /// leave together, in one send.
+    private func dispatchRequests(_ client: ClientConnection) -> ClientConnectionStateMachine.Action {
+        client.machine.beginBatch()
+        while let frame = client.machine.nextFrame() {
             switch frame {
-            case .line(let line):
-                dispatch(line, from: client)
-            case .tooLarge(let length):
-                let slot = client.takeSlot()
-                client.reply(Reply(id: .null, body: .failure(ProtocolError(
-                    .tooLarge, "request line longer than \(maximumLineLength) bytes (\(length) seen); closing the connection"))),
-                    slot: slot)
-                _ = client.flush()
-                close(client)
+            case .request(let line, let slot):
+                dispatch(line, slot: slot, from: client)
+            case .tooLarge(let length, let slot):
+                let message = "request line longer than \(client.machine.maximumLineLength) bytes (\(length) seen); "
+                    + "closing the connection"
+                reply(Reply(id: .null, body: .failure(ProtocolError(.tooLarge, message))), slot: slot, to: client)
             }
         }
+        return client.machine.endBatch()
     }
 
-    private func dispatch(_ line: [UInt8], from client: ClientConnection) {
-        let slot = client.takeSlot()
+    private func dispatch(_ line: [UInt8], slot: Int, from client: ClientConnection) {
         switch Request.decode(line) {
         case .failure(let failure):
-            client.reply(failure.reply, slot: slot)
+            reply(failure.reply, slot: slot, to: client)
         case .success(let request):
             if isShuttingDown {
-                client.reply(Reply(to: request, body: .failure(ProtocolError(.shuttingDown, "the supervisor is shutting down"))), slot: slot)
+                let error = ProtocolError(.shuttingDown, "the supervisor is shutting down")
+                reply(Reply(to: request, body: .failure(error)), slot: slot, to: client)
                 return
             }
-            handler(request, client) { [weak client] reply in client?.reply(reply, slot: slot) }
-        }
-    }
-
-    /// Re-evaluates what to watch the client for after its output changed.
-    func outputChanged(_ client: ClientConnection) {
-        guard !client.isClosed else { return }
-        if client.isWatching && client.pendingOutput > maximumOutput {
-            log?.write(.warning, "a watcher is \(client.pendingOutput >> 20) MiB of events behind; disconnecting it",
-                       [("client", "\(client.id)"), ("pid", "\(client.peerProcessID)")])
-            close(client)
-            return
-        }
-        if client.pendingOutput > 0 { armStallTimer(client) }
-        if client.isInputClosed {
-            if client.pendingOutput == 0 && !client.hasOutstandingReplies && !client.isWatching {
-                close(client)
-            } else {
-                watch(client, for: client.pendingOutput > 0 ? .writable : [])
-            }
-            return
-        }
-        let paused = client.pendingOutput > pauseInputAbove || client.framer.hasFrames
-        var interest: EventLoop.Events = paused ? [] : .readable
-        if client.pendingOutput > 0 { interest.insert(.writable) }
-        watch(client, for: interest)
-    }
-
-    /// Watches for output that waits ``sendTimeout`` without the client taking a byte of it.
-    private func armStallTimer(_ client: ClientConnection) {
-        guard client.stallTimer == nil else { return }
-        let (deadline, overflow) = client.lastOutputProgress.addingReportingOverflow(sendTimeout.nanosecondsClamped)
-        client.stallTimer = loop.schedule(at: overflow ? .max : deadline) { [weak self, weak client] in
-            guard let self, let client else { return }
-            client.stallTimer = nil
-            guard !client.isClosed, client.pendingOutput > 0 else { return }
-            let waited = self.loop.now - client.lastOutputProgress
-            if waited >= self.sendTimeout.nanosecondsClamped {
-                self.log?.write(.warning, "a client has read nothing of \(client.pendingOutput) bytes owed for \(DurationFormat.format(.nanoseconds(waited))); disconnecting it",
-                                [("client", "\(client.id)"), ("pid", "\(client.peerProcessID)")])
-                self.close(client)
-            } else {
-                self.armStallTimer(client)
+            // A client that left is not kept alive for a reply that comes later (`run --wait`).
+            handler(request, client) { [self, weak client] reply in
+                guard let client else { return }
+                self.reply(reply, slot: slot, to: client)
             }
         }
     }
 
-    /// Changes what the loop watches a client for, with a system call only when it changes.
-    private func watch(_ client: ClientConnection, for interest: EventLoop.Events) {
-        guard interest != client.interest else { return }
-        client.interest = interest
-        loop.watch(client.descriptor, for: interest)
+    private func reply(_ reply: Reply, slot: Int, to client: ClientConnection) {
+        perform(client.machine.replyReady(slot: slot, reply), for: client)
     }
 
-    func close(_ client: ClientConnection) {
-        guard !client.isClosed else { return }
+    /// Sends as much queued output as the socket takes. Returns false when the connection was
+    /// closed (the peer is gone).
+    private func flush(_ client: ClientConnection) -> Bool {
+        let descriptor = client.descriptor
+        while client.machine.unsentCount > 0 {
+            let sent = client.machine.sendOutput { sp_send(descriptor, $0.baseAddress, $0.count) }
+            if sent >= 0 {
+                continue
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                let timeout = sendTimeout.nanosecondsClamped
+                perform(client.machine.sendWouldBlock(now: loop.now, sendTimeout: timeout), for: client)
+                return true
+            } else {
+                perform(client.machine.sendFailed(), for: client)
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Releases what the server holds for a connection its machine closed.
+    private func finishClosing(_ client: ClientConnection, _ reason: ClientConnectionStateMachine.CloseReason) {
+        switch reason {
+        case .watcherTooFarBehind(let held):
+            let message = "a watcher is \(held >> 20) MiB of events behind; disconnecting it"
+            log?.write(.warning, message, fields(of: client))
+        case .stalled(let unsent, let waited):
+            let duration = DurationFormat.format(.nanoseconds(waited))
+            let message = "a client has read nothing of \(unsent) bytes owed for \(duration); disconnecting it"
+            log?.write(.warning, message, fields(of: client))
+        case .finished, .peerGone, .lineTooLarge, .serverClosing:
+            break
+        }
         if let timer = client.stallTimer { loop.cancel(timer) }
         client.stallTimer = nil
-        client.markClosed()
         loop.forget(client.descriptor)
         clients.removeValue(forKey: client.descriptor)
         Glibc.close(client.descriptor)
     }
 
-    /// Closes every client and stops accepting.
+    private func fields(of client: ClientConnection) -> [(String, String)] {
+        [("client", "\(client.id)"), ("pid", "\(client.peerProcessID)")]
+    }
+
+    /// Sends each client what the socket takes of its output, closes every client, and stops
+    /// accepting.
     func shutdown() {
         for client in Array(clients.values) {
-            _ = client.flush()
-            close(client)
+            guard flush(client) else { continue }
+            perform(client.machine.closeRequested(), for: client)
         }
         loop.deregister(listener)
     }
 }
+
+extension Reply: ClientOutputQueue.Line {}

@@ -108,8 +108,7 @@ extension Supervisor {
         case .watch(let filter):
             for name in filter ?? [] { guard taskID(name) != nil else { return } }
             reply(.ok)
-            client.watchFilter = filter.map(Set.init)
-            client.isWatching = true
+            server.startWatching(client, filter: filter.map(Set.init))
         case .shutdown:
             reply(.ok)
             beginShutdown()

@@ -101,13 +101,7 @@ final class Supervisor {
     // MARK: Events to watchers
 
     func publish(_ kind: Event.Kind) {
-        let event = Event(time: Timestamp.now(), kind: kind)
-        var line: [UInt8]?
-        for client in server.watchers {
-            if let filter = client.watchFilter, let task = event.task, !filter.contains(task) { continue }
-            if line == nil { line = event.encodedLine() }
-            client.send(event: line!, loop: loop)
-        }
+        server.broadcast(Event(time: Timestamp.now(), kind: kind))
     }
 
     /// A wall-clock time as a monotonic instant.
