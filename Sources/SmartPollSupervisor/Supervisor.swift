@@ -45,8 +45,6 @@ final class Supervisor {
     let wallOffset: Int64
     /// The one timer armed for the policy's earliest deadline.
     var deadlineTimer: (id: EventLoop.TimerID, deadline: Int64)?
-    /// Tasks to start, handed out by the policy; kept to reuse its storage.
-    private var starts: [(task: TaskID, due: Instant)] = []
     /// `start` / `restart` requests waiting for the previous run's tasks to end.
     var startWaiters: [(Reply.Body) -> Void] = []
     /// `stop --wait` requests waiting for every task to end.
@@ -229,10 +227,13 @@ final class Supervisor {
     /// After any change: starts what is due and ready, and re-arms the one timer.
     func pump() {
         guard loopStatus.state == .running else { return }
-        starts.removeAll(keepingCapacity: true)
-        let deadline = policy.advance(now: now, starts: &starts)
-        for (task, due) in starts { start(task, due: due) }
-        arm(deadline)
+        let now = self.now
+        while true {
+            switch policy.advance(now: now) {
+            case .start(let task, let due): start(task, due: due)
+            case .wait(let deadline): return arm(deadline)
+            }
+        }
     }
 
     private func arm(_ deadline: Instant?) {

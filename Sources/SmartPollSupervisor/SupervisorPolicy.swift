@@ -94,14 +94,11 @@ struct SupervisorPolicy {
 
     // MARK: Scheduling
 
-    /// Deadlines reached, tasks to start, the timer to arm: moves what fell due by `now` to
-    /// ready, appends each task to start now (marked running) to `starts`, and returns the
-    /// earliest pending deadline.
-    mutating func advance(now: Instant, starts: inout [(task: TaskID, due: Instant)]) -> Instant? {
-        guard isRunning else { return nil }
-        machine.deadlinesReached(now: now)
-        while let start = machine.nextStart() { starts.append(start) }
-        return machine.nextDeadline
+    /// Deadlines reached, the next task to start, the timer to arm: the scheduler's
+    /// ``SchedulerStateMachine/advance(now:)``. The driver starts each task handed out and
+    /// asks again, until the answer is to wait.
+    mutating func advance(now: Instant) -> SchedulerStateMachine.Action {
+        machine.advance(now: now)
     }
 
     /// One scheduling request or directive (`schedule`, `unschedule`, `stop_timer`), as the
@@ -167,9 +164,9 @@ struct SupervisorPolicy {
         let changed = newNames.filter { name in
             indexByName[name].map { configurations[$0] != new.tasks[name]! } ?? false
         }
-        machine = machine.remapped(
-            taskCount: newNames.count, maximumRunning: new.maximumRunning, now: now,
-            mapping: { newIndex[Int($0.index)].map(TaskID.init) })
+        machine = machine.remapped(taskCount: newNames.count, maximumRunning: new.maximumRunning) {
+            newIndex[Int($0.index)].map(TaskID.init)
+        }
         var failures = Array(repeating: 0, count: newNames.count)
         for (old, position) in newIndex.enumerated() {
             if let position { failures[position] = consecutiveFailures[old] }

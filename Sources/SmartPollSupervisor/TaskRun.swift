@@ -41,6 +41,9 @@ final class TaskRun {
     }
 
     let owner: Owner
+    /// The task's or the hook's name, and the log field that names it (`task` or `hook`).
+    let name: String
+    let kind: String
     let runID: Int
     let generation: Int
     /// When it fell due (monotonic ns) and when it started (monotonic ns and wall clock).
@@ -126,6 +129,10 @@ final class TaskRun {
         onEnd: @escaping (TaskRun) -> Void
     ) {
         owner = specification.owner
+        switch specification.owner {
+        case .task(let name, _): (self.name, kind) = (name, "task")
+        case .hook(let name): (self.name, kind) = (name, "hook")
+        }
         runID = specification.runID
         generation = specification.generation
         due = specification.due
@@ -146,20 +153,10 @@ final class TaskRun {
         directiveDescriptor = directives
     }
 
-    /// The task's or the hook's name.
-    var name: String {
-        switch owner {
-        case .task(let name, _), .hook(let name): return name
-        }
+    var isHook: Bool {
+        if case .hook = owner { return true }
+        return false
     }
-
-    /// The log field that names the owner: `task` or `hook`.
-    var kind: String {
-        if case .hook = owner { return "hook" }
-        return "task"
-    }
-
-    var isHook: Bool { kind == "hook" }
 
     var pid: Int32 { process.pid }
 

@@ -1,3 +1,4 @@
+import SmartPollTestSupport
 import Testing
 @testable import SmartPoll
 
