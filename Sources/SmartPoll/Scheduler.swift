@@ -31,7 +31,7 @@ public final class Scheduler: Sendable {
     private let eventHooks: [EventHook]
     private let clock: any SchedulerClock
     private let mailbox = Mailbox()
-    private let loop: LoopState
+    private let loop: SchedulerStorage
     private let exclusive = Atomic<Bool>(false)
 
     /// - Throws: ``SchedulerError/Code/invalidConfiguration`` when `tasks` is empty.
@@ -48,7 +48,7 @@ public final class Scheduler: Sendable {
         bodies = taskNames.map { tasks[$0]!.body }
         var index: [String: Int] = [:]
         for (position, name) in taskNames.enumerated() { index[name] = position }
-        loop = LoopState(taskCount: taskNames.count, taskIndex: index)
+        loop = SchedulerStorage(taskCount: taskNames.count, taskIndex: index)
         self.runHooks = runHooks
         self.eventHooks = eventHooks
         self.clock = clock

@@ -5,11 +5,11 @@
 ///   the hook it was passed to; hooks run one at a time, serialized with the loop, so there is
 ///   no locking. Naming a task that does not exist is a programmer error and traps.
 public final class SchedulerControl {
-    private let loop: LoopState
+    private let loop: SchedulerStorage
     private let clock: any SchedulerClock
     private let generation: UInt64
 
-    init(loop: LoopState, clock: any SchedulerClock) {
+    init(loop: SchedulerStorage, clock: any SchedulerClock) {
         self.loop = loop
         self.clock = clock
         self.generation = loop.generation

@@ -4,7 +4,7 @@
 /// - Important: Accessed only by the one task executing `Scheduler.run()` (the scheduler's
 ///   exclusive flag guarantees there is at most one), and by ``SchedulerControl`` from hooks that this
 ///   task awaits. That is the whole of its thread-safety argument.
-final class LoopState: @unchecked Sendable {
+final class SchedulerStorage: @unchecked Sendable {
     var machine: SchedulerStateMachine
     let taskIndex: [String: Int]
     /// Incremented at the start and at the end of every run; a task result from another
