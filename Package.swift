@@ -10,6 +10,11 @@ let package = Package(
         .executable(name: "smartpollctl", targets: ["smartpollctl"]),
         .executable(name: "smartpoll-bench", targets: ["smartpoll-bench"]),
     ],
+    dependencies: [
+        // Errno as a type, for SystemCall (SmartPollSystem); its cost to smartpollctl's start-up
+        // was measured: see Sources/SmartPollSystem/SystemCall.swift.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
     targets: [
         .systemLibrary(
             name: "CJSONC",
@@ -18,13 +23,14 @@ let package = Package(
             providers: [.apt(["libjson-c-dev"])]
         ),
         .target(name: "CSmartPollPosix"),
+        .target(name: "SmartPollSystem", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "SmartPoll"),
         .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
         .target(
             name: "SmartPollSupervisor",
-            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix"]
+            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem"]
         ),
-        .target(name: "SmartPollClient", dependencies: ["SmartPollProtocol", "CSmartPollPosix"]),
+        .target(name: "SmartPollClient", dependencies: ["SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem"]),
         .executableTarget(name: "smartpoll-supervisor", dependencies: ["SmartPollSupervisor", "SmartPollProtocol"]),
         .executableTarget(name: "smartpollctl", dependencies: ["SmartPollClient", "SmartPollProtocol"]),
         .executableTarget(
