@@ -1,10 +1,8 @@
 import CSmartPollPosix
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollProtocol
+import SmartPollSystem
+import SystemPackage
 
 /// The files of a `state_dir`:
 ///
@@ -45,7 +43,7 @@ final class StateStore {
 
     deinit {
         for descriptor in [resultsDescriptor, directoryDescriptor, lockDescriptor] where descriptor >= 0 {
-            close(descriptor)
+            SystemCall.close(descriptor)
         }
     }
 
@@ -53,21 +51,33 @@ final class StateStore {
     /// Returns nil, or why it failed. Called again before each write until it succeeds.
     func prepare() -> String? {
         if directoryDescriptor < 0 {
-            let made = sp_make_directories(directory, 0o700)
-            guard made == 0 else { return "cannot create \(directory): \(SupervisorError.errorText(made))" }
-            let descriptor = sp_open_directory(directory)
-            guard descriptor >= 0 else { return "cannot open \(directory): \(SupervisorError.errorText(errno))" }
-            directoryDescriptor = descriptor
+            do throws(Errno) {
+                _ = try SystemCall.checking { sp_make_directories(directory, 0o700) }
+            } catch {
+                return "cannot create \(directory): \(error)"
+            }
+            do throws(Errno) {
+                directoryDescriptor = try SystemCall.checking { sp_open_directory(directory) }
+            } catch {
+                return "cannot open \(directory): \(error)"
+            }
         }
         if resultsDescriptor < 0 {
-            if mkdirat(directoryDescriptor, StateStore.resultsName, 0o700) != 0 && errno != EEXIST {
-                return "cannot create \(directory)/\(StateStore.resultsName): \(SupervisorError.errorText(errno))"
+            let folder = "\(directory)/\(StateStore.resultsName)"
+            do throws(Errno) {
+                _ = try SystemCall.checking { mkdirat(directoryDescriptor, StateStore.resultsName, 0o700) }
+            } catch .fileExists {
+                // Made by an earlier start, as wanted.
+            } catch {
+                return "cannot create \(folder): \(error)"
             }
-            let descriptor = openat(directoryDescriptor, StateStore.resultsName, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard descriptor >= 0 else {
-                return "cannot open \(directory)/\(StateStore.resultsName): \(SupervisorError.errorText(errno))"
+            do throws(Errno) {
+                resultsDescriptor = try SystemCall.retrying {
+                    openat(directoryDescriptor, StateStore.resultsName, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                }
+            } catch {
+                return "cannot open \(folder): \(error)"
             }
-            resultsDescriptor = descriptor
         }
         return nil
     }
@@ -80,13 +90,12 @@ final class StateStore {
         guard directoryDescriptor >= 0, lockDescriptor < 0 else { return }
         let deadline = sp_monotonic_ns() + (DurationFormat.nanoseconds(of: patience) ?? 0)
         while true {
-            let descriptor = sp_lock_file(directoryDescriptor, StateStore.lockName)
-            if descriptor >= 0 {
-                lockDescriptor = descriptor
+            do throws(Errno) {
+                lockDescriptor = try SystemCall.checking { sp_lock_file(directoryDescriptor, StateStore.lockName) }
                 return
-            }
-            let error = errno
-            guard error == EWOULDBLOCK else {
+            } catch .wouldBlock {
+                // Held by another process: wait for it below.
+            } catch {
                 // A lock file we cannot create does not stop the supervisor; the state still is.
                 return
             }
@@ -95,7 +104,8 @@ final class StateStore {
                     code: .systemCallFailed,
                     message: "another supervisor uses the state directory \(directory) (\(directory)/\(StateStore.lockName) is locked)")
             }
-            usleep(20_000)
+            // An interrupted sleep only makes this wait shorter; the deadline bounds the loop.
+            _ = usleep(20_000)
         }
     }
 
@@ -119,34 +129,32 @@ final class StateStore {
         if unlinkat(directoryDescriptor, StateStore.temporaryName, 0) == 0 {
             loaded.notes.append((.info, "removed \(directory)/\(StateStore.temporaryName), left by a write that was interrupted"))
         }
-        var pointer: UnsafeMutableRawPointer?
-        var length = 0
-        let error = sp_read_file(directoryDescriptor, StateStore.stateName, StateStore.maximumStateSize, &pointer, &length)
-        if error == ENOENT {
+        let stateFile = readFile(StateStore.stateName, in: directoryDescriptor, limit: StateStore.maximumStateSize)
+        if case .failure(.noSuchFileOrDirectory) = stateFile {
             loaded.notes.append((.info, "no saved state in \(directory) yet; starting afresh"))
             collectGarbage(keeping: [], notes: &loaded.notes)
             return loaded
         }
-        var bytes: [UInt8] = []
-        if error == 0, let pointer {
-            bytes = Array(UnsafeRawBufferPointer(start: pointer, count: length))
-            free(pointer)
-        }
         let decoded: (SavedState, [String: SavedStateFormat.ResultReference])
         do throws(SavedStateFormat.Problem) {
-            guard error == 0 else { throw SavedStateFormat.Problem(message: "cannot read it: \(SupervisorError.errorText(error))") }
-            decoded = try SavedStateFormat.decode(bytes)
+            switch stateFile {
+            case .success(let bytes): decoded = try SavedStateFormat.decode(bytes)
+            case .failure(let error): throw SavedStateFormat.Problem(message: "cannot read it: \(error)")
+            }
         } catch let problem {
             let stamp = Timestamp.now().formatted().replacingColons()
             var note = moveAside(StateStore.stateName, in: directoryDescriptor, folder: directory, because: problem.message,
                                  suffix: ".corrupt-" + stamp)
             // The result files it named go with it, kept for whoever looks into it.
             if resultsDescriptor >= 0 {
-                close(resultsDescriptor)
+                SystemCall.close(resultsDescriptor)
                 resultsDescriptor = -1
                 let target = "\(StateStore.resultsName).corrupt-\(stamp)"
-                if sp_renameat(directoryDescriptor, StateStore.resultsName, target) == 0 {
+                do throws(Errno) {
+                    _ = try SystemCall.checking { sp_renameat(directoryDescriptor, StateStore.resultsName, target) }
                     note += " and \(directory)/\(StateStore.resultsName) to \(directory)/\(target)"
+                } catch {
+                    note += "; \(directory)/\(StateStore.resultsName) could not be moved aside (\(error))"
                 }
                 if let problem = prepare() { loaded.notes.append((.error, problem)) }
             }
@@ -183,15 +191,15 @@ final class StateStore {
 
     private func readResult(_ reference: SavedStateFormat.ResultReference) -> Result<[UInt8], ResultProblem> {
         guard resultsDescriptor >= 0 else { return .failure(ResultProblem(message: "cannot be opened", moveAside: false)) }
-        var pointer: UnsafeMutableRawPointer?
-        var length = 0
-        let error = sp_read_file(resultsDescriptor, reference.file, StateStore.maximumResultSize, &pointer, &length)
-        guard error == 0, let pointer else {
-            return .failure(ResultProblem(message: error == ENOENT ? "is missing" : "cannot be read: \(SupervisorError.errorText(error))",
-                                          moveAside: error != ENOENT))
+        let bytes: [UInt8]
+        switch readFile(reference.file, in: resultsDescriptor, limit: StateStore.maximumResultSize) {
+        case .success(let read):
+            bytes = read
+        case .failure(.noSuchFileOrDirectory):
+            return .failure(ResultProblem(message: "is missing", moveAside: false))
+        case .failure(let error):
+            return .failure(ResultProblem(message: "cannot be read: \(error)", moveAside: true))
         }
-        let bytes = Array(UnsafeRawBufferPointer(start: pointer, count: length))
-        free(pointer)
         guard bytes.count == reference.size, SavedStateFormat.checksum(bytes) == reference.checksum else {
             return .failure(ResultProblem(message: "does not match the state file (\(bytes.count) bytes, \(reference.size) expected, or a different checksum)",
                                           moveAside: true))
@@ -199,13 +207,30 @@ final class StateStore {
         return .success(bytes)
     }
 
+    /// The whole of `name` in the folder `folder`, which is refused when larger than `limit`.
+    private func readFile(_ name: String, in folder: Int32, limit: Int) -> Result<[UInt8], Errno> {
+        var pointer: UnsafeMutableRawPointer?
+        var length = 0
+        do throws(Errno) {
+            _ = try SystemCall.checking { sp_read_file(folder, name, limit, &pointer, &length) }
+        } catch {
+            return .failure(error)
+        }
+        // Never nil after success (sp_read_file's contract).
+        guard let pointer else { return .success([]) }
+        defer { free(pointer) }
+        return .success(Array(UnsafeRawBufferPointer(start: pointer, count: length)))
+    }
+
     /// Renames a file that cannot be used out of the way, and says so in one line.
     private func moveAside(_ name: String, in descriptor: Int32, folder: String, because reason: String,
                            suffix: String? = nil) -> String {
         let target = name + (suffix ?? ".corrupt-" + Timestamp.now().formatted().replacingColons())
-        let renamed = sp_renameat(descriptor, name, target)
-        guard renamed == 0 else {
-            return "\(folder)/\(name) is unusable (\(reason)) and could not be moved aside (\(SupervisorError.errorText(renamed))); it will be replaced"
+        do throws(Errno) {
+            _ = try SystemCall.checking { sp_renameat(descriptor, name, target) }
+        } catch {
+            return "\(folder)/\(name) is unusable (\(reason)) and could not be moved aside (\(error)); "
+                + "it will be replaced"
         }
         return "\(folder)/\(name) is unusable (\(reason)); moved it aside to \(folder)/\(target)"
     }
@@ -213,12 +238,14 @@ final class StateStore {
     /// Deletes result files that no state file names (left by writes that were interrupted).
     private func collectGarbage(keeping kept: Set<String>, notes: inout [(level: SupervisorLog.Level, message: String)]) {
         guard resultsDescriptor >= 0 else { return }
-        let duplicate = dup(resultsDescriptor)
-        guard duplicate >= 0, let stream = fdopendir(duplicate) else {
-            if duplicate >= 0 { close(duplicate) }
+        // Unlisted files are only left behind, to be collected by a later start.
+        guard let duplicate = try? SystemCall.checking({ dup(resultsDescriptor) }) else { return }
+        guard let stream = fdopendir(duplicate) else {
+            SystemCall.close(duplicate)
             return
         }
-        defer { closedir(stream) }
+        // closedir reports only what close does (see SystemCall.close): nothing to act on.
+        defer { _ = closedir(stream) }
         rewinddir(stream)
         var removed = 0
         while let entry = readdir(stream) {
@@ -245,7 +272,8 @@ final class StateStore {
         // failure deletes them again.
         var written: [String] = []
         func abandon(_ problem: String) -> String {
-            for file in written { unlinkat(resultsDescriptor, file, 0) }
+            // Best effort: a result file no state file names is deleted at the next start.
+            for file in written { _ = unlinkat(resultsDescriptor, file, 0) }
             return problem
         }
         for (name, task) in state.tasks {
@@ -255,29 +283,41 @@ final class StateStore {
                 references[name] = durable
                 continue
             }
-            var step: Int32 = 0
-            let error = result.output.withUnsafeBytes { buffer in
-                sp_write_file_synced(resultsDescriptor, file, buffer.baseAddress, buffer.count, &step)
+            var step = SP_FILE_STEP_NONE
+            do throws(Errno) {
+                _ = try SystemCall.checking {
+                    result.output.withUnsafeBytes {
+                        sp_write_file_synced(resultsDescriptor, file, $0.baseAddress, $0.count, &step)
+                    }
+                }
+            } catch {
+                return abandon(failure("\(StateStore.resultsName)/\(file)", step: step, error: error))
             }
-            guard error == 0 else { return abandon(failure("\(StateStore.resultsName)/\(file)", step: step, error: error)) }
             references[name] = SavedStateFormat.ResultReference(
                 file: file, size: result.output.count, checksum: SavedStateFormat.checksum(result.output))
             written.append(file)
         }
         if !written.isEmpty {
-            let error = sp_fsync(resultsDescriptor)
-            guard error == 0 else { return abandon(failure(StateStore.resultsName, step: Int32(SP_FILE_STEP_FSYNC_DIRECTORY), error: error)) }
+            do throws(Errno) {
+                _ = try SystemCall.checking { sp_fsync(resultsDescriptor) }
+            } catch {
+                return abandon(failure(StateStore.resultsName, step: SP_FILE_STEP_FSYNC_DIRECTORY, error: error))
+            }
         }
         let bytes = SavedStateFormat.encode(state, resultFiles: references, written: Timestamp.now(), pid: pid)
-        var step: Int32 = 0
-        let error = bytes.withUnsafeBytes { buffer in
-            sp_replace_file(directoryDescriptor, StateStore.temporaryName, StateStore.stateName, buffer.baseAddress, buffer.count, &step)
-        }
+        var step = SP_FILE_STEP_NONE
         let kept = Set(references.values.map(\.file))
-        guard error == 0 else {
-            let problem = failure(step == Int32(SP_FILE_STEP_RENAME) || step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY)
-                                  ? StateStore.stateName : StateStore.temporaryName, step: step, error: error)
-            guard step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY) else { return abandon(problem) }
+        do throws(Errno) {
+            _ = try SystemCall.checking {
+                bytes.withUnsafeBytes {
+                    sp_replace_file(directoryDescriptor, StateStore.temporaryName, StateStore.stateName,
+                                    $0.baseAddress, $0.count, &step)
+                }
+            }
+        } catch {
+            let renamed = step == SP_FILE_STEP_RENAME || step == SP_FILE_STEP_FSYNC_DIRECTORY
+            let problem = failure(renamed ? StateStore.stateName : StateStore.temporaryName, step: step, error: error)
+            guard step == SP_FILE_STEP_FSYNC_DIRECTORY else { return abandon(problem) }
             // Renamed, but not flushed: the new state file names the new results (they must not
             // be written again), and the old one may come back after a crash (its results stay).
             obsoleteFiles.formUnion(durableFiles.values.map(\.file).filter { !kept.contains($0) })
@@ -285,24 +325,25 @@ final class StateStore {
             return problem
         }
         obsoleteFiles.formUnion(durableFiles.values.map(\.file))
-        for file in obsoleteFiles.subtracting(kept) { unlinkat(resultsDescriptor, file, 0) }
+        // Best effort: a result file no state file names is deleted at the next start.
+        for file in obsoleteFiles.subtracting(kept) { _ = unlinkat(resultsDescriptor, file, 0) }
         obsoleteFiles = []
         durableFiles = references
         return nil
     }
 
-    private func failure(_ file: String, step: Int32, error: Int32) -> String {
+    private func failure(_ file: String, step: sp_file_step, error: Errno) -> String {
         let action: String
-        switch Int(step) {
-        case Int(SP_FILE_STEP_OPEN): action = "create"
-        case Int(SP_FILE_STEP_WRITE): action = "write"
-        case Int(SP_FILE_STEP_FSYNC): action = "flush (fsync)"
-        case Int(SP_FILE_STEP_CLOSE): action = "close"
-        case Int(SP_FILE_STEP_RENAME): action = "rename \(StateStore.temporaryName) to"
-        case Int(SP_FILE_STEP_FSYNC_DIRECTORY): action = "flush (fsync) the folder of"
+        switch step {
+        case SP_FILE_STEP_OPEN: action = "create"
+        case SP_FILE_STEP_WRITE: action = "write"
+        case SP_FILE_STEP_FSYNC: action = "flush (fsync)"
+        case SP_FILE_STEP_CLOSE: action = "close"
+        case SP_FILE_STEP_RENAME: action = "rename \(StateStore.temporaryName) to"
+        case SP_FILE_STEP_FSYNC_DIRECTORY: action = "flush (fsync) the folder of"
         default: action = "write"
         }
-        return "cannot \(action) \(directory)/\(file): \(SupervisorError.errorText(error))"
+        return "cannot \(action) \(directory)/\(file): \(error)"
     }
 }
 
