@@ -10,11 +10,6 @@ let package = Package(
         .executable(name: "smartpollctl", targets: ["smartpollctl"]),
         .executable(name: "smartpoll-bench", targets: ["smartpoll-bench"]),
     ],
-    dependencies: [
-        // Errno as a type, for SystemCall (SmartPollSystem); its cost to smartpollctl's start-up
-        // was measured: see Sources/SmartPollSystem/SystemCall.swift.
-        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
-    ],
     targets: [
         .systemLibrary(
             name: "CJSONC",
@@ -23,7 +18,9 @@ let package = Package(
             providers: [.apt(["libjson-c-dev"])]
         ),
         .target(name: "CSmartPollPosix"),
-        .target(name: "SmartPollSystem", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
+        // SystemCall and Errno, for the supervisor and smartpollctl's client alike; swift-system was
+        // measured in their place and left out (Sources/SmartPollSystem/SystemCall.swift says why).
+        .target(name: "SmartPollSystem"),
         .target(name: "SmartPoll"),
         .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
         .target(

@@ -2,7 +2,6 @@ import CSmartPollPosix
 import Glibc
 import SmartPollProtocol
 import SmartPollSystem
-import SystemPackage
 
 /// A blocking client of the control socket, for `smartpollctl` and tests: one connection,
 /// requests written as lines, replies read line by line with an optional deadline.

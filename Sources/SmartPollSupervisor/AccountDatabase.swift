@@ -1,6 +1,6 @@
 import Glibc
 import SmartPollProtocol
-import SystemPackage
+import SmartPollSystem
 
 /// Users and groups of a task's `user` and `group` keys, looked up in the system's databases
 /// (`getpwnam_r`, `getgrnam_r`: reentrant, as configuration may be read on any thread).
@@ -98,7 +98,8 @@ enum AccountDatabase {
     private static func lookUp<Entry>(
         _ empty: Entry,
         _ call: (
-            UnsafeMutablePointer<Entry>, UnsafeMutablePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>
+            _ entry: UnsafeMutablePointer<Entry>, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int,
+            _ result: UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>
         ) -> Int32
     ) -> Lookup<Entry> {
         var entry = empty

@@ -2,7 +2,6 @@ import CSmartPollPosix
 import Glibc
 import SmartPoll
 import SmartPollSystem
-import SystemPackage
 
 /// The supervisor's one thread of control: an epoll loop over every descriptor it owns (the
 /// control socket and its clients, the pipes and pidfds of task processes, a signalfd) plus one

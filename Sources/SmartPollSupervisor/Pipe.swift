@@ -1,6 +1,5 @@
 import CSmartPollPosix
 import SmartPollSystem
-import SystemPackage
 
 /// A pipe whose two ends are close-on-exec, so neither leaks into a child
 /// unless handed over explicitly (the spawner duplicates it onto 0-3).

@@ -2,7 +2,6 @@ import CSmartPollPosix
 import Glibc
 import SmartPollProtocol
 import SmartPollSystem
-import SystemPackage
 
 /// Starts child processes through the `CSmartPollPosix` shim.
 ///

@@ -1,7 +1,6 @@
 import CSmartPollPosix
 import Glibc
 import SmartPollSystem
-import SystemPackage
 
 /// systemd socket activation (sd_listen_fds(3)'s protocol, without libsystemd): when
 /// `LISTEN_PID` is this process and `LISTEN_FDS` is 1, descriptor 3 is the control socket,

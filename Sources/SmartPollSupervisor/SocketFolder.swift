@@ -1,6 +1,5 @@
 import Glibc
 import SmartPollSystem
-import SystemPackage
 
 /// Where the control socket may live (SPEC section 8: nobody else may swap what the supervisor
 /// binds, unlinks or connects to).
@@ -37,15 +36,15 @@ enum SocketFolder {
         guard info.st_uid == userID || info.st_uid == 0 else {
             throw SupervisorError(
                 code: .systemCallFailed,
-                message: "refusing the socket's folder \(folder): it belongs to uid \(info.st_uid), not to uid \(userID) "
-                    + "or root; use a folder of your own (mode 0700)")
+                message: "refusing the socket's folder \(folder): it belongs to uid \(info.st_uid), "
+                    + "not to uid \(userID) or root; use a folder of your own (mode 0700)")
         }
         guard mode & 0o022 == 0 else {
             let who = mode & 0o002 != 0 ? "everyone" : "its group"
             throw SupervisorError(
                 code: .systemCallFailed,
-                message: "refusing the socket's folder \(folder): it is writable by \(who) (mode \(modeText)), who could "
-                    + "replace the socket; use a folder of its own that only its owner can write (mode 0700)")
+                message: "refusing the socket's folder \(folder): it is writable by \(who) (mode \(modeText)), "
+                    + "who could replace the socket; use a folder of its own that only its owner can write (mode 0700)")
         }
     }
 

@@ -1,7 +1,6 @@
 import CSmartPollPosix
 import Glibc
 import SmartPollSystem
-import SystemPackage
 
 /// A started child process: its pid (also its process group and session id)
 /// and, when the kernel has them, a pidfd that stays valid after the pid could

@@ -2,7 +2,6 @@ import CSmartPollPosix
 import Glibc
 import SmartPollProtocol
 import SmartPollSystem
-import SystemPackage
 
 /// The files of a `state_dir`:
 ///

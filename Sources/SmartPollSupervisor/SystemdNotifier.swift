@@ -1,6 +1,5 @@
 import CSmartPollPosix
 import SmartPollSystem
-import SystemPackage
 
 /// systemd's notify protocol (sd_notify(3), without libsystemd): newline-separated
 /// `NAME=value` assignments in one datagram to the Unix socket `NOTIFY_SOCKET` names, a path or
