@@ -9,13 +9,18 @@
 //   that sp_epoll_wait reports an interrupted wait as an empty one (a retry would restart its
 //   timeout).
 // - An output parameter is meaningful only after success, unless its function says otherwise.
-// - Pointer parameters and fields are non-null (each header is in an assume_nonnull region);
-//   those that may be NULL say _Nullable.
+// - Pointer parameters and fields are non-null (each header is an assume_nonnull region,
+//   SP_ASSUME_NONNULL_BEGIN to _END); those that may be NULL say _Nullable.
 // - Descriptors the shim creates are close-on-exec.
 // - Functions that cannot fail return nothing or their value (sp_monotonic_ns).
 
-// _Nullable and _Nonnull are clang's; other compilers read the headers without them.
-#if !defined(__clang__)
+// Nullability is clang's; other compilers read the headers without it.
+#if defined(__clang__)
+#define SP_ASSUME_NONNULL_BEGIN _Pragma("clang assume_nonnull begin")
+#define SP_ASSUME_NONNULL_END _Pragma("clang assume_nonnull end")
+#else
+#define SP_ASSUME_NONNULL_BEGIN
+#define SP_ASSUME_NONNULL_END
 #define _Nullable
 #define _Nonnull
 #endif

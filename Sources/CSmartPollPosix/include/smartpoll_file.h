@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#pragma clang assume_nonnull begin
+SP_ASSUME_NONNULL_BEGIN
 
 /// The step of a durable write that failed, for the message (`cannot save state: fsync: ...`).
 typedef enum sp_file_step {
@@ -60,6 +60,6 @@ int sp_lock_file(int dirfd, const char *name);
 /// file).
 int sp_read_file(int dirfd, const char *name, size_t limit, void *_Nullable *_Nonnull bytes, size_t *length);
 
-#pragma clang assume_nonnull end
+SP_ASSUME_NONNULL_END
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <signal.h>
 
-#pragma clang assume_nonnull begin
+SP_ASSUME_NONNULL_BEGIN
 
 /// What a descriptor is watched for (SP_READABLE, SP_WRITABLE) and what it is ready for (all
 /// four), as bits.
@@ -77,6 +77,6 @@ int sp_eventfd_signal(int fd);
 /// signalled), or -1.
 int sp_eventfd_drain(int fd);
 
-#pragma clang assume_nonnull end
+SP_ASSUME_NONNULL_END
 
 #endif

@@ -12,7 +12,7 @@
 extern "C" {
 #endif
 
-#pragma clang assume_nonnull begin
+SP_ASSUME_NONNULL_BEGIN
 
 /// What `sp_spawn` starts. All pointers are borrowed for the duration of the call.
 typedef struct sp_spawn_options {
@@ -108,7 +108,7 @@ int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang);
 /// for any other child.
 int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang);
 
-#pragma clang assume_nonnull end
+SP_ASSUME_NONNULL_END
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#pragma clang assume_nonnull begin
+SP_ASSUME_NONNULL_BEGIN
 
 /// A non-blocking, close-on-exec listening socket bound at `path`, with permission bits `mode`.
 /// The caller has made sure nothing live is there. Returns the descriptor, or -1
@@ -27,6 +27,6 @@ int sp_accept(int listener, uid_t *uid, gid_t *gid, pid_t *pid);
 /// gone).
 ssize_t sp_send(int fd, const void *_Nullable bytes, size_t length);
 
-#pragma clang assume_nonnull end
+SP_ASSUME_NONNULL_END
 
 #endif

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#pragma clang assume_nonnull begin
+SP_ASSUME_NONNULL_BEGIN
 
 /// Sends `length` bytes of `message` (`READY=1\nSTATUS=...`; NULL only when `length` is 0) as
 /// one datagram to `address`: an absolute path, or a Linux abstract address written with a
@@ -27,6 +27,6 @@ int sp_adopt_listener(int fd);
 /// socket that is not a bound Unix socket, ENAMETOOLONG when the path does not fit `buffer`).
 int sp_socket_path(int fd, char *buffer, size_t size);
 
-#pragma clang assume_nonnull end
+SP_ASSUME_NONNULL_END
 
 #endif
