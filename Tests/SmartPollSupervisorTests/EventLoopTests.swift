@@ -115,4 +115,30 @@ import Testing
         #expect(newOwnerCalls == 1)
         #expect(calls.count == 1)
     }
+
+    @Test func callsWithAStaleRegistrationLeaveTheNumbersNewOwnerAlone() throws {
+        let loop = try EventLoop()
+        var fds: [Int32] = [-1, -1]
+        try #require(pipe(&fds) == 0)
+        defer { for fd in fds { close(fd) } }
+        let old = try loop.register(fds[0], for: .readable) { _ in Issue.record("a stale handler ran") }
+        loop.deregister(old)
+        #expect(!loop.isCurrent(old))
+        var calls = 0
+        let new = try loop.register(fds[0], for: .readable) { _ in
+            calls += 1
+            loop.stop()
+        }
+        #expect(new != old && new.descriptor == old.descriptor && loop.isCurrent(new))
+        loop.watch(old, for: [])
+        loop.forget(old)
+        loop.deregister(old)
+        #expect(loop.isCurrent(new))
+        #expect(write(fds[1], "x", 1) == 1)
+        // A bound, should the stale calls have silenced the new registration after all.
+        let timeout = loop.schedule(after: .seconds(10)) { loop.stop() }
+        try loop.run()
+        loop.cancel(timeout)
+        #expect(calls == 1)
+    }
 }
