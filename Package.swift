@@ -29,7 +29,9 @@ let package = Package(
         ),
         .target(name: "SmartPollClient", dependencies: ["SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem"]),
         .executableTarget(name: "smartpoll-supervisor", dependencies: ["SmartPollSupervisor", "SmartPollProtocol"]),
-        .executableTarget(name: "smartpollctl", dependencies: ["SmartPollClient", "SmartPollProtocol"]),
+        .executableTarget(
+            name: "smartpollctl", dependencies: ["SmartPollClient", "SmartPollProtocol", "SmartPollSystem"]
+        ),
         .executableTarget(
             name: "smartpoll-bench",
             dependencies: ["SmartPoll", "SmartPollProtocol"]
