@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "smartpoll_file.h"
+#include "smartpoll_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,9 +21,9 @@ int sp_open_directory(const char *path) {
 
 int sp_make_directories(const char *path, mode_t mode) {
     size_t length = strlen(path);
-    if (length == 0) return ENOENT;
+    if (length == 0) return sp_fail(ENOENT);
     char *copy = malloc(length + 1);
-    if (copy == NULL) return ENOMEM;
+    if (copy == NULL) return -1;
     memcpy(copy, path, length + 1);
     // Each prefix ending before a '/', then the whole path.
     for (size_t i = 1; i <= length; i++) {
@@ -32,35 +33,36 @@ int sp_make_directories(const char *path, mode_t mode) {
         if (mkdir(copy, mode) != 0 && errno != EEXIST) {
             int error = errno;
             free(copy);
-            return error;
+            return sp_fail(error);
         }
         copy[i] = saved;
     }
     free(copy);
     struct stat info;
-    if (stat(path, &info) != 0) return errno;
-    return S_ISDIR(info.st_mode) ? 0 : ENOTDIR;
+    if (stat(path, &info) != 0) return -1;
+    return S_ISDIR(info.st_mode) ? 0 : sp_fail(ENOTDIR);
 }
 
 int sp_fsync(int fd) {
-    while (fsync(fd) != 0) {
-        if (errno != EINTR) return errno;
-    }
-    return 0;
+    int result;
+    do {
+        result = fsync(fd);
+    } while (result != 0 && errno == EINTR);
+    return result;
 }
 
 int sp_renameat(int dirfd, const char *from, const char *to) {
-    return renameat(dirfd, from, dirfd, to) == 0 ? 0 : errno;
+    return renameat(dirfd, from, dirfd, to);
 }
 
-int sp_write_file_synced(int dirfd, const char *name, const void *bytes, size_t length, int *step) {
+int sp_write_file_synced(int dirfd, const char *name, const void *bytes, size_t length, sp_file_step *step) {
     int fd;
     do {
         fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         *step = SP_FILE_STEP_OPEN;
-        return errno;
+        return -1;
     }
     const char *cursor = bytes;
     size_t left = length;
@@ -77,29 +79,35 @@ int sp_write_file_synced(int dirfd, const char *name, const void *bytes, size_t 
     }
     if (error != 0) {
         *step = SP_FILE_STEP_WRITE;
-    } else if ((error = sp_fsync(fd)) != 0) {
+    } else if (sp_fsync(fd) != 0) {
+        error = errno;
         *step = SP_FILE_STEP_FSYNC;
     }
     // close can report a deferred write error (NFS); after fsync it rarely does, but it counts.
+    // EINTR from close is no error: Linux has released the descriptor, and fsync has the data.
     if (close(fd) != 0 && error == 0 && errno != EINTR) {
         error = errno;
         *step = SP_FILE_STEP_CLOSE;
     }
-    if (error != 0) unlinkat(dirfd, name, 0);
-    return error;
+    if (error == 0) return 0;
+    // Best effort: a partial file left behind is overwritten by the next write of that name.
+    (void)unlinkat(dirfd, name, 0);
+    return sp_fail(error);
 }
 
-int sp_replace_file(int dirfd, const char *temporary, const char *name, const void *bytes, size_t length, int *step) {
-    int error = sp_write_file_synced(dirfd, temporary, bytes, length, step);
-    if (error != 0) return error;
-    if ((error = sp_renameat(dirfd, temporary, name)) != 0) {
+int sp_replace_file(int dirfd, const char *temporary, const char *name, const void *bytes, size_t length,
+                    sp_file_step *step) {
+    if (sp_write_file_synced(dirfd, temporary, bytes, length, step) != 0) return -1;
+    if (sp_renameat(dirfd, temporary, name) != 0) {
+        int error = errno;
         *step = SP_FILE_STEP_RENAME;
-        unlinkat(dirfd, temporary, 0);
-        return error;
+        // Best effort: the state loader removes a leftover temporary file at start.
+        (void)unlinkat(dirfd, temporary, 0);
+        return sp_fail(error);
     }
-    if ((error = sp_fsync(dirfd)) != 0) {
+    if (sp_fsync(dirfd) != 0) {
         *step = SP_FILE_STEP_FSYNC_DIRECTORY;
-        return error;
+        return -1;
     }
     return 0;
 }
@@ -115,12 +123,18 @@ int sp_lock_file(int dirfd, const char *name) {
         result = flock(fd, LOCK_EX | LOCK_NB);
     } while (result != 0 && errno == EINTR);
     if (result != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
+        int error = errno;
+        // Released even when close reports an error; the lock was never held.
+        (void)close(fd);
+        return sp_fail(error);
     }
     return fd;
+}
+
+// Closes a descriptor only read from, after a failure or once read to its end: Linux releases
+// it even when close reports an error, and no data of ours can be lost in it.
+static void sp_close_read_only(int fd) {
+    (void)close(fd);
 }
 
 int sp_read_file(int dirfd, const char *name, size_t limit, void **bytes, size_t *length) {
@@ -128,26 +142,26 @@ int sp_read_file(int dirfd, const char *name, size_t limit, void **bytes, size_t
     do {
         fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return errno;
+    if (fd < 0) return -1;
     struct stat info;
     if (fstat(fd, &info) != 0) {
-        int saved = errno;
-        close(fd);
-        return saved;
+        int error = errno;
+        sp_close_read_only(fd);
+        return sp_fail(error);
     }
     if (!S_ISREG(info.st_mode)) {
-        close(fd);
-        return S_ISDIR(info.st_mode) ? EISDIR : EINVAL;
+        sp_close_read_only(fd);
+        return sp_fail(S_ISDIR(info.st_mode) ? EISDIR : EINVAL);
     }
     if ((size_t)info.st_size > limit) {
-        close(fd);
-        return EFBIG;
+        sp_close_read_only(fd);
+        return sp_fail(EFBIG);
     }
     size_t capacity = (size_t)info.st_size + 1;
     char *buffer = malloc(capacity);
     if (buffer == NULL) {
-        close(fd);
-        return ENOMEM;
+        sp_close_read_only(fd);
+        return sp_fail(ENOMEM);
     }
     size_t used = 0;
     for (;;) {
@@ -155,14 +169,14 @@ int sp_read_file(int dirfd, const char *name, size_t limit, void **bytes, size_t
             // The file grew while we read it; take what fits the limit.
             if (capacity > limit) {
                 free(buffer);
-                close(fd);
-                return EFBIG;
+                sp_close_read_only(fd);
+                return sp_fail(EFBIG);
             }
             char *larger = realloc(buffer, capacity * 2);
             if (larger == NULL) {
                 free(buffer);
-                close(fd);
-                return ENOMEM;
+                sp_close_read_only(fd);
+                return sp_fail(ENOMEM);
             }
             buffer = larger;
             capacity *= 2;
@@ -170,15 +184,15 @@ int sp_read_file(int dirfd, const char *name, size_t limit, void **bytes, size_t
         ssize_t count = read(fd, buffer + used, capacity - used);
         if (count < 0) {
             if (errno == EINTR) continue;
-            int saved = errno;
+            int error = errno;
             free(buffer);
-            close(fd);
-            return saved;
+            sp_close_read_only(fd);
+            return sp_fail(error);
         }
         if (count == 0) break;
         used += (size_t)count;
     }
-    close(fd);
+    sp_close_read_only(fd);
     *bytes = buffer;
     *length = used;
     return 0;

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "smartpoll_posix.h"
+#include "smartpoll_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -189,14 +190,14 @@ static const char *sp_env_lookup(char *const *envp, const char *name) {
 }
 
 // Checks `candidate` as execve would see it after chdir(cwd).
-// Returns 0 when it is an executable regular file, an errno value otherwise.
+// Returns 0 when it is an executable regular file, -1 and errno otherwise.
 static int sp_check_executable(const char *candidate, const char *cwd) {
     char *joined = NULL;
     const char *check = candidate;
     if (candidate[0] != '/' && cwd != NULL) {
         size_t n = strlen(cwd) + 1 + strlen(candidate) + 1;
         joined = malloc(n);
-        if (joined == NULL) return ENOMEM;
+        if (joined == NULL) return -1;
         strcpy(joined, cwd);
         strcat(joined, "/");
         strcat(joined, candidate);
@@ -212,17 +213,17 @@ static int sp_check_executable(const char *candidate, const char *cwd) {
         err = errno;
     }
     free(joined);
-    return err;
+    return err == 0 ? 0 : sp_fail(err);
 }
 
 // Resolves a bare program name through PATH like execvpe, but in the parent,
-// so the child only calls execve. Returns 0 and a malloc'ed path, or an errno.
+// so the child only calls execve. Returns 0 and a malloc'ed path, or -1 and errno.
 static int sp_resolve_program(const char *file, char *const *envp, const char *cwd, char **resolved) {
     *resolved = NULL;
-    if (file[0] == '\0') return ENOENT;
+    if (file[0] == '\0') return sp_fail(ENOENT);
     if (strchr(file, '/') != NULL) {
         *resolved = strdup(file);
-        return *resolved != NULL ? 0 : ENOMEM;
+        return *resolved != NULL ? 0 : -1;
     }
     const char *path = sp_env_lookup(envp, "PATH");
     if (path == NULL) path = "/bin:/usr/bin";
@@ -237,23 +238,23 @@ static int sp_resolve_program(const char *file, char *const *envp, const char *c
         const char *dir = dir_len == 0 ? "." : p;
         if (dir_len == 0) dir_len = 1;
         char *candidate = malloc(dir_len + 1 + file_len + 1);
-        if (candidate == NULL) return ENOMEM;
+        if (candidate == NULL) return -1;
         memcpy(candidate, dir, dir_len);
         candidate[dir_len] = '/';
         memcpy(candidate + dir_len + 1, file, file_len + 1);
 
-        int err = sp_check_executable(candidate, cwd);
-        if (err == 0) {
+        if (sp_check_executable(candidate, cwd) == 0) {
             *resolved = candidate;
             return 0;
         }
+        int err = errno;
         free(candidate);
         if (err == EACCES) seen_eacces = 1;
-        else if (err == ENOMEM) return ENOMEM;
+        else if (err == ENOMEM) return sp_fail(ENOMEM);
         if (*end == '\0') break;
         p = end + 1;
     }
-    return seen_eacces ? EACCES : ENOENT;
+    return sp_fail(seen_eacces ? EACCES : ENOENT);
 }
 
 
@@ -265,7 +266,7 @@ static int sp_wait_common(idtype_t type, id_t id, sp_exit_status *status, int no
     do {
         r = waitid(type, id, &info, WEXITED | (nohang ? WNOHANG : 0));
     } while (r < 0 && errno == EINTR);
-    if (r < 0) return errno;
+    if (r < 0) return -1;
     // With WNOHANG and no change, waitid leaves si_pid zero.
     if (info.si_pid == 0) return 0;
     status->ended = 1;
@@ -318,13 +319,13 @@ static __thread void *sp_child_stack = NULL;
 int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     *pid_out = -1;
     *pidfd_out = -1;
+    // The header says non-null; a C caller may not have listened.
     if (options == NULL || options->file == NULL || options->argv == NULL || options->envp == NULL) {
-        return EINVAL;
+        return sp_fail(EINVAL);
     }
 
     char *path = NULL;
-    int err = sp_resolve_program(options->file, options->envp, options->cwd, &path);
-    if (err != 0) return err;
+    if (sp_resolve_program(options->file, options->envp, options->cwd, &path) != 0) return -1;
 
     int devnull = -1;
     if (options->stdin_fd < 0 || options->stdout_fd < 0 || options->stderr_fd < 0) {
@@ -332,7 +333,7 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         devnull = sp_devnull;
         if (devnull < 0) {
             free(path);
-            return ENOENT;
+            return sp_fail(ENOENT);
         }
     }
 
@@ -359,9 +360,9 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         void *mapped = mmap(NULL, SP_CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         if (mapped == MAP_FAILED) {
-            err = errno;
+            int err = errno;
             free(path);
-            return err;
+            return sp_fail(err);
         }
         sp_child_stack = mapped;
     }
@@ -384,13 +385,16 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, SP_KERNEL_SIGSET_SIZE);
     free(path);
 
-    if (pid < 0) return clone_errno;
+    if (pid < 0) return sp_fail(clone_errno);
 
     if (args.err != 0) {
+        // The child has exited (or exec'd and then exited), so this returns at once; ECHILD
+        // would mean someone else reaped it, which leaves nothing behind either.
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        if (pidfd >= 0) close(pidfd);
-        return args.err;
+        // A pidfd is released even when close reports an error.
+        if (pidfd >= 0) (void)close(pidfd);
+        return sp_fail(args.err);
     }
 
     *pid_out = pid;
@@ -400,27 +404,28 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
 }
 
 int sp_pipe2_cloexec(int fds[2], int nonblock) {
-    return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0)) == 0 ? 0 : errno;
+    return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
 }
 
 int sp_pipe_nonblocking_read_end(int fds[2]) {
-    if (pipe2(fds, O_CLOEXEC) != 0) return errno;
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
     // A new pipe's read end has no status flag but its access mode, which F_SETFL
     // ignores: one call instead of a F_GETFL and a F_SETFL.
     if (fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) {
         int err = errno;
-        close(fds[0]);
-        close(fds[1]);
-        return err;
+        // Both are released even when close reports an error, and they were never used.
+        (void)close(fds[0]);
+        (void)close(fds[1]);
+        return sp_fail(err);
     }
     return 0;
 }
 
 int sp_set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL);
-    if (flags < 0) return errno;
+    if (flags < 0) return -1;
     if (flags & O_NONBLOCK) return 0;
-    return fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 ? 0 : errno;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 ? 0 : -1;
 }
 
 int sp_pidfd_open(pid_t pid) {
@@ -429,12 +434,13 @@ int sp_pidfd_open(pid_t pid) {
 }
 
 int sp_pidfd_send_signal(int pidfd, int sig) {
-    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0U) == 0 ? 0 : errno;
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0U) == 0 ? 0 : -1;
 }
 
 int sp_kill_group(pid_t pgid, int sig) {
-    if (pgid <= 0) return EINVAL;
-    return kill(-pgid, sig) == 0 ? 0 : errno;
+    // kill(0) and kill(-1) would reach this process's own group, or every process.
+    if (pgid <= 0) return sp_fail(EINVAL);
+    return kill(-pgid, sig);
 }
 
 int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang) {
@@ -442,6 +448,6 @@ int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang) {
 }
 
 int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang) {
-    if (pid <= 0) return EINVAL;
+    if (pid <= 0) return sp_fail(EINVAL);
     return sp_wait_common(P_PID, (id_t)pid, status, nohang);
 }

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "smartpoll_socket.h"
+#include "smartpoll_internal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -12,10 +13,7 @@ static int fill_address(struct sockaddr_un *address, const char *path) {
     memset(address, 0, sizeof *address);
     address->sun_family = AF_UNIX;
     size_t length = strlen(path);
-    if (length == 0 || length >= sizeof address->sun_path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
+    if (length == 0 || length >= sizeof address->sun_path) return sp_fail(ENAMETOOLONG);
     memcpy(address->sun_path, path, length);
     return 0;
 }
@@ -30,12 +28,15 @@ int sp_listen_unix(const char *path, int backlog, uint32_t mode) {
     // symbolic link put in the socket's place).
     mode_t previous = umask(~(mode_t)mode & 0777);
     int bound = bind(fd, (struct sockaddr *)&address, sizeof address);
-    umask(previous);
+    int bind_error = errno;
+    // umask cannot fail; it returns the mask it replaces.
+    (void)umask(previous);
+    errno = bind_error;
     if (bound != 0 || listen(fd, backlog) != 0) {
         int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
+        // Released even when close reports an error; nothing was sent on it.
+        (void)close(fd);
+        return sp_fail(saved);
     }
     return fd;
 }
@@ -51,9 +52,9 @@ int sp_connect_unix(const char *path) {
     } while (result != 0 && errno == EINTR);
     if (result != 0) {
         int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
+        // Released even when close reports an error; nothing was sent on it.
+        (void)close(fd);
+        return sp_fail(saved);
     }
     return fd;
 }
@@ -68,9 +69,9 @@ int sp_accept(int listener, uid_t *uid, gid_t *gid, pid_t *pid) {
     socklen_t length = sizeof credentials;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) {
         int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
+        // Released even when close reports an error; nothing was sent on it.
+        (void)close(fd);
+        return sp_fail(saved);
     }
     *uid = credentials.uid;
     *gid = credentials.gid;

@@ -1,10 +1,7 @@
 import CSmartPollPosix
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollProtocol
+import SmartPollSystem
 
 /// A blocking client of the control socket, for `smartpollctl` and tests: one connection,
 /// requests written as lines, replies read line by line with an optional deadline.
@@ -33,15 +30,15 @@ public final class ControlClient {
 
     public init(path: String) throws(Failure) {
         self.path = path
-        descriptor = sp_connect_unix(path)
-        guard descriptor >= 0 else {
-            let reason = String(cString: strerror(errno))
-            throw .unreachable("cannot reach the supervisor at \(path): \(reason)")
+        do throws(Errno) {
+            descriptor = try SystemCall.checking { sp_connect_unix(path) }
+        } catch {
+            throw .unreachable("cannot reach the supervisor at \(path): \(error)")
         }
     }
 
     deinit {
-        close(descriptor)
+        SystemCall.close(descriptor)
     }
 
     /// Sets ``deadline`` to `timeout` from now.
@@ -56,7 +53,9 @@ public final class ControlClient {
         } catch {
             // A supervisor that refuses a connection (busy, permission_denied) writes one error
             // line and closes before reading: that line is the answer, if it is there.
-            guard let line = try? readLine(), let reply = try? Reply.decode(line, for: request.command) else { throw error }
+            guard let line = try? readLine(), let reply = try? Reply.decode(line, for: request.command) else {
+                throw error
+            }
             return (reply, line)
         }
         let line = try readLine()
@@ -71,9 +70,13 @@ public final class ControlClient {
         let bytes = Array(request.encoded().utf8) + [10]
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes.withUnsafeBytes { sp_send(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if sent < 0 {
-                throw .broken("cannot send to the supervisor: \(String(cString: strerror(errno)))")
+            let sent: Int
+            do throws(Errno) {
+                sent = try SystemCall.checking {
+                    bytes.withUnsafeBytes { sp_send(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+                }
+            } catch {
+                throw .broken("cannot send to the supervisor: \(error)")
             }
             offset += sent
         }
@@ -91,10 +94,13 @@ public final class ControlClient {
                 }
             }
             try waitReadable()
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .broken("cannot read from the supervisor: \(String(cString: strerror(errno)))")
+            let count: Int
+            do throws(Errno) {
+                count = try SystemCall.retrying {
+                    buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                }
+            } catch {
+                throw .broken("cannot read from the supervisor: \(error)")
             }
             if count == 0 { throw .broken("the supervisor closed the connection") }
             framer.append(buffer[..<count])
@@ -110,10 +116,13 @@ public final class ControlClient {
                 timeout = Int32(min((remaining + 999_999) / 1_000_000, Int64(Int32.max)))
             }
             var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, timeout)
-            if ready > 0 { return }
-            if ready < 0 && errno != EINTR {
-                throw .broken("cannot wait for the supervisor: \(String(cString: strerror(errno)))")
+            do throws(Errno) {
+                // Not retried in place: the next round waits for what is left of the deadline.
+                if try SystemCall.checking({ poll(&entry, 1, timeout) }) > 0 { return }
+            } catch .interrupted {
+                // A signal: go round again.
+            } catch {
+                throw .broken("cannot wait for the supervisor: \(error)")
             }
         }
     }

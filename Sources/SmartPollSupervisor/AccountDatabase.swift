@@ -1,26 +1,35 @@
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollProtocol
+import SmartPollSystem
 
 /// Users and groups of a task's `user` and `group` keys, looked up in the system's databases
 /// (`getpwnam_r`, `getgrnam_r`: reentrant, as configuration may be read on any thread).
 enum AccountDatabase {
     /// A user name, or a numeric id (as a whole number or a string of digits): its uid, and its
     /// primary group when the database has it. Reports a problem and returns nil otherwise.
-    static func user(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> (UInt32, UInt32?)? {
+    static func user(
+        _ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader
+    ) -> (UInt32, UInt32?)? {
         guard let key = identifier(value, at: path, what: "a user name or uid", reader: &reader) else { return nil }
         switch key {
         case .number(let uid):
-            return (uid, lookUpUser(byID: uid)?.1)
-        case .name(let name):
-            guard let found = lookUpUser(byName: name) else {
-                reader.problem(path, "no user is named \(value.shortDescription)")
+            switch lookUp(passwd(), { getpwuid_r(uid, $0, $1, $2, $3) }) {
+            case .found(let entry): return (uid, entry.pw_gid)
+            case .missing: return (uid, nil)
+            case .failed(let error):
+                reader.problem(path, "cannot look up uid \(uid): \(error)")
                 return nil
             }
-            return found
+        case .name(let name):
+            switch lookUp(passwd(), { getpwnam_r(name, $0, $1, $2, $3) }) {
+            case .found(let entry): return (entry.pw_uid, entry.pw_gid)
+            case .missing:
+                reader.problem(path, "no user is named \(value.shortDescription)")
+                return nil
+            case .failed(let error):
+                reader.problem(path, "cannot look up the user \(value.shortDescription): \(error)")
+                return nil
+            }
         }
     }
 
@@ -31,11 +40,15 @@ enum AccountDatabase {
         case .number(let gid):
             return gid
         case .name(let name):
-            guard let gid = lookUpGroup(byName: name) else {
+            switch lookUp(Glibc.group(), { getgrnam_r(name, $0, $1, $2, $3) }) {
+            case .found(let entry): return entry.gr_gid
+            case .missing:
                 reader.problem(path, "no group is named \(value.shortDescription)")
                 return nil
+            case .failed(let error):
+                reader.problem(path, "cannot look up the group \(value.shortDescription): \(error)")
+                return nil
             }
-            return gid
         }
     }
 
@@ -45,7 +58,9 @@ enum AccountDatabase {
     }
 
     /// A name, or an id below 2^32 - 1 (that one means "unchanged" to the kernel).
-    private static func identifier(_ value: JSONValue, at path: ConfigurationPath, what: String, reader: inout ConfigurationReader) -> Identifier? {
+    private static func identifier(
+        _ value: JSONValue, at path: ConfigurationPath, what: String, reader: inout ConfigurationReader
+    ) -> Identifier? {
         let text: String
         switch value {
         case .int(let number):
@@ -70,51 +85,38 @@ enum AccountDatabase {
         return .name(text)
     }
 
-    private static func lookUpUser(byName name: String) -> (UInt32, UInt32?)? {
-        withBuffer { entry, buffer, size, result in getpwnam_r(name, entry, buffer, size, result) }
-            .map { ($0.pw_uid, $0.pw_gid) }
+    /// What a `get*_r` lookup found.
+    private enum Lookup<Entry> {
+        case found(Entry)
+        case missing
+        case failed(Errno)
     }
 
-    private static func lookUpUser(byID uid: UInt32) -> (UInt32, UInt32)? {
-        withBuffer { entry, buffer, size, result in getpwuid_r(uid, entry, buffer, size, result) }
-            .map { ($0.pw_uid, $0.pw_gid) }
-    }
-
-    private static func lookUpGroup(byName name: String) -> UInt32? {
-        var entry = Glibc.group()
+    /// Calls a `getpwnam_r`-like function with a buffer that grows until the entry fits (up to
+    /// 1 MiB), again after EINTR. Only the entry's ids are used: they do not point into the
+    /// buffer, which is gone when this returns.
+    private static func lookUp<Entry>(
+        _ empty: Entry,
+        _ call: (
+            _ entry: UnsafeMutablePointer<Entry>, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int,
+            _ result: UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>
+        ) -> Int32
+    ) -> Lookup<Entry> {
+        var entry = empty
         var size = 4_096
         while size <= 1 << 20 {
-            var result: UnsafeMutablePointer<Glibc.group>?
+            var result: UnsafeMutablePointer<Entry>?
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
             defer { buffer.deallocate() }
-            let status = getgrnam_r(name, &entry, buffer, size, &result)
-            if status == ERANGE {
-                size *= 4
-                continue
+            switch call(&entry, buffer, size, &result) {
+            case 0: return result == nil ? .missing : .found(entry)
+            case ERANGE: size *= 4
+            case EINTR: continue
+            // getpwnam_r(3): these too say that the database has no such entry.
+            case ENOENT, ESRCH, EBADF, EPERM: return .missing
+            case let error: return .failed(Errno(rawValue: error))
             }
-            return status == 0 && result != nil ? entry.gr_gid : nil
         }
-        return nil
-    }
-
-    /// Calls a `getpw*_r` function with a buffer that grows until the entry fits.
-    private static func withBuffer(
-        _ call: (UnsafeMutablePointer<passwd>, UnsafeMutablePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutablePointer<passwd>?>) -> Int32
-    ) -> passwd? {
-        var entry = passwd()
-        var size = 4_096
-        while size <= 1 << 20 {
-            var result: UnsafeMutablePointer<passwd>?
-            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-            defer { buffer.deallocate() }
-            let status = call(&entry, buffer, size, &result)
-            if status == ERANGE {
-                size *= 4
-                continue
-            }
-            // Only the ids are used, which do not point into the buffer.
-            return status == 0 && result != nil ? entry : nil
-        }
-        return nil
+        return .failed(.outOfRange)
     }
 }

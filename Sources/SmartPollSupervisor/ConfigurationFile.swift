@@ -1,8 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollSystem
 
 /// Finding and reading the configuration file (SPEC section 7).
 public enum ConfigurationFile {
@@ -50,18 +47,23 @@ public enum ConfigurationFile {
     }
 
     static func readFile(_ path: String) throws(SupervisorError) -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot open: \(SupervisorError.errorText(errno))")
+        let descriptor: Int32
+        do throws(Errno) {
+            descriptor = try SystemCall.retrying { open(path, O_RDONLY | O_CLOEXEC) }
+        } catch {
+            throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot open: \(error)")
         }
-        defer { close(descriptor) }
+        defer { SystemCall.close(descriptor) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot read: \(SupervisorError.errorText(errno))")
+            let count: Int
+            do throws(Errno) {
+                count = try SystemCall.retrying {
+                    chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                }
+            } catch {
+                throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot read: \(error)")
             }
             if count == 0 { return bytes }
             bytes.append(contentsOf: chunk[..<count])

@@ -1,14 +1,16 @@
 import CSmartPollPosix
-import SmartPoll
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPoll
+import SmartPollSystem
 
 /// The supervisor's one thread of control: an epoll loop over every descriptor it owns (the
 /// control socket and its clients, the pipes and pidfds of task processes, a signalfd) plus one
 /// timerfd armed for the earliest of its timers, in the manner of sd-event and s6.
+///
+/// Each registration gets a ``Registration`` token, which epoll keeps as the data of its events:
+/// an event whose token is not the descriptor's current registration is dropped. So an event
+/// for a descriptor closed by an earlier callback of the same wake-up (and its number perhaps
+/// reused by a new registration) never reaches the number's new owner.
 ///
 /// - Important: Not thread-safe: everything runs on the thread that calls ``run()``, which is
 ///   the point; callbacks may register, deregister and schedule freely, also for other
@@ -30,25 +32,68 @@ final class EventLoop {
         fileprivate let value: UInt64
     }
 
+    /// One registration of a descriptor: its number and a generation no other registration of
+    /// this loop has, packed into the 64 bits of epoll's data (generation high, number low).
+    ///
+    /// The calls that take a registration instead of a number do nothing once it is stale
+    /// (deregistered or forgotten), even when its number has been registered again since.
+    struct Registration: Hashable {
+        let descriptor: Int32
+        fileprivate let generation: UInt32
+
+        fileprivate init(descriptor: Int32, generation: UInt32) {
+            self.descriptor = descriptor
+            self.generation = generation
+        }
+
+        fileprivate init(token: UInt64) {
+            descriptor = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
+            generation = UInt32(truncatingIfNeeded: token >> 32)
+        }
+
+        fileprivate var token: UInt64 {
+            UInt64(generation) << 32 | UInt64(UInt32(bitPattern: descriptor))
+        }
+    }
+
+    private struct Watcher {
+        let generation: UInt32
+        let handler: (Events) -> Void
+    }
+
     private let epoll: Int32
     private let timerDescriptor: Int32
-    private var handlers: [Int32: (Events) -> Void] = [:]
+    /// Generation 0 is the timerfd's; descriptors get 1 and up.
+    private let timerRegistration: Registration
+    private var watchers: [Int32: Watcher] = [:]
+    private var lastGeneration: UInt32 = 0
     private var timers = TimerQueue()
     private var armedDeadline: Int64 = 0
+    /// Why the timerfd could not be armed or read: ``run()`` throws it, since no timer would fire.
+    private var timerFailure: SupervisorError?
     private var stopping = false
 
     init() throws(SupervisorError) {
-        epoll = sp_epoll_create()
-        guard epoll >= 0 else { throw SupervisorError.systemCall("epoll_create1", errno: errno) }
-        timerDescriptor = sp_timerfd_create()
-        guard timerDescriptor >= 0 else {
-            close(epoll)
-            throw SupervisorError.systemCall("timerfd_create", errno: errno)
+        do throws(Errno) {
+            epoll = try SystemCall.checking { sp_epoll_create() }
+        } catch {
+            throw SupervisorError.systemCall("epoll_create1", errno: error.rawValue)
         }
-        guard sp_epoll_control(epoll, 0, timerDescriptor, UInt32(SP_READABLE)) == 0 else {
-            close(epoll)
-            close(timerDescriptor)
-            throw SupervisorError.systemCall("epoll_ctl", errno: errno)
+        do throws(Errno) {
+            timerDescriptor = try SystemCall.checking { sp_timerfd_create() }
+        } catch {
+            SystemCall.close(epoll)
+            throw SupervisorError.systemCall("timerfd_create", errno: error.rawValue)
+        }
+        timerRegistration = Registration(descriptor: timerDescriptor, generation: 0)
+        do throws(Errno) {
+            _ = try SystemCall.checking {
+                sp_epoll_control(epoll, SP_EPOLL_ADD, timerDescriptor, UInt32(SP_READABLE), timerRegistration.token)
+            }
+        } catch {
+            SystemCall.close(epoll)
+            SystemCall.close(timerDescriptor)
+            throw SupervisorError.systemCall("epoll_ctl", errno: error.rawValue)
         }
     }
 
@@ -58,8 +103,8 @@ final class EventLoop {
 
     deinit {
         readBuffer.deallocate()
-        close(timerDescriptor)
-        close(epoll)
+        SystemCall.close(timerDescriptor)
+        SystemCall.close(epoll)
     }
 
     /// CLOCK_MONOTONIC, in nanoseconds.
@@ -68,31 +113,99 @@ final class EventLoop {
     // MARK: Descriptors
 
     /// Watches `descriptor` for `interest` (level-triggered) and calls `handler` with what it is
-    /// ready for. The caller keeps owning the descriptor and must ``deregister(_:)`` it before
-    /// closing it.
-    func register(_ descriptor: Int32, for interest: Events, _ handler: @escaping (Events) -> Void) throws(SupervisorError) {
-        guard sp_epoll_control(epoll, 0, descriptor, interest.rawValue) == 0 else {
-            throw SupervisorError.systemCall("epoll_ctl(ADD)", errno: errno)
+    /// ready for, until the registration is deregistered or forgotten. The caller keeps owning
+    /// the descriptor and must ``deregister(_:)`` or ``forget(_:)`` it before closing it.
+    ///
+    /// - Returns: the registration, for the calls that do nothing once it is stale.
+    /// - Throws: when epoll refuses the descriptor (already registered, closed, or a regular
+    ///   file).
+    @discardableResult
+    func register(_ descriptor: Int32, for interest: Events, _ handler: @escaping (Events) -> Void)
+        throws(SupervisorError) -> Registration
+    {
+        let registration = Registration(descriptor: descriptor, generation: nextGeneration())
+        do throws(Errno) {
+            _ = try SystemCall.checking {
+                sp_epoll_control(epoll, SP_EPOLL_ADD, descriptor, interest.rawValue, registration.token)
+            }
+        } catch {
+            throw SupervisorError.systemCall("epoll_ctl(ADD)", errno: error.rawValue)
         }
-        handlers[descriptor] = handler
+        watchers[descriptor] = Watcher(generation: registration.generation, handler: handler)
+        return registration
     }
 
-    /// Changes what a registered descriptor is watched for (empty: nothing, but stay registered).
+    /// A generation that no live registration has: 0 is the timerfd's, and a wrap past 2^32
+    /// registrations meets no generation of an event still in flight (a wake-up's events are
+    /// all dispatched before the next wait).
+    private func nextGeneration() -> UInt32 {
+        lastGeneration &+= 1
+        if lastGeneration == 0 { lastGeneration = 1 }
+        return lastGeneration
+    }
+
+    /// Whether `registration` is the current one of its descriptor.
+    func isCurrent(_ registration: Registration) -> Bool {
+        watchers[registration.descriptor]?.generation == registration.generation
+    }
+
+    /// Changes what a registered descriptor is watched for (empty: nothing, but stay
+    /// registered). Does nothing for a descriptor that is not registered.
     func watch(_ descriptor: Int32, for interest: Events) {
-        _ = sp_epoll_control(epoll, 1, descriptor, interest.rawValue)
+        guard let watcher = watchers[descriptor] else { return }
+        modify(Registration(descriptor: descriptor, generation: watcher.generation), interest)
     }
 
+    /// Changes what `registration` is watched for; does nothing once it is stale.
+    func watch(_ registration: Registration, for interest: Events) {
+        guard isCurrent(registration) else { return }
+        modify(registration, interest)
+    }
+
+    private func modify(_ registration: Registration, _ interest: Events) {
+        let descriptor = registration.descriptor
+        let result = sp_epoll_control(epoll, SP_EPOLL_MOD, descriptor, interest.rawValue, registration.token)
+        // EPOLL_CTL_MOD fails only for a descriptor that is not in the set (ENOENT, EBADF): one
+        // closed before it was deregistered, against the contract of register(_:for:_:).
+        // Nothing can be done about it here; a debug build stops at the bug.
+        assert(result == 0, "epoll_ctl(MOD) of descriptor \(descriptor): \(Errno(rawValue: errno))")
+    }
+
+    /// Stops watching `descriptor` and forgets its handler; does nothing for a descriptor that is
+    /// not registered.
     func deregister(_ descriptor: Int32) {
-        guard handlers.removeValue(forKey: descriptor) != nil else { return }
-        _ = sp_epoll_control(epoll, 2, descriptor, 0)
+        guard watchers.removeValue(forKey: descriptor) != nil else { return }
+        remove(descriptor)
+    }
+
+    /// Stops watching the descriptor of `registration`; does nothing once it is stale.
+    func deregister(_ registration: Registration) {
+        guard isCurrent(registration) else { return }
+        watchers.removeValue(forKey: registration.descriptor)
+        remove(registration.descriptor)
+    }
+
+    private func remove(_ descriptor: Int32) {
+        let result = sp_epoll_control(epoll, SP_EPOLL_DEL, descriptor, 0, 0)
+        // EPOLL_CTL_DEL fails only for a descriptor closed before it was deregistered (EBADF,
+        // or ENOENT), against the contract of register(_:for:_:). The handler is gone either
+        // way, and an event still in the set for it carries a token that is dropped.
+        assert(result == 0, "epoll_ctl(DEL) of descriptor \(descriptor): \(Errno(rawValue: errno))")
     }
 
     /// Forgets a descriptor that the caller closes right after, without a system call: closing
     /// the last descriptor of an open file takes it out of the epoll set. Only for descriptors
     /// that were never duplicated (pipes' read ends, pidfds, accepted sockets: all close-on-exec,
-    /// so no child keeps a copy past its exec).
+    /// so no child keeps a copy past its exec); should a copy keep the file in the set, its
+    /// events carry this registration's token and are dropped.
     func forget(_ descriptor: Int32) {
-        handlers.removeValue(forKey: descriptor)
+        watchers.removeValue(forKey: descriptor)
+    }
+
+    /// Forgets `registration` as forgetting its number does; does nothing once it is stale.
+    func forget(_ registration: Registration) {
+        guard isCurrent(registration) else { return }
+        watchers.removeValue(forKey: registration.descriptor)
     }
 
     // MARK: Timers
@@ -121,27 +234,49 @@ final class EventLoop {
         guard deadline != armedDeadline else { return }
         armedDeadline = deadline
         // A deadline of 0 disarms; a deadline in the past fires at once.
-        _ = sp_timerfd_arm(timerDescriptor, deadline == 0 ? 0 : max(deadline, 1))
+        do throws(Errno) {
+            _ = try SystemCall.checking { sp_timerfd_arm(timerDescriptor, deadline == 0 ? 0 : max(deadline, 1)) }
+        } catch {
+            // Only a broken timerfd fails (EBADF, EINVAL): no timer could fire any more.
+            timerFailure = timerFailure ?? .systemCall("timerfd_settime", errno: error.rawValue)
+        }
     }
 
     // MARK: Running
 
     /// Dispatches readiness and timers until ``stop()`` is called from a callback.
+    ///
+    /// - Throws: when epoll or the timerfd fails (a broken descriptor, not a load: the loop
+    ///   cannot go on without them).
     func run() throws(SupervisorError) {
         stopping = false
         var ready = [sp_ready](repeating: sp_ready(), count: 256)
         while !stopping {
-            let count = sp_epoll_wait(epoll, &ready, Int32(ready.count), -1)
-            guard count >= 0 else { throw SupervisorError.systemCall("epoll_wait", errno: errno) }
+            if let timerFailure { throw timerFailure }
+            let count: Int32
+            do throws(Errno) {
+                // Not retried here: sp_epoll_wait reports EINTR as an empty wait.
+                count = try SystemCall.checking { sp_epoll_wait(epoll, &ready, Int32(ready.count), -1) }
+            } catch {
+                throw SupervisorError.systemCall("epoll_wait", errno: error.rawValue)
+            }
             for index in 0..<Int(count) where !stopping {
-                let descriptor = ready[index].fd
-                if descriptor == timerDescriptor {
-                    sp_timerfd_drain(timerDescriptor)
+                let registration = Registration(token: ready[index].token)
+                if registration == timerRegistration {
+                    do throws(Errno) {
+                        _ = try SystemCall.checking { sp_timerfd_drain(timerDescriptor) }
+                    } catch {
+                        throw SupervisorError.systemCall("read(timerfd)", errno: error.rawValue)
+                    }
                     armedDeadline = 0
                     fireDueTimers()
-                } else if let handler = handlers[descriptor] {
-                    handler(Events(rawValue: ready[index].events))
+                } else if let watcher = watchers[registration.descriptor],
+                    watcher.generation == registration.generation
+                {
+                    watcher.handler(Events(rawValue: ready[index].events))
                 }
+                // Otherwise the registration was deregistered or forgotten by an earlier callback
+                // of this wake-up, and its number may belong to a new registration already.
             }
             runDeferred()
         }

@@ -1,5 +1,5 @@
 import CSmartPollPosix
-import Glibc
+import SmartPollSystem
 
 /// A pipe whose two ends are close-on-exec, so neither leaks into a child
 /// unless handed over explicitly (the spawner duplicates it onto 0-3).
@@ -15,11 +15,16 @@ public final class Pipe {
     /// - Throws: `.systemCallFailed` when the pipe cannot be created.
     public init(nonblockingReadEnd: Bool = false) throws(SupervisorError) {
         var fds: (Int32, Int32) = (-1, -1)
-        let result = withUnsafeMutableBytes(of: &fds) { buffer in
-            let pointer = buffer.baseAddress!.assumingMemoryBound(to: Int32.self)
-            return nonblockingReadEnd ? sp_pipe_nonblocking_read_end(pointer) : sp_pipe2_cloexec(pointer, 0)
+        do throws(Errno) {
+            _ = try SystemCall.checking {
+                withUnsafeMutableBytes(of: &fds) { buffer in
+                    let pointer = buffer.baseAddress!.assumingMemoryBound(to: Int32.self)
+                    return nonblockingReadEnd ? sp_pipe_nonblocking_read_end(pointer) : sp_pipe2_cloexec(pointer, 0)
+                }
+            }
+        } catch {
+            throw .systemCall("pipe2", errno: error.rawValue)
         }
-        guard result == 0 else { throw .systemCall("pipe2", errno: result) }
         readEnd = fds.0
         writeEnd = fds.1
     }
@@ -29,7 +34,7 @@ public final class Pipe {
     /// Closes the read end if still owned.
     public func closeReadEnd() {
         if let fd = readEnd {
-            _ = Glibc.close(fd)
+            SystemCall.close(fd)
             readEnd = nil
         }
     }
@@ -38,7 +43,7 @@ public final class Pipe {
     /// spawning, so the reader sees end-of-file when the child is done.
     public func closeWriteEnd() {
         if let fd = writeEnd {
-            _ = Glibc.close(fd)
+            SystemCall.close(fd)
             writeEnd = nil
         }
     }

@@ -1,6 +1,7 @@
 import CSmartPollPosix
-import SmartPollProtocol
 import Glibc
+import SmartPollProtocol
+import SmartPollSystem
 
 /// Starts child processes through the `CSmartPollPosix` shim.
 ///
@@ -49,10 +50,16 @@ public enum ProcessSpawner {
 
         var pid: pid_t = -1
         var pidfd: Int32 = -1
-        func spawn(_ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-            withOptionalCString(request.workingDirectory) { cwd in
+        /// Why the child could not be started, or nil when it was.
+        func spawn(
+            _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
+            _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>
+        ) -> Errno? {
+            // Not empty: checked above.
+            guard let file = argv[0] else { return .invalidArgument }
+            return withOptionalCString(request.workingDirectory) { cwd in
                 var options = sp_spawn_options(
-                    file: argv[0],
+                    file: file,
                     argv: argv,
                     envp: envp,
                     cwd: cwd,
@@ -64,10 +71,15 @@ public enum ProcessSpawner {
                     uid: request.credentials?.userID ?? 0,
                     gid: request.credentials?.groupID ?? 0
                 )
-                return sp_spawn(&options, &pid, &pidfd)
+                do throws(Errno) {
+                    _ = try SystemCall.checking { sp_spawn(&options, &pid, &pidfd) }
+                    return nil
+                } catch {
+                    return error
+                }
             }
         }
-        let result: Int32
+        let result: Errno?
         if let prepared = request.prepared {
             result = prepared.arguments.withPointers { argv in
                 prepared.environment.withPointers(appending: request.preparedExtras) { envp in spawn(argv, envp) }
@@ -75,12 +87,12 @@ public enum ProcessSpawner {
         } else {
             result = withCStringArray(request.arguments) { argv in
                 withCStringArray(request.environment) { envp in
-                    guard let argv, let envp else { return ENOMEM }
+                    guard let argv, let envp else { return .noMemory }
                     return spawn(argv, envp)
                 }
             }
         }
-        guard result == 0 else { throw failure(SupervisorError.errorText(result)) }
+        if let result { throw failure(result.description) }
         return SpawnedProcess(pid: pid, pidfd: pidfd >= 0 ? pidfd : nil)
     }
 

@@ -1,9 +1,6 @@
 import CSmartPollPosix
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollSystem
 
 /// systemd socket activation (sd_listen_fds(3)'s protocol, without libsystemd): when
 /// `LISTEN_PID` is this process and `LISTEN_FDS` is 1, descriptor 3 is the control socket,
@@ -27,28 +24,33 @@ enum SocketActivation {
             return nil
         }
         guard let count = Int(countText), count >= 0 else {
-            throw SupervisorError(code: .systemCallFailed, message: "socket activation: LISTEN_FDS is \"\(countText)\", not a number")
+            throw SupervisorError(
+                code: .systemCallFailed, message: "socket activation: LISTEN_FDS is \"\(countText)\", not a number")
         }
         if count == 0 { return nil }
         guard count == 1 else {
             throw SupervisorError(
                 code: .systemCallFailed,
-                message: "socket activation: systemd passed \(count) sockets; smartpoll-supervisor serves exactly one (give the .socket unit one ListenStream=)")
+                message: "socket activation: systemd passed \(count) sockets; smartpoll-supervisor serves exactly one "
+                    + "(give the .socket unit one ListenStream=)")
         }
-        let problem = sp_adopt_listener(firstDescriptor)
-        guard problem == 0 else {
+        do throws(Errno) {
+            _ = try SystemCall.checking { sp_adopt_listener(firstDescriptor) }
+        } catch {
             throw SupervisorError(
                 code: .systemCallFailed,
-                message: "socket activation: descriptor 3 is not a listening Unix stream socket (\(SupervisorError.errorText(problem)))")
+                message: "socket activation: descriptor 3 is not a listening Unix stream socket (\(error))")
         }
         return firstDescriptor
     }
 
-    /// The path the socket is bound to (`@name` for an abstract one), if it has one.
+    /// The path the socket is bound to (`@name` for an abstract one), if it has one; nil for an
+    /// unbound socket (the log then names none).
     static func path(of descriptor: Int32) -> String? {
         var buffer = [CChar](repeating: 0, count: 256)
-        let length = sp_socket_path(descriptor, &buffer, buffer.count)
-        guard length > 0 else { return nil }
+        guard let length = try? SystemCall.checking({ sp_socket_path(descriptor, &buffer, buffer.count) }) else {
+            return nil
+        }
         return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

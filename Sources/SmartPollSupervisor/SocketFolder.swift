@@ -1,8 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollSystem
 
 /// Where the control socket may live (SPEC section 8: nobody else may swap what the supervisor
 /// binds, unlinks or connects to).
@@ -25,8 +22,11 @@ enum SocketFolder {
     /// group or others (the folder itself, after following symbolic links to it).
     static func check(_ folder: String, userID: uid_t = geteuid()) throws(SupervisorError) {
         var info = stat()
-        guard stat(folder, &info) == 0 else {
-            throw SupervisorError(code: .systemCallFailed, message: "cannot use the socket's folder \(folder): \(SupervisorError.errorText(errno))")
+        do throws(Errno) {
+            _ = try SystemCall.checking { stat(folder, &info) }
+        } catch {
+            throw SupervisorError(
+                code: .systemCallFailed, message: "cannot use the socket's folder \(folder): \(error)")
         }
         let mode = info.st_mode & 0o7777
         let modeText = "0" + String(mode, radix: 8)
@@ -36,13 +36,15 @@ enum SocketFolder {
         guard info.st_uid == userID || info.st_uid == 0 else {
             throw SupervisorError(
                 code: .systemCallFailed,
-                message: "refusing the socket's folder \(folder): it belongs to uid \(info.st_uid), not to uid \(userID) or root; use a folder of your own (mode 0700)")
+                message: "refusing the socket's folder \(folder): it belongs to uid \(info.st_uid), "
+                    + "not to uid \(userID) or root; use a folder of your own (mode 0700)")
         }
         guard mode & 0o022 == 0 else {
             let who = mode & 0o002 != 0 ? "everyone" : "its group"
             throw SupervisorError(
                 code: .systemCallFailed,
-                message: "refusing the socket's folder \(folder): it is writable by \(who) (mode \(modeText)), who could replace the socket; use a folder of its own that only its owner can write (mode 0700)")
+                message: "refusing the socket's folder \(folder): it is writable by \(who) (mode \(modeText)), "
+                    + "who could replace the socket; use a folder of its own that only its owner can write (mode 0700)")
         }
     }
 
@@ -50,9 +52,12 @@ enum SocketFolder {
     /// anything but a socket.
     static func existingSocket(at path: String) throws(SupervisorError) -> Bool {
         var info = stat()
-        guard lstat(path, &info) == 0 else {
-            if errno == ENOENT { return false }
-            throw SupervisorError(code: .systemCallFailed, message: "cannot look at \(path): \(SupervisorError.errorText(errno))")
+        do throws(Errno) {
+            _ = try SystemCall.checking { lstat(path, &info) }
+        } catch .noSuchFileOrDirectory {
+            return false
+        } catch {
+            throw SupervisorError(code: .systemCallFailed, message: "cannot look at \(path): \(error)")
         }
         let kind: String
         switch info.st_mode & S_IFMT {

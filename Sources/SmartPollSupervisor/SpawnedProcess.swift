@@ -1,5 +1,6 @@
 import CSmartPollPosix
 import Glibc
+import SmartPollSystem
 
 /// A started child process: its pid (also its process group and session id)
 /// and, when the kernel has them, a pidfd that stays valid after the pid could
@@ -25,15 +26,21 @@ public struct SpawnedProcess: Sendable {
     /// - Throws: `.systemCallFailed`, for instance when it was already reaped.
     public func wait(nonblocking: Bool = false) throws(SupervisorError) -> TerminationStatus? {
         var status = sp_exit_status()
-        let result: Int32
-        if let pidfd {
-            let byDescriptor = sp_wait_pidfd(pidfd, &status, nonblocking ? 1 : 0)
-            // Linux 5.3 has pidfds but not waitid(P_PIDFD): wait for this one pid instead.
-            result = byDescriptor == EINVAL ? sp_wait_pid(pid, &status, nonblocking ? 1 : 0) : byDescriptor
-        } else {
-            result = sp_wait_pid(pid, &status, nonblocking ? 1 : 0)
+        let noHang: Int32 = nonblocking ? 1 : 0
+        do throws(Errno) {
+            if let pidfd {
+                do throws(Errno) {
+                    _ = try SystemCall.checking { sp_wait_pidfd(pidfd, &status, noHang) }
+                } catch .invalidArgument {
+                    // Linux 5.3 has pidfds but not waitid(P_PIDFD): wait for this one pid instead.
+                    _ = try SystemCall.checking { sp_wait_pid(pid, &status, noHang) }
+                }
+            } else {
+                _ = try SystemCall.checking { sp_wait_pid(pid, &status, noHang) }
+            }
+        } catch {
+            throw .systemCall("waitid for process \(pid)", errno: error.rawValue)
         }
-        guard result == 0 else { throw .systemCall("waitid for process \(pid)", errno: result) }
         guard status.ended != 0 else { return nil }
         return status.exited != 0 ? .exited(status.code) : .signaled(status.signal)
     }
@@ -43,15 +50,18 @@ public struct SpawnedProcess: Sendable {
     /// - Returns: `false` when the process no longer exists (ESRCH).
     @discardableResult
     public func signal(_ signal: Int32) throws(SupervisorError) -> Bool {
-        let result: Int32
-        if let pidfd {
-            result = sp_pidfd_send_signal(pidfd, signal)
-        } else {
-            result = kill(pid, signal) == 0 ? 0 : errno
+        do throws(Errno) {
+            if let pidfd {
+                _ = try SystemCall.checking { sp_pidfd_send_signal(pidfd, signal) }
+            } else {
+                _ = try SystemCall.checking { kill(pid, signal) }
+            }
+            return true
+        } catch .noSuchProcess {
+            return false
+        } catch {
+            throw .systemCall("signal \(signal) to process \(pid)", errno: error.rawValue)
         }
-        if result == ESRCH { return false }
-        guard result == 0 else { throw .systemCall("signal \(signal) to process \(pid)", errno: result) }
-        return true
     }
 
     /// Sends `signal` to every process of the child's process group, its
@@ -62,18 +72,20 @@ public struct SpawnedProcess: Sendable {
     ///   may be reused: signal the group before, or right after, reaping.
     @discardableResult
     public func signalGroup(_ signal: Int32) throws(SupervisorError) -> Bool {
-        let result = sp_kill_group(pid, signal)
-        if result == ESRCH { return false }
-        guard result == 0 else {
-            throw .systemCall("signal \(signal) to process group \(pid)", errno: result)
+        do throws(Errno) {
+            _ = try SystemCall.checking { sp_kill_group(pid, signal) }
+            return true
+        } catch .noSuchProcess {
+            return false
+        } catch {
+            throw .systemCall("signal \(signal) to process group \(pid)", errno: error.rawValue)
         }
-        return true
     }
 
     /// Closes the pidfd, if any. Later waits and signals use the pid.
     public mutating func close() {
         if let pidfd {
-            _ = Glibc.close(pidfd)
+            SystemCall.close(pidfd)
             self.pidfd = nil
         }
     }

@@ -1,10 +1,7 @@
 import CSmartPollPosix
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollProtocol
+import SmartPollSystem
 
 /// The files of a `state_dir`:
 ///
@@ -45,7 +42,7 @@ final class StateStore {
 
     deinit {
         for descriptor in [resultsDescriptor, directoryDescriptor, lockDescriptor] where descriptor >= 0 {
-            close(descriptor)
+            SystemCall.close(descriptor)
         }
     }
 
@@ -56,20 +53,33 @@ final class StateStore {
     ///   `cannot create /var/lib/smartpoll: Permission denied`.
     func prepare() throws(SupervisorError) {
         if directoryDescriptor < 0 {
-            let made = sp_make_directories(directory, 0o700)
-            guard made == 0 else { throw Self.failed("cannot create", directory, errno: made) }
-            let descriptor = sp_open_directory(directory)
-            guard descriptor >= 0 else { throw Self.failed("cannot open", directory, errno: errno) }
-            directoryDescriptor = descriptor
+            do throws(Errno) {
+                _ = try SystemCall.checking { sp_make_directories(directory, 0o700) }
+            } catch {
+                throw Self.failed("cannot create \(directory): \(error)")
+            }
+            do throws(Errno) {
+                directoryDescriptor = try SystemCall.checking { sp_open_directory(directory) }
+            } catch {
+                throw Self.failed("cannot open \(directory): \(error)")
+            }
         }
         if resultsDescriptor < 0 {
-            let results = directory + "/" + StateStore.resultsName
-            if mkdirat(directoryDescriptor, StateStore.resultsName, 0o700) != 0 && errno != EEXIST {
-                throw Self.failed("cannot create", results, errno: errno)
+            let folder = "\(directory)/\(StateStore.resultsName)"
+            do throws(Errno) {
+                _ = try SystemCall.checking { mkdirat(directoryDescriptor, StateStore.resultsName, 0o700) }
+            } catch .fileExists {
+                // Made by an earlier start, as wanted.
+            } catch {
+                throw Self.failed("cannot create \(folder): \(error)")
             }
-            let descriptor = openat(directoryDescriptor, StateStore.resultsName, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard descriptor >= 0 else { throw Self.failed("cannot open", results, errno: errno) }
-            resultsDescriptor = descriptor
+            do throws(Errno) {
+                resultsDescriptor = try SystemCall.retrying {
+                    openat(directoryDescriptor, StateStore.resultsName, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                }
+            } catch {
+                throw Self.failed("cannot open \(folder): \(error)")
+            }
         }
     }
 
@@ -81,13 +91,12 @@ final class StateStore {
         guard directoryDescriptor >= 0, lockDescriptor < 0 else { return }
         let deadline = sp_monotonic_ns() + (DurationFormat.nanoseconds(of: patience) ?? 0)
         while true {
-            let descriptor = sp_lock_file(directoryDescriptor, StateStore.lockName)
-            if descriptor >= 0 {
-                lockDescriptor = descriptor
+            do throws(Errno) {
+                lockDescriptor = try SystemCall.checking { sp_lock_file(directoryDescriptor, StateStore.lockName) }
                 return
-            }
-            let error = errno
-            guard error == EWOULDBLOCK else {
+            } catch .wouldBlock {
+                // Held by another process: wait for it below.
+            } catch {
                 // A lock file we cannot create does not stop the supervisor; the state still is.
                 return
             }
@@ -97,7 +106,8 @@ final class StateStore {
                     message: "another supervisor uses the state directory \(directory) "
                         + "(\(directory)/\(StateStore.lockName) is locked)")
             }
-            usleep(20_000)
+            // An interrupted sleep only makes this wait shorter; the deadline bounds the loop.
+            _ = usleep(20_000)
         }
     }
 
@@ -122,26 +132,18 @@ final class StateStore {
             let file = directory + "/" + StateStore.temporaryName
             loaded.notes.append((.info, "removed \(file), left by a write that was interrupted"))
         }
-        var pointer: UnsafeMutableRawPointer?
-        var length = 0
-        let error = sp_read_file(
-            directoryDescriptor, StateStore.stateName, StateStore.maximumStateSize, &pointer, &length)
-        if error == ENOENT {
+        let stateFile = readFile(StateStore.stateName, in: directoryDescriptor, limit: StateStore.maximumStateSize)
+        if case .failure(.noSuchFileOrDirectory) = stateFile {
             loaded.notes.append((.info, "no saved state in \(directory) yet; starting afresh"))
             collectGarbage(keeping: [], notes: &loaded.notes)
             return loaded
         }
-        var bytes: [UInt8] = []
-        if error == 0, let pointer {
-            bytes = Array(UnsafeRawBufferPointer(start: pointer, count: length))
-            free(pointer)
-        }
         let decoded: (SavedState, [String: SavedStateFormat.ResultReference])
         do throws(SavedStateFormat.Problem) {
-            guard error == 0 else {
-                throw SavedStateFormat.Problem(message: "cannot read it: \(SupervisorError.errorText(error))")
+            switch stateFile {
+            case .success(let bytes): decoded = try SavedStateFormat.decode(bytes)
+            case .failure(let error): throw SavedStateFormat.Problem(message: "cannot read it: \(error)")
             }
-            decoded = try SavedStateFormat.decode(bytes)
         } catch let problem {
             let stamp = Timestamp.now().formatted().replacingColons()
             var note = moveAside(
@@ -149,11 +151,14 @@ final class StateStore {
                 suffix: ".corrupt-" + stamp)
             // The result files it named go with it, kept for whoever looks into it.
             if resultsDescriptor >= 0 {
-                close(resultsDescriptor)
+                SystemCall.close(resultsDescriptor)
                 resultsDescriptor = -1
                 let target = "\(StateStore.resultsName).corrupt-\(stamp)"
-                if sp_renameat(directoryDescriptor, StateStore.resultsName, target) == 0 {
+                do throws(Errno) {
+                    _ = try SystemCall.checking { sp_renameat(directoryDescriptor, StateStore.resultsName, target) }
                     note += " and \(directory)/\(StateStore.resultsName) to \(directory)/\(target)"
+                } catch {
+                    note += "; \(directory)/\(StateStore.resultsName) could not be moved aside (\(error))"
                 }
                 do throws(SupervisorError) {
                     try prepare()
@@ -199,15 +204,15 @@ final class StateStore {
         guard resultsDescriptor >= 0 else {
             return .failure(ResultProblem(message: "cannot be opened", moveAside: false))
         }
-        var pointer: UnsafeMutableRawPointer?
-        var length = 0
-        let error = sp_read_file(resultsDescriptor, reference.file, StateStore.maximumResultSize, &pointer, &length)
-        guard error == 0, let pointer else {
-            let message = error == ENOENT ? "is missing" : "cannot be read: \(SupervisorError.errorText(error))"
-            return .failure(ResultProblem(message: message, moveAside: error != ENOENT))
+        let bytes: [UInt8]
+        switch readFile(reference.file, in: resultsDescriptor, limit: StateStore.maximumResultSize) {
+        case .success(let read):
+            bytes = read
+        case .failure(.noSuchFileOrDirectory):
+            return .failure(ResultProblem(message: "is missing", moveAside: false))
+        case .failure(let error):
+            return .failure(ResultProblem(message: "cannot be read: \(error)", moveAside: true))
         }
-        let bytes = Array(UnsafeRawBufferPointer(start: pointer, count: length))
-        free(pointer)
         guard bytes.count == reference.size, SavedStateFormat.checksum(bytes) == reference.checksum else {
             let sizes = "\(bytes.count) bytes, \(reference.size) expected"
             let message = "does not match the state file (\(sizes), or a different checksum)"
@@ -216,15 +221,30 @@ final class StateStore {
         return .success(bytes)
     }
 
+    /// The whole of `name` in the folder `folder`, which is refused when larger than `limit`.
+    private func readFile(_ name: String, in folder: Int32, limit: Int) -> Result<[UInt8], Errno> {
+        var pointer: UnsafeMutableRawPointer?
+        var length = 0
+        do throws(Errno) {
+            _ = try SystemCall.checking { sp_read_file(folder, name, limit, &pointer, &length) }
+        } catch {
+            return .failure(error)
+        }
+        // Never nil after success (sp_read_file's contract).
+        guard let pointer else { return .success([]) }
+        defer { free(pointer) }
+        return .success(Array(UnsafeRawBufferPointer(start: pointer, count: length)))
+    }
+
     /// Renames a file that cannot be used out of the way, and says so in one line.
     private func moveAside(
         _ name: String, in descriptor: Int32, folder: String, because reason: String, suffix: String? = nil
     ) -> String {
         let target = name + (suffix ?? ".corrupt-" + Timestamp.now().formatted().replacingColons())
-        let renamed = sp_renameat(descriptor, name, target)
-        guard renamed == 0 else {
-            let why = SupervisorError.errorText(renamed)
-            return "\(folder)/\(name) is unusable (\(reason)) and could not be moved aside (\(why)); "
+        do throws(Errno) {
+            _ = try SystemCall.checking { sp_renameat(descriptor, name, target) }
+        } catch {
+            return "\(folder)/\(name) is unusable (\(reason)) and could not be moved aside (\(error)); "
                 + "it will be replaced"
         }
         return "\(folder)/\(name) is unusable (\(reason)); moved it aside to \(folder)/\(target)"
@@ -235,12 +255,14 @@ final class StateStore {
         keeping kept: Set<String>, notes: inout [(level: SupervisorLog.Level, message: String)]
     ) {
         guard resultsDescriptor >= 0 else { return }
-        let duplicate = dup(resultsDescriptor)
-        guard duplicate >= 0, let stream = fdopendir(duplicate) else {
-            if duplicate >= 0 { close(duplicate) }
+        // Unlisted files are only left behind, to be collected by a later start.
+        guard let duplicate = try? SystemCall.checking({ dup(resultsDescriptor) }) else { return }
+        guard let stream = fdopendir(duplicate) else {
+            SystemCall.close(duplicate)
             return
         }
-        defer { closedir(stream) }
+        // closedir reports only what close does (see SystemCall.close): nothing to act on.
+        defer { _ = closedir(stream) }
         rewinddir(stream)
         var removed = 0
         while let entry = readdir(stream) {
@@ -271,7 +293,8 @@ final class StateStore {
         // failure deletes them again.
         var written: [String] = []
         func abandon(_ problem: SupervisorError) -> SupervisorError {
-            for file in written { unlinkat(resultsDescriptor, file, 0) }
+            // Best effort: a result file no state file names is deleted at the next start.
+            for file in written { _ = unlinkat(resultsDescriptor, file, 0) }
             return problem
         }
         for (name, task) in state.tasks {
@@ -281,11 +304,14 @@ final class StateStore {
                 references[name] = durable
                 continue
             }
-            var step: Int32 = 0
-            let error = result.output.withUnsafeBytes { buffer in
-                sp_write_file_synced(resultsDescriptor, file, buffer.baseAddress, buffer.count, &step)
-            }
-            guard error == 0 else {
+            var step = SP_FILE_STEP_NONE
+            do throws(Errno) {
+                _ = try SystemCall.checking {
+                    result.output.withUnsafeBytes {
+                        sp_write_file_synced(resultsDescriptor, file, $0.baseAddress, $0.count, &step)
+                    }
+                }
+            } catch {
                 throw abandon(failure("\(StateStore.resultsName)/\(file)", step: step, error: error))
             }
             references[name] = SavedStateFormat.ResultReference(
@@ -293,24 +319,26 @@ final class StateStore {
             written.append(file)
         }
         if !written.isEmpty {
-            let error = sp_fsync(resultsDescriptor)
-            guard error == 0 else {
-                throw abandon(failure(StateStore.resultsName, step: Int32(SP_FILE_STEP_FSYNC_DIRECTORY), error: error))
+            do throws(Errno) {
+                _ = try SystemCall.checking { sp_fsync(resultsDescriptor) }
+            } catch {
+                throw abandon(failure(StateStore.resultsName, step: SP_FILE_STEP_FSYNC_DIRECTORY, error: error))
             }
         }
         let bytes = SavedStateFormat.encode(state, resultFiles: references, written: Timestamp.now(), pid: pid)
-        var step: Int32 = 0
-        let error = bytes.withUnsafeBytes { buffer in
-            sp_replace_file(
-                directoryDescriptor, StateStore.temporaryName, StateStore.stateName, buffer.baseAddress, buffer.count,
-                &step)
-        }
+        var step = SP_FILE_STEP_NONE
         let kept = Set(references.values.map(\.file))
-        guard error == 0 else {
-            let namesStateFile = step == Int32(SP_FILE_STEP_RENAME) || step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY)
-            let file = namesStateFile ? StateStore.stateName : StateStore.temporaryName
-            let problem = failure(file, step: step, error: error)
-            guard step == Int32(SP_FILE_STEP_FSYNC_DIRECTORY) else { throw abandon(problem) }
+        do throws(Errno) {
+            _ = try SystemCall.checking {
+                bytes.withUnsafeBytes {
+                    sp_replace_file(directoryDescriptor, StateStore.temporaryName, StateStore.stateName,
+                                    $0.baseAddress, $0.count, &step)
+                }
+            }
+        } catch {
+            let renamed = step == SP_FILE_STEP_RENAME || step == SP_FILE_STEP_FSYNC_DIRECTORY
+            let problem = failure(renamed ? StateStore.stateName : StateStore.temporaryName, step: step, error: error)
+            guard step == SP_FILE_STEP_FSYNC_DIRECTORY else { throw abandon(problem) }
             // Renamed, but not flushed: the new state file names the new results (they must not
             // be written again), and the old one may come back after a crash (its results stay).
             obsoleteFiles.formUnion(durableFiles.values.map(\.file).filter { !kept.contains($0) })
@@ -318,28 +346,29 @@ final class StateStore {
             throw problem
         }
         obsoleteFiles.formUnion(durableFiles.values.map(\.file))
-        for file in obsoleteFiles.subtracting(kept) { unlinkat(resultsDescriptor, file, 0) }
+        // Best effort: a result file no state file names is deleted at the next start.
+        for file in obsoleteFiles.subtracting(kept) { _ = unlinkat(resultsDescriptor, file, 0) }
         obsoleteFiles = []
         durableFiles = references
     }
 
-    /// `.systemCallFailed`, as `cannot open PATH: strerror(errno)`.
-    private static func failed(_ action: String, _ path: String, errno code: Int32) -> SupervisorError {
-        SupervisorError(code: .systemCallFailed, message: "\(action) \(path): \(SupervisorError.errorText(code))")
+    /// `.systemCallFailed`, with the sentence the log and `status` show.
+    private static func failed(_ message: String) -> SupervisorError {
+        SupervisorError(code: .systemCallFailed, message: message)
     }
 
-    private func failure(_ file: String, step: Int32, error: Int32) -> SupervisorError {
+    private func failure(_ file: String, step: sp_file_step, error: Errno) -> SupervisorError {
         let action: String
-        switch Int(step) {
-        case Int(SP_FILE_STEP_OPEN): action = "create"
-        case Int(SP_FILE_STEP_WRITE): action = "write"
-        case Int(SP_FILE_STEP_FSYNC): action = "flush (fsync)"
-        case Int(SP_FILE_STEP_CLOSE): action = "close"
-        case Int(SP_FILE_STEP_RENAME): action = "rename \(StateStore.temporaryName) to"
-        case Int(SP_FILE_STEP_FSYNC_DIRECTORY): action = "flush (fsync) the folder of"
+        switch step {
+        case SP_FILE_STEP_OPEN: action = "create"
+        case SP_FILE_STEP_WRITE: action = "write"
+        case SP_FILE_STEP_FSYNC: action = "flush (fsync)"
+        case SP_FILE_STEP_CLOSE: action = "close"
+        case SP_FILE_STEP_RENAME: action = "rename \(StateStore.temporaryName) to"
+        case SP_FILE_STEP_FSYNC_DIRECTORY: action = "flush (fsync) the folder of"
         default: action = "write"
         }
-        return Self.failed("cannot \(action)", directory + "/" + file, errno: error)
+        return Self.failed("cannot \(action) \(directory)/\(file): \(error)")
     }
 }
 

@@ -27,7 +27,7 @@ extension Supervisor {
         server.isAuthorized = { uid, gid in policy.allows(userID: uid, groupID: gid) }
         server.handler = { [unowned self] request, client, respond in self.handle(request, from: client, respond: respond) }
         try loop.register(signals, for: .readable) { [unowned self] _ in
-            while case let signal = sp_signalfd_read(signals), signal != 0 {
+            while case let signal = sp_signalfd_read(signals), signal > 0 {
                 if signal == SIGHUP {
                     if !self.isShuttingDown {
                         self.log.write(.info, "SIGHUP received; reloading the configuration")

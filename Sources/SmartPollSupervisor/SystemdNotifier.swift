@@ -1,9 +1,5 @@
 import CSmartPollPosix
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollSystem
 
 /// systemd's notify protocol (sd_notify(3), without libsystemd): newline-separated
 /// `NAME=value` assignments in one datagram to the Unix socket `NOTIFY_SOCKET` names, a path or
@@ -27,8 +23,12 @@ struct SystemdNotifier {
         // A newline inside a value would start a new assignment.
         var bytes = Array(assignments.map { String($0.map { $0.isNewline ? " " : $0 }) }.joined(separator: "\n").utf8)
         bytes.append(10)
-        let error = bytes.withUnsafeBytes { sp_notify_send(address, $0.baseAddress, $0.count) }
-        return error == 0 ? nil : "cannot notify systemd at \(address): \(SupervisorError.errorText(error))"
+        do throws(Errno) {
+            _ = try SystemCall.checking { bytes.withUnsafeBytes { sp_notify_send(address, $0.baseAddress, $0.count) } }
+            return nil
+        } catch {
+            return "cannot notify systemd at \(address): \(error)"
+        }
     }
 
     /// CLOCK_MONOTONIC in microseconds, for `MONOTONIC_USEC=` with `RELOADING=1`.

@@ -1,5 +1,6 @@
 import SmartPoll
 import SmartPollProtocol
+import SmartPollSystem
 import Glibc
 
 /// One run of a task or of a command hook: its process, the three pipes the supervisor reads
@@ -114,7 +115,7 @@ final class TaskRun {
                 run.input = try InputFeeder(descriptor: writeEnd, bytes: bytes, loop: loop)
             } catch {
                 // The process then reads end of file instead of waiting for ever.
-                close(writeEnd)
+                SystemCall.close(writeEnd)
                 log.write(.warning, "cannot feed the input of run \(run.runID): \(error.message)",
                           [(run.kind, run.name), ("run", "\(run.runID)")])
             }
@@ -245,7 +246,7 @@ final class TaskRun {
         _ = try? process.wait()
         process.close()
         for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
-            close(descriptor)
+            SystemCall.close(descriptor)
         }
         outputDescriptor = nil
         errorDescriptor = nil
@@ -365,7 +366,7 @@ final class TaskRun {
 
     private func closePipe(_ descriptor: Int32) {
         loop.forget(descriptor)
-        close(descriptor)
+        SystemCall.close(descriptor)
         if descriptor == outputDescriptor { outputDescriptor = nil }
         if descriptor == errorDescriptor {
             errorDescriptor = nil
@@ -381,14 +382,10 @@ final class TaskRun {
 
     // MARK: Exit
 
-    /// The process exited: the lifecycle kills what is left of the run and finishes it.
+    /// The process exited (its pidfd is readable; the event loop drops events of a descriptor
+    /// number reused since): the lifecycle kills what is left of the run and finishes it.
     private func reap() {
-        guard !hasEnded, let pidfd = process.pidfd else { return }
-        // Make sure the process has exited (its pidfd is readable) before killing its group: an
-        // event for a descriptor number closed and reused within one epoll batch must not
-        // reach a new run.
-        var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-        guard poll(&entry, 1, 0) == 1 else { return }
+        guard !hasEnded else { return }
         carryOut(lifecycle.exited())
     }
 

@@ -1,7 +1,6 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import SmartPollProtocol
+import SmartPollSystem
 
 /// `smartpollctl hook ...`: a directive line written to the run's descriptor 3, applied by the
 /// supervisor after the run exits 0 (SPEC section 3).
@@ -14,13 +13,14 @@ enum HookDirective {
         let line = Array(Request(command: directive).encoded().utf8) + [10]
         var offset = 0
         while offset < line.count {
-            let written = line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                standardError("smartpollctl: hook: cannot write to descriptor \(descriptor): \(String(cString: strerror(errno)))\n")
+            do throws(Errno) {
+                offset += try SystemCall.retrying {
+                    line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+                }
+            } catch {
+                standardError("smartpollctl: hook: cannot write to descriptor \(descriptor): \(error)\n")
                 return 1
             }
-            offset += written
         }
         return 0
     }

@@ -1,21 +1,24 @@
 // smartpollctl: the command-line client of smartpoll-supervisor. Hand-parsed arguments and a
 // blocking socket keep its whole-process time near a C client's (it runs in shell loops).
-#if canImport(Glibc)
 import Glibc
-#endif
 import SmartPollClient
 import SmartPollProtocol
+import SmartPollSystem
 
 func standardError(_ text: String) {
-    var bytes = Array(text.utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    let bytes = Array(text.utf8)
+    // The message is all there is to report with: if stderr cannot take it, nothing can.
+    _ = try? SystemCall.retrying { bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) } }
 }
 
 func standardOutput(_ bytes: [UInt8]) {
     var offset = 0
     while offset < bytes.count {
-        let written = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
-        if written <= 0 { if errno == EINTR { continue } else { exit(1) } }
+        // A reader that went away (EPIPE) or a full disk: the output is incomplete, so the
+        // status says so; there is no channel left to say more.
+        guard let written = try? SystemCall.retrying({
+            bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+        }), written > 0 else { exit(1) }
         offset += written
     }
 }
@@ -52,9 +55,11 @@ if parsed.dataFromStandardInput, case .emit(let hook, _) = command {
     var data: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)
     while true {
-        let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 { break }
+        // A read error ends the data as end of file does, as it always has.
+        let count = (try? SystemCall.retrying {
+            buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        }) ?? 0
+        if count == 0 { break }
         data.append(contentsOf: buffer[..<count])
     }
     command = .emit(hook: hook, data: String(decoding: data, as: UTF8.self))

@@ -83,7 +83,7 @@ struct DurabilityTests {
         let expected = Timestamp(nanosecondsSinceEpoch: Int64(restarted.timeIntervalSince1970 * 1e9)).advanced(by: .seconds(1800))
         #expect(sooner.map { abs($0.nanosecondsSinceEpoch - expected.nanosecondsSinceEpoch) < 5_000_000_000 } == true,
                 "a task's start wins when it is sooner than its saved schedule: \(String(describing: sooner))")
-        #expect(second.logText.contains("state restored"))
+        #expect(try eventually { second.logText.contains("state restored") }, "the log reaches the harness through a pipe")
 
         // The restored result is what a new run compares with: the same output is no change.
         let events = try second.watch(["producer", "consumer"])
@@ -120,10 +120,10 @@ struct DurabilityTests {
         let second = try SupervisorHarness(nil, folder: first.folder)
         #expect(try eventually { try statusRow(second, "due")["runs"] == .int(1) }, "the overdue run starts at once")
         #expect(try second.ctl("result", "due").output == "ran\n")
-        #expect(second.logText.contains("fell due while the supervisor was down"))
+        #expect(try eventually { second.logText.contains("fell due while the supervisor was down") }, "the log reaches the harness through a pipe")
         let long = try statusRow(second, "long")
         #expect(long["running"] == .bool(true), "the run the crash cut short runs again")
-        #expect(second.logText.contains("run 1 was cut short when the supervisor stopped"))
+        #expect(try eventually { second.logText.contains("run 1 was cut short when the supervisor stopped") }, "the log reaches the harness through a pipe")
     }
 
     @Test func retryBackoffSurvivesARestart() throws {

@@ -62,4 +62,83 @@ import Testing
         let loop = try EventLoop()
         #expect(throws: SupervisorError.self) { try loop.register(-1, for: .readable) { _ in } }
     }
+
+    /// Two pipes ready in one wake-up; the handler of the first event closes the other one's
+    /// read end and puts a new pipe at the same number (dup2 does both at once, so no other
+    /// test's thread can take the number in between) and registers it. The event of this
+    /// wake-up that belonged to the closed pipe must not reach the new owner of the number.
+    @Test func eventOfADescriptorReusedWithinOneWakeUpIsDropped() throws {
+        let loop = try EventLoop()
+        var first: [Int32] = [-1, -1], second: [Int32] = [-1, -1], replacement: [Int32] = [-1, -1]
+        try #require(pipe(&first) == 0 && pipe(&second) == 0 && pipe(&replacement) == 0)
+        // One of first[0] and second[0] ends up as the replacement's read end.
+        defer { for fd in first + second + replacement where fd >= 0 { close(fd) } }
+        for fd in [first[1], second[1]] { #expect(write(fd, "x", 1) == 1) }
+
+        var calls: [String] = []
+        var reused: Int32?
+        var newOwnerCalls = 0
+        func consumeByte(_ descriptor: Int32) {
+            var byte: UInt8 = 0
+            #expect(read(descriptor, &byte, 1) == 1)
+        }
+        func handler(_ name: String, own: Int32, other: Int32) -> (EventLoop.Events) -> Void {
+            { _ in
+                calls.append(name)
+                consumeByte(own)
+                guard reused == nil else { return }
+                reused = other
+                // The other pipe's event is already in this wake-up's batch.
+                loop.forget(other)
+                #expect(dup2(replacement[0], other) == other)
+                close(replacement[0])
+                replacement[0] = -1
+                #expect(throws: Never.self) {
+                    try loop.register(other, for: .readable) { _ in
+                        newOwnerCalls += 1
+                        consumeByte(other)
+                    }
+                }
+                #expect(write(replacement[1], "y", 1) == 1)
+                loop.deferUntilIdle { loop.stop() }
+            }
+        }
+        try loop.register(first[0], for: .readable, handler("first", own: first[0], other: second[0]))
+        try loop.register(second[0], for: .readable, handler("second", own: second[0], other: first[0]))
+        try loop.run()
+        #expect(calls.count == 1, "the closed pipe's handler was forgotten: \(calls)")
+        #expect(newOwnerCalls == 0, "the closed pipe's event reached the descriptor's new owner")
+
+        // The new registration itself works: its own readiness comes in the next wake-up.
+        loop.schedule(after: .milliseconds(1)) { loop.stop() }
+        try loop.run()
+        #expect(newOwnerCalls == 1)
+        #expect(calls.count == 1)
+    }
+
+    @Test func callsWithAStaleRegistrationLeaveTheNumbersNewOwnerAlone() throws {
+        let loop = try EventLoop()
+        var fds: [Int32] = [-1, -1]
+        try #require(pipe(&fds) == 0)
+        defer { for fd in fds { close(fd) } }
+        let old = try loop.register(fds[0], for: .readable) { _ in Issue.record("a stale handler ran") }
+        loop.deregister(old)
+        #expect(!loop.isCurrent(old))
+        var calls = 0
+        let new = try loop.register(fds[0], for: .readable) { _ in
+            calls += 1
+            loop.stop()
+        }
+        #expect(new != old && new.descriptor == old.descriptor && loop.isCurrent(new))
+        loop.watch(old, for: [])
+        loop.forget(old)
+        loop.deregister(old)
+        #expect(loop.isCurrent(new))
+        #expect(write(fds[1], "x", 1) == 1)
+        // A bound, should the stale calls have silenced the new registration after all.
+        let timeout = loop.schedule(after: .seconds(10)) { loop.stop() }
+        try loop.run()
+        loop.cancel(timeout)
+        #expect(calls == 1)
+    }
 }

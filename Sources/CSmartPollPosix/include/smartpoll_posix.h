@@ -1,11 +1,18 @@
 #ifndef SMARTPOLL_POSIX_H
 #define SMARTPOLL_POSIX_H
 
+// Child processes (a clone shim whose child makes raw system calls only), pipes, pidfds and
+// waiting. Errors and EINTR: smartpoll_convention.h.
+
+#include "smartpoll_convention.h"
+
 #include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+SP_ASSUME_NONNULL_BEGIN
 
 /// What `sp_spawn` starts. All pointers are borrowed for the duration of the call.
 typedef struct sp_spawn_options {
@@ -14,11 +21,11 @@ typedef struct sp_spawn_options {
     /// (`/bin:/usr/bin` when there is none), as execvpe does.
     const char *file;
     /// NULL-terminated argument vector; `argv[0]` is passed as is.
-    char *const *argv;
+    char *_Nullable const *_Nonnull argv;
     /// NULL-terminated `KEY=VALUE` array: the child's whole environment.
-    char *const *envp;
+    char *_Nullable const *_Nonnull envp;
     /// Working directory of the child, or NULL to keep the parent's.
-    const char *cwd;
+    const char *_Nullable cwd;
     /// Descriptors that become 0, 1 and 2 in the child; -1 means /dev/null.
     int stdin_fd;
     int stdout_fd;
@@ -40,9 +47,10 @@ typedef struct sp_spawn_options {
 /// open, then executes `file`.
 ///
 /// Returns 0 and sets `*pid_out` and `*pidfd_out` (a CLOEXEC pidfd, or -1 when
-/// the kernel has none: the caller falls back to the pid), or returns an errno
-/// value: ENOENT or EACCES when the program cannot be found or run, the errno of
-/// the failing step otherwise. On failure no child is left behind (it is reaped).
+/// the kernel has none: the caller falls back to the pid), or -1 with errno:
+/// ENOENT or EACCES when the program cannot be found or run, the errno of the
+/// failing step otherwise (in the child too). On failure no child is left behind
+/// (it is reaped) and both outputs are -1.
 ///
 /// - Important: the parent-death signal fires when the *thread* that called
 ///   `sp_spawn` exits, not the process: call it from a thread that lives as long
@@ -55,25 +63,27 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out);
 void sp_spawn_dispositions_changed(void);
 
 /// `pipe2` with O_CLOEXEC, plus O_NONBLOCK on both ends when `nonblock` is
-/// non-zero. Returns 0 or an errno value.
+/// non-zero. Returns 0, or -1.
 /// - Important: O_NONBLOCK belongs to the open file, so a child given one end
 ///   sees it too; for a child's pipe use `sp_set_nonblocking` on the parent's end.
-int sp_pipe2_cloexec(int fds[2], int nonblock);
+int sp_pipe2_cloexec(int fds[_Nonnull 2], int nonblock);
 
-/// pipe2(O_CLOEXEC) with the read end made non-blocking; 0 or an errno value.
-int sp_pipe_nonblocking_read_end(int fds[2]);
+/// pipe2(O_CLOEXEC) with the read end made non-blocking. Returns 0, or -1 (no
+/// descriptor is left open then).
+int sp_pipe_nonblocking_read_end(int fds[_Nonnull 2]);
 
-/// Sets O_NONBLOCK on `fd`. Returns 0 or an errno value.
+/// Sets O_NONBLOCK on `fd`. Returns 0, or -1.
 int sp_set_nonblocking(int fd);
 
-/// A CLOEXEC pidfd for `pid`, or -1 with errno set.
+/// A CLOEXEC pidfd for `pid`, or -1 (ENOSYS before Linux 5.3).
 int sp_pidfd_open(pid_t pid);
 
-/// Sends `sig` to the process behind `pidfd`. Returns 0 or an errno value.
+/// Sends `sig` to the process behind `pidfd`. Returns 0, or -1 (ESRCH when it
+/// has exited).
 int sp_pidfd_send_signal(int pidfd, int sig);
 
-/// Sends `sig` to every process of the process group `pgid`.
-/// Returns 0 or an errno value.
+/// Sends `sig` to every process of the process group `pgid`. Returns 0, or -1
+/// (ESRCH when the group is empty, EINVAL for a `pgid` below 1).
 int sp_kill_group(pid_t pgid, int sig);
 
 /// How a waited-for child ended.
@@ -90,13 +100,15 @@ typedef struct sp_exit_status {
 } sp_exit_status;
 
 /// Reaps the child behind `pidfd` (waitid P_PIDFD, WEXITED), blocking unless
-/// `nohang`. Retries on EINTR. Returns 0 or an errno value (ECHILD when it was
-/// already reaped).
+/// `nohang`. Returns 0, or -1 (ECHILD when it was already reaped, EINVAL on
+/// Linux 5.3, which has pidfds but not P_PIDFD).
 int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang);
 
 /// The same as `sp_wait_pidfd` for one child `pid` (waitid P_PID); never waits
 /// for any other child.
 int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang);
+
+SP_ASSUME_NONNULL_END
 
 #ifdef __cplusplus
 }
