@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// This process's environment, read without Foundation.
 public enum ProcessEnvironment {

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// NUL-terminated strings in one allocation, with the NULL-terminated pointer array that
 /// `execve` takes, built once and reused for every run of a task. Building the argument vector

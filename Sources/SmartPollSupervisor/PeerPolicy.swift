@@ -1,9 +1,5 @@
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollProtocol
 
 /// Who may use the control socket (SPEC section 7): the supervisor's own user, root, and, when
 /// `socket_group` is set, members of that group (by primary group or the group's member list).

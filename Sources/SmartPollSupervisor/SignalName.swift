@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// Signal names as operators write them in a configuration (`"TERM"`, `"SIGTERM"`, `"sigterm"`)
 /// and as they are printed back.

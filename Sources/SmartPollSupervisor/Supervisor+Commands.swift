@@ -1,8 +1,6 @@
+import Glibc
 import SmartPoll
 import SmartPollProtocol
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One handler per request (SPEC section 5), each run inside the loop.
 extension Supervisor {

@@ -1,8 +1,6 @@
 import CSmartPollPosix
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#endif
+import SmartPollProtocol
 
 /// Binding the socket, serving, signals and shutdown (SPEC section 7).
 extension Supervisor {

@@ -1,10 +1,6 @@
+import Glibc
 import SmartPoll
 import SmartPollProtocol
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// `state_dir` (SPEC section 7): what is saved, when, and how it is restored.
 ///

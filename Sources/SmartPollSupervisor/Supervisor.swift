@@ -1,10 +1,6 @@
+import Glibc
 import SmartPoll
 import SmartPollProtocol
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// The daemon: a driver of ``SchedulerStateMachine`` whose tasks are child processes, served
 /// over the control socket, all on one ``EventLoop`` thread (SPEC sections 3 to 8).

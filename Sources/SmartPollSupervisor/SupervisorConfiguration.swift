@@ -1,7 +1,5 @@
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#endif
+import SmartPollProtocol
 
 /// The supervisor's configuration file (SPEC section 4): JSON with comments (and, as json-c
 /// reads it, trailing commas), parsed with json-c. Unknown keys, wrong types, bad durations and names of tasks that do not exist are

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// The one error type of the `SmartPollSupervisor` module: an extensible code a caller can
 /// branch on and a message in plain sentences for the operator, for example

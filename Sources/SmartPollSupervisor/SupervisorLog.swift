@@ -1,9 +1,5 @@
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import SmartPollProtocol
 
 /// The supervisor's log: one line per event on stderr, `text` for people or `json` for
 /// collectors, with task, run and pid where they apply (SPEC section 7).

@@ -1,7 +1,5 @@
-import SmartPollProtocol
-#if canImport(Glibc)
 import Glibc
-#endif
+import SmartPollProtocol
 
 /// The command line of `smartpoll-supervisor`, parsed.
 public struct SupervisorOptions: Sendable {

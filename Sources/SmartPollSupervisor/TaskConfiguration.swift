@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// One task of the configuration's `tasks` object: a command run as a child process, and the
 /// built-in task hook's rules for what happens after each run (SPEC sections 3 and 4).

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// The command line, parsed once.
 let options = BenchOptions(arguments: Array(CommandLine.arguments.dropFirst()))

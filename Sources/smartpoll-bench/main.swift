@@ -4,9 +4,7 @@
 //   smartpoll-bench [--quick] [--repeat N] [--only NAME]
 //   smartpoll-bench --count NAME      (fixed work for make bench-check's instruction counts)
 //   smartpoll-bench --fixture NAME    (prints a fixed reply; see CountScenarios.swift)
-#if canImport(Glibc)
 import Glibc
-#endif
 import SmartPoll
 
 // Before any await: synchronous fixed work, then exit (no task switch inside what is counted).

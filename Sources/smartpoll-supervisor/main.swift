@@ -1,8 +1,6 @@
 // smartpoll-supervisor: the daemon. Argument parsing and exit statuses only; the work is in
 // SmartPollSupervisor.
-#if canImport(Glibc)
 import Glibc
-#endif
 import SmartPollProtocol
 import SmartPollSupervisor
 

@@ -1,9 +1,7 @@
 import Foundation
+import Glibc
 import SmartPollProtocol
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What a client can do to the supervisor (SPEC section 8): too many connections, leaving in the
 /// middle of a stream or a wait, never reading its replies, asking for more than fits in a

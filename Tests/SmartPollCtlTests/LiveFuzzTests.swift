@@ -1,10 +1,8 @@
 import Foundation
+import Glibc
 import SmartPollProtocol
 import SmartPollTestSupport
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Random, mutated and truncated input for a running supervisor (SPEC section 8): request lines
 /// on the socket, split at random byte boundaries over many connections at once; directives on

@@ -1,9 +1,7 @@
 import Foundation
+import Glibc
 import SmartPollProtocol
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// End-to-end robustness (SPEC sections 5, 7 and 8): bad input, limits, many clients, signals,
 /// a second or stale supervisor, foreign users, output floods and what a task process sees.

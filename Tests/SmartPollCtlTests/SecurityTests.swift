@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// Privilege and trust (SPEC sections 3, 7 and 8): tasks as another user, the socket's folder,
 /// a symbolic link in the socket's place, and no shell between a task's argv and its program.

@@ -1,9 +1,7 @@
 import Foundation
+import Glibc
 import SmartPollProtocol
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What a task can do wrong (SPEC sections 3 and 8), each with the outcome the supervisor must
 /// report, and the supervisor unharmed after it. (A hang past `timeout` with a grandchild, and

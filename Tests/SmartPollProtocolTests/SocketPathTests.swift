@@ -1,8 +1,6 @@
-#if canImport(Glibc)
 import Glibc
-#endif
-import Testing
 import SmartPollProtocol
+import Testing
 
 @Suite struct SocketPathTests {
     @Test func environmentDefaultFollowsTheSpecOrder() {

@@ -1,8 +1,7 @@
+import Glibc
+
 // The configuration reader's coverage-guided fuzz target: SupervisorConfiguration.parse
 // under libFuzzer (`make fuzz`). The properties are ConfigurationFuzzOracle's, shared with the tests.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 typealias FuzzCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 

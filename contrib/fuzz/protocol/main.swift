@@ -1,8 +1,7 @@
+import Glibc
+
 // The protocol's coverage-guided fuzz target: LineFramer and every decoder of SmartPollProtocol
 // under libFuzzer (`make fuzz`). The properties are ProtocolFuzzOracle's, shared with the tests.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 typealias FuzzCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 
