@@ -71,6 +71,7 @@ if Context.environment["SMARTPOLL_FUZZ"] == "1" {
             dependencies: ["SmartPollProtocol", "SmartPollTestSupport"],
             path: "contrib/fuzz/protocol"
         ),
-        .executableTarget(name: "smartpoll-fuzz-config", dependencies: ["SmartPollSupervisor"], path: "contrib/fuzz/config"),
+        .executableTarget(
+            name: "smartpoll-fuzz-config", dependencies: ["SmartPollSupervisor"], path: "contrib/fuzz/config"),
     ]
 }

@@ -84,8 +84,9 @@ public final class SchedulerControl {
 
     @inline(__always)
     private func checked(_ task: TaskHandle) -> SchedulerStateMachine.TaskID {
-        precondition(loop.generation == generation && loop.machine.phase == .running,
-                     "SchedulerControl used outside the run of the loop that handed it out")
+        precondition(
+            loop.generation == generation && loop.machine.phase == .running,
+            "SchedulerControl used outside the run of the loop that handed it out")
         precondition(Int(task.id.index) < loop.machine.taskCount, "a handle of another scheduler")
         return task.id
     }

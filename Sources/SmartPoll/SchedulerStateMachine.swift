@@ -223,7 +223,7 @@ public struct SchedulerStateMachine: Sendable {
     @inline(__always)
     private mutating func popStart() -> (task: TaskID, due: Instant)? {
         guard maximumRunning == 0 || runningCount < maximumRunning,
-              let entry = startQueue.popMin()
+            let entry = startQueue.popMin()
         else { return nil }
         let index = Int(entry.task)
         records[index].kind = Record.none

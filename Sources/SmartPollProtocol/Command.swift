@@ -87,7 +87,7 @@ public enum Command: Sendable, Hashable {
     public var task: String? {
         switch self {
         case .schedule(let task, _, _), .unschedule(let task), .stopTimer(let task),
-             .run(let task, _), .cancel(let task), .result(let task):
+            .run(let task, _), .cancel(let task), .result(let task):
             return task
         case .ping, .status, .results, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
             return nil
@@ -101,7 +101,8 @@ public enum Command: Sendable, Hashable {
     static func decode(_ request: ObjectReader, defaultTask: String?) throws(ProtocolError) -> Command {
         let cmdValue = try request.value("cmd")
         guard case .string(let cmd) = cmdValue else {
-            throw ProtocolError.badRequest("expected a command name string, got \(cmdValue.shortDescription)").inField("cmd")
+            throw ProtocolError.badRequest("expected a command name string, got \(cmdValue.shortDescription)").inField(
+                "cmd")
         }
         guard let name = Name(rawValue: cmd) else {
             throw ProtocolError(.unknownCommand, "unknown command \(cmdValue.shortDescription)")

@@ -244,7 +244,8 @@ public enum DurationFormat {
             let unitBytes = UnsafeRawBufferPointer(rebasing: bytes[unitStart..<index])
             guard let unit = unitNanoseconds(unitBytes) else {
                 let unitText = String(decoding: unitBytes, as: UTF8.self)
-                throw .invalidArgument("unknown unit \(JSONValue.string(unitText).shortDescription) in duration \(quoted): \(units)")
+                throw .invalidArgument(
+                    "unknown unit \(JSONValue.string(unitText).shortDescription) in duration \(quoted): \(units)")
             }
             guard !wholeOverflow else { throw outOfRange }
             let (scaled, overflow) = whole.multipliedReportingOverflow(by: unit)

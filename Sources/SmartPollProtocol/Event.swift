@@ -75,7 +75,7 @@ public struct Event: Sendable, Hashable {
     public var task: String? {
         switch kind {
         case .taskScheduled(let task, _), .taskUnscheduled(let task), .taskStarted(let task, _, _, _, _),
-             .taskFinished(let task, _, _, _, _, _, _, _):
+            .taskFinished(let task, _, _, _, _, _, _, _):
             return task
         case .loopStarted, .loopStopped, .loopFailed, .hookRan, .configReloaded:
             return nil
@@ -142,7 +142,8 @@ public struct Event: Sendable, Hashable {
             writer.timestamp(due)
             writer.key("late_ms")
             if let late { writer.double(late) } else { writer.null() }
-        case .taskFinished(let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
+        case .taskFinished(
+            let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
             writer.key("task")
             writer.string(task)
             writer.key("run")

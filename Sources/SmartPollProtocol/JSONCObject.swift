@@ -56,7 +56,8 @@ final class JSONCObject {
     /// out of range, or when this is not an array.
     func element(at index: Int) -> JSONCObject? {
         guard index >= 0, index < elementCount,
-              let child = json_object_array_get_idx(pointer, index) else { return nil }
+            let child = json_object_array_get_idx(pointer, index)
+        else { return nil }
         return JSONCObject(retaining: child)
     }
 

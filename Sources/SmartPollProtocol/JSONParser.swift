@@ -64,7 +64,9 @@ public enum JSONParser {
     static func parseToJSONC(_ bytes: UnsafeRawBufferPointer, mode: Mode) throws(ProtocolError) -> JSONCObject? {
         let count = bytes.count
         guard count < Int(Int32.max), let base = bytes.baseAddress else {
-            if count == 0 { throw failure(bytes, offset: 0, mode: mode, reason: describe(json_tokener_error_parse_eof)) }
+            if count == 0 {
+                throw failure(bytes, offset: 0, mode: mode, reason: describe(json_tokener_error_parse_eof))
+            }
             throw ProtocolError(.tooLarge, "JSON text of \(count) bytes is too large to parse")
         }
         guard let tokener = json_tokener_new_ex(Int32(maximumDepth)) else {
@@ -103,7 +105,9 @@ public enum JSONParser {
         return String(cString: text)
     }
 
-    private static func failure(_ bytes: UnsafeRawBufferPointer, offset: Int, mode: Mode, reason: String) -> ProtocolError {
+    private static func failure(
+        _ bytes: UnsafeRawBufferPointer, offset: Int, mode: Mode, reason: String
+    ) -> ProtocolError {
         switch mode {
         case .strict:
             return .badRequest("invalid JSON at byte \(offset): \(reason)")

@@ -26,8 +26,8 @@ enum JSONSourceCheck {
                 while index < count, bytes[index] != byte {
                     if bytes[index] == UInt8(ascii: "\\") {
                         if index + 5 < count, bytes[index + 1] == UInt8(ascii: "u"),
-                           bytes[index + 2] == UInt8(ascii: "0"), bytes[index + 3] == UInt8(ascii: "0"),
-                           bytes[index + 4] == UInt8(ascii: "0"), bytes[index + 5] == UInt8(ascii: "0")
+                            bytes[index + 2] == UInt8(ascii: "0"), bytes[index + 3] == UInt8(ascii: "0"),
+                            bytes[index + 4] == UInt8(ascii: "0"), bytes[index + 5] == UInt8(ascii: "0")
                         {
                             hasNulEscape = true
                         }
@@ -55,8 +55,11 @@ enum JSONSourceCheck {
                     index += 1
                 }
                 if isInteger, !integerLiteralFitsInt64(bytes, start..<index) {
-                    let literal = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<min(index, start + 40)]), as: UTF8.self)
-                    throw .badRequest("invalid JSON at byte \(start): integer \(literal) is out of range (a 64-bit signed integer)")
+                    let literal = String(
+                        decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<min(index, start + 40)]), as: UTF8.self
+                    )
+                    throw .badRequest(
+                        "invalid JSON at byte \(start): integer \(literal) is out of range (a 64-bit signed integer)")
                 }
             default:
                 index += 1
@@ -67,7 +70,7 @@ enum JSONSourceCheck {
     private static func isNumberByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"),
-             UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"):
+            UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"):
             return true
         default:
             return false
@@ -75,7 +78,9 @@ enum JSONSourceCheck {
     }
 
     /// Whether the next significant byte at or after `index` is `:`.
-    private static func isFollowedByColon(_ bytes: UnsafeRawBufferPointer, from index: Int, mode: JSONParser.Mode) -> Bool {
+    private static func isFollowedByColon(
+        _ bytes: UnsafeRawBufferPointer, from index: Int, mode: JSONParser.Mode
+    ) -> Bool {
         let next = skipInsignificant(bytes, from: index, mode: mode)
         return next < bytes.count && bytes[next] == UInt8(ascii: ":")
     }
@@ -110,7 +115,7 @@ enum JSONSourceCheck {
         }
         if bytes[index + 1] == UInt8(ascii: "*") {
             while cursor + 1 < bytes.count,
-                  !(bytes[cursor] == UInt8(ascii: "*") && bytes[cursor + 1] == UInt8(ascii: "/"))
+                !(bytes[cursor] == UInt8(ascii: "*") && bytes[cursor + 1] == UInt8(ascii: "/"))
             {
                 cursor += 1
             }

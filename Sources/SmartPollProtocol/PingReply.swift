@@ -12,7 +12,9 @@ public struct PingReply: Sendable, Hashable {
     /// The protocol version this module implements.
     public static let currentProtocolVersion = 1
 
-    public init(version: String, protocolVersion: Int = PingReply.currentProtocolVersion, pid: Int, uptimeMilliseconds: Int) {
+    public init(
+        version: String, protocolVersion: Int = PingReply.currentProtocolVersion, pid: Int, uptimeMilliseconds: Int
+    ) {
         self.version = version
         self.protocolVersion = protocolVersion
         self.pid = pid

@@ -167,7 +167,11 @@ public struct Reply: Sendable, Hashable {
             let codeText = try error.string("code")
             let message = try error.string("message")
             guard let code = ErrorCode(rawValue: codeText) else {
-                return Reply(id: id, body: .failure(ProtocolError(.internal, "(error code \(JSONValue.string(codeText).shortDescription)) \(message)")))
+                return Reply(
+                    id: id,
+                    body: .failure(
+                        ProtocolError(
+                            .internal, "(error code \(JSONValue.string(codeText).shortDescription)) \(message)")))
             }
             return Reply(id: id, body: .failure(ProtocolError(code, message)))
         }
@@ -201,8 +205,9 @@ public struct Reply: Sendable, Hashable {
                 // entry under that other name.
                 guard result.task == pair.key else {
                     throw ProtocolError.badRequest(
-                        "the result of task \(JSONValue.string(result.task).shortDescription) is filed under another name")
-                        .inField(results.fieldName(pair.key) + ".task")
+                        "the result of task \(JSONValue.string(result.task).shortDescription) is filed under another name"
+                    )
+                    .inField(results.fieldName(pair.key) + ".task")
                 }
                 decoded.append(result)
             }

@@ -29,7 +29,9 @@ public struct Request: Sendable, Hashable {
     /// - Parameter defaultTask: The task to assume when a command that takes a
     ///   task has no `task` member (task directives); `nil` makes it required.
     @inlinable
-    public static func decode(_ line: some Collection<UInt8>, defaultTask: String? = nil) -> Result<Request, RequestDecodeFailure> {
+    public static func decode(
+        _ line: some Collection<UInt8>, defaultTask: String? = nil
+    ) -> Result<Request, RequestDecodeFailure> {
         let value: JSONValue
         do {
             value = try JSONParser.parse(line, mode: .strict)
@@ -47,15 +49,18 @@ public struct Request: Sendable, Hashable {
     /// Decodes a request from a parsed JSON value.
     public static func decode(_ value: JSONValue, defaultTask: String? = nil) -> Result<Request, RequestDecodeFailure> {
         guard case .object(let object) = value else {
-            return .failure(RequestDecodeFailure(
-                error: .badRequest("a request must be a JSON object, got \(value.shortDescription)"), id: nil))
+            return .failure(
+                RequestDecodeFailure(
+                    error: .badRequest("a request must be a JSON object, got \(value.shortDescription)"), id: nil))
         }
         var id: JSONValue?
         if let rawId = object["id"] {
             guard rawId.isScalar else {
-                return .failure(RequestDecodeFailure(
-                    error: .badRequest("field \"id\": expected a string, number, Boolean or null, got \(rawId.shortDescription)"),
-                    id: nil))
+                return .failure(
+                    RequestDecodeFailure(
+                        error: .badRequest(
+                            "field \"id\": expected a string, number, Boolean or null, got \(rawId.shortDescription)"),
+                        id: nil))
             }
             id = rawId
         }

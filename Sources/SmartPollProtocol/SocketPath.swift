@@ -25,7 +25,9 @@ public enum SocketPath {
 
     /// The supervisor's choice: `--socket` wins over the configuration's `socket`, which wins
     /// over ``fromEnvironment(_:userID:)``.
-    public static func resolve(explicit: String?, configured: String?, environment: [String: String], userID: UInt32) -> String {
+    public static func resolve(
+        explicit: String?, configured: String?, environment: [String: String], userID: UInt32
+    ) -> String {
         if let explicit, !explicit.isEmpty { return explicit }
         if let configured, !configured.isEmpty { return configured }
         return fromEnvironment(environment, userID: userID)

@@ -33,7 +33,8 @@ public struct StatusReply: Sendable, Hashable {
         tasks.reserveCapacity(elements.count)
         for (index, element) in elements.enumerated() {
             guard case .object(let object) = element else {
-                throw ProtocolError.badRequest("expected an object, got \(element.shortDescription)").inField("tasks[\(index)]")
+                throw ProtocolError.badRequest("expected an object, got \(element.shortDescription)").inField(
+                    "tasks[\(index)]")
             }
             tasks.append(try TaskStatus.decode(ObjectReader(object, path: "tasks[\(index)].")))
         }

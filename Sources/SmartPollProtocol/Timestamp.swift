@@ -29,7 +29,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// This time moved by `duration` (sub-nanosecond parts dropped), saturating at
     /// the ends of the representable range.
     public func advanced(by duration: Duration) -> Timestamp {
-        let delta = DurationFormat.nanoseconds(of: duration)
+        let delta =
+            DurationFormat.nanoseconds(of: duration)
             ?? (duration < .zero ? Int64.min : Int64.max)
         let (sum, overflow) = nanosecondsSinceEpoch.addingReportingOverflow(delta)
         if overflow { return Timestamp(nanosecondsSinceEpoch: delta < 0 ? .min : .max) }

@@ -49,7 +49,7 @@ final class CStringList: @unchecked Sendable {
         if extra.isEmpty { return body(UnsafePointer(pointers)) }
         var array = Array(UnsafeBufferPointer(start: pointers, count: count))
         let extras = extra.map { strdup($0) }
-        defer { extras.forEach { free($0) } }
+        defer { for pointer in extras { free(pointer) } }
         array.append(contentsOf: extras)
         array.append(nil)
         return array.withUnsafeBufferPointer { body($0.baseAddress!) }

@@ -35,7 +35,8 @@ public enum ConfigurationFile {
         if let found = places.first(where: { access($0, F_OK) == 0 }) { return found }
         throw SupervisorError(
             code: .configurationNotFound,
-            message: "no configuration file found; tried \(places.joined(separator: ", ")) (give one with --config FILE)")
+            message:
+                "no configuration file found; tried \(places.joined(separator: ", ")) (give one with --config FILE)")
     }
 
     /// Reads and parses `path`.
@@ -68,7 +69,9 @@ public enum ConfigurationFile {
             if count == 0 { return bytes }
             bytes.append(contentsOf: chunk[..<count])
             if bytes.count > maximumSize {
-                throw SupervisorError(code: .invalidConfiguration, message: "\(path): larger than \(maximumSize >> 20) MiB; is it the right file?")
+                throw SupervisorError(
+                    code: .invalidConfiguration,
+                    message: "\(path): larger than \(maximumSize >> 20) MiB; is it the right file?")
             }
         }
     }

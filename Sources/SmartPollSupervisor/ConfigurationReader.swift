@@ -9,10 +9,12 @@ struct ConfigurationPath: CustomStringConvertible, Sendable {
     static let root = ConfigurationPath(text: "")
 
     func key(_ name: String) -> ConfigurationPath {
-        let plain = !name.isEmpty && name.utf8.allSatisfy { byte in
-            byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: ".") && byte != UInt8(ascii: "\"")
-                && byte != UInt8(ascii: "[")
-        }
+        let plain =
+            !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: ".") && byte != UInt8(ascii: "\"")
+                    && byte != UInt8(ascii: "[")
+            }
         let component = plain ? name : JSONValue.string(name).serialized()
         return ConfigurationPath(text: text.isEmpty ? component : text + "." + component)
     }
@@ -131,7 +133,9 @@ struct ConfigurationReader {
         do {
             duration = try DurationFormat.decode(value)
         } catch {
-            problem(path, error.message + " (durations look like \"250ms\", \"10s\", \"1m30s\", \"2h\", or a number of seconds)")
+            problem(
+                path,
+                error.message + " (durations look like \"250ms\", \"10s\", \"1m30s\", \"2h\", or a number of seconds)")
             return nil
         }
         let valid: Bool
@@ -150,12 +154,15 @@ struct ConfigurationReader {
     /// A task or hook name: 1 to 128 characters from letters, digits and `_ - . : @`, so that
     /// names are safe in tables, log lines, environment values and shell completions.
     mutating func name(_ name: String, at path: ConfigurationPath) -> Bool {
-        let allowed = !name.isEmpty && name.utf8.count <= 128 && name.utf8.allSatisfy { byte in
-            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-                || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "@")
-        }
+        let allowed =
+            !name.isEmpty && name.utf8.count <= 128
+            && name.utf8.allSatisfy { byte in
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+                    || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "@")
+            }
         if !allowed {
             problem(path, "invalid name; use 1 to 128 letters, digits and _ - . : @")
         }

@@ -77,7 +77,9 @@ final class ControlServer {
 
     private func acceptClients() {
         while true {
-            var uid: uid_t = 0, gid: gid_t = 0, pid: pid_t = 0
+            var uid: uid_t = 0
+            var gid: gid_t = 0
+            var pid: pid_t = 0
             let descriptor = sp_accept(listener, &uid, &gid, &pid)
             if descriptor < 0 {
                 if errno == EMFILE || errno == ENFILE {
@@ -96,8 +98,10 @@ final class ControlServer {
                 continue
             }
             guard clients.count < maximumConnections else {
-                refuse(descriptor, ProtocolError(
-                    .busy, "too many connections (at most \(maximumConnections)); try again later"))
+                refuse(
+                    descriptor,
+                    ProtocolError(
+                        .busy, "too many connections (at most \(maximumConnections)); try again later"))
                 continue
             }
             nextClientID += 1
@@ -206,7 +210,8 @@ final class ControlServer {
             case .request(let line, let slot):
                 dispatch(line, slot: slot, from: client)
             case .tooLarge(let length, let slot):
-                let message = "request line longer than \(client.machine.maximumLineLength) bytes (\(length) seen); "
+                let message =
+                    "request line longer than \(client.machine.maximumLineLength) bytes (\(length) seen); "
                     + "closing the connection"
                 reply(Reply(id: .null, body: .failure(ProtocolError(.tooLarge, message))), slot: slot, to: client)
             }
@@ -283,8 +288,7 @@ final class ControlServer {
     /// Sends each client what the socket takes of its output, closes every client, and stops
     /// accepting.
     func shutdown() {
-        for client in Array(clients.values) {
-            guard flush(client) else { continue }
+        for client in Array(clients.values) where flush(client) {
             perform(client.machine.closeRequested(), for: client)
         }
         loop.deregister(listener)

@@ -120,7 +120,9 @@ final class EventLoop {
     /// - Throws: when epoll refuses the descriptor (already registered, closed, or a regular
     ///   file).
     @discardableResult
-    func register(_ descriptor: Int32, for interest: Events, _ handler: @escaping (Events) -> Void)
+    func register(
+        _ descriptor: Int32, for interest: Events, _ handler: @escaping (Events) -> Void
+    )
         throws(SupervisorError) -> Registration
     {
         let registration = Registration(descriptor: descriptor, generation: nextGeneration())

@@ -17,7 +17,9 @@ struct PeerPolicy {
             return
         }
         guard let group = getgrnam(socketGroup) else {
-            throw SupervisorError(code: .invalidConfiguration, message: "socket_group: no group is named \(JSONValue.string(socketGroup).serialized())")
+            throw SupervisorError(
+                code: .invalidConfiguration,
+                message: "socket_group: no group is named \(JSONValue.string(socketGroup).serialized())")
         }
         groupID = group.pointee.gr_gid
         var members: Set<String> = []

@@ -119,7 +119,7 @@ public enum ProcessSpawner {
         _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> Result
     ) -> Result {
         var pointers = strings.map { strdup($0) }
-        defer { pointers.forEach { free($0) } }
+        defer { for pointer in pointers { free(pointer) } }
         if pointers.contains(where: { $0 == nil }) { return body(nil) }
         pointers.append(nil)
         return pointers.withUnsafeBufferPointer { body($0.baseAddress) }

@@ -45,7 +45,9 @@ enum SavedStateFormat {
         var checksum: UInt64
     }
 
-    static func encode(_ state: SavedState, resultFiles: [String: ResultReference], written: Timestamp, pid: Int32) -> [UInt8] {
+    static func encode(
+        _ state: SavedState, resultFiles: [String: ResultReference], written: Timestamp, pid: Int32
+    ) -> [UInt8] {
         var tasks = JSONObject()
         for name in state.tasks.keys.sorted() {
             let task = state.tasks[name]!
@@ -57,32 +59,37 @@ enum SavedStateFormat {
             object.append("interrupted_run", task.interruptedRun.map { .int(Int64($0)) } ?? .null)
             object.append("last", task.last.map(encode) ?? .null)
             if let result = task.result, let reference = resultFiles[name] {
-                object.append("result", .object(JSONObject([
-                    "run": .int(Int64(result.run)), "time": .string(result.time.formatted()),
-                    "truncated": .bool(result.truncated), "file": .string(reference.file),
-                    "size": .int(Int64(reference.size)), "fnv1a64": .string(hex(reference.checksum)),
-                ])))
+                object.append(
+                    "result",
+                    .object(
+                        JSONObject([
+                            "run": .int(Int64(result.run)), "time": .string(result.time.formatted()),
+                            "truncated": .bool(result.truncated), "file": .string(reference.file),
+                            "size": .int(Int64(reference.size)), "fnv1a64": .string(hex(reference.checksum)),
+                        ])))
             } else {
                 object.append("result", .null)
             }
             tasks.append(name, .object(object))
         }
-        let root = JSONValue.object(JSONObject([
-            "format": .string(format), "version": .int(version), "written": .string(written.formatted()),
-            "pid": .int(Int64(pid)), "last_run": .int(Int64(state.lastRunID)), "tasks": .object(tasks),
-        ]))
+        let root = JSONValue.object(
+            JSONObject([
+                "format": .string(format), "version": .int(version), "written": .string(written.formatted()),
+                "pid": .int(Int64(pid)), "last_run": .int(Int64(state.lastRunID)), "tasks": .object(tasks),
+            ]))
         return Array((root.serialized() + "\n").utf8)
     }
 
     private static func encode(_ last: LastRun) -> JSONValue {
-        .object(JSONObject([
-            "run": .int(Int64(last.run)), "started": .string(last.started.formatted()),
-            "ended": .string(last.ended.formatted()), "duration_ms": .double(last.durationMilliseconds),
-            "exit_code": last.exitCode.map { .int(Int64($0)) } ?? .null,
-            "signal": last.signal.map { .int(Int64($0)) } ?? .null,
-            "timed_out": .bool(last.timedOut), "succeeded": .bool(last.succeeded),
-            "error": last.error.map { .string($0) } ?? .null, "stderr_tail": .string(last.stderrTail),
-        ]))
+        .object(
+            JSONObject([
+                "run": .int(Int64(last.run)), "started": .string(last.started.formatted()),
+                "ended": .string(last.ended.formatted()), "duration_ms": .double(last.durationMilliseconds),
+                "exit_code": last.exitCode.map { .int(Int64($0)) } ?? .null,
+                "signal": last.signal.map { .int(Int64($0)) } ?? .null,
+                "timed_out": .bool(last.timedOut), "succeeded": .bool(last.succeeded),
+                "error": last.error.map { .string($0) } ?? .null, "stderr_tail": .string(last.stderrTail),
+            ]))
     }
 
     /// Why a state file cannot be used, in one sentence.
@@ -110,7 +117,9 @@ enum SavedStateFormat {
         var state = SavedState()
         state.lastRunID = try top.count("last_run")
         var references: [String: ResultReference] = [:]
-        guard case .object(let tasks)? = top.object["tasks"] else { throw Problem(message: "\"tasks\" is missing or not an object") }
+        guard case .object(let tasks)? = top.object["tasks"] else {
+            throw Problem(message: "\"tasks\" is missing or not an object")
+        }
         for (name, value) in tasks.pairs {
             let fields = try Fields(value, "task \"\(name)\"")
             var task = SavedTask()
@@ -135,8 +144,9 @@ enum SavedStateFormat {
                 guard let checksum = UInt64(try result.string("fnv1a64"), radix: 16) else {
                     throw Problem(message: "task \"\(name)\": \"fnv1a64\" is not a hexadecimal number")
                 }
-                task.result = TaskResult(task: name, run: try result.int("run"), time: try result.time("time"),
-                                         output: [], truncated: try result.bool("truncated"))
+                task.result = TaskResult(
+                    task: name, run: try result.int("run"), time: try result.time("time"),
+                    output: [], truncated: try result.bool("truncated"))
                 references[name] = ResultReference(file: file, size: try result.count("size"), checksum: checksum)
             }
             state.tasks[name] = task
@@ -182,7 +192,9 @@ enum SavedStateFormat {
         /// A count or id: 0 to 2^53, so that adding to it can never overflow.
         func count(_ key: String) throws(Problem) -> Int {
             let value = try int(key)
-            guard value >= 0 && value <= 1 << 53 else { throw Problem(message: "\(place): \"\(key)\" is out of range (\(value))") }
+            guard value >= 0 && value <= 1 << 53 else {
+                throw Problem(message: "\(place): \"\(key)\" is out of range (\(value))")
+            }
             return value
         }
 

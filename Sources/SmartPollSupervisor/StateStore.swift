@@ -331,8 +331,9 @@ final class StateStore {
         do throws(Errno) {
             _ = try SystemCall.checking {
                 bytes.withUnsafeBytes {
-                    sp_replace_file(directoryDescriptor, StateStore.temporaryName, StateStore.stateName,
-                                    $0.baseAddress, $0.count, &step)
+                    sp_replace_file(
+                        directoryDescriptor, StateStore.temporaryName, StateStore.stateName,
+                        $0.baseAddress, $0.count, &step)
                 }
             }
         } catch {

@@ -13,13 +13,16 @@ extension Supervisor {
         nextRunID += 1
         let runID = nextRunID
         let hook = emit.hook
-        let environment = childEnvironment(hook.environment, [
-            "SMARTPOLL_HOOK": emit.name, "SMARTPOLL_RUN": "\(runID)", "SMARTPOLL_SOCKET": socketPath,
-            "SMARTPOLL_HOOK_FD": "3",
-        ])
+        let environment = childEnvironment(
+            hook.environment,
+            [
+                "SMARTPOLL_HOOK": emit.name, "SMARTPOLL_RUN": "\(runID)", "SMARTPOLL_SOCKET": socketPath,
+                "SMARTPOLL_HOOK_FD": "3",
+            ])
         let specification = TaskRun.Specification(
             owner: .hook(name: emit.name), runID: runID, generation: generation, due: loop.now,
-            command: SpawnRequest(arguments: hook.command, environment: environment, workingDirectory: hook.workingDirectory),
+            command: SpawnRequest(
+                arguments: hook.command, environment: environment, workingDirectory: hook.workingDirectory),
             input: Array((emit.data ?? "").utf8), capture: 1 << 20, maximumDirectives: configuration.maximumDirectives,
             timeout: hook.timeout, teardown: Teardown(grace: hook.killGrace))
         let run: TaskRun
@@ -53,7 +56,9 @@ extension Supervisor {
         } else {
             let reason = run.failureReason ?? "failed"
             log.write(.warning, "hook failed: \(reason)", [("hook", name), ("run", "\(run.runID)")])
-            reply(.failure(ProtocolError(.internal, "hook \(name) failed: \(reason); the loop's run ended with that error")))
+            reply(
+                .failure(
+                    ProtocolError(.internal, "hook \(name) failed: \(reason); the loop's run ended with that error")))
             // As in the library: an error from an event hook ends the loop's run.
             endRun(error: "hook \(name) run \(run.runID) \(reason)")
         }

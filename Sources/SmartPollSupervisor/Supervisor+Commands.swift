@@ -27,8 +27,11 @@ extension Supervisor {
 
         switch request.command {
         case .ping:
-            reply(.ping(PingReply(version: Supervisor.version, pid: Int(getpid()),
-                                  uptimeMilliseconds: Int((loop.now - startedAt) / 1_000_000))))
+            reply(
+                .ping(
+                    PingReply(
+                        version: Supervisor.version, pid: Int(getpid()),
+                        uptimeMilliseconds: Int((loop.now - startedAt) / 1_000_000))))
         case .status(let filter):
             var selected = Array(names.indices).map(TaskID.init)
             if let filter {
@@ -67,7 +70,11 @@ extension Supervisor {
             reply(.ok)
         case .result(let name):
             guard let task = taskID(name) else { return }
-            if let result = tasks[Int(task.index)].result { reply(.result(result)) } else { reply(.noResult(task: name)) }
+            if let result = tasks[Int(task.index)].result {
+                reply(.result(result))
+            } else {
+                reply(.noResult(task: name))
+            }
         case .results:
             reply(.results(tasks.compactMap(\.result)))
         case .emit(let hook, let data):
@@ -121,7 +128,8 @@ extension Supervisor {
             if case .ready = schedule { ready = true }
             let run = tasks[index].current
             return TaskStatus(
-                name: names[index], scheduled: schedule != .none, ready: ready, next: policy.machine.next(task).map(wall),
+                name: names[index], scheduled: schedule != .none, ready: ready,
+                next: policy.machine.next(task).map(wall),
                 running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
                 runs: tasks[index].runs, failures: tasks[index].failures, last: tasks[index].last)
         }

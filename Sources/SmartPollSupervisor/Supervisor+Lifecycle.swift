@@ -23,7 +23,9 @@ extension Supervisor {
             maximumLineLength: configuration.maximumLineBytes, sendTimeout: configuration.sendTimeout)
         server.log = log
         server.isAuthorized = { uid, gid in policy.allows(userID: uid, groupID: gid) }
-        server.handler = { [unowned self] request, client, respond in self.handle(request, from: client, respond: respond) }
+        server.handler = { [unowned self] request, client, respond in
+            self.handle(request, from: client, respond: respond)
+        }
         try loop.register(signals, for: .readable) { [unowned self] _ in
             while case let signal = sp_signalfd_read(signals), signal > 0 {
                 if signal == SIGHUP {
@@ -38,8 +40,10 @@ extension Supervisor {
             }
         }
         try restoreState()
-        log.write(.info, "listening", [("socket", socketPath), ("pid", "\(getpid())"), ("tasks", "\(names.count)")]
-                  + (activatedListener == nil ? [] : [("activated", "systemd")]))
+        log.write(
+            .info, "listening",
+            [("socket", socketPath), ("pid", "\(getpid())"), ("tasks", "\(names.count)")]
+                + (activatedListener == nil ? [] : [("activated", "systemd")]))
         requestStart()
         // The socket accepts (connections queue until the loop runs): systemd may start the
         // units that need the supervisor.
@@ -83,7 +87,8 @@ extension Supervisor {
                 _ = chmod(directory, 0o710)
             }
         } else if errno != EEXIST {
-            throw SupervisorError(code: .systemCallFailed, message: "cannot create \(directory): \(SupervisorError.errorText(errno))")
+            throw SupervisorError(
+                code: .systemCallFailed, message: "cannot create \(directory): \(SupervisorError.errorText(errno))")
         }
         // Nobody else may be able to replace what is bound, unlinked or connected to here.
         try SocketFolder.check(directory)
@@ -91,14 +96,16 @@ extension Supervisor {
             let probe = sp_connect_unix(path)
             if probe >= 0 {
                 close(probe)
-                throw SupervisorError(code: .systemCallFailed, message: "another supervisor is already listening on \(path)")
+                throw SupervisorError(
+                    code: .systemCallFailed, message: "another supervisor is already listening on \(path)")
             }
             // Nobody listens: a stale socket left by a supervisor that was killed.
             if errno == ECONNREFUSED { unlink(path) }
         }
         let listener = sp_listen_unix(path, 128, configuration.socketMode)
         guard listener >= 0 else {
-            throw SupervisorError(code: .systemCallFailed, message: "cannot listen on \(path): \(SupervisorError.errorText(errno))")
+            throw SupervisorError(
+                code: .systemCallFailed, message: "cannot listen on \(path): \(SupervisorError.errorText(errno))")
         }
         // Members of socket_group need the file's group to connect with a 0660 mode.
         if let name = configuration.socketGroup, let group = getgrnam(name) {

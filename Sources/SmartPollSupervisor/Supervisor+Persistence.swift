@@ -35,7 +35,9 @@ extension Supervisor {
         var results = 0
         for (name, saved) in state.tasks.sorted(by: { $0.key < $1.key }) {
             guard let index = policy.task(named: name).map({ Int($0.index) }) else {
-                log.write(.warning, "state: task \(name) is no longer in the configuration; its saved state is dropped", [("task", name)])
+                log.write(
+                    .warning, "state: task \(name) is no longer in the configuration; its saved state is dropped",
+                    [("task", name)])
                 continue
             }
             tasks[index].runs = saved.runs
@@ -50,9 +52,13 @@ extension Supervisor {
                 persistence.restoredSchedules[name] = (next, saved.interruptedRun)
             }
         }
-        log.write(.info, "state restored", [("file", store.statePath), ("tasks", "\(state.tasks.count)"),
-                                            ("results", "\(results)"), ("schedules", "\(persistence.restoredSchedules.count)"),
-                                            ("last_run", "\(state.lastRunID)")])
+        log.write(
+            .info, "state restored",
+            [
+                ("file", store.statePath), ("tasks", "\(state.tasks.count)"),
+                ("results", "\(results)"), ("schedules", "\(persistence.restoredSchedules.count)"),
+                ("last_run", "\(state.lastRunID)"),
+            ])
     }
 
     /// Puts the restored schedules in place, once, after the run hooks of the loop's first run:
@@ -67,10 +73,13 @@ extension Supervisor {
             guard let task = policy.task(named: name) else { continue }
             carryOut(policy.restore(task, at: instant(entry.next), now: now))
             if let run = entry.interruptedRun {
-                log.write(.info, "run \(run) was cut short when the supervisor stopped; running the task again", [("task", name)])
+                log.write(
+                    .info, "run \(run) was cut short when the supervisor stopped; running the task again",
+                    [("task", name)])
             } else if entry.next <= current {
-                log.write(.info, "fell due while the supervisor was down; starting it now",
-                          [("task", name), ("due", entry.next.formatted())])
+                log.write(
+                    .info, "fell due while the supervisor was down; starting it now",
+                    [("task", name), ("due", entry.next.formatted())])
             }
         }
     }
@@ -83,8 +92,9 @@ extension Supervisor {
         let schedules = persistence?.frozenSchedules ?? currentSchedules()
         for (index, name) in names.enumerated() {
             let task = tasks[index]
-            var saved = SavedTask(runs: task.runs, failures: task.failures, consecutiveFailures: policy.consecutiveFailures[index],
-                                  last: task.last, result: task.result)
+            var saved = SavedTask(
+                runs: task.runs, failures: task.failures, consecutiveFailures: policy.consecutiveFailures[index],
+                last: task.last, result: task.result)
             if let entry = schedules[name] ?? persistence?.restoredSchedules[name] {
                 saved.next = entry.next
                 saved.interruptedRun = entry.interruptedRun
@@ -133,7 +143,8 @@ extension Supervisor {
     private func scheduleSave(urgent: Bool) {
         guard let persistence else { return }
         let current = loop.now
-        var target = urgent ? current : max(current, persistence.lastWriteStarted + StatePersistence.interval.nanosecondsClamped)
+        var target =
+            urgent ? current : max(current, persistence.lastWriteStarted + StatePersistence.interval.nanosecondsClamped)
         if let retryAt = persistence.retryAt { target = max(target, retryAt) }
         if let deadline = persistence.timerDeadline, deadline <= target { return }
         if let timer = persistence.timer { loop.cancel(timer) }
@@ -157,7 +168,9 @@ extension Supervisor {
         do {
             try persistence.store.save(savedState(), pid: getpid())
             if let failingSince = persistence.failingSince {
-                log.write(.info, "state: saved again after failing since \(failingSince.formatted())", [("file", persistence.store.statePath)])
+                log.write(
+                    .info, "state: saved again after failing since \(failingSince.formatted())",
+                    [("file", persistence.store.statePath)])
             }
             let recovered = persistence.error != nil
             persistence.isDirty = false

@@ -21,7 +21,10 @@ extension Supervisor {
     /// Reads and applies the configuration file. systemd hears `RELOADING=1` then `READY=1`.
     @discardableResult
     func reload() -> Result<ReloadReply, ProtocolError> {
-        notifySystemd(["RELOADING=1", "MONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds)", "STATUS=reloading the configuration"])
+        notifySystemd([
+            "RELOADING=1", "MONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds)",
+            "STATUS=reloading the configuration",
+        ])
         defer { notifySystemd(["READY=1", "STATUS=" + statusSummary]) }
         let file = configuration.file
         let new: SupervisorConfiguration
@@ -69,30 +72,42 @@ extension Supervisor {
         server.sendTimeout = new.sendTimeout
 
         let list = { (names: [String]) in names.isEmpty ? "-" : names.joined(separator: ",") }
-        log.write(.info, "configuration reloaded",
-                  [("file", new.file), ("added", list(plan.added)), ("changed", list(plan.changed)),
-                   ("removed", list(plan.removed))])
+        log.write(
+            .info, "configuration reloaded",
+            [
+                ("file", new.file), ("added", list(plan.added)), ("changed", list(plan.changed)),
+                ("removed", list(plan.removed)),
+            ])
         if !restartNeeded.isEmpty {
-            log.write(.warning, "\(restartNeeded.joined(separator: ", ")) changed in \(new.file); that takes effect when the supervisor restarts")
+            log.write(
+                .warning,
+                "\(restartNeeded.joined(separator: ", ")) changed in \(new.file); that takes effect when the supervisor restarts"
+            )
         }
         publish(.configReloaded(added: plan.added, changed: plan.changed, removed: plan.removed))
         carryOut(plan.actions)
         stateChanged()
         pump()
-        return ReloadReply(file: new.file, added: plan.added, changed: plan.changed, removed: plan.removed,
-                           restartNeeded: restartNeeded)
+        return ReloadReply(
+            file: new.file, added: plan.added, changed: plan.changed, removed: plan.removed,
+            restartNeeded: restartNeeded)
     }
 
     /// A task the configuration no longer has: `run --wait` requests answered, its run ended
     /// (its teardown) and tracked until reaped.
     private func detach(_ task: TaskRuntime) {
         for waiter in task.waitingForNextRun {
-            waiter(.failure(ProtocolError(.notRunning, "task \(task.name) was removed from the configuration before the requested run started")))
+            waiter(
+                .failure(
+                    ProtocolError(
+                        .notRunning,
+                        "task \(task.name) was removed from the configuration before the requested run started")))
         }
         guard let run = task.current else { return }
         detachedRuns.append(run)
-        log.write(.info, "ending the run of a task the configuration no longer has",
-                  [("task", task.name), ("run", "\(run.runID)"), ("pid", "\(run.pid)")])
+        log.write(
+            .info, "ending the run of a task the configuration no longer has",
+            [("task", task.name), ("run", "\(run.runID)"), ("pid", "\(run.pid)")])
         run.terminate(.removed)
     }
 }

@@ -33,7 +33,8 @@ extension Supervisor {
         }
         tasks[index].current = run
         log.write(.info, "started", [("task", name), ("run", "\(runID)"), ("pid", "\(run.pid)")])
-        publish(.taskStarted(task: name, run: runID, pid: Int(run.pid), due: wall(due), lateMilliseconds: lateness(due)))
+        publish(
+            .taskStarted(task: name, run: runID, pid: Int(run.pid), due: wall(due), lateMilliseconds: lateness(due)))
     }
 
     /// Launches a task's or a hook's run; its end comes back to ``runEnded(_:)``.
@@ -47,9 +48,11 @@ extension Supervisor {
     /// The command and environment of a task as C strings, built once per definition.
     private func preparedCommand(_ index: Int, _ configuration: TaskConfiguration) -> PreparedCommand {
         if let prepared = tasks[index].prepared { return prepared }
-        var environment = childEnvironment(configuration.environment, [
-            "SMARTPOLL_TASK": names[index], "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
-        ])
+        var environment = childEnvironment(
+            configuration.environment,
+            [
+                "SMARTPOLL_TASK": names[index], "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
+            ])
         environment.removeAll { $0.hasPrefix("SMARTPOLL_RUN=") }
         let prepared = PreparedCommand(arguments: configuration.command, environment: environment)
         tasks[index].prepared = prepared
@@ -76,7 +79,8 @@ extension Supervisor {
         let ended = Timestamp.now()
         let status = run.status
         let last = LastRun(
-            run: run.runID, started: run.startedWall, ended: ended, durationMilliseconds: Double(loop.now - run.started) / 1e6,
+            run: run.runID, started: run.startedWall, ended: ended,
+            durationMilliseconds: Double(loop.now - run.started) / 1e6,
             exitCode: status?.exitCode, signal: status?.signal, timedOut: run.timedOut, succeeded: run.succeeded,
             error: run.failureReason, stderrTail: run.stderrTailText)
         let detached = detachedRuns.contains { $0 === run }
@@ -89,9 +93,10 @@ extension Supervisor {
         } else {
             outcome = .failed(reason: "task \(name) run \(run.runID) \(run.failureReason ?? "failed")")
         }
-        accountEnd(RunEnd(
-            name: name, configuration: configuration, generation: run.generation, pid: run.pid, last: last,
-            outcome: outcome, result: (run.output, run.truncated), waiters: run.waiters, isDetached: detached))
+        accountEnd(
+            RunEnd(
+                name: name, configuration: configuration, generation: run.generation, pid: run.pid, last: last,
+                outcome: outcome, result: (run.output, run.truncated), waiters: run.waiters, isDetached: detached))
     }
 
     /// A command that could not be started: a failed run with exit status 127, as a shell
@@ -140,9 +145,12 @@ extension Supervisor {
         var end = end
         let last = end.last
         guard !end.isDetached, let task = policy.task(named: end.name) else {
-            log.write(.info, "ended: the task was removed from the configuration",
-                      [("task", end.name), ("run", "\(last.run)"), ("pid", "\(end.pid)"),
-                       ("duration_ms", "\(Int(last.durationMilliseconds.rounded()))")])
+            log.write(
+                .info, "ended: the task was removed from the configuration",
+                [
+                    ("task", end.name), ("run", "\(last.run)"), ("pid", "\(end.pid)"),
+                    ("duration_ms", "\(Int(last.durationMilliseconds.rounded()))"),
+                ])
             publishFinished(end, changed: false)
             answer(end, durable: false)
             checkQuiescent()
@@ -155,7 +163,8 @@ extension Supervisor {
         tasks[index].last = last
         var changed = false
         if case .succeeded(_, let directives) = end.outcome, let (output, truncated) = end.result {
-            let result = TaskResult(task: end.name, run: last.run, time: Timestamp.now(), output: output, truncated: truncated)
+            let result = TaskResult(
+                task: end.name, run: last.run, time: Timestamp.now(), output: output, truncated: truncated)
             changed = tasks[index].result.map { $0.output != output || $0.truncated != truncated } ?? true
             tasks[index].result = result
             end.outcome = .succeeded(changed: changed, directives: directives)
@@ -167,9 +176,12 @@ extension Supervisor {
             policy.lateRunEnded(task)
         }
         if end.pid != 0 {
-            log.write(last.succeeded ? .info : .warning, last.succeeded ? "finished" : "failed: \(last.error ?? "")",
-                      [("task", end.name), ("run", "\(last.run)"), ("pid", "\(end.pid)"),
-                       ("duration_ms", "\(Int(last.durationMilliseconds.rounded()))"), ("changed", "\(changed)")])
+            log.write(
+                last.succeeded ? .info : .warning, last.succeeded ? "finished" : "failed: \(last.error ?? "")",
+                [
+                    ("task", end.name), ("run", "\(last.run)"), ("pid", "\(end.pid)"),
+                    ("duration_ms", "\(Int(last.durationMilliseconds.rounded()))"), ("changed", "\(changed)"),
+                ])
         }
         publishFinished(end, changed: changed)
         stateChanged()
@@ -182,16 +194,18 @@ extension Supervisor {
 
     private func publishFinished(_ end: RunEnd, changed: Bool) {
         let last = end.last
-        publish(.taskFinished(
-            task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal, timedOut: last.timedOut,
-            succeeded: last.succeeded, durationMilliseconds: last.durationMilliseconds, changed: changed))
+        publish(
+            .taskFinished(
+                task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal, timedOut: last.timedOut,
+                succeeded: last.succeeded, durationMilliseconds: last.durationMilliseconds, changed: changed))
     }
 
     private func answer(_ end: RunEnd, durable: Bool) {
         guard !end.waiters.isEmpty else { return }
         let last = end.last
-        let outcome = RunOutcome(task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal,
-                                 timedOut: last.timedOut, succeeded: last.succeeded)
+        let outcome = RunOutcome(
+            task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal,
+            timedOut: last.timedOut, succeeded: last.succeeded)
         let waiters = end.waiters
         let reply = { for waiter in waiters { waiter(.runFinished(outcome)) } }
         if durable { whenDurable(urgent: false, reply) } else { reply() }

@@ -32,7 +32,8 @@ extension Supervisor {
         let running = tasks.reduce(0) { $0 + ($1.current == nil ? 0 : 1) }
         let runs = tasks.reduce(0) { $0 + $1.runs }
         let failures = tasks.reduce(0) { $0 + $1.failures }
-        text += "; \(names.count) task\(names.count == 1 ? "" : "s"), \(running) running; \(runs) run\(runs == 1 ? "" : "s"), \(failures) failed"
+        text +=
+            "; \(names.count) task\(names.count == 1 ? "" : "s"), \(running) running; \(runs) run\(runs == 1 ? "" : "s"), \(failures) failed"
         if let persistence {
             text += persistence.error.map { "; state NOT SAVED: \($0)" } ?? "; state saved"
         }

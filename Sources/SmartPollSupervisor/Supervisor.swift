@@ -52,7 +52,9 @@ final class Supervisor {
     let baseEnvironment: [String: String]
     var random = SystemRandomNumberGenerator()
 
-    init(configuration: SupervisorConfiguration, socketPath: String, log: SupervisorLog, environment: [String: String]) throws(SupervisorError) {
+    init(
+        configuration: SupervisorConfiguration, socketPath: String, log: SupervisorLog, environment: [String: String]
+    ) throws(SupervisorError) {
         self.configuration = configuration
         self.log = log
         activatedListener = try SocketActivation.listener(environment: environment, log: log)
@@ -71,9 +73,13 @@ final class Supervisor {
         tasks = policy.names.map(TaskRuntime.init)
         startedAt = loop.now
         wallOffset = Timestamp.now().nanosecondsSinceEpoch - startedAt
-        baseEnvironment = environment
+        baseEnvironment =
+            environment
             .filter { !$0.key.hasPrefix("SMARTPOLL_") }
-            .filter { $0.key != "LISTEN_FDS" && $0.key != "LISTEN_PID" && $0.key != "LISTEN_FDNAMES" && $0.key != "NOTIFY_SOCKET" }
+            .filter {
+                $0.key != "LISTEN_FDS" && $0.key != "LISTEN_PID" && $0.key != "LISTEN_FDNAMES"
+                    && $0.key != "NOTIFY_SOCKET"
+            }
     }
 
     var now: Instant { Instant(nanoseconds: loop.now) }
@@ -214,7 +220,9 @@ final class Supervisor {
         } else {
             publish(.taskUnscheduled(task: names[index]))
             for waiter in tasks[index].waitingForNextRun {
-                waiter(.failure(ProtocolError(.notRunning, "\(names[index]) was unscheduled before the requested run started")))
+                waiter(
+                    .failure(
+                        ProtocolError(.notRunning, "\(names[index]) was unscheduled before the requested run started")))
             }
             tasks[index].waitingForNextRun = []
         }

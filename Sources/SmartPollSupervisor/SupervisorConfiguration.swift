@@ -49,7 +49,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     ///
     /// - Throws: ``SupervisorError/Code/invalidConfiguration`` listing every problem, one per
     ///   line.
-    public static func parse(_ bytes: some Collection<UInt8>, file: String) throws(SupervisorError) -> SupervisorConfiguration {
+    public static func parse(
+        _ bytes: some Collection<UInt8>, file: String
+    ) throws(SupervisorError) -> SupervisorConfiguration {
         let root: JSONValue
         do {
             root = try JSONParser.parse(bytes, mode: .lenient)
@@ -86,7 +88,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
 
         var configuration = SupervisorConfiguration(file: reader.file, tasks: tasks)
         let path = top
-        if let value = object["socket"] { configuration.socket = reader.string(value, at: path.key("socket"), nonEmpty: true) }
+        if let value = object["socket"] {
+            configuration.socket = reader.string(value, at: path.key("socket"), nonEmpty: true)
+        }
         if let value = object["socket_mode"] {
             configuration.socketMode = parseMode(value, at: path.key("socket_mode"), reader: &reader) ?? 0o600
         }
@@ -100,16 +104,20 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             configuration.maximumRunning = reader.integer(value, at: path.key("max_running"), in: 0...1_000_000) ?? 0
         }
         if let value = object["max_line_bytes"] {
-            configuration.maximumLineBytes = reader.integer(value, at: path.key("max_line_bytes"), in: 1_024...(1 << 30)) ?? (1 << 20)
+            configuration.maximumLineBytes =
+                reader.integer(value, at: path.key("max_line_bytes"), in: 1_024...(1 << 30)) ?? (1 << 20)
         }
         if let value = object["max_connections"] {
-            configuration.maximumConnections = reader.integer(value, at: path.key("max_connections"), in: 1...65_536) ?? 256
+            configuration.maximumConnections =
+                reader.integer(value, at: path.key("max_connections"), in: 1...65_536) ?? 256
         }
         if let value = object["max_directives"] {
-            configuration.maximumDirectives = reader.integer(value, at: path.key("max_directives"), in: 0...1_000_000) ?? 1_000
+            configuration.maximumDirectives =
+                reader.integer(value, at: path.key("max_directives"), in: 0...1_000_000) ?? 1_000
         }
         if let value = object["send_timeout"] {
-            configuration.sendTimeout = reader.duration(value, at: path.key("send_timeout"), .positive) ?? configuration.sendTimeout
+            configuration.sendTimeout =
+                reader.duration(value, at: path.key("send_timeout"), .positive) ?? configuration.sendTimeout
         }
         if let value = object["hooks"], let hookObjects = reader.object(value, at: path.key("hooks")) {
             for (name, value) in hookObjects.pairs {
@@ -125,14 +133,17 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             let taskPath = path.key("tasks").key(name)
             for (key, targets) in [("on_change", task.onChange), ("on_success", task.onSuccess)] {
                 for (position, target) in targets.enumerated() where tasks[target] == nil {
-                    reader.problem(taskPath.key(key).index(position), "no task is named \(JSONValue.string(target).serialized())")
+                    reader.problem(
+                        taskPath.key(key).index(position), "no task is named \(JSONValue.string(target).serialized())")
                 }
             }
         }
         return configuration
     }
 
-    private static func parseTask(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> TaskConfiguration? {
+    private static func parseTask(
+        _ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader
+    ) -> TaskConfiguration? {
         guard let object = reader.object(value, at: path) else { return nil }
         reader.rejectUnknownKeys(object, at: path, known: taskKeys)
         // Every other key is still checked when the command is bad, so one pass reports all.
@@ -146,11 +157,15 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             reader.problem(path.key("command"), "missing; a task needs a command (an array of strings)")
         }
         var task = TaskConfiguration(command: command ?? [])
-        if let value = object["cwd"] { task.workingDirectory = reader.string(value, at: path.key("cwd"), nonEmpty: true) }
+        if let value = object["cwd"] {
+            task.workingDirectory = reader.string(value, at: path.key("cwd"), nonEmpty: true)
+        }
         if let value = object["env"] { task.environment = reader.environment(value, at: path.key("env")) ?? [] }
         if let value = object["start"] { task.start = reader.duration(value, at: path.key("start"), .nonNegative) }
         if let value = object["every"] { task.every = reader.duration(value, at: path.key("every"), .positive) }
-        if let value = object["jitter"] { task.jitter = reader.duration(value, at: path.key("jitter"), .nonNegative) ?? .zero }
+        if let value = object["jitter"] {
+            task.jitter = reader.duration(value, at: path.key("jitter"), .nonNegative) ?? .zero
+        }
         if let value = object["timeout"] { task.timeout = reader.duration(value, at: path.key("timeout"), .positive) }
         if let value = object["kill_grace"] {
             task.killGrace = reader.duration(value, at: path.key("kill_grace"), .nonNegative) ?? task.killGrace
@@ -164,7 +179,8 @@ public struct SupervisorConfiguration: Sendable, Hashable {
                 if let policy = TaskConfiguration.FailurePolicy(rawValue: text) {
                     task.onFailure = policy
                 } else {
-                    reader.problem(failurePath, "expected \"fatal\", \"continue\" or \"retry\", got \(value.shortDescription)")
+                    reader.problem(
+                        failurePath, "expected \"fatal\", \"continue\" or \"retry\", got \(value.shortDescription)")
                 }
             }
         }
@@ -189,13 +205,21 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         return command == nil ? nil : task
     }
 
-    private static func parseBackoff(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> TaskConfiguration.Backoff? {
+    private static func parseBackoff(
+        _ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader
+    ) -> TaskConfiguration.Backoff? {
         guard let object = reader.object(value, at: path) else { return nil }
         reader.rejectUnknownKeys(object, at: path, known: backoffKeys)
         var backoff = TaskConfiguration.Backoff()
-        if let value = object["initial"] { backoff.initial = reader.duration(value, at: path.key("initial"), .positive) ?? backoff.initial }
-        if let value = object["max"] { backoff.maximum = reader.duration(value, at: path.key("max"), .positive) ?? backoff.maximum }
-        if let value = object["factor"] { backoff.factor = reader.number(value, at: path.key("factor"), atLeast: 1) ?? backoff.factor }
+        if let value = object["initial"] {
+            backoff.initial = reader.duration(value, at: path.key("initial"), .positive) ?? backoff.initial
+        }
+        if let value = object["max"] {
+            backoff.maximum = reader.duration(value, at: path.key("max"), .positive) ?? backoff.maximum
+        }
+        if let value = object["factor"] {
+            backoff.factor = reader.number(value, at: path.key("factor"), atLeast: 1) ?? backoff.factor
+        }
         if backoff.maximum < backoff.initial {
             reader.problem(path.key("max"), "must be at least initial (\(DurationFormat.format(backoff.initial)))")
         }
@@ -203,7 +227,8 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     }
 
     private static func parseHook(
-        _ value: JSONValue, at path: ConfigurationPath, tasks: [String: TaskConfiguration], reader: inout ConfigurationReader
+        _ value: JSONValue, at path: ConfigurationPath, tasks: [String: TaskConfiguration],
+        reader: inout ConfigurationReader
     ) -> HookConfiguration? {
         guard let object = reader.object(value, at: path) else { return nil }
         reader.rejectUnknownKeys(object, at: path, known: hookKeys)
@@ -229,9 +254,13 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         case (nil, let command?):
             guard let argv = reader.stringArray(command, at: path.key("command"), nonEmpty: true) else { return nil }
             var hook = HookConfiguration.CommandHook(command: argv)
-            if let value = object["cwd"] { hook.workingDirectory = reader.string(value, at: path.key("cwd"), nonEmpty: true) }
+            if let value = object["cwd"] {
+                hook.workingDirectory = reader.string(value, at: path.key("cwd"), nonEmpty: true)
+            }
             if let value = object["env"] { hook.environment = reader.environment(value, at: path.key("env")) ?? [] }
-            if let value = object["timeout"] { hook.timeout = reader.duration(value, at: path.key("timeout"), .positive) }
+            if let value = object["timeout"] {
+                hook.timeout = reader.duration(value, at: path.key("timeout"), .positive)
+            }
             if let value = object["kill_grace"] {
                 hook.killGrace = reader.duration(value, at: path.key("kill_grace"), .nonNegative) ?? hook.killGrace
             }
@@ -266,17 +295,26 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             }
         }
         if let group {
-            if let id = AccountDatabase.group(group, at: path.key("group"), reader: &reader) { groupID = id } else { valid = false }
+            if let id = AccountDatabase.group(group, at: path.key("group"), reader: &reader) {
+                groupID = id
+            } else {
+                valid = false
+            }
         }
         if effectiveUser != 0 {
             let key = user != nil ? "user" : "group"
-            reader.problem(path.key(key), "only a supervisor running as root can run a task as another user or group (this one runs as uid \(effectiveUser))")
+            reader.problem(
+                path.key(key),
+                "only a supervisor running as root can run a task as another user or group (this one runs as uid \(effectiveUser))"
+            )
             return nil
         }
         guard valid else { return nil }
         if groupID == nil, let userID {
             guard let primaryGroup else {
-                reader.problem(path.key("group"), "missing; user \(userID) has no entry in the user database to give its primary group")
+                reader.problem(
+                    path.key("group"),
+                    "missing; user \(userID) has no entry in the user database to give its primary group")
                 return nil
             }
             groupID = primaryGroup
@@ -285,7 +323,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     }
 
     /// `"0600"` or `"600"`: octal permission bits, at most 0777.
-    private static func parseMode(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> UInt32? {
+    private static func parseMode(
+        _ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader
+    ) -> UInt32? {
         guard case .string(let text) = value else {
             reader.problem(path, "expected an octal string such as \"0600\", got \(value.shortDescription)")
             return nil
@@ -298,7 +338,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     }
 
     /// `"TERM"`, `"SIGTERM"` (any case), or a signal number from 1 to 64.
-    private static func parseSignal(_ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader) -> Int32? {
+    private static func parseSignal(
+        _ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader
+    ) -> Int32? {
         switch value {
         case .string(let name):
             if let number = SignalName.number(name) { return number }

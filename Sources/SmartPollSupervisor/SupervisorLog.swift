@@ -54,7 +54,8 @@ struct SupervisorLog {
             }
             line = "\(Timestamp.now().formatted()) \(level.name) \(oneLine)"
             for (key, value) in fields {
-                let plain = !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline })
+                let plain =
+                    !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline })
                 line += " \(key)=" + (plain ? value : JSONValue.string(value).serialized())
             }
         case .json:

@@ -17,12 +17,20 @@ public struct SupervisorOptions: Sendable {
 public enum SupervisorMain {
     /// Validates the configuration and either returns a `--check` summary or serves until
     /// shutdown (returning nil).
-    public static func run(_ options: SupervisorOptions, environment: [String: String]) throws(SupervisorError) -> String? {
+    public static func run(
+        _ options: SupervisorOptions, environment: [String: String]
+    ) throws(SupervisorError) -> String? {
         guard let format = SupervisorLog.Format(rawValue: options.logFormat) else {
-            throw SupervisorError(code: .usage, message: "--log-format takes text or json, not \(JSONValue.string(options.logFormat).serialized())")
+            throw SupervisorError(
+                code: .usage,
+                message: "--log-format takes text or json, not \(JSONValue.string(options.logFormat).serialized())")
         }
         guard let level = SupervisorLog.Level(name: options.logLevel) else {
-            throw SupervisorError(code: .usage, message: "--log-level takes debug, info, warning or error, not \(JSONValue.string(options.logLevel).serialized())")
+            throw SupervisorError(
+                code: .usage,
+                message:
+                    "--log-level takes debug, info, warning or error, not \(JSONValue.string(options.logLevel).serialized())"
+            )
         }
         let path = try ConfigurationFile.locate(explicit: options.configuration, environment: environment)
         let configuration = try ConfigurationFile.load(path)

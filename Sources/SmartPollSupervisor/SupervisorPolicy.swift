@@ -204,7 +204,9 @@ struct SupervisorPolicy {
         switch report.outcome {
         case .succeeded(let changed, let directives):
             for directive in directives {
-                if let target = apply(directive, now: now, instant: instant) { actions.append(.scheduleChanged(target)) }
+                if let target = apply(directive, now: now, instant: instant) {
+                    actions.append(.scheduleChanged(target))
+                }
             }
             consecutiveFailures[index] = 0
             if changed {
@@ -227,7 +229,8 @@ struct SupervisorPolicy {
                     actions.append(.endLoop(error: "\(reason); gave up after \(limit) retries"))
                 } else {
                     let delay = Self.backoff(afterFailures: failures, configuration.backoff)
-                    actions += schedule(report.task, after: delay + Self.jitter(configuration.jitter, &random), now: now)
+                    actions += schedule(
+                        report.task, after: delay + Self.jitter(configuration.jitter, &random), now: now)
                 }
             }
         }

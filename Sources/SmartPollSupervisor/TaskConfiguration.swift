@@ -56,5 +56,4 @@ public struct TaskConfiguration: Sendable, Hashable {
     public init(command: [String]) {
         self.command = command
     }
-
 }

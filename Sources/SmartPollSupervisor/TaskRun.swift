@@ -1,7 +1,7 @@
+import Glibc
 import SmartPoll
 import SmartPollProtocol
 import SmartPollSystem
-import Glibc
 
 /// One run of a task or of a command hook: its process, the three pipes the supervisor reads
 /// (stdout: the result; stderr: log lines; descriptor 3: directives), its input, its timers and
@@ -116,8 +116,9 @@ final class TaskRun {
             } catch {
                 // The process then reads end of file instead of waiting for ever.
                 SystemCall.close(writeEnd)
-                log.write(.warning, "cannot feed the input of run \(run.runID): \(error.message)",
-                          [(run.kind, run.name), ("run", "\(run.runID)")])
+                log.write(
+                    .warning, "cannot feed the input of run \(run.runID): \(error.message)",
+                    [(run.kind, run.name), ("run", "\(run.runID)")])
             }
         }
         run.carryOut(run.lifecycle.started())
@@ -189,8 +190,9 @@ final class TaskRun {
                 timeoutTimer = loop.schedule(after: timeout) { [weak self] in
                     guard let self else { return }
                     self.timeoutTimer = nil
-                    self.log.write(.warning, "timed out after \(DurationFormat.format(timeout))",
-                                   [(self.kind, self.name), ("run", "\(self.runID)"), ("pid", "\(self.pid)")])
+                    self.log.write(
+                        .warning, "timed out after \(DurationFormat.format(timeout))",
+                        [(self.kind, self.name), ("run", "\(self.runID)"), ("pid", "\(self.pid)")])
                     self.carryOut(self.lifecycle.timeoutElapsed())
                 }
             case .signal(let signal):
@@ -221,7 +223,9 @@ final class TaskRun {
     private func watch() throws(SupervisorError) {
         guard let pidfd = process.pidfd else {
             abandon()
-            throw SupervisorError(code: .spawnFailed, message: "this kernel gave no pidfd for process \(pid) (Linux 5.3 or later is needed)")
+            throw SupervisorError(
+                code: .spawnFailed,
+                message: "this kernel gave no pidfd for process \(pid) (Linux 5.3 or later is needed)")
         }
         var registered: [Int32] = []
         do {
@@ -350,11 +354,15 @@ final class TaskRun {
             switch request.command {
             case .schedule, .unschedule, .stopTimer:
                 if let target = request.command.task, !isKnownTask(target) {
-                    return failDirectives("invalid directive \(directives.count + 1): no task is named \(JSONValue.string(target).serialized())")
+                    return failDirectives(
+                        "invalid directive \(directives.count + 1): no task is named \(JSONValue.string(target).serialized())"
+                    )
                 }
                 directives.append(request.command)
             default:
-                failDirectives("invalid directive \(directives.count + 1): \"\(request.command.name.rawValue)\" is not a directive (use schedule, unschedule or stop_timer)")
+                failDirectives(
+                    "invalid directive \(directives.count + 1): \"\(request.command.name.rawValue)\" is not a directive (use schedule, unschedule or stop_timer)"
+                )
             }
         }
     }
@@ -394,8 +402,9 @@ final class TaskRun {
         do {
             status = try process.wait(nonblocking: true)
         } catch {
-            log.write(.error, "cannot collect the exit status of run \(runID): \(error.message)",
-                      [(kind, name), ("run", "\(runID)"), ("pid", "\(pid)")])
+            log.write(
+                .error, "cannot collect the exit status of run \(runID): \(error.message)",
+                [(kind, name), ("run", "\(runID)"), ("pid", "\(pid)")])
         }
         if let pidfd = process.pidfd { loop.forget(pidfd) }
         process.close()

@@ -42,7 +42,8 @@ func emit(_ fields: [(String, Any)]) {
         switch value {
         case let string as String: text = "\"\(string)\""
         case let double as Double: text = double.isFinite ? String(Double(Int64(double * 1000)) / 1000) : "null"
-        case let array as [Double]: text = "[" + array.map { String(Double(Int64($0 * 1000)) / 1000) }.joined(separator: ",") + "]"
+        case let array as [Double]:
+            text = "[" + array.map { String(Double(Int64($0 * 1000)) / 1000) }.joined(separator: ",") + "]"
         default: text = "\(value)"
         }
         return "\"\(key)\":\(text)"
@@ -54,7 +55,8 @@ func emit(_ fields: [(String, Any)]) {
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     guard !sorted.isEmpty else { return .nan }
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    return sorted.count % 2 == 1
+        ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
@@ -94,4 +96,4 @@ struct Finished: Error {}
 /// glibc's malloc_trim (malloc.h is not in the Glibc module): hands freed heap back to the
 /// kernel so that RSS shows live memory only.
 @_silgen_name("malloc_trim")
-func malloc_trim(_ pad: Int) -> Int32
+func mallocTrim(_ pad: Int) -> Int32

@@ -22,9 +22,13 @@ func benchCycles() async throws {
                     }
                 }
             }
-            let scheduler = try Scheduler(tasks: tasks, runHooks: [RunHook { control in
-                for name in names { control.schedule(name, after: .zero) }
-            }])
+            let scheduler = try Scheduler(
+                tasks: tasks,
+                runHooks: [
+                    RunHook { control in
+                        for name in names { control.schedule(name, after: .zero) }
+                    }
+                ])
             let start = ContinuousClock.now
             do { try await scheduler.run() } catch is Finished {}
             rates.append(Double(done.load(ordering: .relaxed)) / seconds(ContinuousClock.now - start))
@@ -58,23 +62,29 @@ func benchScheduleCall() async throws {
             // untimed, and returns the call to make.
             func timeCalls(_ prepare: @escaping @Sendable (SchedulerControl) -> (Int) -> Void) async throws -> Double {
                 let measured = Mutex<Double>(0)
-                let scheduler = try Scheduler(tasks: tasks, runHooks: [RunHook { control in
-                    let call = prepare(control)
-                    let start = ContinuousClock.now
-                    for i in 0..<calls { call(i) }
-                    measured.withLock { $0 = seconds(ContinuousClock.now - start) * 1e9 / Double(calls) }
-                    throw Finished()
-                }])
+                let scheduler = try Scheduler(
+                    tasks: tasks,
+                    runHooks: [
+                        RunHook { control in
+                            let call = prepare(control)
+                            let start = ContinuousClock.now
+                            for i in 0..<calls { call(i) }
+                            measured.withLock { $0 = seconds(ContinuousClock.now - start) * 1e9 / Double(calls) }
+                            throw Finished()
+                        }
+                    ])
                 do { try await scheduler.run() } catch is Finished {}
                 return measured.withLock { $0 }
             }
-            perCall.append(try await timeCalls { control in
-                { i in control.schedule(names[i % count], after: delays[i & 4095]) }
-            })
-            byHandle.append(try await timeCalls { control in
-                let handles = names.map { control.handle(for: $0)! }
-                return { i in control.schedule(handles[i % count], after: delays[i & 4095]) }
-            })
+            perCall.append(
+                try await timeCalls { control in
+                    { i in control.schedule(names[i % count], after: delays[i & 4095]) }
+                })
+            byHandle.append(
+                try await timeCalls { control in
+                    let handles = names.map { control.handle(for: $0)! }
+                    return { i in control.schedule(handles[i % count], after: delays[i & 4095]) }
+                })
 
             var machine = SchedulerStateMachine(taskCount: count)
             machine.runStarted()
@@ -120,15 +130,17 @@ func benchCadence() async throws {
     }
     let scheduler = try Scheduler(
         tasks: tasks,
-        runHooks: [RunHook { control in
-            // Spread the first deadlines over one period, as independent pollers would be.
-            let origin = control.now
-            for (index, name) in names.enumerated() {
-                let due = origin.advanced(by: .nanoseconds(Int64(index) * period.nanosecondsClamped / Int64(count)))
-                slots.setDue(index, due)
-                control.schedule(name, at: due)
+        runHooks: [
+            RunHook { control in
+                // Spread the first deadlines over one period, as independent pollers would be.
+                let origin = control.now
+                for (index, name) in names.enumerated() {
+                    let due = origin.advanced(by: .nanoseconds(Int64(index) * period.nanosecondsClamped / Int64(count)))
+                    slots.setDue(index, due)
+                    control.schedule(name, at: due)
+                }
             }
-        }],
+        ],
         clock: clock
     )
     let cpuStart = cpuSeconds()
@@ -169,25 +181,29 @@ final class Slots: @unchecked Sendable {
 func benchIdle() async throws {
     let count = 100_000
     let idle = options.quick ? Duration.seconds(3) : .seconds(10)
-    _ = malloc_trim(0)
+    _ = mallocTrim(0)
     let before = residentKiB()
     let names = (0..<count).map { "poller-\($0)" }
     let measurement = Mutex<(cpu: Double, kib: Double)>((0, 0))
     // The task dictionary is the caller's input, gone once the scheduler is built.
     let scheduler = try Scheduler(
         tasks: Dictionary(uniqueKeysWithValues: names.lazy.map { ($0, SchedulerTask { nil }) }),
-        runHooks: [RunHook { control in
-            for name in names { control.schedule(name, after: .seconds(3600)) }
-        }],
-        eventHooks: [EventHook(IdleTicker(after: idle)) { _, _ in
-            throw Finished()
-        }]
+        runHooks: [
+            RunHook { control in
+                for name in names { control.schedule(name, after: .seconds(3600)) }
+            }
+        ],
+        eventHooks: [
+            EventHook(IdleTicker(after: idle)) { _, _ in
+                throw Finished()
+            }
+        ]
     )
     let runner = Task { try await scheduler.run() }
     // Let the run hook finish before measuring the idle period.
     try await Task.sleep(for: .milliseconds(300))
     let cpuStart = cpuSeconds()
-    _ = malloc_trim(0)
+    _ = mallocTrim(0)
     let during = residentKiB()
     do { try await runner.value } catch is Finished {}
     measurement.withLock { $0 = (cpuSeconds() - cpuStart, during) }

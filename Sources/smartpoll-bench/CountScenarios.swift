@@ -82,7 +82,8 @@ func countProtocolStatus100() -> Int {
         let reply = Reply(to: request, body: .status(status))
         let encoded = reply.encodedLine()
         guard let decoded = try? Reply.decode(encoded, for: request.command),
-              case .status(let back) = decoded.body else {
+            case .status(let back) = decoded.body
+        else {
             fatalError("the status reply did not decode")
         }
         checksum &+= encoded.count &+ back.tasks.count
@@ -94,8 +95,8 @@ func countProtocolStatus100() -> Int {
 /// 1990, the next deadlines in 2200, so that `smartpollctl status` renders them with as many
 /// digits on any day of the next decades ("12345d06h ago").
 func fixedStatusReply() -> StatusReply {
-    let past = Timestamp(nanosecondsSinceEpoch: 631_152_000 * 1_000_000_000)       // 1990-01-01T00:00:00Z
-    let future = Timestamp(nanosecondsSinceEpoch: 7_258_118_400 * 1_000_000_000)   // 2200-01-01T00:00:00Z
+    let past = Timestamp(nanosecondsSinceEpoch: 631_152_000 * 1_000_000_000)  // 1990-01-01T00:00:00Z
+    let future = Timestamp(nanosecondsSinceEpoch: 7_258_118_400 * 1_000_000_000)  // 2200-01-01T00:00:00Z
     let tasks = (0..<100).map { index -> TaskStatus in
         let name = "poller-\(index / 10)\(index % 10)"
         let started = past.advanced(by: .milliseconds(index * 1_000 + 250))
@@ -103,14 +104,14 @@ func fixedStatusReply() -> StatusReply {
         let ended = started.advanced(by: .milliseconds(duration))
         let last: LastRun?
         switch index % 10 {
-        case 2:   // never ran
+        case 2:  // never ran
             last = nil
-        case 3:   // exited non-zero
+        case 3:  // exited non-zero
             last = LastRun(
                 run: index * 3 + 1, started: started, ended: ended, durationMilliseconds: Double(duration) + 0.5,
                 exitCode: 3, signal: nil, timedOut: false, succeeded: false, error: nil,
                 stderrTail: "curl: (22) The requested URL returned error: 503\n")
-        case 7:   // timed out
+        case 7:  // timed out
             last = LastRun(
                 run: index * 3 + 1, started: started, ended: ended, durationMilliseconds: 30_000.25,
                 exitCode: nil, signal: 15, timedOut: true, succeeded: false, error: nil, stderrTail: "")
@@ -159,8 +160,12 @@ func countStateMachine() -> Int {
         case 0..<40:
             // 1 ms to 60 s; one in eight now, one in sixteen cleared.
             let kind = random.next() % 16
-            let delay: Duration = kind == 0 ? .milliseconds(-1) : kind < 3 ? .zero
-                : .milliseconds(Int64(1 + random.next() % 60_000))
+            let delay: Duration =
+                kind == 0
+                ? .milliseconds(-1)
+                : kind < 3
+                    ? .zero
+                    : .milliseconds(Int64(1 + random.next() % 60_000))
             machine.schedule(task, after: delay, now: now)
         case 40..<55:
             machine.scheduleSooner(task, after: .milliseconds(Int64(1 + random.next() % 30_000)), now: now)

@@ -12,8 +12,9 @@ func benchProtocol() async throws {
         run: 41, started: now, ended: now.advanced(by: .milliseconds(120)), durationMilliseconds: 120.5,
         exitCode: 0, signal: nil, timedOut: false, succeeded: true, error: nil, stderrTail: "fetched 3 records\n")
     let tasks = (0..<100).map { index in
-        TaskStatus(name: "weather\(index)", scheduled: true, ready: false, next: now.advanced(by: .seconds(10)),
-                   running: false, pid: nil, run: nil, runs: 41, failures: 2, last: last)
+        TaskStatus(
+            name: "weather\(index)", scheduled: true, ready: false, next: now.advanced(by: .seconds(10)),
+            running: false, pid: nil, run: nil, runs: 41, failures: 2, last: last)
     }
     let loop = LoopStatus(state: .running, since: now, runs: 1, error: nil)
 

@@ -5,32 +5,32 @@ import SmartPollProtocol
 import SmartPollSupervisor
 
 let usage = """
-usage: smartpoll-supervisor [--config FILE] [--socket PATH] [--check]
-                            [--log-format text|json] [--log-level debug|info|warning|error]
+    usage: smartpoll-supervisor [--config FILE] [--socket PATH] [--check]
+                                [--log-format text|json] [--log-level debug|info|warning|error]
 
-Runs the smartpoll control loop: named tasks as child processes, scheduled by each other and by
-smartpollctl over a Unix socket.
+    Runs the smartpoll control loop: named tasks as child processes, scheduled by each other and by
+    smartpollctl over a Unix socket.
 
-  --config FILE       configuration (default: $SMARTPOLL_CONFIG, ./smartpoll.json,
-                      $XDG_CONFIG_HOME/smartpoll/smartpoll.json, /etc/smartpoll/smartpoll.json)
-  --socket PATH       control socket (default: the configuration's socket, $SMARTPOLL_SOCKET,
-                      $XDG_RUNTIME_DIR/smartpoll/supervisor.sock, /run/smartpoll/supervisor.sock
-                      for root, /tmp/smartpoll-$UID/supervisor.sock otherwise)
-  --check             validate the configuration, print a summary, and exit
-  --log-format FMT    text (default) or json, one line per event on stderr
-  --log-level LEVEL   debug, info (default), warning or error
-  -h, --help          this help
-  --version           the version
+      --config FILE       configuration (default: $SMARTPOLL_CONFIG, ./smartpoll.json,
+                          $XDG_CONFIG_HOME/smartpoll/smartpoll.json, /etc/smartpoll/smartpoll.json)
+      --socket PATH       control socket (default: the configuration's socket, $SMARTPOLL_SOCKET,
+                          $XDG_RUNTIME_DIR/smartpoll/supervisor.sock, /run/smartpoll/supervisor.sock
+                          for root, /tmp/smartpoll-$UID/supervisor.sock otherwise)
+      --check             validate the configuration, print a summary, and exit
+      --log-format FMT    text (default) or json, one line per event on stderr
+      --log-level LEVEL   debug, info (default), warning or error
+      -h, --help          this help
+      --version           the version
 
-Signals: SIGTERM or SIGINT shut down gracefully; SIGHUP reloads the configuration.
-With "state_dir" in the configuration, results and schedules survive restarts and crashes.
-Under systemd: Type=notify readiness (NOTIFY_SOCKET) and socket activation (LISTEN_FDS).
+    Signals: SIGTERM or SIGINT shut down gracefully; SIGHUP reloads the configuration.
+    With "state_dir" in the configuration, results and schedules survive restarts and crashes.
+    Under systemd: Type=notify readiness (NOTIFY_SOCKET) and socket activation (LISTEN_FDS).
 
-Exit status: 0 after a clean shutdown or a valid --check; 64 usage; 78 configuration not found
-or invalid; 1 another failure (for instance, another supervisor owns the socket).
-See smartpoll-supervisor(8) and smartpoll.json(5).
+    Exit status: 0 after a clean shutdown or a valid --check; 64 usage; 78 configuration not found
+    or invalid; 1 another failure (for instance, another supervisor owns the socket).
+    See smartpoll-supervisor(8) and smartpoll.json(5).
 
-"""
+    """
 
 /// Every line of `message` (a configuration error lists one problem a line) gets the prefix.
 func fail(_ status: Int32, _ message: String) -> Never {
@@ -45,7 +45,9 @@ var options = SupervisorOptions()
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     func value() -> String {
-        guard let next = arguments.popFirst() else { fail(64, "\(argument) needs a value (see smartpoll-supervisor --help)") }
+        guard let next = arguments.popFirst() else {
+            fail(64, "\(argument) needs a value (see smartpoll-supervisor --help)")
+        }
         return next
     }
     switch argument {

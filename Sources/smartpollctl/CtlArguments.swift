@@ -47,12 +47,17 @@ struct CtlArguments {
             }
         }
         func allow(_ allowed: Set<String>, at atAllowed: Bool = false) throws(UsageError) {
-            if let extra = flags.subtracting(allowed).first { throw UsageError(message: "\(name) does not take \(extra)") }
+            if let extra = flags.subtracting(allowed).first {
+                throw UsageError(message: "\(name) does not take \(extra)")
+            }
             if at != nil && !atAllowed { throw UsageError(message: "\(name) does not take --at") }
         }
         func count(_ range: ClosedRange<Int>) throws(UsageError) {
             guard range.contains(words.count) else {
-                throw UsageError(message: "\(name) takes \(range.lowerBound == range.upperBound ? "\(range.lowerBound)" : "\(range.lowerBound) to \(range.upperBound)") argument\(range.upperBound == 1 ? "" : "s"), got \(words.count)")
+                throw UsageError(
+                    message:
+                        "\(name) takes \(range.lowerBound == range.upperBound ? "\(range.lowerBound)" : "\(range.lowerBound) to \(range.upperBound)") argument\(range.upperBound == 1 ? "" : "s"), got \(words.count)"
+                )
             }
         }
         switch name {
@@ -63,7 +68,8 @@ struct CtlArguments {
         case "schedule":
             try allow(["--sooner"], at: true)
             try count(at == nil ? 2...2 : 1...1)
-            parsed.request = .schedule(task: words[0], when: try when(words.dropFirst().first, at: at), sooner: flags.contains("--sooner"))
+            parsed.request = .schedule(
+                task: words[0], when: try when(words.dropFirst().first, at: at), sooner: flags.contains("--sooner"))
         case "unschedule", "stop-timer", "cancel", "result":
             try allow([])
             try count(1...1)
@@ -81,23 +87,27 @@ struct CtlArguments {
             try allow([])
             try count(1...2)
             parsed.dataFromStandardInput = words.count == 2 && words[1] == "-"
-            parsed.request = .emit(hook: words[0], data: words.count == 2 && !parsed.dataFromStandardInput ? words[1] : nil)
+            parsed.request = .emit(
+                hook: words[0], data: words.count == 2 && !parsed.dataFromStandardInput ? words[1] : nil)
         case "start", "stop", "restart":
             try allow(["--wait"])
             try count(0...0)
             let wait = flags.contains("--wait")
-            parsed.request = name == "start" ? .start(wait: wait) : name == "stop" ? .stop(wait: wait) : .restart(wait: wait)
+            parsed.request =
+                name == "start" ? .start(wait: wait) : name == "stop" ? .stop(wait: wait) : .restart(wait: wait)
         case "results", "reload", "shutdown", "ping":
             try allow([])
             try count(0...0)
-            parsed.request = name == "results" ? .results : name == "reload" ? .reload : name == "shutdown" ? .shutdown : .ping
+            parsed.request =
+                name == "results" ? .results : name == "reload" ? .reload : name == "shutdown" ? .shutdown : .ping
         case "hook":
             guard !words.isEmpty else { throw UsageError(message: "hook takes schedule, unschedule or stop-timer") }
             let verb = words.removeFirst()
             let ownTask = environment("SMARTPOLL_TASK")
             func task(_ explicit: String?) throws(UsageError) -> String {
                 guard let task = explicit ?? ownTask, !task.isEmpty else {
-                    throw UsageError(message: "hook \(verb): name a task, or run inside a task ($SMARTPOLL_TASK is not set)")
+                    throw UsageError(
+                        message: "hook \(verb): name a task, or run inside a task ($SMARTPOLL_TASK is not set)")
                 }
                 return task
             }
@@ -109,7 +119,9 @@ struct CtlArguments {
                     throw UsageError(message: "hook schedule takes [TASK] DELAY or [TASK] --at TIME")
                 }
                 let taskName = try task(words.count > needed ? words[0] : nil)
-                parsed.directive = .schedule(task: taskName, when: try when(at == nil ? words.last : nil, at: at), sooner: flags.contains("--sooner"))
+                parsed.directive = .schedule(
+                    task: taskName, when: try when(at == nil ? words.last : nil, at: at),
+                    sooner: flags.contains("--sooner"))
             case "unschedule", "stop-timer":
                 try allow([])
                 guard words.count <= 1 else { throw UsageError(message: "hook \(verb) takes at most one task") }

@@ -7,7 +7,8 @@ import SmartPollSystem
 enum HookDirective {
     static func write(_ directive: Command, environment: (String) -> String?) -> Int32 {
         guard let text = environment("SMARTPOLL_HOOK_FD"), let descriptor = Int32(text), descriptor >= 0 else {
-            standardError("smartpollctl: usage: hook commands work only inside a task run ($SMARTPOLL_HOOK_FD is not set)\n")
+            standardError(
+                "smartpollctl: usage: hook commands work only inside a task run ($SMARTPOLL_HOOK_FD is not set)\n")
             return 2
         }
         let line = Array(Request(command: directive).encoded().utf8) + [10]

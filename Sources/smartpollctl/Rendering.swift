@@ -5,12 +5,16 @@ enum Rendering {
     static func status(_ status: StatusReply, now: Timestamp) -> String {
         let loop = status.loop
         var header = "loop: \(loop.state.rawValue)"
-        if let since = loop.since { header += " since \(HumanFormat.clock(since)) (\(HumanFormat.relative(since, now: now)))" }
+        if let since = loop.since {
+            header += " since \(HumanFormat.clock(since)) (\(HumanFormat.relative(since, now: now)))"
+        }
         header += ", run \(loop.runs)"
         if let error = loop.error { header += "\nerror: \(error)" }
         if let state = status.stateFile {
             if let error = state.error {
-                let since = state.failingSince.map { " since \(HumanFormat.clock($0)) (\(HumanFormat.relative($0, now: now)))" } ?? ""
+                let since =
+                    state.failingSince.map { " since \(HumanFormat.clock($0)) (\(HumanFormat.relative($0, now: now)))" }
+                    ?? ""
                 header += "\nstate: NOT SAVED\(since): \(error)"
             } else if let saved = state.saved {
                 let when = HumanFormat.relative(saved, now: now)
@@ -21,10 +25,15 @@ enum Rendering {
         }
         var rows = [["TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES"]]
         for task in status.tasks {
-            let state = task.running ? "running" + (task.pid.map { " (\($0))" } ?? "") : task.ready ? "ready" : task.scheduled ? "scheduled" : "idle"
+            let state =
+                task.running
+                ? "running" + (task.pid.map { " (\($0))" } ?? "")
+                : task.ready ? "ready" : task.scheduled ? "scheduled" : "idle"
             let next = task.next.map { HumanFormat.relative($0, now: now) } ?? "-"
             let last = task.last.map { HumanFormat.relative($0.ended, now: now) } ?? "-"
-            let exit = task.last.map { HumanFormat.outcome(exitCode: $0.exitCode, signal: $0.signal, timedOut: $0.timedOut) } ?? "-"
+            let exit =
+                task.last.map { HumanFormat.outcome(exitCode: $0.exitCode, signal: $0.signal, timedOut: $0.timedOut) }
+                ?? "-"
             rows.append([task.name, state, next, last, exit, "\(task.runs)", "\(task.failures)"])
         }
         return header + "\n" + HumanFormat.table(rows)
@@ -42,9 +51,11 @@ enum Rendering {
         case .taskStarted(let task, let run, let pid, _, let late):
             let late = late.map { " late \(HumanFormat.milliseconds($0))" } ?? ""
             return "\(time) \(task) started run \(run) pid \(pid)\(late)"
-        case .taskFinished(let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
+        case .taskFinished(
+            let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
             let outcome = HumanFormat.outcome(exitCode: exitCode, signal: signal, timedOut: timedOut)
-            return "\(time) \(task) \(succeeded ? "finished" : "failed") run \(run) exit \(outcome) in \(HumanFormat.span(Int64(duration * 1e6)))\(changed ? ", changed" : "")"
+            return
+                "\(time) \(task) \(succeeded ? "finished" : "failed") run \(run) exit \(outcome) in \(HumanFormat.span(Int64(duration * 1e6)))\(changed ? ", changed" : "")"
         case .hookRan(let hook): return "\(time) hook \(hook) ran"
         case .configReloaded(let added, let changed, let removed):
             return "\(time) configuration reloaded: " + reloadSummary(added: added, changed: changed, removed: removed)
@@ -60,7 +71,9 @@ enum Rendering {
     }
 
     static func reload(_ reload: ReloadReply) -> String {
-        var text = "reloaded \(reload.file): " + reloadSummary(added: reload.added, changed: reload.changed, removed: reload.removed)
+        var text =
+            "reloaded \(reload.file): "
+            + reloadSummary(added: reload.added, changed: reload.changed, removed: reload.removed)
         if !reload.restartNeeded.isEmpty {
             text += "\nnote: \(reload.restartNeeded.joined(separator: ", ")) changed; restart the supervisor to apply"
         }

@@ -1,42 +1,42 @@
 let usage = """
-usage: smartpollctl [--socket PATH] [--json] [--timeout DUR] COMMAND [ARGS]
+    usage: smartpollctl [--socket PATH] [--json] [--timeout DUR] COMMAND [ARGS]
 
-Talks to smartpoll-supervisor over its control socket.
+    Talks to smartpoll-supervisor over its control socket.
 
-Commands:
-  status [TASK...]                  loop state and a table of tasks (--json for scripts)
-  schedule TASK DELAY [--sooner]    schedule after DELAY (250ms, 10s, 1m30s; 0: now; negative: clear)
-  schedule TASK --at TIME [--sooner]
-                                    schedule at an RFC 3339 time
-  unschedule TASK                   clear the task's schedule
-  stop-timer TASK                   stop the pending timer; prints whether the task is ready
-  run TASK [--wait]                 run now; with --wait, exit with the run's status
-  cancel TASK                       end the task's running process (TERM, grace, KILL)
-  result TASK                       print the last successful output
-  results                           print every task's last successful output
-  emit HOOK [DATA | -]              trigger an event hook; - reads DATA from stdin
-  watch [TASK...]                   print events as they happen, until interrupted
-  start | stop | restart [--wait]   start, stop or restart the loop
-  reload                            re-read the configuration file and apply what changed
-                                    (unchanged tasks keep their schedule, run and result)
-  shutdown                          end every task and stop the supervisor
-  ping                              version, pid and uptime
-  hook schedule [TASK] DELAY [--sooner] | hook schedule [TASK] --at TIME [--sooner]
-  hook unschedule [TASK] | hook stop-timer [TASK]
-                                    inside a task: write a directive to $SMARTPOLL_HOOK_FD;
-                                    TASK defaults to the running task ($SMARTPOLL_TASK)
+    Commands:
+      status [TASK...]                  loop state and a table of tasks (--json for scripts)
+      schedule TASK DELAY [--sooner]    schedule after DELAY (250ms, 10s, 1m30s; 0: now; negative: clear)
+      schedule TASK --at TIME [--sooner]
+                                        schedule at an RFC 3339 time
+      unschedule TASK                   clear the task's schedule
+      stop-timer TASK                   stop the pending timer; prints whether the task is ready
+      run TASK [--wait]                 run now; with --wait, exit with the run's status
+      cancel TASK                       end the task's running process (TERM, grace, KILL)
+      result TASK                       print the last successful output
+      results                           print every task's last successful output
+      emit HOOK [DATA | -]              trigger an event hook; - reads DATA from stdin
+      watch [TASK...]                   print events as they happen, until interrupted
+      start | stop | restart [--wait]   start, stop or restart the loop
+      reload                            re-read the configuration file and apply what changed
+                                        (unchanged tasks keep their schedule, run and result)
+      shutdown                          end every task and stop the supervisor
+      ping                              version, pid and uptime
+      hook schedule [TASK] DELAY [--sooner] | hook schedule [TASK] --at TIME [--sooner]
+      hook unschedule [TASK] | hook stop-timer [TASK]
+                                        inside a task: write a directive to $SMARTPOLL_HOOK_FD;
+                                        TASK defaults to the running task ($SMARTPOLL_TASK)
 
-Options:
-  --socket PATH    control socket (default: $SMARTPOLL_SOCKET, $XDG_RUNTIME_DIR/smartpoll/
-                   supervisor.sock, /run/smartpoll/supervisor.sock for root,
-                   /tmp/smartpoll-$UID/supervisor.sock otherwise)
-  --json           print the supervisor's reply (or events) as JSON lines
-  --timeout DUR    give up after DUR waiting for a reply (exit 75)
-  -h, --help       this help
-  --version        the version
+    Options:
+      --socket PATH    control socket (default: $SMARTPOLL_SOCKET, $XDG_RUNTIME_DIR/smartpoll/
+                       supervisor.sock, /run/smartpoll/supervisor.sock for root,
+                       /tmp/smartpoll-$UID/supervisor.sock otherwise)
+      --json           print the supervisor's reply (or events) as JSON lines
+      --timeout DUR    give up after DUR waiting for a reply (exit 75)
+      -h, --help       this help
+      --version        the version
 
-Exit status: 0 success; 1 the supervisor answered with an error; 2 usage; 69 supervisor
-unreachable; 75 timed out. run --wait exits with the task's status (128+N for signal N, 124
-for a timeout). See smartpollctl(1).
+    Exit status: 0 success; 1 the supervisor answered with an error; 2 usage; 69 supervisor
+    unreachable; 75 timed out. run --wait exits with the task's status (128+N for signal N, 124
+    for a timeout). See smartpollctl(1).
 
-"""
+    """

@@ -16,9 +16,11 @@ func standardOutput(_ bytes: [UInt8]) {
     while offset < bytes.count {
         // A reader that went away (EPIPE) or a full disk: the output is incomplete, so the
         // status says so; there is no channel left to say more.
-        guard let written = try? SystemCall.retrying({
-            bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
-        }), written > 0 else { exit(1) }
+        guard
+            let written = try? SystemCall.retrying({
+                bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+            }), written > 0
+        else { exit(1) }
         offset += written
     }
 }
@@ -56,9 +58,10 @@ if parsed.dataFromStandardInput, case .emit(let hook, _) = command {
     var buffer = [UInt8](repeating: 0, count: 65_536)
     while true {
         // A read error ends the data as end of file does, as it always has.
-        let count = (try? SystemCall.retrying {
-            buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        }) ?? 0
+        let count =
+            (try? SystemCall.retrying {
+                buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            }) ?? 0
         if count == 0 { break }
         data.append(contentsOf: buffer[..<count])
     }
@@ -116,7 +119,9 @@ if parsed.json {
 
 switch reply.body {
 case .ping(let ping):
-    print("smartpoll-supervisor \(ping.version) (protocol \(ping.protocolVersion)), pid \(ping.pid), up \(HumanFormat.span(Int64(ping.uptimeMilliseconds) * 1_000_000))")
+    print(
+        "smartpoll-supervisor \(ping.version) (protocol \(ping.protocolVersion)), pid \(ping.pid), up \(HumanFormat.span(Int64(ping.uptimeMilliseconds) * 1_000_000))"
+    )
 case .status(let status):
     print(Rendering.status(status, now: Timestamp.now()))
 case .schedule(let schedule):
@@ -129,13 +134,18 @@ case .stopTimer(let stopTimer):
     print("\(stopTimer.task): \(stopTimer.ready ? "ready" : "not scheduled")")
 case .result(let result):
     standardOutput(result.output)
-    if result.truncated { standardError("smartpollctl: note: the output of \(result.task) run \(result.run) was truncated\n") }
+    if result.truncated {
+        standardError("smartpollctl: note: the output of \(result.task) run \(result.run) was truncated\n")
+    }
 case .noResult(let task):
     standardError("smartpollctl: note: \(task) has no successful run yet\n")
 case .results(let results):
     for result in results {
         // One stream (write(2)) for headers and outputs, so that they interleave in order.
-        standardOutput(Array("== \(result.task) (run \(result.run), \(result.time.formatted())\(result.truncated ? ", truncated" : "")) ==\n".utf8))
+        standardOutput(
+            Array(
+                "== \(result.task) (run \(result.run), \(result.time.formatted())\(result.truncated ? ", truncated" : "")) ==\n"
+                    .utf8))
         standardOutput(result.output)
         if result.output.last != 10 && !result.output.isEmpty { standardOutput([10]) }
     }

@@ -33,12 +33,13 @@ struct ClientFaultTests {
     }
 
     @Test func aClientLeavingInTheMiddleOfWatchOrRunWaitDisturbsNobody() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {
-          "ticker": {"command": ["echo", "tick"], "start": "0s", "every": "20ms"},
-          "slow": {"command": ["sh", "-c", "sleep 0.3; echo slow-done"]}
-        }}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+              "ticker": {"command": ["echo", "tick"], "start": "0s", "every": "20ms"},
+              "slow": {"command": ["sh", "-c", "sleep 0.3; echo slow-done"]}
+            }}
+            """)
         let bystander = try supervisor.watch(["slow"])
         // Watchers that leave while events stream to them: politely and with a reset.
         for index in 0..<20 {
@@ -72,10 +73,11 @@ struct ClientFaultTests {
     @Test func aClientThatNeverReadsIsBoundedThenDisconnectedAndNobodyElseWaits() throws {
         // A 256 KiB result: every reply is about 350 KB (base64), so a few hundred requests
         // already owe far more than any buffer should hold.
-        let supervisor = try SupervisorHarness("""
-        {"send_timeout": "1s",
-         "tasks": {"big": {"command": ["head", "-c", "262144", "/dev/urandom"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"send_timeout": "1s",
+             "tasks": {"big": {"command": ["head", "-c", "262144", "/dev/urandom"]}}}
+            """)
         #expect(try supervisor.ctl("run", "big", "--wait").status == 0)
         let baseline = try residentMemory(of: supervisor.pid).current
 
@@ -99,9 +101,12 @@ struct ClientFaultTests {
         let clock = ContinuousClock()
         let began = clock.now
         try expectPing(try RawSocket(supervisor.socket), id: 7)
-        #expect(clock.now - began < .milliseconds(500) * Sanitizer.slowdown, "a ping waited \(clock.now - began) behind the flooder")
+        #expect(
+            clock.now - began < .milliseconds(500) * Sanitizer.slowdown,
+            "a ping waited \(clock.now - began) behind the flooder")
         let memory = try residentMemory(of: supervisor.pid)
-        #expect(memory.peak - baseline < Sanitizer.memory(32 << 20), "VmHWM grew by \((memory.peak - baseline) >> 20) MiB")
+        #expect(
+            memory.peak - baseline < Sanitizer.memory(32 << 20), "VmHWM grew by \((memory.peak - baseline) >> 20) MiB")
 
         // After the send timeout the flooder is disconnected: what the kernel held for it ends
         // in end of file, every complete line a well-formed reply in order.
@@ -138,7 +143,8 @@ struct ClientFaultTests {
         // answered, in order, although they owe 25 MiB.
         #expect(try supervisor.ctl("run", "quarter", "--wait").status == 0)
         let connection = try RawSocket(supervisor.socket)
-        let requests = (1...100).map { #"{"id":\#($0),"cmd":"result","task":"quarter"}"# }.joined(separator: "\n") + "\n"
+        let requests =
+            (1...100).map { #"{"id":\#($0),"cmd":"result","task":"quarter"}"# }.joined(separator: "\n") + "\n"
         #expect(connection.send(requests))
         for id in 1...100 {
             let reply = try connection.reply()

@@ -6,16 +6,16 @@ import Testing
 @Suite(.timeLimit(.minutes(2)))
 struct CommandTests {
     static let basic = """
-    {
-      // Comments are allowed in the configuration.
-      "tasks": {
-        "echo": {"command": ["sh", "-c", "echo hello; echo warn >&2"]},
-        "fail": {"command": ["sh", "-c", "exit 3"], "on_failure": "continue"},
-        "idle": {"command": ["true"]}
-      },
-      "hooks": {"refresh": {"schedule": {"echo": "0s"}}}
-    }
-    """
+        {
+          // Comments are allowed in the configuration.
+          "tasks": {
+            "echo": {"command": ["sh", "-c", "echo hello; echo warn >&2"]},
+            "fail": {"command": ["sh", "-c", "exit 3"], "on_failure": "continue"},
+            "idle": {"command": ["true"]}
+          },
+          "hooks": {"refresh": {"schedule": {"echo": "0s"}}}
+        }
+        """
 
     @Test func pingReportsVersionProtocolPidAndUptime() throws {
         let supervisor = try SupervisorHarness(Self.basic)
@@ -37,7 +37,10 @@ struct CommandTests {
         #expect(table.status == 0)
         let lines = table.output.split(separator: "\n").map(String.init)
         #expect(lines[0].hasPrefix("loop: running since "))
-        #expect(lines[1].split(separator: " ", omittingEmptySubsequences: true) == ["TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES"])
+        #expect(
+            lines[1].split(separator: " ", omittingEmptySubsequences: true) == [
+                "TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES",
+            ])
         let echo = try #require(lines.first { $0.hasPrefix("echo ") })
         #expect(echo.split(separator: " ", omittingEmptySubsequences: true).suffix(3) == ["0", "1", "0"])
         let reply = try json(try supervisor.ctl("--json", "status", "echo").output)
@@ -48,9 +51,14 @@ struct CommandTests {
             return
         }
         #expect(tasks.count == 1)
-        #expect(task.keys == ["name", "scheduled", "ready", "next", "running", "pid", "run", "runs", "failures", "last"])
+        #expect(
+            task.keys == ["name", "scheduled", "ready", "next", "running", "pid", "run", "runs", "failures", "last"])
         guard case .object(let last)? = task["last"] else { Issue.record("no last run"); return }
-        #expect(last.keys == ["run", "started", "ended", "duration_ms", "exit_code", "signal", "timed_out", "succeeded", "error", "stderr_tail"])
+        #expect(
+            last.keys == [
+                "run", "started", "ended", "duration_ms", "exit_code", "signal", "timed_out", "succeeded", "error",
+                "stderr_tail",
+            ])
         #expect(last["stderr_tail"] == .string("warn\n"))
         #expect(last["exit_code"] == .int(0))
         #expect(try supervisor.ctl("status", "ghost").status == 1)
@@ -69,7 +77,9 @@ struct CommandTests {
         let status = try json(try supervisor.ctl("--json", "status", "idle").output)
         guard case .array(let rows)? = status["tasks"], case .object(let row)? = rows.first else { return }
         #expect(row["scheduled"] == .bool(false))
-        #expect(try supervisor.ctl("schedule", "idle", "--at", "2099-01-01T00:00:00Z").output.contains("2099-01-01T00:00:00.000Z"))
+        #expect(
+            try supervisor.ctl("schedule", "idle", "--at", "2099-01-01T00:00:00Z").output.contains(
+                "2099-01-01T00:00:00.000Z"))
         #expect(try supervisor.ctl("unschedule", "idle").output == "idle: not scheduled\n")
         let bad = try supervisor.ctl("schedule", "idle", "5x")
         #expect(bad.status == 2)
@@ -77,14 +87,15 @@ struct CommandTests {
     }
 
     @Test func runWaitExitsWithTheTasksOwnStatus() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {
-          "ok": {"command": ["true"]},
-          "three": {"command": ["sh", "-c", "exit 3"], "on_failure": "continue"},
-          "killed": {"command": ["sh", "-c", "kill -KILL $$"], "on_failure": "continue"},
-          "slow": {"command": ["sleep", "30"], "timeout": "200ms", "on_failure": "continue"}
-        }}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+              "ok": {"command": ["true"]},
+              "three": {"command": ["sh", "-c", "exit 3"], "on_failure": "continue"},
+              "killed": {"command": ["sh", "-c", "kill -KILL $$"], "on_failure": "continue"},
+              "slow": {"command": ["sleep", "30"], "timeout": "200ms", "on_failure": "continue"}
+            }}
+            """)
         #expect(try supervisor.ctl("run", "ok", "--wait").status == 0)
         #expect(try supervisor.ctl("run", "three", "--wait").status == 3)
         #expect(try supervisor.ctl("run", "killed", "--wait").status == 128 + 9)
@@ -113,8 +124,13 @@ struct CommandTests {
         let supervisor = try SupervisorHarness(Self.basic)
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("emit", "refresh").status == 0)
-        let seen = try events.until { if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "echo" }; return false }
-        #expect(seen.contains { if case .hookRan(let hook) = $0.kind { return hook == "refresh" }; return false })
+        let seen = try events.until {
+            if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "echo" }; return false
+        }
+        #expect(
+            seen.contains {
+                if case .hookRan(let hook) = $0.kind { return hook == "refresh" }; return false
+            })
         let unknownHook = try supervisor.ctl("emit", "nope")
         #expect(unknownHook.status == 1)
         #expect(unknownHook.error == "smartpollctl: unknown_hook: no hook is named \"nope\"\n")
@@ -131,7 +147,8 @@ struct CommandTests {
         #expect(absent.error.hasPrefix("smartpollctl: unreachable: "))
         let help = try runCommand(Binaries.ctl, ["--help"])
         #expect(help.status == 0 && help.output.contains("usage: smartpollctl"))
-        let outside = try runCommand(Binaries.ctl, ["hook", "schedule", "t", "1s"], environment: ["PATH": "/usr/bin:/bin"])
+        let outside = try runCommand(
+            Binaries.ctl, ["hook", "schedule", "t", "1s"], environment: ["PATH": "/usr/bin:/bin"])
         #expect(outside.status == 2)
         #expect(outside.error.contains("SMARTPOLL_HOOK_FD"))
     }
@@ -155,7 +172,8 @@ struct CommandTests {
         #expect(status.status == 0, "smartpollctl must not trap on a far schedule: \(status.error)")
         let row = try json(try supervisor.ctl("--json", "status", "idle").output)
         guard case .array(let rows)? = row["tasks"], case .object(let idle)? = rows.first,
-              let next = idle["next"]?.stringValue else { throw HarnessError("no next") }
+            let next = idle["next"]?.stringValue
+        else { throw HarnessError("no next") }
         #expect(next > "2200", "far in the future, not wrapped into the past: \(next)")
         // Far in the past means ready now: it runs at once rather than in 2262.
         let events = try supervisor.watch(["idle"])

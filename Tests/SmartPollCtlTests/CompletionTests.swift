@@ -11,32 +11,39 @@ struct CompletionTests {
     /// Sources the bash completion, checks that it is registered for both programs, and prints
     /// one line per `lines` entry: the completions (space-separated) of that command line, whose
     /// last word is the one being completed.
-    static func bashCompletions(_ lines: [[String]], environment extra: [String: String] = [:]) throws -> (lines: [String], error: String) {
+    static func bashCompletions(
+        _ lines: [[String]], environment extra: [String: String] = [:]
+    ) throws -> (lines: [String], error: String) {
         var script = """
-        source "$1" || exit 1
-        complete -p smartpollctl smartpoll-supervisor >/dev/null || exit 1
-        complete_line() {
-            local function
-            function=$(complete -p "$1" | sed -n 's/.*-F \\([^ ]*\\) .*/\\1/p')
-            COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); COMPREPLY=()
-            "$function" "$1" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
-            printf '%s\\n' "$(printf '%s\\n' "${COMPREPLY[@]}" | sort | tr '\\n' ' ')"
-        }
+            source "$1" || exit 1
+            complete -p smartpollctl smartpoll-supervisor >/dev/null || exit 1
+            complete_line() {
+                local function
+                function=$(complete -p "$1" | sed -n 's/.*-F \\([^ ]*\\) .*/\\1/p')
+                COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); COMPREPLY=()
+                "$function" "$1" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+                printf '%s\\n' "$(printf '%s\\n' "${COMPREPLY[@]}" | sort | tr '\\n' ' ')"
+            }
 
-        """
+            """
         for line in lines {
-            script += "complete_line " + line.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ") + "\n"
+            script +=
+                "complete_line "
+                + line.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ") + "\n"
         }
         var environment = ProcessInfo.processInfo.environment
         environment["PATH"] = Binaries.folder + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
         environment["SMARTPOLL_SOCKET"] = nil
         environment["XDG_RUNTIME_DIR"] = "/nonexistent"
         environment.merge(extra) { $1 }
-        let result = try runCommand("/bin/bash", ["--norc", "--noprofile", "-c", script, "bash", bashFile], environment: environment)
+        let result = try runCommand(
+            "/bin/bash", ["--norc", "--noprofile", "-c", script, "bash", bashFile], environment: environment)
         #expect(result.status == 0, "bash: \(result.error)")
-        return (result.output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map {
-            $0.trimmingCharacters(in: .whitespaces)
-        }, result.error)
+        return (
+            result.output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }, result.error
+        )
     }
 
     static func helpCommands() throws -> Set<String> {
@@ -62,34 +69,40 @@ struct CompletionTests {
         #expect(lines[4] == "--at --json --sooner")
         #expect(lines[5] == "schedule stop-timer unschedule")
         #expect(lines[6] == "--at --sooner")
-        let supervisorOptions = HelpSummary(try runCommand(Binaries.supervisor, ["--help"]).output).options.subtracting(["-h"])
+        let supervisorOptions = HelpSummary(try runCommand(Binaries.supervisor, ["--help"]).output).options.subtracting(
+            ["-h"])
         #expect(Set(lines[7].split(separator: " ").map(String.init)) == supervisorOptions)
         #expect(lines[8] == "debug error info warning")
     }
 
     @Test func bashCompletesTaskNamesFromTheRunningSupervisor() throws {
-        let supervisor = try SupervisorHarness(#"""
-        {"tasks": {"alpha": {"command": ["true"]}, "beta.2": {"command": ["true"]}, "w@home": {"command": ["true"]}}}
-        """#)
+        let supervisor = try SupervisorHarness(
+            #"""
+            {"tasks": {"alpha": {"command": ["true"]}, "beta.2": {"command": ["true"]}, "w@home": {"command": ["true"]}}}
+            """#)
         let socket = supervisor.socket
-        let (lines, error) = try Self.bashCompletions([
-            ["smartpollctl", "--socket", socket, "run", ""],
-            ["smartpollctl", "--socket", socket, "status", "alpha", "b"],
-            ["smartpollctl", "--socket", socket, "run", "alpha", ""],
-            ["smartpollctl", "--socket", socket, "hook", "schedule", "w"],
-            ["smartpollctl", "cancel", ""],
-        ], environment: ["SMARTPOLL_SOCKET": socket])
+        let (lines, error) = try Self.bashCompletions(
+            [
+                ["smartpollctl", "--socket", socket, "run", ""],
+                ["smartpollctl", "--socket", socket, "status", "alpha", "b"],
+                ["smartpollctl", "--socket", socket, "run", "alpha", ""],
+                ["smartpollctl", "--socket", socket, "hook", "schedule", "w"],
+                ["smartpollctl", "cancel", ""],
+            ], environment: ["SMARTPOLL_SOCKET": socket])
         #expect(lines == ["alpha beta.2 w@home", "beta.2", "", "w@home", "alpha beta.2 w@home"])
         #expect(error.isEmpty)
     }
 
     @Test func bashOffersNoTaskNamesAndSaysNothingWithoutASupervisor() throws {
-        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-none-\(UUID().uuidString.prefix(8))/s.sock").path
-        let (lines, error) = try Self.bashCompletions([
-            ["smartpollctl", "--socket", missing, "run", ""],
-            ["smartpollctl", "status", ""],
-            ["smartpollctl", "--socket", missing, "ru"],
-        ], environment: ["SMARTPOLL_SOCKET": missing])
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "smartpoll-none-\(UUID().uuidString.prefix(8))/s.sock"
+        ).path
+        let (lines, error) = try Self.bashCompletions(
+            [
+                ["smartpollctl", "--socket", missing, "run", ""],
+                ["smartpollctl", "status", ""],
+                ["smartpollctl", "--socket", missing, "ru"],
+            ], environment: ["SMARTPOLL_SOCKET": missing])
         #expect(lines == ["", "", "run"])
         #expect(error.isEmpty, "completion wrote: \(error)")
     }
@@ -98,19 +111,24 @@ struct CompletionTests {
         let expected = (try Self.helpCommands()).union(["help"])
         let zsh = try Repository.read("contrib/completions/_smartpollctl")
         // The entries of `commands=( 'name:description' ... )`.
-        let zshBlock = try #require(zsh.components(separatedBy: "  commands=(\n").dropFirst().first?.components(separatedBy: "\n  )").first)
-        let zshCommands = Set(zshBlock.split(separator: "\n").compactMap { line -> String? in
-            let text = line.trimmingCharacters(in: .whitespaces)
-            guard text.hasPrefix("'"), let colon = text.firstIndex(of: ":") else { return nil }
-            return String(text[text.index(after: text.startIndex)..<colon])
-        })
+        let zshBlock = try #require(
+            zsh.components(separatedBy: "  commands=(\n").dropFirst().first?.components(separatedBy: "\n  )").first)
+        let zshCommands = Set(
+            zshBlock.split(separator: "\n").compactMap { line -> String? in
+                let text = line.trimmingCharacters(in: .whitespaces)
+                guard text.hasPrefix("'"), let colon = text.firstIndex(of: ":") else { return nil }
+                return String(text[text.index(after: text.startIndex)..<colon])
+            })
         #expect(zshCommands == expected)
         let fish = try Repository.read("contrib/completions/smartpollctl.fish")
-        let fishCommands = Set(fish.split(separator: "\n").compactMap { line -> String? in
-            let words = line.split(separator: " ").map(String.init)
-            guard words.starts(with: ["complete", "-c", "smartpollctl", "-n", "$before_command", "-a"]), words.count > 6 else { return nil }
-            return words[6]
-        })
+        let fishCommands = Set(
+            fish.split(separator: "\n").compactMap { line -> String? in
+                let words = line.split(separator: " ").map(String.init)
+                guard words.starts(with: ["complete", "-c", "smartpollctl", "-n", "$before_command", "-a"]),
+                    words.count > 6
+                else { return nil }
+                return words[6]
+            })
         #expect(fishCommands == expected)
         // Every option of --help is offered by each shell.
         let options = HelpSummary(try runCommand(Binaries.ctl, ["--help"]).output).options

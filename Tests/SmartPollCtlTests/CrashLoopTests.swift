@@ -60,13 +60,13 @@ struct CrashLoopTests {
         // Writes all the time: a quick task and one with a 256 KiB result, both every few
         // milliseconds, so kills land before, during and after writes of both kinds of file.
         let configuration = """
-        {"state_dir": "$DIR/state", "tasks": {
-          "acked": {"command": ["sh", "-c", "echo acked-$SMARTPOLL_RUN"]},
-          "churn": {"command": ["sh", "-c", "echo churn-$SMARTPOLL_RUN"], "start": "0s", "every": "20ms"},
-          "bulk": {"command": ["sh", "-c", "head -c 262144 /dev/zero | tr '\\\\0' x; echo; echo bulk-$SMARTPOLL_RUN"],
-                   "start": "0s", "every": "30ms"}
-        }}
-        """
+            {"state_dir": "$DIR/state", "tasks": {
+              "acked": {"command": ["sh", "-c", "echo acked-$SMARTPOLL_RUN"]},
+              "churn": {"command": ["sh", "-c", "echo churn-$SMARTPOLL_RUN"], "start": "0s", "every": "20ms"},
+              "bulk": {"command": ["sh", "-c", "head -c 262144 /dev/zero | tr '\\\\0' x; echo; echo bulk-$SMARTPOLL_RUN"],
+                       "start": "0s", "every": "30ms"}
+            }}
+            """
         var folder: String?
         var highestAcknowledged = 0
         var acknowledged = 0
@@ -87,23 +87,40 @@ struct CrashLoopTests {
             switch try supervisor.call(.result(task: "acked")).body {
             case .result(let result):
                 if result.run < highestAcknowledged {
-                    problems.append("start \(iteration): acked result is run \(result.run), but run \(highestAcknowledged) was acknowledged")
+                    problems.append(
+                        "start \(iteration): acked result is run \(result.run), but run \(highestAcknowledged) was acknowledged"
+                    )
                 }
             case .noResult:
-                if highestAcknowledged > 0 { problems.append("start \(iteration): acked has no result, but run \(highestAcknowledged) was acknowledged") }
+                if highestAcknowledged > 0 {
+                    problems.append(
+                        "start \(iteration): acked has no result, but run \(highestAcknowledged) was acknowledged")
+                }
             default:
                 problems.append("start \(iteration): no result reply")
             }
-            guard case .results(let results) = try supervisor.call(.results).body else { throw HarnessError("no results reply") }
+            guard case .results(let results) = try supervisor.call(.results).body else {
+                throw HarnessError("no results reply")
+            }
             for result in results {
                 let text = result.outputText ?? ""
-                let wellFormed = text.hasSuffix("\(result.task)-\(result.run)\n") && (result.task != "bulk" || text.utf8.count == 262_144 + 1 + "bulk-\(result.run)\n".utf8.count)
-                if !wellFormed { problems.append("start \(iteration): \(result.task) run \(result.run) has output of another run or torn: \(text.suffix(40))") }
+                let wellFormed =
+                    text.hasSuffix("\(result.task)-\(result.run)\n")
+                    && (result.task != "bulk" || text.utf8.count == 262_144 + 1 + "bulk-\(result.run)\n".utf8.count)
+                if !wellFormed {
+                    problems.append(
+                        "start \(iteration): \(result.task) run \(result.run) has output of another run or torn: \(text.suffix(40))"
+                    )
+                }
             }
-            if supervisor.logText.contains("left by a write that was interrupted") || supervisor.logText.contains("no state file names") {
+            if supervisor.logText.contains("left by a write that was interrupted")
+                || supervisor.logText.contains("no state file names")
+            {
                 interruptedWrites += 1
             }
-            #expect(!supervisor.logText.contains("unusable"), "a crash never leaves a state file that cannot be read: \(supervisor.logText)")
+            #expect(
+                !supervisor.logText.contains("unusable"),
+                "a crash never leaves a state file that cannot be read: \(supervisor.logText)")
             guard iteration < kills else { break }
 
             // A client acknowledging results as fast as it can, until the supervisor dies.
@@ -115,7 +132,8 @@ struct CrashLoopTests {
                 guard let client = try? ControlClient(path: socket) else { return }
                 client.setTimeout(.seconds(10))
                 while let (reply, _) = try? client.call(Request(id: 1, command: .run(task: "acked", wait: true))),
-                      case .runFinished(let outcome) = reply.body, outcome.succeeded {
+                    case .runFinished(let outcome) = reply.body, outcome.succeeded
+                {
                     acknowledgements.record(outcome.run)
                 }
             }
@@ -125,8 +143,9 @@ struct CrashLoopTests {
                 usleep(UInt32.random(in: 0...250_000, using: &random))
             } else {
                 // Just after a write began: its temporary state file or a result file exists.
-                waitForWrites(in: [supervisor.path("state"), supervisor.path("state/results")],
-                              count: Int.random(in: 1...3, using: &random), timeout: 1)
+                waitForWrites(
+                    in: [supervisor.path("state"), supervisor.path("state/results")],
+                    count: Int.random(in: 1...3, using: &random), timeout: 1)
             }
             supervisor.signal(SIGKILL)
             #expect(try supervisor.waitForExit() == SIGKILL)
@@ -137,9 +156,10 @@ struct CrashLoopTests {
         }
 
         let seconds = Date().timeIntervalSince(started)
-        print("crash loop: \(kills) SIGKILLs, \(restarts) restarts, \(acknowledged) results acknowledged, "
-              + "\(interruptedWrites) restarts cleaned up an interrupted write, \(problems.count) results lost or torn, "
-              + String(format: "%.1f s", seconds))
+        print(
+            "crash loop: \(kills) SIGKILLs, \(restarts) restarts, \(acknowledged) results acknowledged, "
+                + "\(interruptedWrites) restarts cleaned up an interrupted write, \(problems.count) results lost or torn, "
+                + String(format: "%.1f s", seconds))
         #expect(restarts == kills)
         #expect(problems.isEmpty, "\(problems)")
         #expect(acknowledged >= kills, "each round acknowledged results to lose")

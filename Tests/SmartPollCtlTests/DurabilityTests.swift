@@ -24,12 +24,16 @@ struct DurabilityTests {
     }
 
     private func stateFile(_ supervisor: SupervisorHarness) throws -> StateFileStatus? {
-        guard case .status(let status) = try supervisor.call(.status(tasks: nil)).body else { throw HarnessError("no status reply") }
+        guard case .status(let status) = try supervisor.call(.status(tasks: nil)).body else {
+            throw HarnessError("no status reply")
+        }
         return status.stateFile
     }
 
     private func results(_ supervisor: SupervisorHarness) throws -> [TaskResult] {
-        guard case .results(let results) = try supervisor.call(.results).body else { throw HarnessError("no results reply") }
+        guard case .results(let results) = try supervisor.call(.results).body else {
+            throw HarnessError("no results reply")
+        }
         return results
     }
 
@@ -44,16 +48,17 @@ struct DurabilityTests {
     }
 
     @Test func resultsCountersAndSchedulesSurviveARestartAndTheRestartTriggersNothing() throws {
-        let first = try SupervisorHarness("""
-        {"state_dir": "$DIR/state", "tasks": {
-          "producer": {"command": ["cat", "$DIR/value"], "on_change": ["consumer"], "on_failure": "continue"},
-          "consumer": {"command": ["echo", "consumed"]},
-          "binary": {"command": ["printf", "\\\\377\\\\000x"]},
-          "later": {"command": ["true"]},
-          "startsSooner": {"command": ["true"], "start": "30m"},
-          "startsLater": {"command": ["true"], "start": "2h"}
-        }}
-        """)
+        let first = try SupervisorHarness(
+            """
+            {"state_dir": "$DIR/state", "tasks": {
+              "producer": {"command": ["cat", "$DIR/value"], "on_change": ["consumer"], "on_failure": "continue"},
+              "consumer": {"command": ["echo", "consumed"]},
+              "binary": {"command": ["printf", "\\\\377\\\\000x"]},
+              "later": {"command": ["true"]},
+              "startsSooner": {"command": ["true"], "start": "30m"},
+              "startsLater": {"command": ["true"], "start": "2h"}
+            }}
+            """)
         first.keepsFolder = true
         try "v1\n".write(toFile: first.path("value"), atomically: true, encoding: .utf8)
         let consumer = try first.watch(["consumer"])
@@ -77,32 +82,41 @@ struct DurabilityTests {
         let restarted = Date()
         let second = try SupervisorHarness(nil, folder: first.folder)
         #expect(try results(second) == savedResults, "results come back byte for byte, with run, time and truncated")
-        #expect(try ["producer", "consumer", "later", "startsLater"].map { try statusRow(second, $0) } == savedRows,
-                "counters, last runs and pending schedules (as wall-clock times) come back")
+        #expect(
+            try ["producer", "consumer", "later", "startsLater"].map { try statusRow(second, $0) } == savedRows,
+            "counters, last runs and pending schedules (as wall-clock times) come back")
         let sooner = try statusRow(second, "startsSooner")["next"]?.stringValue.map(Timestamp.parse)
-        let expected = Timestamp(nanosecondsSinceEpoch: Int64(restarted.timeIntervalSince1970 * 1e9)).advanced(by: .seconds(1800))
-        #expect(sooner.map { abs($0.nanosecondsSinceEpoch - expected.nanosecondsSinceEpoch) < 5_000_000_000 } == true,
-                "a task's start wins when it is sooner than its saved schedule: \(String(describing: sooner))")
-        #expect(try eventually { second.logText.contains("state restored") }, "the log reaches the harness through a pipe")
+        let expected = Timestamp(nanosecondsSinceEpoch: Int64(restarted.timeIntervalSince1970 * 1e9)).advanced(
+            by: .seconds(1800))
+        #expect(
+            sooner.map { abs($0.nanosecondsSinceEpoch - expected.nanosecondsSinceEpoch) < 5_000_000_000 } == true,
+            "a task's start wins when it is sooner than its saved schedule: \(String(describing: sooner))")
+        #expect(
+            try eventually { second.logText.contains("state restored") }, "the log reaches the harness through a pipe")
 
         // The restored result is what a new run compares with: the same output is no change.
         let events = try second.watch(["producer", "consumer"])
         #expect(try second.ctl("run", "producer", "--wait").status == 0)
         let finish = try #require(try events.finishes(of: "producer").first)
-        guard case .taskFinished(_, let run, _, _, _, _, _, let changed) = finish.kind else { throw HarnessError("not a finish") }
+        guard case .taskFinished(_, let run, _, _, _, _, _, let changed) = finish.kind else {
+            throw HarnessError("not a finish")
+        }
         #expect(!changed, "a restart alone does not trigger on_change")
         #expect(run > savedResults.map(\.run).max()!, "run ids go on growing across restarts")
         let consumerRow = try statusRow(second, "consumer")
-        #expect(consumerRow["runs"] == .int(1) && consumerRow["scheduled"] == .bool(false) && consumerRow["running"] == .bool(false))
+        #expect(
+            consumerRow["runs"] == .int(1) && consumerRow["scheduled"] == .bool(false)
+                && consumerRow["running"] == .bool(false))
     }
 
     @Test func aRunThatFellDueWhileTheSupervisorWasDownStartsAtOnceAndACutShortRunRunsAgain() throws {
-        let first = try SupervisorHarness("""
-        {"state_dir": "$DIR/state", "tasks": {
-          "due": {"command": ["echo", "ran"]},
-          "long": {"command": ["sleep", "60"]}
-        }}
-        """)
+        let first = try SupervisorHarness(
+            """
+            {"state_dir": "$DIR/state", "tasks": {
+              "due": {"command": ["echo", "ran"]},
+              "long": {"command": ["sleep", "60"]}
+            }}
+            """)
         first.keepsFolder = true
         let events = try first.watch(["long"])
         #expect(try first.ctl("run", "long").status == 0)
@@ -120,18 +134,23 @@ struct DurabilityTests {
         let second = try SupervisorHarness(nil, folder: first.folder)
         #expect(try eventually { try statusRow(second, "due")["runs"] == .int(1) }, "the overdue run starts at once")
         #expect(try second.ctl("result", "due").output == "ran\n")
-        #expect(try eventually { second.logText.contains("fell due while the supervisor was down") }, "the log reaches the harness through a pipe")
+        #expect(
+            try eventually { second.logText.contains("fell due while the supervisor was down") },
+            "the log reaches the harness through a pipe")
         let long = try statusRow(second, "long")
         #expect(long["running"] == .bool(true), "the run the crash cut short runs again")
-        #expect(try eventually { second.logText.contains("run 1 was cut short when the supervisor stopped") }, "the log reaches the harness through a pipe")
+        #expect(
+            try eventually { second.logText.contains("run 1 was cut short when the supervisor stopped") },
+            "the log reaches the harness through a pipe")
     }
 
     @Test func retryBackoffSurvivesARestart() throws {
-        let first = try SupervisorHarness("""
-        {"state_dir": "$DIR/state", "tasks": {
-          "flaky": {"command": ["false"], "on_failure": "retry", "backoff": {"initial": "200ms", "factor": 1000, "max": "10h"}}
-        }}
-        """)
+        let first = try SupervisorHarness(
+            """
+            {"state_dir": "$DIR/state", "tasks": {
+              "flaky": {"command": ["false"], "on_failure": "retry", "backoff": {"initial": "200ms", "factor": 1000, "max": "10h"}}
+            }}
+            """)
         first.keepsFolder = true
         let events = try first.watch(["flaky"])
         #expect(try first.ctl("run", "flaky").status == 0)
@@ -152,9 +171,10 @@ struct DurabilityTests {
     }
 
     @Test func aStateFileThatCannotBeWrittenShowsInStatusWhileTheSupervisorCarriesOn() throws {
-        let supervisor = try SupervisorHarness("""
-        {"state_dir": "$DIR/state", "tasks": {"t": {"command": ["echo", "ok"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"state_dir": "$DIR/state", "tasks": {"t": {"command": ["echo", "ok"]}}}
+            """)
         #expect(try eventually { try stateFile(supervisor)?.saved != nil })
         // A folder where the temporary file goes: every write fails (EISDIR), even as root.
         let blocker = supervisor.path("state/state.json.tmp")
@@ -164,7 +184,9 @@ struct DurabilityTests {
         #expect(failing.error == "cannot create \(supervisor.path("state/state.json.tmp")): Is a directory")
         #expect(failing.failingSince != nil)
         #expect(try supervisor.ctl("status").output.contains("state: NOT SAVED since "))
-        #expect(supervisor.logText.contains("state: cannot create \(blocker): Is a directory; the supervisor keeps running"))
+        #expect(
+            supervisor.logText.contains("state: cannot create \(blocker): Is a directory; the supervisor keeps running")
+        )
         try FileManager.default.removeItem(atPath: blocker)
         #expect(try eventually { try stateFile(supervisor)?.error == nil }, "the next retry succeeds")
         #expect(try stateFile(supervisor)?.failingSince == nil)
@@ -173,11 +195,15 @@ struct DurabilityTests {
     }
 
     @Test func aCorruptStateFileIsMovedAsideAndTheSupervisorStartsAfresh() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-e2e-\(UUID().uuidString.prefix(8))").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "smartpoll-e2e-\(UUID().uuidString.prefix(8))"
+        ).path
         try FileManager.default.createDirectory(atPath: folder + "/state", withIntermediateDirectories: true)
-        try "{\"format\":\"smartpoll-state\",\"version\":1,\"tas".write(toFile: folder + "/state/state.json", atomically: true, encoding: .utf8)
-        let supervisor = try SupervisorHarness(#"{"state_dir": "$DIR/state", "tasks": {"t": {"command": ["true"], "start": "0s"}}}"#,
-                                               folder: folder)
+        try "{\"format\":\"smartpoll-state\",\"version\":1,\"tas".write(
+            toFile: folder + "/state/state.json", atomically: true, encoding: .utf8)
+        let supervisor = try SupervisorHarness(
+            #"{"state_dir": "$DIR/state", "tasks": {"t": {"command": ["true"], "start": "0s"}}}"#,
+            folder: folder)
         #expect(supervisor.logText.contains("error state: \(folder)/state/state.json is unusable (invalid JSON"))
         #expect(supervisor.logText.contains("moved it aside to \(folder)/state/state.json.corrupt-"))
         let names = try FileManager.default.contentsOfDirectory(atPath: folder + "/state")
@@ -192,7 +218,9 @@ struct DurabilityTests {
         let inotify = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard inotify >= 0 else { throw HarnessError("inotify_init1 failed") }
         defer { close(inotify) }
-        guard inotify_add_watch(inotify, folder, UInt32(IN_MOVED_TO)) >= 0 else { throw HarnessError("inotify_add_watch failed") }
+        guard inotify_add_watch(inotify, folder, UInt32(IN_MOVED_TO)) >= 0 else {
+            throw HarnessError("inotify_add_watch failed")
+        }
         let deadline = Date().addingTimeInterval(seconds)
         var writes = 0
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -204,7 +232,8 @@ struct DurabilityTests {
             while offset + MemoryLayout<inotify_event>.size <= length {
                 let nameLength = Int(buffer.withUnsafeBytes { $0.load(fromByteOffset: offset + 12, as: UInt32.self) })
                 let nameStart = offset + MemoryLayout<inotify_event>.size
-                let name = String(decoding: buffer[nameStart..<nameStart + nameLength].prefix { $0 != 0 }, as: UTF8.self)
+                let name = String(
+                    decoding: buffer[nameStart..<nameStart + nameLength].prefix { $0 != 0 }, as: UTF8.self)
                 if name == "state.json" { writes += 1 }
                 offset = nameStart + nameLength
             }
@@ -213,9 +242,10 @@ struct DurabilityTests {
     }
 
     @Test func aBurstOfRunsCostsOneWritePerInterval() throws {
-        let supervisor = try SupervisorHarness("""
-        {"state_dir": "$DIR/state", "tasks": {"busy": {"command": ["true"], "start": "0s", "every": "2ms"}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"state_dir": "$DIR/state", "tasks": {"busy": {"command": ["true"], "start": "0s", "every": "2ms"}}}
+            """)
         #expect(try eventually { try statusRow(supervisor, "busy")["runs"] != .int(0) })
         let runsBefore = try statusRow(supervisor, "busy")["runs"]?.int64Value ?? 0
         let writes = try stateWrites(in: supervisor.path("state"), during: 1)
@@ -228,10 +258,12 @@ struct DurabilityTests {
 
     @Test func twoSupervisorsCannotShareAStateDirectory() throws {
         let first = try SupervisorHarness(#"{"state_dir": "$DIR/state", "tasks": {"t": {"command": ["true"]}}}"#)
-        let second = try runCommand(Binaries.supervisor, ["--config", first.configurationPath, "--socket", first.path("other.sock")])
+        let second = try runCommand(
+            Binaries.supervisor, ["--config", first.configurationPath, "--socket", first.path("other.sock")])
         #expect(second.status == 1)
         #expect(second.error.contains("another supervisor uses the state directory \(first.path("state"))"))
-        #expect(!FileManager.default.fileExists(atPath: first.path("other.sock")), "the refused one cleans up its socket")
+        #expect(
+            !FileManager.default.fileExists(atPath: first.path("other.sock")), "the refused one cleans up its socket")
         #expect(try first.ctl("ping").status == 0)
     }
 }

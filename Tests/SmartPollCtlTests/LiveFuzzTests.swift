@@ -22,15 +22,15 @@ struct LiveFuzzTests {
     static let taskNames: Set<String> = ["weather1", "weather2", "publish"]
 
     static let configuration = """
-    {"max_connections": 512,
-     "tasks": {
-       "weather1": {"command": ["true"], "start": "0s", "every": "50ms", "on_failure": "continue"},
-       "weather2": {"command": ["sh", "-c", "echo $SMARTPOLL_RUN"], "on_failure": "continue"},
-       "publish": {"command": ["true"], "on_failure": "continue"}
-     },
-     "hooks": {"refresh": {"schedule": {"weather1": "0s", "weather2": "1s"}},
-               "set-sky": {"command": ["cat"], "timeout": "5s"}}}
-    """
+        {"max_connections": 512,
+         "tasks": {
+           "weather1": {"command": ["true"], "start": "0s", "every": "50ms", "on_failure": "continue"},
+           "weather2": {"command": ["sh", "-c", "echo $SMARTPOLL_RUN"], "on_failure": "continue"},
+           "publish": {"command": ["true"], "on_failure": "continue"}
+         },
+         "hooks": {"refresh": {"schedule": {"weather1": "0s", "weather2": "1s"}},
+                   "set-sky": {"command": ["cat"], "timeout": "5s"}}}
+        """
 
     @Test func randomRequestLinesOverManyConnectionsGetWellFormedRepliesAndTheSupervisorStaysSmall() throws {
         let frames = Self.scale("SMARTPOLL_LIVE_FUZZ_FRAMES", 100_000)
@@ -51,8 +51,9 @@ struct LiveFuzzTests {
                 var sent = 0
                 while sent < share {
                     do {
-                        sent += try Self.oneConnection(socket, lines: min(share - sent, 1 + Int(mutator.next() % 300)),
-                                                       mutator: &mutator, tally: tally)
+                        sent += try Self.oneConnection(
+                            socket, lines: min(share - sent, 1 + Int(mutator.next() % 300)),
+                            mutator: &mutator, tally: tally)
                     } catch {
                         tally.record(problem: "worker \(worker): \(error)")
                         sent += 1
@@ -64,13 +65,16 @@ struct LiveFuzzTests {
         #expect(group.wait(timeout: .now() + 840) == .success, "the workers did not finish")
         let after = try residentMemory(of: supervisor.pid)
         let summary = tally.summary
-        print("live fuzz: \(summary.lines) request lines (\(summary.bytes) bytes) over \(summary.connections) connections, "
-              + "\(summary.replies) replies, \(summary.events) events, \(summary.oversized) oversized lines; "
-              + "VmRSS \(before.current >> 20) -> \(after.current >> 20) MiB, VmHWM \(after.peak >> 20) MiB")
+        print(
+            "live fuzz: \(summary.lines) request lines (\(summary.bytes) bytes) over \(summary.connections) connections, "
+                + "\(summary.replies) replies, \(summary.events) events, \(summary.oversized) oversized lines; "
+                + "VmRSS \(before.current >> 20) -> \(after.current >> 20) MiB, VmHWM \(after.peak >> 20) MiB")
         #expect(summary.problems.isEmpty, "\(summary.problems.prefix(5))")
         #expect(summary.lines >= frames)
         #expect(summary.replies > summary.lines / 2, "most lines are complete and get a reply")
-        #expect(after.current - before.current < Sanitizer.memory(32 << 20), "VmRSS grew from \(before.current >> 20) to \(after.current >> 20) MiB")
+        #expect(
+            after.current - before.current < Sanitizer.memory(32 << 20),
+            "VmRSS grew from \(before.current >> 20) to \(after.current >> 20) MiB")
         #expect(after.peak < Sanitizer.memory(128 << 20), "VmHWM \(after.peak >> 20) MiB")
         #expect(supervisor.isRunning)
         try expectPing(try RawSocket(supervisor.socket), id: 1)
@@ -114,7 +118,8 @@ struct LiveFuzzTests {
             // A watch for tasks that all exist turns the connection into an event stream, and
             // the rest of its input is ignored.
             if case .success(let request) = Request.decode(Array(trimmed)), case .watch(let tasks) = request.command,
-               (tasks ?? []).allSatisfy(Self.taskNames.contains) {
+                (tasks ?? []).allSatisfy(Self.taskNames.contains)
+            {
                 watches = true
                 break
             }
@@ -155,14 +160,15 @@ struct LiveFuzzTests {
 
     @Test func randomDirectivesOnDescriptorThreeFailOnlyTheirRun() throws {
         let runs = Self.scale("SMARTPOLL_LIVE_FUZZ_RUNS", 300)
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {
-           "fuzzed": {"command": ["sh", "-c", "cat \\"$DIR/next\\" >&3"], "on_failure": "continue"},
-           "weather1": {"command": ["true"], "on_failure": "continue"},
-           "weather2": {"command": ["true"], "on_failure": "continue"},
-           "publish": {"command": ["true"], "on_failure": "continue"}
-        }}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+               "fuzzed": {"command": ["sh", "-c", "cat \\"$DIR/next\\" >&3"], "on_failure": "continue"},
+               "weather1": {"command": ["true"], "on_failure": "continue"},
+               "weather2": {"command": ["true"], "on_failure": "continue"},
+               "publish": {"command": ["true"], "on_failure": "continue"}
+            }}
+            """)
         var mutator = Mutator(seed: 0xD1EC_7173, seeds: try Mutator.directiveSeeds())
         var lines = 0
         var bytes = 0
@@ -174,7 +180,9 @@ struct LiveFuzzTests {
             let kind = mutator.next() % 4
             let count = kind == 1 ? 1_001 + Int(mutator.next() % 200) : Int(mutator.next() % 700)
             for _ in 0..<count {
-                stream += kind < 2 ? mutator.seeds[Int(mutator.next() % UInt64(mutator.seeds.count))] : mutator.directiveLine()
+                stream +=
+                    kind < 2
+                    ? mutator.seeds[Int(mutator.next() % UInt64(mutator.seeds.count))] : mutator.directiveLine()
                 stream.append(10)
             }
             if kind >= 2 && mutator.next() % 5 == 0 && !stream.isEmpty {
@@ -185,19 +193,27 @@ struct LiveFuzzTests {
             try Data(stream).write(to: URL(fileURLWithPath: supervisor.path("next")))
             let run = try json(try supervisor.ctl("--json", "run", "fuzzed", "--wait").output)
             #expect(run["exit_code"] == .int(0), "\(run)")
-            let last = try json(try supervisor.ctl("--json", "status", "fuzzed").output)["tasks"]?.arrayValue?.first?.objectValue?["last"]?.objectValue
+            let last = try json(try supervisor.ctl("--json", "status", "fuzzed").output)["tasks"]?.arrayValue?.first?
+                .objectValue?["last"]?.objectValue
             let error = last?["error"]?.stringValue
-            let outcome = error.map { reason in
-                ["invalid directive", "more than", "the last directive has no newline", "a directive line is longer"]
+            let outcome =
+                error.map { reason in
+                    [
+                        "invalid directive", "more than", "the last directive has no newline",
+                        "a directive line is longer",
+                    ]
                     .first { reason.hasPrefix($0) } ?? "unexpected: \(reason)"
-            } ?? "applied"
+                } ?? "applied"
             #expect(!outcome.hasPrefix("unexpected"), "\(outcome)")
             outcomes[outcome, default: 0] += 1
         }
         let after = try residentMemory(of: supervisor.pid)
-        print("live fuzz: \(lines) directive lines (\(bytes) bytes) in \(runs) runs: \(outcomes.sorted { $0.key < $1.key }); "
-              + "VmRSS \(before.current >> 20) -> \(after.current >> 20) MiB")
-        #expect(outcomes["applied", default: 0] > 0 && outcomes["invalid directive", default: 0] > 0 && outcomes["more than", default: 0] > 0)
+        print(
+            "live fuzz: \(lines) directive lines (\(bytes) bytes) in \(runs) runs: \(outcomes.sorted { $0.key < $1.key }); "
+                + "VmRSS \(before.current >> 20) -> \(after.current >> 20) MiB")
+        #expect(
+            outcomes["applied", default: 0] > 0 && outcomes["invalid directive", default: 0] > 0
+                && outcomes["more than", default: 0] > 0)
         #expect(after.current - before.current < Sanitizer.memory(32 << 20))
         #expect(try supervisor.ctl("ping").status == 0)
     }
@@ -214,16 +230,23 @@ struct LiveFuzzTests {
         var statuses: [Int32: Int] = [:]
         for index in 0..<count {
             let file = folder.path + "/c\(index % 8).json"
-            try Data(mutator.mutate(seeds[Int(mutator.next() % UInt64(seeds.count))], rounds: 1 + Int(mutator.next() % 8)))
-                .write(to: URL(fileURLWithPath: file))
-            let result = try runCommand(Binaries.supervisor, ["--check", "--config", file, "--socket", folder.path + "/s.sock"])
+            try Data(
+                mutator.mutate(seeds[Int(mutator.next() % UInt64(seeds.count))], rounds: 1 + Int(mutator.next() % 8))
+            )
+            .write(to: URL(fileURLWithPath: file))
+            let result = try runCommand(
+                Binaries.supervisor, ["--check", "--config", file, "--socket", folder.path + "/s.sock"])
             statuses[result.status, default: 0] += 1
-            #expect(result.status == 0 || result.status == 78, "status \(result.status) for \(file): \(result.error.prefix(300))")
+            #expect(
+                result.status == 0 || result.status == 78,
+                "status \(result.status) for \(file): \(result.error.prefix(300))")
             for line in result.error.split(separator: "\n") where !line.hasPrefix("smartpoll-supervisor: \(file): ") {
                 Issue.record("a problem without FILE: \(line.prefix(200))")
             }
         }
-        print("live fuzz: \(count) configuration files through --check: exit statuses \(statuses.sorted { $0.key < $1.key })")
+        print(
+            "live fuzz: \(count) configuration files through --check: exit statuses \(statuses.sorted { $0.key < $1.key })"
+        )
         #expect(statuses[78, default: 0] > 0)
     }
 }
@@ -251,7 +274,9 @@ final class Tally: @unchecked Sendable {
         if problems.count < 100 { problems.append(problem) }
     }
 
-    var summary: (lines: Int, bytes: Int, replies: Int, events: Int, oversized: Int, connections: Int, problems: [String]) {
+    var summary:
+        (lines: Int, bytes: Int, replies: Int, events: Int, oversized: Int, connections: Int, problems: [String])
+    {
         lock.lock()
         defer { lock.unlock() }
         return (lines, bytes, replies, events, oversized, connections, problems)
@@ -281,8 +306,10 @@ struct Mutator {
             seeds.append(bytes)
         }
         for line in [
-            #"{"id":1,"cmd":"run","task":"weather2","wait":true}"#, #"{"id":2,"cmd":"emit","hook":"set-sky","data":"storm"}"#,
-            #"{"id":3,"cmd":"status","tasks":["weather1","publish"]}"#, #"{"id":4,"cmd":"schedule","task":"publish","after":"-1s"}"#,
+            #"{"id":1,"cmd":"run","task":"weather2","wait":true}"#,
+            #"{"id":2,"cmd":"emit","hook":"set-sky","data":"storm"}"#,
+            #"{"id":3,"cmd":"status","tasks":["weather1","publish"]}"#,
+            #"{"id":4,"cmd":"schedule","task":"publish","after":"-1s"}"#,
             #"{"id":5,"cmd":"result","task":"weather2"}"#, #"{"id":6,"cmd":"start","wait":true}"#,
         ] { seeds.append(Array(line.utf8)) }
         return seeds
@@ -291,7 +318,8 @@ struct Mutator {
     static func directiveSeeds() throws -> [[UInt8]] {
         [
             #"{"cmd":"schedule","after":"1h"}"#, #"{"cmd":"schedule","task":"weather1","after":"10m","sooner":true}"#,
-            #"{"cmd":"schedule","task":"weather2","at":"2099-01-01T00:00:00Z"}"#, #"{"cmd":"schedule","task":"publish","at":null}"#,
+            #"{"cmd":"schedule","task":"weather2","at":"2099-01-01T00:00:00Z"}"#,
+            #"{"cmd":"schedule","task":"publish","at":null}"#,
             #"{"cmd":"unschedule","task":"weather1"}"#, #"{"cmd":"stop_timer"}"#, #"{"cmd":"unschedule"}"#,
             #"{"id":9,"cmd":"schedule","task":"weather2","after":-1}"#,
         ].map { Array($0.utf8) }
@@ -305,7 +333,10 @@ struct Mutator {
             // now and then instead).
             if case .success(let request) = Request.decode(line) {
                 if case .shutdown = request.command { continue }
-                if case .watch(let tasks) = request.command, (tasks ?? []).allSatisfy(LiveFuzzTests.taskNames.contains) { continue }
+                if case .watch(let tasks) = request.command, (tasks ?? []).allSatisfy(LiveFuzzTests.taskNames.contains)
+                {
+                    continue
+                }
             }
             return line
         }
@@ -325,10 +356,13 @@ struct Mutator {
     mutating func mutate(_ input: [UInt8], rounds: Int) -> [UInt8] {
         var bytes = input
         let tokens: [[UInt8]] = [
-            Array("\\u0000".utf8), Array("99999999999999999999".utf8), Array("\"".utf8), Array("{".utf8), Array("}".utf8),
+            Array("\\u0000".utf8), Array("99999999999999999999".utf8), Array("\"".utf8), Array("{".utf8),
+            Array("}".utf8),
             Array("]".utf8), Array("null".utf8), Array("/*".utf8), Array("\\".utf8), [0xFF], [0xC3], [0x00], [0x0D],
-            Array("1e999".utf8), Array(",".utf8), Array(":".utf8), Array("\"after\":\"1x\"".utf8), Array("\"at\":null".utf8),
-            Array("\"wait\":true".utf8), Array("\"task\":\"weather1\"".utf8), Array("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[".utf8),
+            Array("1e999".utf8), Array(",".utf8), Array(":".utf8), Array("\"after\":\"1x\"".utf8),
+            Array("\"at\":null".utf8),
+            Array("\"wait\":true".utf8), Array("\"task\":\"weather1\"".utf8),
+            Array("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[".utf8),
         ]
         for _ in 0..<rounds {
             let position = bytes.isEmpty ? 0 : Int(next() % UInt64(bytes.count + 1))

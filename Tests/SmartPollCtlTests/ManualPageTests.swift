@@ -79,32 +79,46 @@ struct ManualSummary {
 @Suite(.timeLimit(.minutes(1)))
 struct ManualPageTests {
     /// The classic sections, in order (DESIGN.md), as far as each page has them.
-    static let classicOrder = ["NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS", "ENVIRONMENT", "FILES",
-                               "SIGNALS", "EXIT STATUS", "EXAMPLES", "SEE ALSO"]
+    static let classicOrder = [
+        "NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS", "ENVIRONMENT", "FILES",
+        "SIGNALS", "EXIT STATUS", "EXAMPLES", "SEE ALSO",
+    ]
 
     @Test func smartpollctlHelpAndManualListTheSameCommandsAndOptions() throws {
         let help = HelpSummary(try runCommand(Binaries.ctl, ["--help"]).output)
         let manual = ManualSummary(try Repository.read("man/smartpollctl.1"))
         #expect(help.commands.count >= 17, "commands parsed from --help: \(help.commands.sorted())")
-        #expect(help.commands == manual.commands,
-                "only in --help: \(help.commands.subtracting(manual.commands).sorted()); only in the man page: \(manual.commands.subtracting(help.commands).sorted())")
+        #expect(
+            help.commands == manual.commands,
+            "only in --help: \(help.commands.subtracting(manual.commands).sorted()); only in the man page: \(manual.commands.subtracting(help.commands).sorted())"
+        )
         #expect(help.options.contains("--wait") && help.options.contains("--socket"))
-        #expect(help.options == manual.options,
-                "only in --help: \(help.options.subtracting(manual.options).sorted()); only in the man page: \(manual.options.subtracting(help.options).sorted())")
+        #expect(
+            help.options == manual.options,
+            "only in --help: \(help.options.subtracting(manual.options).sorted()); only in the man page: \(manual.options.subtracting(help.options).sorted())"
+        )
     }
 
     @Test func supervisorHelpAndManualListTheSameOptions() throws {
         let help = HelpSummary(try runCommand(Binaries.supervisor, ["--help"]).output)
         let manual = ManualSummary(try Repository.read("man/smartpoll-supervisor.8"))
         #expect(help.options.contains("--log-level"))
-        #expect(help.options == manual.options,
-                "only in --help: \(help.options.subtracting(manual.options).sorted()); only in the man page: \(manual.options.subtracting(help.options).sorted())")
+        #expect(
+            help.options == manual.options,
+            "only in --help: \(help.options.subtracting(manual.options).sorted()); only in the man page: \(manual.options.subtracting(help.options).sorted())"
+        )
     }
 
     @Test func manualPagesHaveTheirSectionsInTheClassicOrder() throws {
         let expected: [String: [String]] = [
-            "man/smartpollctl.1": ["NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS", "ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES", "SEE ALSO"],
-            "man/smartpoll-supervisor.8": ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "ENVIRONMENT", "FILES", "SIGNALS", "EXIT STATUS", "EXAMPLES", "SEE ALSO"],
+            "man/smartpollctl.1": [
+                "NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS", "ENVIRONMENT", "FILES", "EXIT STATUS",
+                "EXAMPLES", "SEE ALSO",
+            ],
+            "man/smartpoll-supervisor.8": [
+                "NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "ENVIRONMENT", "FILES", "SIGNALS", "EXIT STATUS",
+                "EXAMPLES", "SEE ALSO",
+            ],
             "man/smartpoll.json.5": ["NAME", "DESCRIPTION", "FILES", "EXAMPLES", "SEE ALSO"],
             "man/smartpoll-protocol.7": ["NAME", "DESCRIPTION", "COMMANDS", "EXAMPLES", "SEE ALSO"],
         ]
@@ -114,21 +128,29 @@ struct ManualPageTests {
                 #expect(sections.contains(section), "\(page) lacks \(section)")
             }
             let classic = sections.filter(Self.classicOrder.contains)
-            #expect(classic == classic.sorted { Self.classicOrder.firstIndex(of: $0)! < Self.classicOrder.firstIndex(of: $1)! },
-                    "\(page): \(classic)")
+            #expect(
+                classic
+                    == classic.sorted { Self.classicOrder.firstIndex(of: $0)! < Self.classicOrder.firstIndex(of: $1)! },
+                "\(page): \(classic)")
         }
     }
 
     @Test func everyConfigurationKeyIsDocumentedWithTypeDefaultAndExample() throws {
         let page = try Repository.read("man/smartpoll.json.5")
         // The keys the configuration reader accepts, from its error message for an unknown key.
-        let probe = try runCommand(Binaries.supervisor, ["--check", "--config", "/dev/stdin"],
-                                   input: #"{"bogus": 1, "tasks": {"t": {"command": ["true"], "bogus": 1, "backoff": {"bogus": 1}}}, "hooks": {"h": {"schedule": {}, "bogus": 1}}}"#)
-        let keys = Set(probe.error.split(separator: "\n").flatMap { line -> [String] in
-            guard let range = line.range(of: "expected one of ") else { return [] }
-            return line[range.upperBound...].components(separatedBy: ", ")
-        })
-        #expect(keys.isSuperset(of: ["socket", "tasks", "command", "every", "initial", "schedule", "max_directives"]), "\(probe.error)")
+        let probe = try runCommand(
+            Binaries.supervisor, ["--check", "--config", "/dev/stdin"],
+            input:
+                #"{"bogus": 1, "tasks": {"t": {"command": ["true"], "bogus": 1, "backoff": {"bogus": 1}}}, "hooks": {"h": {"schedule": {}, "bogus": 1}}}"#
+        )
+        let keys = Set(
+            probe.error.split(separator: "\n").flatMap { line -> [String] in
+                guard let range = line.range(of: "expected one of ") else { return [] }
+                return line[range.upperBound...].components(separatedBy: ", ")
+            })
+        #expect(
+            keys.isSuperset(of: ["socket", "tasks", "command", "every", "initial", "schedule", "max_directives"]),
+            "\(probe.error)")
         // Each key is an item of its own, `.It Cm KEY`, whose paragraph gives a default and an example.
         let items = page.components(separatedBy: "\n.It ")
         for key in keys.sorted() {

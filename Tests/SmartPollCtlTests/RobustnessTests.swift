@@ -8,8 +8,8 @@ import Testing
 @Suite(.timeLimit(.minutes(2)))
 struct RobustnessTests {
     static let minimal = """
-    {"tasks": {"idle": {"command": ["true"]}}}
-    """
+        {"tasks": {"idle": {"command": ["true"]}}}
+        """
 
     // MARK: - Bad input and limits on the socket
 
@@ -79,9 +79,10 @@ struct RobustnessTests {
     }
 
     @Test func theLineLimitFollowsMaxLineBytes() throws {
-        let supervisor = try SupervisorHarness("""
-        {"max_line_bytes": 4096, "tasks": {"idle": {"command": ["true"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"max_line_bytes": 4096, "tasks": {"idle": {"command": ["true"]}}}
+            """)
         // Just under the limit: a ping whose id makes the line 4000 bytes long.
         let longID = String(repeating: "i", count: 4000 - #"{"id":"","cmd":"ping"}"#.utf8.count)
         let fits = try RawSocket(supervisor.socket)
@@ -100,16 +101,19 @@ struct RobustnessTests {
 
     @Test func aClientThatHalfClosesStillGetsEveryReply() throws {
         // As `printf '...' | nc -N -U SOCKET` does: the requests, then end of input, then read.
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"brief": {"command": ["sh", "-c", "sleep 0.2"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"brief": {"command": ["sh", "-c", "sleep 0.2"]}}}
+            """)
         let watcher = try RawSocket(supervisor.socket)
         #expect(watcher.send(#"{"id":0,"cmd":"watch","tasks":["brief"]}"# + "\n"))
         watcher.shutdownWriting()
         #expect(try watcher.reply()["ok"] == .bool(true))
 
         let connection = try RawSocket(supervisor.socket)
-        #expect(connection.send(#"{"id":1,"cmd":"run","task":"brief","wait":true}"# + "\n" + #"{"id":2,"cmd":"ping"}"# + "\n"))
+        #expect(
+            connection.send(
+                #"{"id":1,"cmd":"run","task":"brief","wait":true}"# + "\n" + #"{"id":2,"cmd":"ping"}"# + "\n"))
         connection.shutdownWriting()
         let waited = try connection.reply()
         #expect(waited["id"] == .int(1) && waited["succeeded"] == .bool(true), "\(waited)")
@@ -150,9 +154,10 @@ struct RobustnessTests {
 
     @Test func twoHundredConcurrentClientsAllGetAReply() throws {
         // Room for both rounds below at once (400 connections; the default limit is 256).
-        let supervisor = try SupervisorHarness("""
-        {"max_connections": 512, "tasks": {"idle": {"command": ["true"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"max_connections": 512, "tasks": {"idle": {"command": ["true"]}}}
+            """)
         // 200 connections open at once, each with a ping in flight before any reply is read.
         let clients = try (0..<200).map { _ in try RawSocket(supervisor.socket) }
         for (index, client) in clients.enumerated() {
@@ -180,7 +185,9 @@ struct RobustnessTests {
                     let client = try RawSocket(socket)
                     if !client.send(#"{"id":\#(index),"cmd":"ping"}"# + "\n") { outcome = "\(index): send failed" }
                     let reply = try client.reply()
-                    if reply["ok"] != .bool(true) || reply["id"] != .int(Int64(index)) { outcome = "\(index): \(reply)" }
+                    if reply["ok"] != .bool(true) || reply["id"] != .int(Int64(index)) {
+                        outcome = "\(index): \(reply)"
+                    }
                 } catch {
                     outcome = "\(index): \(error)"
                 }
@@ -201,9 +208,10 @@ struct RobustnessTests {
     }
 
     @Test func theConnectionLimitAnswersBusyAndFreesASlotOnClose() throws {
-        let supervisor = try SupervisorHarness("""
-        {"max_connections": 4, "tasks": {"idle": {"command": ["true"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"max_connections": 4, "tasks": {"idle": {"command": ["true"]}}}
+            """)
         var held: [RawSocket] = []
         for index in 0..<4 {
             let client = try RawSocket(supervisor.socket)
@@ -239,22 +247,26 @@ struct RobustnessTests {
         #expect(absent.error.contains(missing), "\(absent.error)")
 
         let invalid = folder.path + "/invalid.json"
-        try "{\n  \"tasks\": {\"a\": {\"command\": [\"true\"]}}\n  \"x\": 1\n}\n".write(toFile: invalid, atomically: true, encoding: .utf8)
+        try "{\n  \"tasks\": {\"a\": {\"command\": [\"true\"]}}\n  \"x\": 1\n}\n".write(
+            toFile: invalid, atomically: true, encoding: .utf8)
         let broken = try runCommand(Binaries.supervisor, ["--check", "--config", invalid])
         #expect(broken.status == 78)
         #expect(broken.error.contains(invalid))
         #expect(broken.error.contains("line 3, column"), "\(broken.error)")
 
         let unknown = folder.path + "/unknown.json"
-        try #"{"tasks": {"a": {"command": ["true"], "evrey": "10s"}}}"#.write(toFile: unknown, atomically: true, encoding: .utf8)
+        try #"{"tasks": {"a": {"command": ["true"], "evrey": "10s"}}}"#.write(
+            toFile: unknown, atomically: true, encoding: .utf8)
         let typo = try runCommand(Binaries.supervisor, ["--check", "--config", unknown])
         #expect(typo.status == 78)
         #expect(typo.error.contains("\(unknown): tasks.a.evrey: unknown key"), "\(typo.error)")
 
         let valid = folder.path + "/valid.json"
-        try #"{"tasks": {"a": {"command": ["true"]}, "b": {"command": ["true"]}}, "hooks": {"h": {"schedule": {"a": "0s"}}}}"#
+        try
+            #"{"tasks": {"a": {"command": ["true"]}, "b": {"command": ["true"]}}, "hooks": {"h": {"schedule": {"a": "0s"}}}}"#
             .write(toFile: valid, atomically: true, encoding: .utf8)
-        let good = try runCommand(Binaries.supervisor, ["--check", "--config", valid, "--socket", folder.path + "/s.sock"])
+        let good = try runCommand(
+            Binaries.supervisor, ["--check", "--config", valid, "--socket", folder.path + "/s.sock"])
         #expect(good.status == 0, "\(good.error)")
         #expect(good.output == "\(valid): valid: 2 tasks, 1 hook; socket \(folder.path)/s.sock\n")
         #expect(!FileManager.default.fileExists(atPath: folder.path + "/s.sock"), "--check must not listen")
@@ -305,7 +317,8 @@ struct RobustnessTests {
 
     @Test func aSecondSupervisorIsRefusedAndAStaleSocketIsReplaced() throws {
         let first = try SupervisorHarness(Self.minimal)
-        let second = try runCommand(Binaries.supervisor, ["--config", first.configurationPath, "--socket", first.socket])
+        let second = try runCommand(
+            Binaries.supervisor, ["--config", first.configurationPath, "--socket", first.socket])
         #expect(second.status != 0)
         #expect(second.error.contains("another supervisor is already listening on \(first.socket)"), "\(second.error)")
         let ping = try json(try first.ctl("--json", "ping").output)
@@ -323,9 +336,10 @@ struct RobustnessTests {
     }
 
     @Test func sigtermEndsRunningTasksRemovesTheSocketAndExitsZero() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"sleeper": {"command": ["sleep", "100"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"sleeper": {"command": ["sleep", "100"]}}}
+            """)
         let events = try supervisor.watch(["sleeper"])
         let waiter = try RawSocket(supervisor.socket)
         #expect(waiter.send(#"{"id":"w","cmd":"run","task":"sleeper","wait":true}"# + "\n"))
@@ -369,9 +383,10 @@ struct RobustnessTests {
             arguments = ["--socket", folder.path + "/supervisor.sock"]
             ownFolder = folder
         }
-        let supervisor = try SupervisorHarness("""
-        {"socket_mode": "0666", "tasks": {"idle": {"command": ["true"]}}}
-        """, arguments: arguments, folderMode: 0o755)
+        let supervisor = try SupervisorHarness(
+            """
+            {"socket_mode": "0666", "tasks": {"idle": {"command": ["true"]}}}
+            """, arguments: arguments, folderMode: 0o755)
         let socket = ownFolder.map { $0.path + "/supervisor.sock" } ?? supervisor.socket
         chmod(supervisor.folder, 0o755)
         #expect(isReachableByOthers((socket as NSString).deletingLastPathComponent))
@@ -383,9 +398,11 @@ struct RobustnessTests {
             try FileManager.default.copyItem(atPath: Binaries.ctl, toPath: ctl)
             chmod(ctl, 0o755)
         }
-        let refused = try runCommand("/usr/bin/setpriv", [
-            "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "--socket", socket, "ping",
-        ])
+        let refused = try runCommand(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=65534", "--regid=65534", "--clear-groups", ctl, "--socket", socket, "ping",
+            ])
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.error.hasPrefix("smartpollctl: permission_denied: "), "\(refused.error)")
         #expect(refused.error.hasSuffix("\n") && refused.error.dropLast().contains("\n") == false)
@@ -397,9 +414,10 @@ struct RobustnessTests {
     // MARK: - What a task sees and sends
 
     @Test func anOutputFloodIsCappedWithoutGrowingTheSupervisor() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"flood": {"command": ["head", "-c", "60000000", "/dev/zero"], "capture": 4096}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"flood": {"command": ["head", "-c", "60000000", "/dev/zero"], "capture": 4096}}}
+            """)
         let run = try supervisor.ctl("run", "flood", "--wait")
         #expect(run.status == 0, "\(run)")
         let reply = try json(try supervisor.ctl("--json", "result", "flood").output)
@@ -421,9 +439,10 @@ struct RobustnessTests {
     @Test func aTaskSeesOnlyDescriptorsZeroToThree() throws {
         // `ls` lists the descriptors of the shell that started it, not its own. (A glob over
         // /proc/$$/fd would not do: expanding it opens the folder, one more descriptor.)
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"fds": {"command": ["sh", "-c", "ls /proc/$$/fd"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"fds": {"command": ["sh", "-c", "ls /proc/$$/fd"]}}}
+            """)
         // Connections the supervisor holds (a watcher among them) must not leak either.
         let bystanders = try (0..<3).map { _ in try RawSocket(supervisor.socket) }
         for (index, client) in bystanders.enumerated() { try expectPing(client, id: Int64(index)) }
@@ -435,15 +454,17 @@ struct RobustnessTests {
     }
 
     @Test func aTaskGetsItsSmartPollEnvironmentAndNullStdin() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"envy": {"command": ["sh", "-c",
-          "echo \\"$SMARTPOLL_TASK $SMARTPOLL_RUN $SMARTPOLL_SOCKET $SMARTPOLL_HOOK_FD\\"; readlink /proc/$$/fd/0; cat; echo \\"cat=$?\\""]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"envy": {"command": ["sh", "-c",
+              "echo \\"$SMARTPOLL_TASK $SMARTPOLL_RUN $SMARTPOLL_SOCKET $SMARTPOLL_HOOK_FD\\"; readlink /proc/$$/fd/0; cat; echo \\"cat=$?\\""]}}}
+            """)
         let run = try json(try supervisor.ctl("--json", "run", "envy", "--wait").output)
         #expect(run["succeeded"] == .bool(true))
         let runID = try #require(run["run"]?.int64Value)
         #expect(runID > 0)
-        let lines = try supervisor.ctl("result", "envy").output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = try supervisor.ctl("result", "envy").output.split(separator: "\n", omittingEmptySubsequences: false)
+            .map(String.init)
         #expect(lines == ["envy \(runID) \(supervisor.socket) 3", "/dev/null", "cat=0", ""])
         let again = try json(try supervisor.ctl("--json", "run", "envy", "--wait").output)
         #expect((again["run"]?.int64Value ?? 0) > runID, "run ids are unique")
@@ -453,8 +474,10 @@ struct RobustnessTests {
 // MARK: - Helpers
 
 /// Checks an error reply: `ok` false, the code, the echoed id and a message.
-func expectError(_ reply: JSONObject, code: String, id: JSONValue, _ context: String = "",
-                         sourceLocation: SourceLocation = #_sourceLocation) {
+func expectError(
+    _ reply: JSONObject, code: String, id: JSONValue, _ context: String = "",
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     #expect(reply["ok"] == .bool(false), "\(context): \(reply)", sourceLocation: sourceLocation)
     let error = reply["error"]?.objectValue
     #expect(error?["code"] == .string(code), "\(context): \(reply)", sourceLocation: sourceLocation)
@@ -486,7 +509,7 @@ func residentMemory(of pid: Int32) throws -> (current: Int, peak: Int) {
     let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
     func value(_ key: String) throws -> Int {
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }),
-              let kilobytes = Int(line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces).dropLast(3))
+            let kilobytes = Int(line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces).dropLast(3))
         else { throw HarnessError("no \(key) in /proc/\(pid)/status") }
         return kilobytes << 10
     }
@@ -630,7 +653,9 @@ final class RawSocket {
 
     /// The next line as a JSON object; throws at end of stream.
     func reply(timeout: TimeInterval = 20) throws -> JSONObject {
-        guard let line = try readLine(timeout: timeout) else { throw HarnessError("the connection closed before a reply") }
+        guard let line = try readLine(timeout: timeout) else {
+            throw HarnessError("the connection closed before a reply")
+        }
         return try json(line)
     }
 }

@@ -14,18 +14,20 @@ struct SecurityTests {
 
     @Test func aTaskRunsAsItsUserAndGroupWithoutSupplementaryGroups() throws {
         let configuration = """
-        {"tasks": {
-          "as-nobody": {"command": ["sh", "-c", "id -u; id -g; id -G; grep '^Groups:' /proc/self/status"],
-                        "user": "nobody", "group": "nogroup", "cwd": "/"},
-          "as-root": {"command": ["id", "-u"]}
-        }}
-        """
+            {"tasks": {
+              "as-nobody": {"command": ["sh", "-c", "id -u; id -g; id -G; grep '^Groups:' /proc/self/status"],
+                            "user": "nobody", "group": "nogroup", "cwd": "/"},
+              "as-root": {"command": ["id", "-u"]}
+            }}
+            """
         guard Self.isRoot else {
             let folder = try ScratchFolder()
             try folder.write("smartpoll.json", configuration)
-            let refused = try runCommand(Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", folder.path + "/s.sock"])
+            let refused = try runCommand(
+                Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", folder.path + "/s.sock"])
             #expect(refused.status == 78)
-            #expect(refused.error.contains("tasks.as-nobody.user: only a supervisor running as root"), "\(refused.error)")
+            #expect(
+                refused.error.contains("tasks.as-nobody.user: only a supervisor running as root"), "\(refused.error)")
             return
         }
         let supervisor = try SupervisorHarness(configuration)
@@ -41,9 +43,10 @@ struct SecurityTests {
     @Test func aTaskAsAnotherUserEndsWithTheSupervisor() throws {
         // Changing the user clears the parent-death signal, so the spawn sets it afterwards.
         guard Self.isRoot else { return #expect(!Self.isRoot, "needs root to run a task as nobody") }
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"sleeper": {"command": ["sleep", "100"], "user": "nobody"}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"sleeper": {"command": ["sleep", "100"], "user": "nobody"}}}
+            """)
         let events = try supervisor.watch(["sleeper"])
         #expect(try supervisor.ctl("run", "sleeper").status == 0)
         var pid: Int32 = 0
@@ -60,14 +63,18 @@ struct SecurityTests {
         let folder = try ScratchFolder(mode: 0o755)
         try folder.write("smartpoll.json", #"{"tasks": {"t": {"command": ["true"], "group": "nogroup"}}}"#)
         let file = folder.path + "/smartpoll.json"
-        let expectedForOthers = "smartpoll-supervisor: \(file): tasks.t.group: only a supervisor running as root can run a task as another user or group"
+        let expectedForOthers =
+            "smartpoll-supervisor: \(file): tasks.t.group: only a supervisor running as root can run a task as another user or group"
         if Self.isRoot {
-            let check = try runCommand(Binaries.supervisor, ["--check", "--config", file, "--socket", folder.path + "/s.sock"])
+            let check = try runCommand(
+                Binaries.supervisor, ["--check", "--config", file, "--socket", folder.path + "/s.sock"])
             #expect(check.status == 0, "\(check.error)")
-            let asNobody = try runCommand("/usr/bin/setpriv", [
-                "--reuid=65534", "--regid=65534", "--clear-groups", try reachableCopyOfSupervisor(in: folder),
-                "--check", "--config", file, "--socket", folder.path + "/s.sock",
-            ])
+            let asNobody = try runCommand(
+                "/usr/bin/setpriv",
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", try reachableCopyOfSupervisor(in: folder),
+                    "--check", "--config", file, "--socket", folder.path + "/s.sock",
+                ])
             #expect(asNobody.status == 78)
             #expect(asNobody.error.hasPrefix(expectedForOthers + " (this one runs as uid 65534)"), "\(asNobody.error)")
         } else {
@@ -82,12 +89,19 @@ struct SecurityTests {
     @Test func aSocketFolderOthersCanWriteIsRefused() throws {
         let folder = try ScratchFolder()
         try folder.write("smartpoll.json", #"{"tasks": {"t": {"command": ["true"]}}}"#)
-        for (mode, who) in [(0o770, "its group"), (0o777, "everyone"), (0o1777, "everyone"), (0o720, "its group")] as [(mode_t, String)] {
+        for (mode, who) in [(0o770, "its group"), (0o777, "everyone"), (0o1777, "everyone"), (0o720, "its group")]
+            as [(mode_t, String)]
+        {
             let socketFolder = folder.path + "/sock-\(String(mode, radix: 8))"
             #expect(mkdir(socketFolder, 0o700) == 0 && chmod(socketFolder, mode) == 0)
-            let result = try runCommand(Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", socketFolder + "/s.sock"])
+            let result = try runCommand(
+                Binaries.supervisor,
+                ["--config", folder.path + "/smartpoll.json", "--socket", socketFolder + "/s.sock"])
             #expect(result.status == 1, "mode \(String(mode, radix: 8)): \(result)")
-            #expect(result.error == "smartpoll-supervisor: refusing the socket's folder \(socketFolder): it is writable by \(who) (mode 0\(String(mode, radix: 8))), who could replace the socket; use a folder of its own that only its owner can write (mode 0700)\n")
+            #expect(
+                result.error
+                    == "smartpoll-supervisor: refusing the socket's folder \(socketFolder): it is writable by \(who) (mode 0\(String(mode, radix: 8))), who could replace the socket; use a folder of its own that only its owner can write (mode 0700)\n"
+            )
             #expect(!FileManager.default.fileExists(atPath: socketFolder + "/s.sock"))
         }
         // A folder owned by another user: only root can make one here.
@@ -95,16 +109,23 @@ struct SecurityTests {
         #expect(mkdir(foreign, 0o755) == 0)
         if Self.isRoot {
             #expect(chown(foreign, 65534, 65534) == 0)
-            let result = try runCommand(Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", foreign + "/s.sock"])
+            let result = try runCommand(
+                Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", foreign + "/s.sock"])
             #expect(result.status == 1)
-            #expect(result.error.contains("refusing the socket's folder \(foreign): it belongs to uid 65534, not to uid 0 or root"), "\(result.error)")
+            #expect(
+                result.error.contains(
+                    "refusing the socket's folder \(foreign): it belongs to uid 65534, not to uid 0 or root"),
+                "\(result.error)")
         } else {
             // The folders this user owns are accepted: the same run, in a 0755 folder of its own.
-            let result = try runCommand(Binaries.supervisor, ["--check", "--config", folder.path + "/smartpoll.json", "--socket", foreign + "/s.sock"])
+            let result = try runCommand(
+                Binaries.supervisor,
+                ["--check", "--config", folder.path + "/smartpoll.json", "--socket", foreign + "/s.sock"])
             #expect(result.status == 0)
         }
         // The folder the supervisor creates itself is 0700, and accepted.
-        let created = try SupervisorHarness(#"{"tasks": {"t": {"command": ["true"]}}}"#, arguments: ["--socket", folder.path + "/made/s.sock"])
+        let created = try SupervisorHarness(
+            #"{"tasks": {"t": {"command": ["true"]}}}"#, arguments: ["--socket", folder.path + "/made/s.sock"])
         var info = stat()
         #expect(stat(folder.path + "/made", &info) == 0 && info.st_mode & 0o7777 == 0o700)
         #expect(try runCommand(Binaries.ctl, ["--socket", folder.path + "/made/s.sock", "ping"]).status == 0)
@@ -118,19 +139,26 @@ struct SecurityTests {
         chmod(folder.path + "/target", 0o640)
         let socket = folder.path + "/s.sock"
         #expect(symlink(folder.path + "/target", socket) == 0)
-        let linked = try runCommand(Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", socket])
+        let linked = try runCommand(
+            Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", socket])
         #expect(linked.status == 1)
-        #expect(linked.error == "smartpoll-supervisor: \(socket) exists and is a symbolic link; refusing to follow or replace it (remove it if it is yours)\n")
+        #expect(
+            linked.error
+                == "smartpoll-supervisor: \(socket) exists and is a symbolic link; refusing to follow or replace it (remove it if it is yours)\n"
+        )
         var info = stat()
         #expect(lstat(socket, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK, "the link is still there")
-        #expect(stat(folder.path + "/target", &info) == 0 && info.st_mode & 0o7777 == 0o640, "the target's mode is unchanged")
+        #expect(
+            stat(folder.path + "/target", &info) == 0 && info.st_mode & 0o7777 == 0o640,
+            "the target's mode is unchanged")
         #expect(try String(contentsOfFile: folder.path + "/target", encoding: .utf8) == "precious\n")
 
         // A link to a live supervisor's socket is not taken for that supervisor either.
         let live = try SupervisorHarness(#"{"tasks": {"t": {"command": ["true"]}}}"#)
         let toLive = folder.path + "/live.sock"
         #expect(symlink(live.socket, toLive) == 0)
-        let second = try runCommand(Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", toLive])
+        let second = try runCommand(
+            Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", toLive])
         #expect(second.status == 1)
         #expect(second.error.contains("\(toLive) exists and is a symbolic link"), "\(second.error)")
         #expect(try live.ctl("ping").status == 0)
@@ -138,7 +166,8 @@ struct SecurityTests {
         // A regular file is not replaced.
         let file = folder.path + "/file.sock"
         try folder.write("file.sock", "mine\n")
-        let onFile = try runCommand(Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", file])
+        let onFile = try runCommand(
+            Binaries.supervisor, ["--config", folder.path + "/smartpoll.json", "--socket", file])
         #expect(onFile.status == 1)
         #expect(onFile.error.contains("\(file) exists and is a regular file"), "\(onFile.error)")
         #expect(try String(contentsOfFile: file, encoding: .utf8) == "mine\n")
@@ -147,16 +176,18 @@ struct SecurityTests {
     // MARK: - No shell
 
     @Test func argumentsReachTheProgramUninterpretedAndEnvironmentValuesPassThrough() throws {
-        let supervisor = try SupervisorHarness(#"""
-        {"tasks": {
-          "literal": {"command": ["printf", "[%s]\n", "$(id)", "`id`", "a b", "*", ";", "$HOME", "x\ny", "it's", "\"q\"", "> out"]},
-          "environment": {"command": ["printenv", "MULTI", "EQUALS", "EMPTY"],
-                          "env": {"MULTI": "line1\nline2=still", "EQUALS": "a=b==c", "EMPTY": ""}}
-        }}
-        """#)
+        let supervisor = try SupervisorHarness(
+            #"""
+            {"tasks": {
+              "literal": {"command": ["printf", "[%s]\n", "$(id)", "`id`", "a b", "*", ";", "$HOME", "x\ny", "it's", "\"q\"", "> out"]},
+              "environment": {"command": ["printenv", "MULTI", "EQUALS", "EMPTY"],
+                              "env": {"MULTI": "line1\nline2=still", "EQUALS": "a=b==c", "EMPTY": ""}}
+            }}
+            """#)
         #expect(try supervisor.ctl("run", "literal", "--wait").status == 0)
-        #expect(try supervisor.ctl("result", "literal").output
-            == "[$(id)]\n[`id`]\n[a b]\n[*]\n[;]\n[$HOME]\n[x\ny]\n[it's]\n[\"q\"]\n[> out]\n")
+        #expect(
+            try supervisor.ctl("result", "literal").output
+                == "[$(id)]\n[`id`]\n[a b]\n[*]\n[;]\n[$HOME]\n[x\ny]\n[it's]\n[\"q\"]\n[> out]\n")
         #expect(!FileManager.default.fileExists(atPath: supervisor.path("out")), "no shell redirected anything")
         #expect(try supervisor.ctl("run", "environment", "--wait").status == 0)
         #expect(try supervisor.ctl("result", "environment").output == "line1\nline2=still\na=b==c\n\n")

@@ -20,12 +20,13 @@ struct SemanticsTests {
     }
 
     @Test func directiveFromInsideATaskSchedulesAnotherTask() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {
-          "a": {"command": ["sh", "-c", "smartpollctl hook schedule b 0s && echo a-done"]},
-          "b": {"command": ["sh", "-c", "echo b-ran-after-$SMARTPOLL_RUN"]}
-        }}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+              "a": {"command": ["sh", "-c", "smartpollctl hook schedule b 0s && echo a-done"]},
+              "b": {"command": ["sh", "-c", "echo b-ran-after-$SMARTPOLL_RUN"]}
+            }}
+            """)
         let events = try supervisor.watch(["b"])
         #expect(try supervisor.ctl("run", "a", "--wait").status == 0)
         try events.finishes(of: "b")
@@ -34,14 +35,15 @@ struct SemanticsTests {
     }
 
     @Test func directivesOfAFailedRunAreDiscardedAndAnInvalidOneFailsTheRun() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {
-          "failing": {"command": ["sh", "-c", "smartpollctl hook schedule target 0s; exit 1"], "on_failure": "continue"},
-          "invalid": {"command": ["sh", "-c", "echo 'not json' >&3"], "on_failure": "continue"},
-          "unfinished": {"command": ["sh", "-c", "printf '{\\"cmd\\":\\"unschedule\\"}' >&3"], "on_failure": "continue"},
-          "target": {"command": ["true"]}
-        }}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+              "failing": {"command": ["sh", "-c", "smartpollctl hook schedule target 0s; exit 1"], "on_failure": "continue"},
+              "invalid": {"command": ["sh", "-c", "echo 'not json' >&3"], "on_failure": "continue"},
+              "unfinished": {"command": ["sh", "-c", "printf '{\\"cmd\\":\\"unschedule\\"}' >&3"], "on_failure": "continue"},
+              "target": {"command": ["true"]}
+            }}
+            """)
         #expect(try supervisor.ctl("run", "failing", "--wait").status == 1)
         let target = try statusRow(supervisor, "target")
         #expect(target["runs"] == .int(0) && target["scheduled"] == .bool(false) && target["running"] == .bool(false))
@@ -52,7 +54,9 @@ struct SemanticsTests {
         #expect(last["succeeded"] == .bool(false))
         #expect(last["error"]?.stringValue?.hasPrefix("invalid directive 1: ") == true)
         #expect(try supervisor.ctl("run", "unfinished", "--wait").status == 1)
-        guard case .object(let unfinished)? = try statusRow(supervisor, "unfinished")["last"] else { throw HarnessError("no last run") }
+        guard case .object(let unfinished)? = try statusRow(supervisor, "unfinished")["last"] else {
+            throw HarnessError("no last run")
+        }
         #expect(unfinished["error"] == .string("the last directive has no newline at its end"))
     }
 
@@ -72,12 +76,13 @@ struct SemanticsTests {
     }
 
     @Test func onChangeFiresOnlyWhenTheResultChanges() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {
-          "producer": {"command": ["cat", "$DIR/value"], "on_change": ["consumer"]},
-          "consumer": {"command": ["true"]}
-        }}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+              "producer": {"command": ["cat", "$DIR/value"], "on_change": ["consumer"]},
+              "consumer": {"command": ["true"]}
+            }}
+            """)
         try "1".write(toFile: supervisor.path("value"), atomically: true, encoding: .utf8)
         let events = try supervisor.watch(["consumer"])
         #expect(try supervisor.ctl("run", "producer", "--wait").status == 0)
@@ -94,7 +99,8 @@ struct SemanticsTests {
     }
 
     @Test func everyReschedulesAfterEachRun() throws {
-        let supervisor = try SupervisorHarness(#"{"tasks": {"tick": {"command": ["true"], "start": "0s", "every": "150ms"}}}"#)
+        let supervisor = try SupervisorHarness(
+            #"{"tasks": {"tick": {"command": ["true"], "start": "0s", "every": "150ms"}}}"#)
         let events = try supervisor.watch(["tick"])
         var starts: [Timestamp] = []
         try events.until { event in
@@ -107,12 +113,15 @@ struct SemanticsTests {
     }
 
     @Test func fatalFailureStopsTheLoopUntilStart() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"breaks": {"command": ["sh", "-c", "exit 4"]}, "fine": {"command": ["true"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"breaks": {"command": ["sh", "-c", "exit 4"]}, "fine": {"command": ["true"]}}}
+            """)
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("run", "breaks").status == 0)
-        try events.until { if case .loopFailed = $0.kind { return true }; return false }
+        try events.until {
+            if case .loopFailed = $0.kind { return true }; return false
+        }
         let status = try json(try supervisor.ctl("--json", "status").output)
         guard case .object(let loop)? = status["loop"] else { throw HarnessError("no loop") }
         #expect(loop["state"] == .string("failed"))
@@ -125,10 +134,11 @@ struct SemanticsTests {
     }
 
     @Test func retryBacksOffExponentiallyThenGivesUpAfterMaxRetries() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"flaky": {"command": ["false"], "on_failure": "retry", "max_retries": 3,
-                             "backoff": {"initial": "100ms", "factor": 2, "max": "1s"}}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"flaky": {"command": ["false"], "on_failure": "retry", "max_retries": 3,
+                                 "backoff": {"initial": "100ms", "factor": 2, "max": "1s"}}}}
+            """)
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("run", "flaky").status == 0)
         var starts: [Timestamp] = []
@@ -147,12 +157,14 @@ struct SemanticsTests {
     }
 
     @Test func timeoutKillsTheWholeProcessGroupIncludingAGrandchild() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"hang": {"command": ["sh", "-c", "sleep 100 & echo $! > $DIR/grandchild; wait"],
-                            "timeout": "300ms", "on_failure": "continue"}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"hang": {"command": ["sh", "-c", "sleep 100 & echo $! > $DIR/grandchild; wait"],
+                                "timeout": "300ms", "on_failure": "continue"}}}
+            """)
         #expect(try supervisor.ctl("run", "hang", "--wait").status == 124)
-        let pid = try #require(Int32(supervisor.read("grandchild")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        let pid = try #require(
+            Int32(supervisor.read("grandchild")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
         #expect(waitUntilGone(pid), "the grandchild outlived its run")
         let row = try statusRow(supervisor, "hang")
         guard case .object(let last)? = row["last"] else { throw HarnessError("no last run") }
@@ -161,36 +173,43 @@ struct SemanticsTests {
     }
 
     @Test func killGraceEscalatesToSigkillWhenTermIsIgnored() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"stubborn": {"command": ["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"],
-                                "timeout": "100ms", "kill_grace": "400ms", "on_failure": "continue"}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"stubborn": {"command": ["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"],
+                                    "timeout": "100ms", "kill_grace": "400ms", "on_failure": "continue"}}}
+            """)
         let began = Date()
         #expect(try supervisor.ctl("run", "stubborn", "--wait").status == 124)
         #expect(Date().timeIntervalSince(began) >= 0.49, "SIGKILL only after the grace")
-        guard case .object(let last)? = try statusRow(supervisor, "stubborn")["last"] else { throw HarnessError("no last run") }
+        guard case .object(let last)? = try statusRow(supervisor, "stubborn")["last"] else {
+            throw HarnessError("no last run")
+        }
         #expect(last["signal"] == .int(9))
     }
 
     @Test func cancelEndsTheRunningProcess() throws {
-        let supervisor = try SupervisorHarness(#"{"tasks": {"long": {"command": ["sleep", "100"], "on_failure": "continue"}}}"#)
+        let supervisor = try SupervisorHarness(
+            #"{"tasks": {"long": {"command": ["sleep", "100"], "on_failure": "continue"}}}"#)
         let events = try supervisor.watch(["long"])
         #expect(try supervisor.ctl("run", "long").status == 0)
         try events.until { started($0, "long") }
         #expect(try supervisor.ctl("cancel", "long").status == 0)
         let finished = try events.finishes(of: "long")
-        guard case .taskFinished(_, _, let exitCode, let signal, _, let succeeded, _, _) = finished[0].kind else { return }
+        guard case .taskFinished(_, _, let exitCode, let signal, _, let succeeded, _, _) = finished[0].kind else {
+            return
+        }
         #expect(exitCode == nil && signal == 15 && !succeeded)
         let idle = try supervisor.ctl("cancel", "long")
         #expect(idle.status == 1 && idle.error.contains("no run in flight"))
     }
 
     @Test func startAfterStopWaitsForTheOldRunsTasks() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"stubborn": {"command": ["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"],
-                                "kill_grace": "500ms", "on_failure": "continue"},
-                   "quick": {"command": ["true"], "start": "0s"}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"stubborn": {"command": ["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"],
+                                    "kill_grace": "500ms", "on_failure": "continue"},
+                       "quick": {"command": ["true"], "start": "0s"}}}
+            """)
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("run", "stubborn").status == 0)
         try events.until { started($0, "stubborn") }
@@ -199,19 +218,26 @@ struct SemanticsTests {
         let status = try json(try supervisor.ctl("--json", "status").output)
         guard case .object(let loop)? = status["loop"] else { throw HarnessError("no loop") }
         #expect(loop["state"] == .string("starting"), "the old run's task is still ending")
-        let seen = try events.until { if case .loopStarted = $0.kind { return true }; return false }
-        #expect(seen.contains { if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "stubborn" }; return false },
-                "the new run began only after the old task ended")
-        try events.finishes(of: "quick")   // the start hook ran again
+        let seen = try events.until {
+            if case .loopStarted = $0.kind { return true }; return false
+        }
+        #expect(
+            seen.contains {
+                if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "stubborn" };
+                return false
+            },
+            "the new run began only after the old task ended")
+        try events.finishes(of: "quick")  // the start hook ran again
     }
 
     @Test func maxRunningKeepsRunsApartInDueOrder() throws {
-        let supervisor = try SupervisorHarness("""
-        {"max_running": 1, "tasks": {
-          "first": {"command": ["sleep", "0.2"]},
-          "second": {"command": ["sleep", "0.2"]}
-        }}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"max_running": 1, "tasks": {
+              "first": {"command": ["sleep", "0.2"]},
+              "second": {"command": ["sleep", "0.2"]}
+            }}
+            """)
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("run", "first").status == 0)
         #expect(try supervisor.ctl("run", "second").status == 0)
@@ -228,21 +254,24 @@ struct SemanticsTests {
     }
 
     @Test func onSuccessSchedulesItsTasksAfterEverySuccessfulRun() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"a": {"command": ["echo", "same"], "on_success": ["b"]}, "b": {"command": ["true"]}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"a": {"command": ["echo", "same"], "on_success": ["b"]}, "b": {"command": ["true"]}}}
+            """)
         let events = try supervisor.watch(["b"])
         for count in 1...2 {
             #expect(try supervisor.ctl("run", "a", "--wait").status == 0)
             try events.finishes(of: "b")
-            #expect(try statusRow(supervisor, "b")["runs"] == .int(Int64(count)), "unlike on_change, every success counts")
+            #expect(
+                try statusRow(supervisor, "b")["runs"] == .int(Int64(count)), "unlike on_change, every success counts")
         }
     }
 
     @Test func restartWaitRepliesOnceTheNewRunHasStarted() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"long": {"command": ["sleep", "100"], "start": "0s", "kill_grace": "1s"}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"long": {"command": ["sleep", "100"], "start": "0s", "kill_grace": "1s"}}}
+            """)
         // The start hook ran before the supervisor served its first request.
         #expect(try statusRow(supervisor, "long")["running"] == .bool(true))
         let events = try supervisor.watch(["long"])
@@ -251,27 +280,31 @@ struct SemanticsTests {
         guard case .object(let loop)? = status["loop"] else { throw HarnessError("no loop") }
         #expect(loop["state"] == .string("running"))
         #expect(loop["runs"] == .int(2))
-        try events.until { started($0, "long") }   // the start hook ran in the new run
+        try events.until { started($0, "long") }  // the start hook ran in the new run
         #expect(try supervisor.ctl("stop", "--wait").status == 0)
         let row = try statusRow(supervisor, "long")
         #expect(row["running"] == .bool(false), "stop --wait replies once every task has ended")
     }
 
     @Test func aTasksEnvReplacesInheritedVariablesAndSmartpollOnesComeLast() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"show": {"command": ["sh", "-c", "printf '%s|%s|%s|%s' \\"$HOME\\" \\"$SMARTPOLL_SOCKET\\" \\"$SMARTPOLL_TASK\\" \\"$(env | grep -c '^HOME=')\\""],
-                           "env": {"HOME": "/replaced", "SMARTPOLL_TASK": "not-this"}}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"show": {"command": ["sh", "-c", "printf '%s|%s|%s|%s' \\"$HOME\\" \\"$SMARTPOLL_SOCKET\\" \\"$SMARTPOLL_TASK\\" \\"$(env | grep -c '^HOME=')\\""],
+                               "env": {"HOME": "/replaced", "SMARTPOLL_TASK": "not-this"}}}}
+            """)
         #expect(try supervisor.ctl("run", "show", "--wait").status == 0)
         #expect(try supervisor.ctl("result", "show").output == "/replaced|\(supervisor.socket)|show|1")
     }
 
     @Test func aDirectiveNamingAnUnknownTaskFailsTheRun() throws {
-        let supervisor = try SupervisorHarness("""
-        {"tasks": {"typo": {"command": ["sh", "-c", "smartpollctl hook schedule pubilsh 0s"], "on_failure": "continue"}}}
-        """)
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"typo": {"command": ["sh", "-c", "smartpollctl hook schedule pubilsh 0s"], "on_failure": "continue"}}}
+            """)
         #expect(try supervisor.ctl("run", "typo", "--wait").status == 1)
-        guard case .object(let last)? = try statusRow(supervisor, "typo")["last"] else { throw HarnessError("no last run") }
+        guard case .object(let last)? = try statusRow(supervisor, "typo")["last"] else {
+            throw HarnessError("no last run")
+        }
         #expect(last["error"] == .string("invalid directive 1: no task is named \"pubilsh\""))
     }
 
@@ -296,7 +329,10 @@ func waitUntilGone(_ pid: Int32, seconds: Double = 5) -> Bool {
         if kill(pid, 0) != 0 && errno == ESRCH { return true }
         // A zombie reparented to a slow init still answers kill(0): look at its state too.
         if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-           stat.split(separator: ")").last?.split(separator: " ").first == "Z" { return true }
+            stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+        {
+            return true
+        }
         usleep(10_000)
     }
     return false

@@ -6,14 +6,17 @@ import Testing
 @Suite(.timeLimit(.minutes(2)))
 struct SocketAccessTests {
     private func ctlAs(_ uid: Int, gid: Int, _ socket: String, _ arguments: String...) throws -> CommandResult {
-        try runCommand("/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", Binaries.ctl, "--socket", socket] + arguments)
+        try runCommand(
+            "/usr/bin/setpriv",
+            ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", Binaries.ctl, "--socket", socket] + arguments)
     }
 
     @Test func socketGroupMembersAreAdmittedAndOthersRefused() throws {
         #expect(getuid() == 0, "these tests play other users with setpriv, which needs root")
-        let supervisor = try SupervisorHarness("""
-        {"socket_mode": "0660", "socket_group": "nogroup", "tasks": {"t": {"command": ["true"]}}}
-        """, folderMode: 0o755)
+        let supervisor = try SupervisorHarness(
+            """
+            {"socket_mode": "0660", "socket_group": "nogroup", "tasks": {"t": {"command": ["true"]}}}
+            """, folderMode: 0o755)
         var info = stat()
         #expect(stat(supervisor.socket, &info) == 0)
         #expect(info.st_gid == 65534, "the socket belongs to socket_group")
@@ -26,9 +29,10 @@ struct SocketAccessTests {
     }
 
     @Test func aPeerAllowedByTheFileModeButNotByPolicyGetsPermissionDenied() throws {
-        let supervisor = try SupervisorHarness("""
-        {"socket_mode": "0666", "socket_group": "nogroup", "tasks": {"t": {"command": ["true"]}}}
-        """, folderMode: 0o755)
+        let supervisor = try SupervisorHarness(
+            """
+            {"socket_mode": "0666", "socket_group": "nogroup", "tasks": {"t": {"command": ["true"]}}}
+            """, folderMode: 0o755)
         let refused = try ctlAs(1, gid: 1, supervisor.socket, "ping")
         #expect(refused.status == 1)
         #expect(refused.error.hasPrefix("smartpollctl: permission_denied: uid 1 may not use this socket"))
@@ -41,7 +45,8 @@ struct SocketAccessTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try #"{"socket_group": "no-such-group-here", "tasks": {"t": {"command": ["true"]}}}"#
             .write(toFile: folder + "/c.json", atomically: true, encoding: .utf8)
-        let result = try runCommand(Binaries.supervisor, ["--config", folder + "/c.json", "--socket", folder + "/s.sock"])
+        let result = try runCommand(
+            Binaries.supervisor, ["--config", folder + "/c.json", "--socket", folder + "/s.sock"])
         #expect(result.status == 78)
         #expect(result.error.contains("socket_group: no group is named \"no-such-group-here\""))
         #expect(!FileManager.default.fileExists(atPath: folder + "/s.sock"))

@@ -9,7 +9,8 @@ enum Binaries {
         var path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         // swift test runs .build/<config>/<package>PackageTests.xctest
         while !FileManager.default.fileExists(atPath: path.appendingPathComponent("smartpoll-supervisor").path),
-              path.pathComponents.count > 1 {
+            path.pathComponents.count > 1
+        {
             path.deleteLastPathComponent()
         }
         return path.path
@@ -32,13 +33,17 @@ struct CommandResult {
 }
 
 /// Runs `executable` to completion with `arguments`, optional stdin text and environment.
-func runCommand(_ executable: String, _ arguments: [String], input: String? = nil,
-                environment: [String: String]? = nil, timeout: TimeInterval = 20) throws -> CommandResult {
+func runCommand(
+    _ executable: String, _ arguments: [String], input: String? = nil,
+    environment: [String: String]? = nil, timeout: TimeInterval = 20
+) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if let environment { process.environment = environment }
-    let output = Pipe(), error = Pipe(), standardInput = Pipe()
+    let output = Pipe()
+    let error = Pipe()
+    let standardInput = Pipe()
     process.standardOutput = output
     process.standardError = error
     process.standardInput = standardInput
@@ -46,20 +51,26 @@ func runCommand(_ executable: String, _ arguments: [String], input: String? = ni
     if let input { standardInput.fileHandleForWriting.write(Data(input.utf8)) }
     try standardInput.fileHandleForWriting.close()
     // Read both pipes to the end on other threads so that a chatty child never blocks.
-    let outputData = Box<Data>(), errorData = Box<Data>()
+    let outputData = Box<Data>()
+    let errorData = Box<Data>()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { outputData.value = output.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async {
+        outputData.value = output.fileHandleForReading.readDataToEndOfFile(); group.leave()
+    }
     group.enter()
-    DispatchQueue.global().async { errorData.value = error.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async {
+        errorData.value = error.fileHandleForReading.readDataToEndOfFile(); group.leave()
+    }
     if group.wait(timeout: .now() + timeout) == .timedOut {
         process.terminate()
         throw HarnessError("\(executable) \(arguments) did not finish within \(timeout) s")
     }
     process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus,
-                         output: String(decoding: outputData.value ?? Data(), as: UTF8.self),
-                         error: String(decoding: errorData.value ?? Data(), as: UTF8.self))
+    return CommandResult(
+        status: process.terminationStatus,
+        output: String(decoding: outputData.value ?? Data(), as: UTF8.self),
+        error: String(decoding: errorData.value ?? Data(), as: UTF8.self))
 }
 
 /// `make sanitize` sets SMARTPOLL_SANITIZER: the binaries under test are then several times
@@ -102,13 +113,20 @@ final class SupervisorHarness {
     ///     (`["/bin/sh", "-c", "...; exec \"$0\" \"$@\""]`).
     ///   - standardInput: the supervisor's stdin (default /dev/null).
     ///   - waitsUntilListening: false returns as soon as the process runs.
-    init(_ configuration: String?, arguments: [String] = [], folderMode: Int = 0o700, folder existing: String? = nil,
-         environment extra: [String: String] = [:], launcher: [String]? = nil, standardInput: FileHandle? = nil,
-         waitsUntilListening: Bool = true) throws {
-        folder = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-e2e-\(UUID().uuidString.prefix(8))").path
+    init(
+        _ configuration: String?, arguments: [String] = [], folderMode: Int = 0o700, folder existing: String? = nil,
+        environment extra: [String: String] = [:], launcher: [String]? = nil, standardInput: FileHandle? = nil,
+        waitsUntilListening: Bool = true
+    ) throws {
+        folder =
+            existing
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent(
+                "smartpoll-e2e-\(UUID().uuidString.prefix(8))"
+            ).path
         if existing == nil {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: folderMode])
+            try FileManager.default.createDirectory(
+                atPath: folder, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: folderMode])
         }
         socket = folder + "/supervisor.sock"
         configurationPath = folder + "/smartpoll.json"
@@ -137,7 +155,9 @@ final class SupervisorHarness {
         // dispatch read source behind that races the close of the descriptor and crashed the
         // test process now and then in libdispatch's `_dispatch_event_loop_drain` (seen under
         // ThreadSanitizer; a known Foundation teardown race on Linux).
-        let log = self.log, lock = logLock, reader = logPipe.fileHandleForReading
+        let log = self.log
+        let lock = logLock
+        let reader = logPipe.fileHandleForReading
         let limit = logLimit
         Thread {
             var chunk = [UInt8](repeating: 0, count: 65_536)
@@ -266,7 +286,10 @@ struct EventStream {
 
 /// Decodes one JSON line printed by `smartpollctl --json`.
 func json(_ text: String) throws -> JSONObject {
-    guard case .object(let object) = try JSONParser.parse(text.trimmingCharacters(in: .whitespacesAndNewlines), mode: .strict) else {
+    guard
+        case .object(let object) = try JSONParser.parse(
+            text.trimmingCharacters(in: .whitespacesAndNewlines), mode: .strict)
+    else {
         throw HarnessError("not a JSON object: \(text)")
     }
     return object

@@ -15,7 +15,9 @@ private func boundUnixSocket(_ type: __socket_type, _ address: String) throws ->
     guard bytes.count < MemoryLayout.size(ofValue: storage.sun_path) else { throw HarnessError("address too long") }
     withUnsafeMutableBytes(of: &storage.sun_path) { $0.copyBytes(from: bytes) }
     let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + (abstract ? 0 : 1))
-    let bound = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+    let bound = withUnsafePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+    }
     guard bound == 0 else {
         close(descriptor)
         throw HarnessError("bind \(address): \(String(cString: strerror(errno)))")
@@ -43,8 +45,11 @@ private func receive(_ descriptor: Int32, until assignment: String) throws -> [S
 }
 
 private func temporaryFolder() throws -> String {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-e2e-\(UUID().uuidString.prefix(8))").path
-    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "smartpoll-e2e-\(UUID().uuidString.prefix(8))"
+    ).path
+    try FileManager.default.createDirectory(
+        atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     return folder
 }
 
@@ -55,14 +60,17 @@ struct SystemdTests {
         let folder = try temporaryFolder()
         let notify = try boundUnixSocket(SOCK_DGRAM, folder + "/notify.sock")
         defer { close(notify) }
-        let supervisor = try SupervisorHarness(#"{"tasks": {"t": {"command": ["true"]}}}"#, folder: folder,
-                                               environment: ["NOTIFY_SOCKET": folder + "/notify.sock"], waitsUntilListening: false)
+        let supervisor = try SupervisorHarness(
+            #"{"tasks": {"t": {"command": ["true"]}}}"#, folder: folder,
+            environment: ["NOTIFY_SOCKET": folder + "/notify.sock"], waitsUntilListening: false)
         let ready = try #require(try receive(notify, until: "READY=1").last)
         // At once, without a retry: READY=1 means the socket accepts.
         let client = try ControlClient(path: supervisor.socket)
         client.setTimeout(.seconds(10))
         #expect(try client.call(Request(id: 1, command: .ping)).0.isSuccess)
-        #expect(ready.split(separator: "\n").contains("STATUS=loop running; 1 task, 0 running; 0 runs, 0 failed"), "\(ready)")
+        #expect(
+            ready.split(separator: "\n").contains("STATUS=loop running; 1 task, 0 running; 0 runs, 0 failed"),
+            "\(ready)")
 
         #expect(try supervisor.ctl("reload").status == 0)
         let reloading = try #require(try receive(notify, until: "RELOADING=1").last)
@@ -79,8 +87,9 @@ struct SystemdTests {
         let name = "@smartpoll-test-\(UUID().uuidString)"
         let notify = try boundUnixSocket(SOCK_DGRAM, name)
         defer { close(notify) }
-        let supervisor = try SupervisorHarness(#"{"tasks": {"t": {"command": ["true"]}}}"#,
-                                               environment: ["NOTIFY_SOCKET": name], waitsUntilListening: false)
+        let supervisor = try SupervisorHarness(
+            #"{"tasks": {"t": {"command": ["true"]}}}"#,
+            environment: ["NOTIFY_SOCKET": name], waitsUntilListening: false)
         _ = try receive(notify, until: "READY=1")
         #expect(try supervisor.ctl("ping").status == 0)
     }
@@ -97,7 +106,9 @@ struct SystemdTests {
             #"{"tasks": {"where": {"command": ["sh", "-c", "echo $SMARTPOLL_SOCKET"]}}}"#, folder: folder,
             launcher: ["/bin/sh", "-c", #"exec 3<&0 </dev/null; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#],
             standardInput: FileHandle(fileDescriptor: listener, closeOnDealloc: false))
-        #expect(supervisor.logText.contains("socket activation: serving on \(path), the socket systemd passed (not \(supervisor.socket))"))
+        #expect(
+            supervisor.logText.contains(
+                "socket activation: serving on \(path), the socket systemd passed (not \(supervisor.socket))"))
         #expect(supervisor.logText.contains("activated=systemd"))
         #expect(!FileManager.default.fileExists(atPath: supervisor.socket), "nothing bound besides the passed socket")
         let ctl = { (arguments: [String]) in try runCommand(Binaries.ctl, ["--socket", path] + arguments) }
@@ -112,18 +123,23 @@ struct SystemdTests {
     @Test func socketActivationThatDoesNotFitIsRefusedAndOneForAnotherProcessIgnored() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        try #"{"tasks": {"t": {"command": ["true"]}}}"#.write(toFile: folder + "/smartpoll.json", atomically: true, encoding: .utf8)
+        try #"{"tasks": {"t": {"command": ["true"]}}}"#.write(
+            toFile: folder + "/smartpoll.json", atomically: true, encoding: .utf8)
         let arguments = [Binaries.supervisor, "--config", folder + "/smartpoll.json", "--socket", folder + "/s.sock"]
-        let two = try runCommand("/bin/sh", ["-c", #"exec 3<&0 4<&0; LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@""#] + arguments)
+        let two = try runCommand(
+            "/bin/sh", ["-c", #"exec 3<&0 4<&0; LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@""#] + arguments)
         #expect(two.status == 1)
-        #expect(two.error.contains("socket activation: systemd passed 2 sockets; smartpoll-supervisor serves exactly one"))
-        let pipe = try runCommand("/bin/sh", ["-c", #"exec 3<&0; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#] + arguments)
+        #expect(
+            two.error.contains("socket activation: systemd passed 2 sockets; smartpoll-supervisor serves exactly one"))
+        let pipe = try runCommand(
+            "/bin/sh", ["-c", #"exec 3<&0; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#] + arguments)
         #expect(pipe.status == 1)
         #expect(pipe.error.contains("socket activation: descriptor 3 is not a listening Unix stream socket"))
         #expect(!FileManager.default.fileExists(atPath: folder + "/s.sock"))
 
-        let supervisor = try SupervisorHarness(#"{"tasks": {"t": {"command": ["true"]}}}"#,
-                                               environment: ["LISTEN_PID": "1", "LISTEN_FDS": "1"])
+        let supervisor = try SupervisorHarness(
+            #"{"tasks": {"t": {"command": ["true"]}}}"#,
+            environment: ["LISTEN_PID": "1", "LISTEN_FDS": "1"])
         #expect(try supervisor.ctl("ping").status == 0, "variables meant for another process change nothing")
         #expect(!supervisor.logText.contains("activated"))
     }

@@ -17,12 +17,14 @@ struct WeatherExampleTests {
     static func configuration(_ adjust: (String, inout JSONObject) -> Void) throws -> String {
         let text = try String(contentsOfFile: folder + "/smartpoll.json", encoding: .utf8)
         guard case .object(var root) = try JSONParser.parse(text, mode: .lenient),
-              case .object(var tasks)? = root["tasks"], case .object(var hooks)? = root["hooks"] else {
+            case .object(var tasks)? = root["tasks"], case .object(var hooks)? = root["hooks"]
+        else {
             throw HarnessError("the example's configuration lost its tasks or hooks")
         }
         func absolute(_ object: inout JSONObject) {
             guard case .array(var command)? = object["command"], case .string(let program)? = command.first,
-                  program.hasPrefix("./") else { return }
+                program.hasPrefix("./")
+            else { return }
             command[0] = .string(folder + "/" + program.dropFirst(2))
             object["command"] = .array(command)
         }
@@ -112,7 +114,8 @@ struct WeatherExampleTests {
             task["start"] = nil
             task["every"] = nil
             switch name {
-            case "api1": Self.setEnvironment(&task, ["CALLS_PER_WINDOW": "2", "WINDOW_MS": "60000", "FAIL_ONE_IN": "0"])
+            case "api1":
+                Self.setEnvironment(&task, ["CALLS_PER_WINDOW": "2", "WINDOW_MS": "60000", "FAIL_ONE_IN": "0"])
             case "api2":
                 Self.setEnvironment(&task, ["FAIL_ONE_IN": "1"])
                 task["backoff"] = .object(["initial": .string("1h"), "max": .string("2h")])
@@ -134,7 +137,9 @@ struct WeatherExampleTests {
 
         #expect(try supervisor.ctl("emit", "set-sky", "clear 10 5").status == 0)
         let calm = try finish("api1", 1)
-        guard case .taskFinished(_, _, _, _, _, true, _, true) = calm.kind else { throw HarnessError("first reading: \(calm)") }
+        guard case .taskFinished(_, _, _, _, _, true, _, true) = calm.kind else {
+            throw HarnessError("first reading: \(calm)")
+        }
         #expect(try supervisor.ctl("result", "api1").output.contains("\"temp_c\":10.0"))
 
         // A big change: the reading is volatile, so api1 asks for a poll within a second, and
@@ -142,9 +147,13 @@ struct WeatherExampleTests {
         // the Retry-After (about a minute) instead of within its every.
         #expect(try supervisor.ctl("emit", "set-sky", "storm 31.5 90").status == 0)
         let stormy = try finish("api1", 2)
-        guard case .taskFinished(_, _, _, _, _, true, _, true) = stormy.kind else { throw HarnessError("storm reading: \(stormy)") }
+        guard case .taskFinished(_, _, _, _, _, true, _, true) = stormy.kind else {
+            throw HarnessError("storm reading: \(stormy)")
+        }
         let limited = try finish("api1", 3)
-        guard case .taskFinished(_, _, _, _, _, true, _, false) = limited.kind else { throw HarnessError("429: \(limited)") }
+        guard case .taskFinished(_, _, _, _, _, true, _, false) = limited.kind else {
+            throw HarnessError("429: \(limited)")
+        }
         let starts = seen.compactMap { event -> Timestamp? in
             if case .taskStarted("api1", _, _, _, _) = event.kind { event.time } else { nil }
         }
@@ -152,17 +161,23 @@ struct WeatherExampleTests {
         let sooner = stormy.time.duration(to: starts[2])
         #expect(sooner > .milliseconds(900) && sooner < .seconds(5), "polled again after \(sooner)")
         #expect(try supervisor.ctl("result", "api1").output.contains("\"temp_c\":31.5"))
-        let api1 = try #require(try json(try supervisor.ctl("--json", "status", "api1").output)["tasks"]?.arrayValue?.first?.objectValue)
+        let api1 = try #require(
+            try json(try supervisor.ctl("--json", "status", "api1").output)["tasks"]?.arrayValue?.first?.objectValue)
         let next = try Timestamp.parse(try #require(api1["next"]?.stringValue))
         let wait = Timestamp.now().duration(to: next)
         #expect(wait > .seconds(50) && wait <= .seconds(61), "next poll in \(wait)")
-        #expect(api1["last"]?.objectValue?["stderr_tail"]?.stringValue?.contains("429 Too Many Requests (Retry-After: ") == true)
+        #expect(
+            api1["last"]?.objectValue?["stderr_tail"]?.stringValue?.contains("429 Too Many Requests (Retry-After: ")
+                == true)
 
         // api2 failed with a 503 both times set-sky polled it; on_failure retry then waits for
         // its backoff (an hour and more here).
         let failed = try finish("api2", 2)
-        guard case .taskFinished(_, _, 1, _, _, false, _, false) = failed.kind else { throw HarnessError("api2: \(failed)") }
-        let api2 = try #require(try json(try supervisor.ctl("--json", "status", "api2").output)["tasks"]?.arrayValue?.first?.objectValue)
+        guard case .taskFinished(_, _, 1, _, _, false, _, false) = failed.kind else {
+            throw HarnessError("api2: \(failed)")
+        }
+        let api2 = try #require(
+            try json(try supervisor.ctl("--json", "status", "api2").output)["tasks"]?.arrayValue?.first?.objectValue)
         #expect(api2["failures"] == .int(2))
         #expect(api2["last"]?.objectValue?["stderr_tail"]?.stringValue?.contains("503 Service Unavailable") == true)
         let retry = try Timestamp.parse(try #require(api2["next"]?.stringValue))
@@ -177,7 +192,9 @@ struct WeatherExampleTests {
         let supervisor = try SupervisorHarness(text)
         #expect(try supervisor.ctl("emit", "set-sky", "tornado 12").status == 0)
         #expect(supervisor.read("state/sky") == nil)
-        #expect(try json(try supervisor.ctl("--json", "status").output)["loop"]?.objectValue?["state"] == .string("running"))
+        #expect(
+            try json(try supervisor.ctl("--json", "status").output)["loop"]?.objectValue?["state"] == .string("running")
+        )
         #expect(try supervisor.ctl("emit", "set-sky", "rain -2.5").status == 0)
         #expect(supervisor.read("state/sky") == "-25 12 rain\n")
     }
@@ -195,7 +212,8 @@ struct WeatherExampleTests {
         var readings: [String: Reading] = [:]
         for (name, value) in sources.pairs {
             guard let source = value.objectValue, let temperature = source["temp_c"]?.doubleValue,
-                  let condition = source["condition"]?.stringValue else { continue }
+                let condition = source["condition"]?.stringValue
+            else { continue }
             readings[name] = Reading(temperature: temperature, condition: condition)
         }
         return readings

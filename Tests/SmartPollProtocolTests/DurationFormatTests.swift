@@ -1,6 +1,6 @@
-import Testing
 import SmartPollProtocol
 import SmartPollTestSupport
+import Testing
 
 @Suite("Durations")
 struct DurationFormatTests {
@@ -30,11 +30,13 @@ struct DurationFormatTests {
         #expect(try DurationFormat.parse(text) == .nanoseconds(nanoseconds))
     }
 
-    @Test("invalid duration text is an invalid_argument naming the input", arguments: [
-        "", "-", "+", "s", "5", "1.5", "5x", "1e3s", "1e3", ".s", "1..5s", "1s ", " 1s", "1 s", "1S", "1H",
-        "2562047h47m16.854775808s", "3000000h", "9999999999999999999999ns", "-2562047h47m16.854775809s",
-        "1s-1s", "ms", "1msx", "--1s", "∞s",
-    ])
+    @Test(
+        "invalid duration text is an invalid_argument naming the input",
+        arguments: [
+            "", "-", "+", "s", "5", "1.5", "5x", "1e3s", "1e3", ".s", "1..5s", "1s ", " 1s", "1 s", "1S", "1H",
+            "2562047h47m16.854775808s", "3000000h", "9999999999999999999999ns", "-2562047h47m16.854775809s",
+            "1s-1s", "ms", "1msx", "--1s", "∞s",
+        ])
     func invalidTextIsRejected(text: String) {
         do {
             let value = try DurationFormat.parse(text)
@@ -47,10 +49,15 @@ struct DurationFormatTests {
 
     @Test("the unknown unit is named")
     func unknownUnitIsNamed() {
-        #expect(throws: ProtocolError(.invalidArgument, #"unknown unit "x" in duration "5x": use ns, us, ms, s, m, h or d, as in "1m30s""#)) {
+        #expect(
+            throws: ProtocolError(
+                .invalidArgument, #"unknown unit "x" in duration "5x": use ns, us, ms, s, m, h or d, as in "1m30s""#)
+        ) {
             try DurationFormat.parse("5x")
         }
-        #expect(throws: ProtocolError(.invalidArgument, #"duration "3000000h" is out of range (at most about 292 years)"#)) {
+        #expect(
+            throws: ProtocolError(.invalidArgument, #"duration "3000000h" is out of range (at most about 292 years)"#)
+        ) {
             try DurationFormat.parse("3000000h")
         }
     }

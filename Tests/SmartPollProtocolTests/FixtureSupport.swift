@@ -27,7 +27,10 @@ enum Fixtures {
 
     /// `Fixtures/invalid/manifest.txt`: `file code` per line.
     static func invalidCases() -> [(file: String, code: String)] {
-        guard let text = try? String(contentsOf: directory.appendingPathComponent("invalid/manifest.txt"), encoding: .utf8) else {
+        guard
+            let text = try? String(
+                contentsOf: directory.appendingPathComponent("invalid/manifest.txt"), encoding: .utf8)
+        else {
             return []
         }
         return text.split(separator: "\n").compactMap { line in

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SmartPollProtocol
 
 @Suite("Golden fixtures")
@@ -8,28 +9,34 @@ struct GoldenFixtureTests {
     func fixturesCoverEveryShape() {
         let requests = Fixtures.names(in: "requests", suffix: "json")
         for name in Command.Name.allCases {
-            #expect(requests.contains { $0 == name.rawValue + ".json" || $0.hasPrefix(name.rawValue + "-") },
-                    "no request fixture for \(name.rawValue)")
+            #expect(
+                requests.contains { $0 == name.rawValue + ".json" || $0.hasPrefix(name.rawValue + "-") },
+                "no request fixture for \(name.rawValue)")
         }
         let events = Fixtures.names(in: "events", suffix: "json")
         for name in Event.Name.allCases {
             #expect(events.contains(name.rawValue + ".json"), "no event fixture for \(name.rawValue)")
         }
         let replies = Fixtures.names(in: "replies", suffix: "json")
-        for name in ["ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none", "results", "run-wait", "reload"] {
+        for name in [
+            "ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none",
+            "results", "run-wait", "reload",
+        ] {
             #expect(replies.contains(name + ".json"), "no reply fixture for \(name)")
         }
         #expect(Fixtures.invalidCases().count >= 40)
     }
 
-    @Test("request fixtures decode and encode back to the same bytes",
-          arguments: Fixtures.names(in: "requests", suffix: "json"))
+    @Test(
+        "request fixtures decode and encode back to the same bytes",
+        arguments: Fixtures.names(in: "requests", suffix: "json"))
     func requestFixtureRoundTrips(file: String) throws {
         let line = try Fixtures.line("requests", file)
         let request = try Request.decode(line).get()
         #expect(Array(request.encoded().utf8) == line)
         #expect(try Request.decode(request.encoded()).get() == request)
-        #expect(request.command.name.rawValue == file.split(separator: "-")[0].replacingOccurrences(of: ".json", with: ""))
+        #expect(
+            request.command.name.rawValue == file.split(separator: "-")[0].replacingOccurrences(of: ".json", with: ""))
     }
 
     static func command(forReplyFixture file: String) -> Command {
@@ -37,7 +44,8 @@ struct GoldenFixtureTests {
         switch stem {
         case "ping", "error", "error-without-id": return .ping
         case "status", "status-failed", "status-state-error": return .status(tasks: nil)
-        case "schedule", "schedule-cleared": return .schedule(task: "weather1", when: .after(.seconds(10)), sooner: false)
+        case "schedule", "schedule-cleared":
+            return .schedule(task: "weather1", when: .after(.seconds(10)), sooner: false)
         case "stop_timer": return .stopTimer(task: "weather1")
         case "result", "result-base64", "result-none": return .result(task: "weather1")
         case "results": return .results
@@ -47,16 +55,18 @@ struct GoldenFixtureTests {
         }
     }
 
-    @Test("reply fixtures decode and encode back to the same bytes",
-          arguments: Fixtures.names(in: "replies", suffix: "json"))
+    @Test(
+        "reply fixtures decode and encode back to the same bytes",
+        arguments: Fixtures.names(in: "replies", suffix: "json"))
     func replyFixtureRoundTrips(file: String) throws {
         let line = try Fixtures.line("replies", file)
         let reply = try Reply.decode(line, for: Self.command(forReplyFixture: file))
         #expect(Array(reply.encoded().utf8) == line)
     }
 
-    @Test("event fixtures decode and encode back to the same bytes",
-          arguments: Fixtures.names(in: "events", suffix: "json"))
+    @Test(
+        "event fixtures decode and encode back to the same bytes",
+        arguments: Fixtures.names(in: "events", suffix: "json"))
     func eventFixtureRoundTrips(file: String) throws {
         let line = try Fixtures.line("events", file)
         let event = try Event.decode(line)
@@ -64,8 +74,9 @@ struct GoldenFixtureTests {
         #expect(Array(event.encoded().utf8) == line)
     }
 
-    @Test("invalid request lines give the error code of the manifest, and the id when readable",
-          arguments: Fixtures.invalidCases().map(\.file))
+    @Test(
+        "invalid request lines give the error code of the manifest, and the id when readable",
+        arguments: Fixtures.invalidCases().map(\.file))
     func invalidFixtureFailsWithExpectedCode(file: String) throws {
         let expected = try #require(Fixtures.invalidCases().first { $0.file == file }?.code)
         let bytes = try Fixtures.bytes("invalid", file)
@@ -85,10 +96,14 @@ struct GoldenFixtureTests {
     @Test("decoded fixture values are what the files say")
     func fixtureValuesAreDecodedFaithfully() throws {
         let after = try Request.decode(Fixtures.line("requests", "schedule-after.json")).get()
-        #expect(after == Request(id: 4, command: .schedule(task: "weather1", when: .after(.seconds(90)), sooner: false)))
+        #expect(
+            after == Request(id: 4, command: .schedule(task: "weather1", when: .after(.seconds(90)), sooner: false)))
         let at = try Request.decode(Fixtures.line("requests", "schedule-at.json")).get()
-        #expect(at.command == .schedule(
-            task: "weather1", when: .at(Timestamp(nanosecondsSinceEpoch: 1_796_003_072_123_000_000)), sooner: false))
+        #expect(
+            at.command
+                == .schedule(
+                    task: "weather1", when: .at(Timestamp(nanosecondsSinceEpoch: 1_796_003_072_123_000_000)),
+                    sooner: false))
         let clear = try Request.decode(Fixtures.line("requests", "schedule-at-null.json")).get()
         #expect(clear.command == .schedule(task: "weather1", when: .at(nil), sooner: false))
         let emit = try Request.decode(Fixtures.line("requests", "emit.json")).get()

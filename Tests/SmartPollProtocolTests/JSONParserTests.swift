@@ -1,5 +1,6 @@
 import SmartPollTestSupport
 import Testing
+
 @testable import SmartPollProtocol
 
 @Suite("JSON parser and writer")
@@ -16,9 +17,12 @@ struct JSONParserTests {
     @Test("values of every type parse, keeping key order")
     func valuesParseWithKeyOrder() throws {
         let value = try JSONParser.parse(#" {"z":null,"a":[true,false,-3,2.5,"s"],"m":{"k":"v"}} "#, mode: .strict)
-        #expect(value == .object(JSONObject([
-            "z": .null, "a": [true, false, -3, 2.5, "s"], "m": ["k": "v"],
-        ])))
+        #expect(
+            value
+                == .object(
+                    JSONObject([
+                        "z": .null, "a": [true, false, -3, 2.5, "s"], "m": ["k": "v"],
+                    ])))
         #expect(value.objectValue?.keys == ["z", "a", "m"])
         #expect(try JSONParser.parse("42", mode: .strict) == .int(42))
         #expect(try JSONParser.parse("-0.5", mode: .strict) == .double(-0.5))
@@ -28,7 +32,9 @@ struct JSONParserTests {
 
     @Test("strict mode rejects comments, trailing garbage and json-c's extensions")
     func strictRejectsNonStandardInput() {
-        for text in ["// c\n{}", "{/* c */}", "{} x", "{}{}", "[1,]", "{'a':1}", "", "  ", "tru", "{\"a\":1", "+1", ".5", "01"] {
+        for text in [
+            "// c\n{}", "{/* c */}", "{} x", "{}{}", "[1,]", "{'a':1}", "", "  ", "tru", "{\"a\":1", "+1", ".5", "01",
+        ] {
             #expect(strictError(text)?.code == .badRequest, "\(text.debugDescription) was accepted")
         }
         #expect(strictError("{} x")?.message == "invalid JSON at byte 3: unexpected character")
@@ -37,12 +43,12 @@ struct JSONParserTests {
     @Test("lenient mode accepts comments and still rejects trailing garbage")
     func lenientAcceptsComments() throws {
         let text = """
-        // configuration
-        {
-          "a": 1, /* inline */ "b": [1, 2] // trailing
-        }
-        /* after */
-        """
+            // configuration
+            {
+              "a": 1, /* inline */ "b": [1, 2] // trailing
+            }
+            /* after */
+            """
         #expect(try JSONParser.parse(text, mode: .lenient) == ["a": 1, "b": [1, 2]])
         #expect(throws: ProtocolError.self) { try JSONParser.parse("{} x", mode: .lenient) }
         #expect(throws: ProtocolError.self) { try JSONParser.parse("{\"a\": 99999999999999999999 }", mode: .lenient) }
@@ -62,13 +68,17 @@ struct JSONParserTests {
 
     @Test("integer literals outside Int64 are rejected instead of clamped")
     func outOfRangeIntegersAreRejected() throws {
-        for text in ["99999999999999999999", "[9223372036854775808]", "-9223372036854775809", "18446744073709551615",
-                     "{\"a\":[1,{\"b\":-99999999999999999999999}]}"] {
+        for text in [
+            "99999999999999999999", "[9223372036854775808]", "-9223372036854775809", "18446744073709551615",
+            "{\"a\":[1,{\"b\":-99999999999999999999999}]}",
+        ] {
             let error = strictError(text)
             #expect(error?.code == .badRequest, "\(text) was accepted")
             #expect(error?.message.contains("out of range") == true)
         }
-        #expect(throws: Never.self) { try JSONParser.parse("[9223372036854775807,-9223372036854775808,-0,0]", mode: .strict) }
+        #expect(throws: Never.self) {
+            try JSONParser.parse("[9223372036854775807,-9223372036854775808,-0,0]", mode: .strict)
+        }
         // Digits inside strings are not numbers.
         #expect(try JSONParser.parse(#"["99999999999999999999"]"#, mode: .strict) == ["99999999999999999999"])
         // Large values written as fractions are doubles, not clamped integers.
@@ -84,7 +94,9 @@ struct JSONParserTests {
 
     @Test("invalid UTF-8 is rejected")
     func invalidUTF8IsRejected() {
-        for bytes: [UInt8] in [[0x22, 0xFF, 0x22], [0x22, 0xC0, 0xAF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xE2, 0x82, 0x22]] {
+        for bytes: [UInt8] in [
+            [0x22, 0xFF, 0x22], [0x22, 0xC0, 0xAF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xE2, 0x82, 0x22],
+        ] {
             #expect(throws: ProtocolError.self) { try JSONParser.parse(bytes, mode: .strict) }
         }
     }
@@ -115,13 +127,18 @@ struct JSONParserTests {
     func serializationRoundTrips() throws {
         let value: JSONValue = [
             "text": "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} del \u{7F} é 😀",
-            "numbers": [0, -1, .int(.max), .int(.min), 0.1, -0.0, 1e-7, 1e16, 1.7976931348623157e308, .double(.leastNonzeroMagnitude), 100.0],
+            "numbers": [
+                0, -1, .int(.max), .int(.min), 0.1, -0.0, 1e-7, 1e16, 1.7976931348623157e308,
+                .double(.leastNonzeroMagnitude), 100.0,
+            ],
             "nested": ["a": [], "b": [:], "c": .null],
             "b": true,
         ]
         let text = value.serialized()
         #expect(!text.contains("\n"))
-        #expect(text.hasPrefix(#"{"text":"quote \" backslash \\ newline \n tab \t nul \u0000 bell \u0007 del \u007f é 😀","#))
+        #expect(
+            text.hasPrefix(#"{"text":"quote \" backslash \\ newline \n tab \t nul \u0000 bell \u0007 del \u007f é 😀","#)
+        )
         #expect(try JSONParser.parse(text, mode: .strict) == value)
         #expect(JSONValue.double(.nan).serialized() == "null")
         #expect(JSONValue.double(-.infinity).serialized() == "null")

@@ -1,12 +1,15 @@
-@testable import SmartPollProtocol
 import Testing
+
+@testable import SmartPollProtocol
 
 @Suite struct JSONWriterTests {
     @Test func integersAtTheEdgesOfTheirRange() {
-        for (value, text) in [(Int64.min, "-9223372036854775808"), (Int64.max, "9223372036854775807"),
-                              (0, "0"), (-1, "-1"), (9, "9"), (10, "10"), (99, "99"), (100, "100"),
-                              (999_999_999_999_999_999, "999999999999999999"),
-                              (1_000_000_000_000_000_000, "1000000000000000000")] {
+        for (value, text) in [
+            (Int64.min, "-9223372036854775808"), (Int64.max, "9223372036854775807"),
+            (0, "0"), (-1, "-1"), (9, "9"), (10, "10"), (99, "99"), (100, "100"),
+            (999_999_999_999_999_999, "999999999999999999"),
+            (1_000_000_000_000_000_000, "1000000000000000000"),
+        ] {
             #expect(JSONValue.int(value).serialized() == text)
         }
     }

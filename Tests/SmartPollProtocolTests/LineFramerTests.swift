@@ -1,5 +1,5 @@
-import Testing
 import SmartPollProtocol
+import Testing
 
 @Suite("Line framing")
 struct LineFramerTests {
@@ -91,9 +91,11 @@ struct LineFramerTests {
     func oversizedLineInOneChunk() {
         var framer = LineFramer(maximumLineLength: 10)
         framer.append(Array("0123456789\n01234567890\r\n0123456789\r\nz\n".utf8))
-        #expect(Self.drain(&framer) == [
-            .line(Array("0123456789".utf8)), .tooLarge(length: 11), .line(Array("0123456789".utf8)), .line([UInt8(ascii: "z")]),
-        ])
+        #expect(
+            Self.drain(&framer) == [
+                .line(Array("0123456789".utf8)), .tooLarge(length: 11), .line(Array("0123456789".utf8)),
+                .line([UInt8(ascii: "z")]),
+            ])
     }
 
     @Test("a line of exactly the maximum split before its \\r\\n is accepted")

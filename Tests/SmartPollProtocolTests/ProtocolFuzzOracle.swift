@@ -38,7 +38,9 @@ public enum ProtocolFuzzOracle {
     }
 
     /// The framing the framer documents, done the plain way on the whole stream.
-    static func compareFraming(_ frames: [LineFramer.Frame], stream: UnsafeRawBufferPointer, limit: Int, framer: LineFramer) -> String? {
+    static func compareFraming(
+        _ frames: [LineFramer.Frame], stream: UnsafeRawBufferPointer, limit: Int, framer: LineFramer
+    ) -> String? {
         var expected: [LineFramer.Frame?] = []  // nil: a tooLarge of any length
         var start = 0
         for index in 0..<stream.count where stream[index] == 10 {
@@ -52,7 +54,9 @@ public enum ProtocolFuzzOracle {
         let partial = stream.count - start
         if partial > limit + 1 || (partial == limit + 1 && stream[stream.count - 1] != 13) {
             expected.append(nil)
-            if !framer.isDiscarding { return "framing: a partial line of \(partial) bytes over the limit \(limit) is not being discarded" }
+            if !framer.isDiscarding {
+                return "framing: a partial line of \(partial) bytes over the limit \(limit) is not being discarded"
+            }
         } else if framer.bufferedByteCount != partial {
             return "framing: \(framer.bufferedByteCount) bytes buffered, \(partial) expected"
         }
@@ -63,7 +67,9 @@ public enum ProtocolFuzzOracle {
             switch (frame, want) {
             case (.tooLarge(let length), nil) where length > limit: continue
             case (.line(let got), .line(let line)?) where got == line: continue
-            default: return "framing: frame \(position) is \(frame), expected \(want.map { "\($0)" } ?? "tooLarge") (limit \(limit))"
+            default:
+                return
+                    "framing: frame \(position) is \(frame), expected \(want.map { "\($0)" } ?? "tooLarge") (limit \(limit))"
             }
         }
         return nil
@@ -71,8 +77,10 @@ public enum ProtocolFuzzOracle {
 
     /// Replies are decoded against each command whose reply has its own shape.
     static let commands: [Command] = [
-        .ping, .status(tasks: nil), .schedule(task: "t", when: .after(.seconds(1)), sooner: false), .stopTimer(task: "t"),
-        .run(task: "t", wait: true), .run(task: "t", wait: false), .result(task: "t"), .results, .reload, .watch(tasks: nil),
+        .ping, .status(tasks: nil), .schedule(task: "t", when: .after(.seconds(1)), sooner: false),
+        .stopTimer(task: "t"),
+        .run(task: "t", wait: true), .run(task: "t", wait: false), .result(task: "t"), .results, .reload,
+        .watch(tasks: nil),
     ]
 
     public static func checkLine(_ line: [UInt8]) -> String? {
@@ -103,8 +111,12 @@ public enum ProtocolFuzzOracle {
         for command in commands {
             guard let reply = try? Reply.decode(value, for: command) else { continue }
             let once = reply.encoded()
-            guard let again = try? Reply.decode(once.utf8, for: command) else { return "reply to \(command.name): \(once) does not decode" }
-            guard again.encoded() == once else { return "reply to \(command.name): \(once) encodes as \(again.encoded()) the second time" }
+            guard let again = try? Reply.decode(once.utf8, for: command) else {
+                return "reply to \(command.name): \(once) does not decode"
+            }
+            guard again.encoded() == once else {
+                return "reply to \(command.name): \(once) encodes as \(again.encoded()) the second time"
+            }
         }
         return nil
     }
@@ -120,9 +132,13 @@ public enum ProtocolFuzzOracle {
         case .failure(let failure):
             if failure.error.message.isEmpty { return "request: an error without a message" }
             let reply = failure.reply.encodedLine()
-            guard reply.last == 10, !reply.dropLast().contains(10) else { return "request: the error reply is not one line" }
-            guard let decoded = try? Reply.decode(reply.dropLast(), for: .ping), case .failure(let error) = decoded.body,
-                  error.code == failure.error.code, error.message == failure.error.message, decoded.id == failure.id ?? .null
+            guard reply.last == 10, !reply.dropLast().contains(10) else {
+                return "request: the error reply is not one line"
+            }
+            guard let decoded = try? Reply.decode(reply.dropLast(), for: .ping),
+                case .failure(let error) = decoded.body,
+                error.code == failure.error.code, error.message == failure.error.message,
+                decoded.id == failure.id ?? .null
             else { return "request: the error reply \(String(decoding: reply, as: UTF8.self)) does not decode back" }
         }
         return nil

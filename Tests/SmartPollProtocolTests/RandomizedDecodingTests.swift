@@ -1,6 +1,6 @@
-import Testing
 import SmartPollProtocol
 import SmartPollTestSupport
+import Testing
 
 @Suite("Randomized decoding")
 struct RandomizedDecodingTests {
@@ -17,7 +17,8 @@ struct RandomizedDecodingTests {
     static func mutate(_ line: [UInt8], seeds: [[UInt8]], random: inout SplitMix64) -> [UInt8] {
         var bytes = line
         let interesting: [[UInt8]] = [
-            Array("\\u0000".utf8), Array("99999999999999999999".utf8), Array("\"".utf8), Array("{".utf8), Array("]".utf8),
+            Array("\\u0000".utf8), Array("99999999999999999999".utf8), Array("\"".utf8), Array("{".utf8),
+            Array("]".utf8),
             Array("null".utf8), Array("/*".utf8), Array("\\".utf8), [0xFF], [0xC3], [0x00], [0x0D], Array("1e999".utf8),
             Array(",".utf8), Array(":".utf8), Array("\"after\":\"1x\"".utf8), Array("\"at\":null".utf8),
         ]

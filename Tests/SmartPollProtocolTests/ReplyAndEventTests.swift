@@ -1,5 +1,5 @@
-import Testing
 import SmartPollProtocol
+import Testing
 
 @Suite("Replies and events")
 struct ReplyAndEventTests {
@@ -9,8 +9,9 @@ struct ReplyAndEventTests {
     func genericAndErrorShapes() {
         #expect(Reply(id: 7, body: .ok).encoded() == #"{"id":7,"ok":true}"#)
         #expect(Reply(body: .ok).encoded() == #"{"id":null,"ok":true}"#)
-        #expect(Reply(id: "x", body: .failure(ProtocolError(.notRunning, "the loop is stopped"))).encoded()
-            == #"{"id":"x","ok":false,"error":{"code":"not_running","message":"the loop is stopped"}}"#)
+        #expect(
+            Reply(id: "x", body: .failure(ProtocolError(.notRunning, "the loop is stopped"))).encoded()
+                == #"{"id":"x","ok":false,"error":{"code":"not_running","message":"the loop is stopped"}}"#)
         let request = Request(id: 3.5, command: .ping)
         #expect(Reply(to: request, body: .ok).id == .double(3.5))
     }
@@ -25,12 +26,15 @@ struct ReplyAndEventTests {
         #expect(!line.contains(#""output":"#))
         #expect(try Reply.decode(line, for: .result(task: "t")).body == .result(binary))
         let empty = TaskResult(task: "t", run: 1, time: Self.time, output: [], truncated: false)
-        #expect(try Reply.decode(Reply(id: 1, body: .result(empty)).encoded(), for: .result(task: "t")).body == .result(empty))
+        #expect(
+            try Reply.decode(Reply(id: 1, body: .result(empty)).encoded(), for: .result(task: "t")).body
+                == .result(empty))
     }
 
     @Test("decoding a reply ignores keys it does not know")
     func replyDecodingIgnoresUnknownKeys() throws {
-        let reply = try Reply.decode(#"{"id":1,"ok":true,"task":"w","ready":false,"new_key":[1]}"#, for: .stopTimer(task: "w"))
+        let reply = try Reply.decode(
+            #"{"id":1,"ok":true,"task":"w","ready":false,"new_key":[1]}"#, for: .stopTimer(task: "w"))
         #expect(reply.body == .stopTimer(StopTimerReply(task: "w", ready: false)))
         let ok = try Reply.decode(#"{"id":1,"ok":true,"anything":1}"#, for: .shutdown)
         #expect(ok.body == .ok)
@@ -40,7 +44,10 @@ struct ReplyAndEventTests {
     func reloadReplyShapes() throws {
         let reload = ReloadReply(file: "s.json", added: ["b"], changed: [], removed: ["a"], restartNeeded: ["socket"])
         let line = Reply(id: 1, body: .reloaded(reload)).encoded()
-        #expect(line == #"{"id":1,"ok":true,"file":"s.json","added":["b"],"changed":[],"removed":["a"],"restart_needed":["socket"]}"#)
+        #expect(
+            line
+                == #"{"id":1,"ok":true,"file":"s.json","added":["b"],"changed":[],"removed":["a"],"restart_needed":["socket"]}"#
+        )
         #expect(try Reply.decode(line, for: .reload).body == .reloaded(reload))
         let bare = try Reply.decode(#"{"id":1,"ok":true}"#, for: .reload)
         #expect(bare.body == .reloaded(ReloadReply(file: "", added: [], changed: [], removed: [], restartNeeded: [])))
@@ -52,22 +59,34 @@ struct ReplyAndEventTests {
         let loop = LoopStatus(state: .running, since: nil, runs: 1, error: nil)
         let failing = StateFileStatus(path: "/s/state.json", saved: nil, error: "disk full", failingSince: Self.time)
         let line = Reply(id: 1, body: .status(StatusReply(loop: loop, tasks: [], stateFile: failing))).encoded()
-        #expect(line.hasSuffix(#","state_file":{"path":"/s/state.json","saved":null,"error":"disk full","failing_since":"2026-11-30T01:44:32.123Z"}}"#))
-        #expect(try Reply.decode(line, for: .status(tasks: nil)).body == .status(StatusReply(loop: loop, tasks: [], stateFile: failing)))
-        #expect(Reply(id: 1, body: .status(StatusReply(loop: loop, tasks: []))).encoded().hasSuffix(#""tasks":[],"state_file":null}"#))
-        let older = try Reply.decode(#"{"ok":true,"loop":{"state":"running","since":null,"runs":1,"error":null},"tasks":[]}"#, for: .status(tasks: nil))
+        #expect(
+            line.hasSuffix(
+                #","state_file":{"path":"/s/state.json","saved":null,"error":"disk full","failing_since":"2026-11-30T01:44:32.123Z"}}"#
+            ))
+        #expect(
+            try Reply.decode(line, for: .status(tasks: nil)).body
+                == .status(StatusReply(loop: loop, tasks: [], stateFile: failing)))
+        #expect(
+            Reply(id: 1, body: .status(StatusReply(loop: loop, tasks: []))).encoded().hasSuffix(
+                #""tasks":[],"state_file":null}"#))
+        let older = try Reply.decode(
+            #"{"ok":true,"loop":{"state":"running","since":null,"runs":1,"error":null},"tasks":[]}"#,
+            for: .status(tasks: nil))
         #expect(older.body == .status(StatusReply(loop: loop, tasks: [])))
     }
 
     @Test("an unknown error code from a newer peer becomes internal and keeps the code in the message")
     func unknownErrorCodeIsKept() throws {
-        let reply = try Reply.decode(#"{"id":1,"ok":false,"error":{"code":"rate_limited","message":"slow down"}}"#, for: .ping)
+        let reply = try Reply.decode(
+            #"{"id":1,"ok":false,"error":{"code":"rate_limited","message":"slow down"}}"#, for: .ping)
         #expect(reply.body == .failure(ProtocolError(.internal, #"(error code "rate_limited") slow down"#)))
     }
 
     @Test("malformed replies are errors naming the field")
     func malformedRepliesAreErrors() {
-        #expect(throws: ProtocolError(.badRequest, #"missing field "ok""#)) { try Reply.decode(#"{"id":1}"#, for: .ping) }
+        #expect(throws: ProtocolError(.badRequest, #"missing field "ok""#)) {
+            try Reply.decode(#"{"id":1}"#, for: .ping)
+        }
         #expect(throws: ProtocolError(.badRequest, #"field "tasks[0].last.run": expected an integer, got "x""#)) {
             try Reply.decode(
                 #"{"ok":true,"loop":{"state":"running","since":null,"runs":0,"error":null},"tasks":[{"name":"a","scheduled":false,"ready":false,"next":null,"running":false,"pid":null,"run":null,"runs":0,"failures":0,"last":{"run":"x"}}]}"#,
@@ -79,10 +98,18 @@ struct ReplyAndEventTests {
 
     @Test("run --wait exit status follows the SPEC")
     func runOutcomeShellStatus() {
-        #expect(RunOutcome(task: "t", run: 1, exitCode: 3, signal: nil, timedOut: false, succeeded: false).shellExitStatus == 3)
-        #expect(RunOutcome(task: "t", run: 1, exitCode: nil, signal: 9, timedOut: false, succeeded: false).shellExitStatus == 137)
-        #expect(RunOutcome(task: "t", run: 1, exitCode: nil, signal: 15, timedOut: true, succeeded: false).shellExitStatus == 124)
-        #expect(RunOutcome(task: "t", run: 1, exitCode: 0, signal: nil, timedOut: false, succeeded: true).shellExitStatus == 0)
+        #expect(
+            RunOutcome(task: "t", run: 1, exitCode: 3, signal: nil, timedOut: false, succeeded: false).shellExitStatus
+                == 3)
+        #expect(
+            RunOutcome(task: "t", run: 1, exitCode: nil, signal: 9, timedOut: false, succeeded: false).shellExitStatus
+                == 137)
+        #expect(
+            RunOutcome(task: "t", run: 1, exitCode: nil, signal: 15, timedOut: true, succeeded: false).shellExitStatus
+                == 124)
+        #expect(
+            RunOutcome(task: "t", run: 1, exitCode: 0, signal: nil, timedOut: false, succeeded: true).shellExitStatus
+                == 0)
     }
 
     @Test("every event kind round-trips, and task events name their task")
@@ -91,21 +118,27 @@ struct ReplyAndEventTests {
             .loopStarted, .loopStopped, .loopFailed(error: "boom\n"), .taskScheduled(task: "a", next: nil),
             .taskScheduled(task: "a", next: Self.time), .taskUnscheduled(task: "a"),
             .taskStarted(task: "a", run: 1, pid: 2, due: nil, lateMilliseconds: nil),
-            .taskFinished(task: "a", run: 1, exitCode: nil, signal: 9, timedOut: true, succeeded: false,
-                          durationMilliseconds: 0.001, changed: false),
+            .taskFinished(
+                task: "a", run: 1, exitCode: nil, signal: 9, timedOut: true, succeeded: false,
+                durationMilliseconds: 0.001, changed: false),
             .hookRan(hook: "h"), .configReloaded(added: ["b"], changed: [], removed: ["a", "c"]),
         ]
         #expect(Set(kinds.map { Event(time: Self.time, kind: $0).name }) == Set(Event.Name.allCases))
         for kind in kinds {
             let event = Event(time: Self.time, kind: kind)
             #expect(try Event.decode(event.encoded()) == event)
-            #expect(event.encoded().hasPrefix(#"{"event":""# + event.name.rawValue + #"","time":"2026-11-30T01:44:32.123Z""#))
+            #expect(
+                event.encoded().hasPrefix(
+                    #"{"event":""# + event.name.rawValue + #"","time":"2026-11-30T01:44:32.123Z""#))
         }
         #expect(Event(time: Self.time, kind: .taskUnscheduled(task: "a")).task == "a")
         #expect(Event(time: Self.time, kind: .loopStarted).task == nil)
-        #expect(throws: ProtocolError.self) { try Event.decode(#"{"event":"task_exploded","time":"2026-11-30T01:44:32.123Z"}"#) }
+        #expect(throws: ProtocolError.self) {
+            try Event.decode(#"{"event":"task_exploded","time":"2026-11-30T01:44:32.123Z"}"#)
+        }
         // A config_reloaded event without the lists (an older supervisor) reads as empty lists.
-        #expect(try Event.decode(#"{"event":"config_reloaded","time":"2026-11-30T01:44:32.123Z"}"#).kind
-            == .configReloaded(added: [], changed: [], removed: []))
+        #expect(
+            try Event.decode(#"{"event":"config_reloaded","time":"2026-11-30T01:44:32.123Z"}"#).kind
+                == .configReloaded(added: [], changed: [], removed: []))
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SmartPollProtocol
 
 @Suite("Request decoding")
@@ -42,23 +43,40 @@ struct RequestDecodingTests {
         #expect(failure(#"{"id":[5],"cmd":"ping"}"#)?.id == nil)
         #expect(failure(#"{"id":5,"cmd":"ping"}{"#)?.id == nil)
         let reply = failure(#"{"id":"abc","cmd":"nope"}"#)?.reply.encoded()
-        #expect(reply == #"{"id":"abc","ok":false,"error":{"code":"unknown_command","message":"unknown command \"nope\""}}"#)
+        #expect(
+            reply == #"{"id":"abc","ok":false,"error":{"code":"unknown_command","message":"unknown command \"nope\""}}"#
+        )
     }
 
     @Test("messages name the field and the offending value")
     func messagesNameFieldAndValue() {
-        #expect(failure(#"{"cmd":"schedule","task":"w","after":true}"#)?.error
-            == ProtocolError(.badRequest, #"field "after": expected a duration string or number, got true"#))
-        #expect(failure(#"{"cmd":"schedule","task":"w","after":"5x"}"#)?.error
-            == ProtocolError(.invalidArgument, #"field "after": unknown unit "x" in duration "5x": use ns, us, ms, s, m, h or d, as in "1m30s""#))
+        #expect(
+            failure(#"{"cmd":"schedule","task":"w","after":true}"#)?.error
+                == ProtocolError(.badRequest, #"field "after": expected a duration string or number, got true"#))
+        #expect(
+            failure(#"{"cmd":"schedule","task":"w","after":"5x"}"#)?.error
+                == ProtocolError(
+                    .invalidArgument,
+                    #"field "after": unknown unit "x" in duration "5x": use ns, us, ms, s, m, h or d, as in "1m30s""#))
         #expect(failure(#"{"cmd":"cancel"}"#)?.error == ProtocolError(.badRequest, #"missing field "task""#))
-        #expect(failure(#"{"cmd":"cancel","task":7}"#)?.error == ProtocolError(.badRequest, #"field "task": expected a string, got 7"#))
-        #expect(failure(#"{"cmd":7}"#)?.error == ProtocolError(.badRequest, #"field "cmd": expected a command name string, got 7"#))
-        #expect(failure(#"{"cmd":"ping","extra":1}"#)?.error == ProtocolError(.badRequest, #"unknown field "extra" for command "ping""#))
-        #expect(failure(#"{"cmd":"status","tasks":["a",{}]}"#)?.error == ProtocolError(.badRequest, #"field "tasks[1]": expected a string, got an object"#))
+        #expect(
+            failure(#"{"cmd":"cancel","task":7}"#)?.error
+                == ProtocolError(.badRequest, #"field "task": expected a string, got 7"#))
+        #expect(
+            failure(#"{"cmd":7}"#)?.error
+                == ProtocolError(.badRequest, #"field "cmd": expected a command name string, got 7"#))
+        #expect(
+            failure(#"{"cmd":"ping","extra":1}"#)?.error
+                == ProtocolError(.badRequest, #"unknown field "extra" for command "ping""#))
+        #expect(
+            failure(#"{"cmd":"status","tasks":["a",{}]}"#)?.error
+                == ProtocolError(.badRequest, #"field "tasks[1]": expected a string, got an object"#))
         #expect(failure("[1]")?.error == ProtocolError(.badRequest, "a request must be a JSON object, got an array"))
-        #expect(failure(#"{"cmd":"schedule","task":"w","at":"2026-02-29T00:00:00Z"}"#)?.error
-            == ProtocolError(.invalidArgument, #"field "at": invalid time "2026-02-29T00:00:00Z": day 29 out of range for 2026-02"#))
+        #expect(
+            failure(#"{"cmd":"schedule","task":"w","at":"2026-02-29T00:00:00Z"}"#)?.error
+                == ProtocolError(
+                    .invalidArgument,
+                    #"field "at": invalid time "2026-02-29T00:00:00Z": day 29 out of range for 2026-02"#))
         let syntax = failure(#"{"cmd":"ping"} x"#)?.error
         #expect(syntax == ProtocolError(.badRequest, "invalid JSON at byte 15: unexpected character"))
     }
@@ -66,27 +84,35 @@ struct RequestDecodingTests {
     @Test("optional arguments may be null, meaning absent")
     func nullOptionalArgumentsMeanAbsent() throws {
         #expect(try Request.decode(#"{"cmd":"status","tasks":null}"#).get().command == .status(tasks: nil))
-        #expect(try Request.decode(#"{"cmd":"emit","hook":"h","data":null}"#).get().command == .emit(hook: "h", data: nil))
-        #expect(try Request.decode(#"{"cmd":"run","task":"t","wait":null}"#).get().command == .run(task: "t", wait: false))
-        #expect(try Request.decode(#"{"cmd":"schedule","task":"t","after":null,"at":null}"#).get().command
-            == .schedule(task: "t", when: .at(nil), sooner: false))
+        #expect(
+            try Request.decode(#"{"cmd":"emit","hook":"h","data":null}"#).get().command == .emit(hook: "h", data: nil))
+        #expect(
+            try Request.decode(#"{"cmd":"run","task":"t","wait":null}"#).get().command == .run(task: "t", wait: false))
+        #expect(
+            try Request.decode(#"{"cmd":"schedule","task":"t","after":null,"at":null}"#).get().command
+                == .schedule(task: "t", when: .at(nil), sooner: false))
     }
 
     @Test("durations may be JSON numbers of seconds, integer or fractional")
     func durationsMayBeNumbersOfSeconds() throws {
-        #expect(try Request.decode(#"{"cmd":"schedule","task":"t","after":10}"#).get().command
-            == .schedule(task: "t", when: .after(.seconds(10)), sooner: false))
-        #expect(try Request.decode(#"{"cmd":"schedule","task":"t","after":0.25}"#).get().command
-            == .schedule(task: "t", when: .after(.milliseconds(250)), sooner: false))
-        #expect(try Request.decode(#"{"cmd":"schedule","task":"t","after":-1}"#).get().command
-            == .schedule(task: "t", when: .after(.seconds(-1)), sooner: false))
+        #expect(
+            try Request.decode(#"{"cmd":"schedule","task":"t","after":10}"#).get().command
+                == .schedule(task: "t", when: .after(.seconds(10)), sooner: false))
+        #expect(
+            try Request.decode(#"{"cmd":"schedule","task":"t","after":0.25}"#).get().command
+                == .schedule(task: "t", when: .after(.milliseconds(250)), sooner: false))
+        #expect(
+            try Request.decode(#"{"cmd":"schedule","task":"t","after":-1}"#).get().command
+                == .schedule(task: "t", when: .after(.seconds(-1)), sooner: false))
     }
 
     @Test("a directive without task uses the default task, and an explicit task wins")
     func defaultTaskFillsMissingTask() throws {
-        #expect(try Request.decode(#"{"cmd":"stop_timer"}"#, defaultTask: "self").get().command == .stopTimer(task: "self"))
-        #expect(try Request.decode(#"{"cmd":"unschedule","task":"other"}"#, defaultTask: "self").get().command
-            == .unschedule(task: "other"))
+        #expect(
+            try Request.decode(#"{"cmd":"stop_timer"}"#, defaultTask: "self").get().command == .stopTimer(task: "self"))
+        #expect(
+            try Request.decode(#"{"cmd":"unschedule","task":"other"}"#, defaultTask: "self").get().command
+                == .unschedule(task: "other"))
         #expect(failure(#"{"cmd":"unschedule","task":null}"#)?.error.code == .badRequest)
     }
 
@@ -112,9 +138,10 @@ struct RequestDecodingTests {
 
     @Test("every error code has its SPEC wire name")
     func errorCodesHaveWireNames() {
-        #expect(ErrorCode.allCases.map(\.rawValue) == [
-            "bad_request", "unknown_command", "unknown_task", "unknown_hook", "invalid_argument",
-            "not_running", "too_large", "permission_denied", "busy", "shutting_down", "internal",
-        ])
+        #expect(
+            ErrorCode.allCases.map(\.rawValue) == [
+                "bad_request", "unknown_command", "unknown_task", "unknown_hook", "invalid_argument",
+                "not_running", "too_large", "permission_denied", "busy", "shutting_down", "internal",
+            ])
     }
 }

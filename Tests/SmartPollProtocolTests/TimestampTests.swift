@@ -1,5 +1,5 @@
-import Testing
 import SmartPollProtocol
+import Testing
 
 @Suite("Timestamps")
 struct TimestampTests {
@@ -42,15 +42,18 @@ struct TimestampTests {
         #expect(try Timestamp.parse(text).nanosecondsSinceEpoch == nanoseconds)
     }
 
-    @Test("invalid times are invalid_argument", arguments: [
-        "", "2026-11-30", "2026-11-30T01:44:32", "2026-11-30 01:44:32Z", "2026-13-01T00:00:00Z",
-        "2026-00-01T00:00:00Z", "2026-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
-        "2026-01-00T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-12-31T23:59:60Z",
-        "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00+01:60", "2026-01-01T00:00:00+0100",
-        "2026-01-01T00:00:00Zjunk", "26-01-01T00:00:00Z", "2026-1-01T00:00:00Z", "2262-04-11T23:47:16.854775808Z",
-        "1677-09-21T00:12:43.145224191Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "2026-01-01T00:00:00UTC",
-        "２026-01-01T00:00:00Z",
-    ])
+    @Test(
+        "invalid times are invalid_argument",
+        arguments: [
+            "", "2026-11-30", "2026-11-30T01:44:32", "2026-11-30 01:44:32Z", "2026-13-01T00:00:00Z",
+            "2026-00-01T00:00:00Z", "2026-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+            "2026-01-00T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-12-31T23:59:60Z",
+            "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00+01:60",
+            "2026-01-01T00:00:00+0100",
+            "2026-01-01T00:00:00Zjunk", "26-01-01T00:00:00Z", "2026-1-01T00:00:00Z", "2262-04-11T23:47:16.854775808Z",
+            "1677-09-21T00:12:43.145224191Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "2026-01-01T00:00:00UTC",
+            "２026-01-01T00:00:00Z",
+        ])
     func invalidTimesAreRejected(text: String) {
         do {
             let value = try Timestamp.parse(text)
@@ -96,9 +99,11 @@ struct TimestampTests {
         #expect(time.advanced(by: .seconds(1)).nanosecondsSinceEpoch == 1_000_001_000)
         #expect(time.advanced(by: .seconds(-1)).nanosecondsSinceEpoch == -999_999_000)
         #expect(Timestamp(nanosecondsSinceEpoch: .max - 1).advanced(by: .seconds(1)).nanosecondsSinceEpoch == .max)
-        #expect(Timestamp(nanosecondsSinceEpoch: .min + 1).advanced(by: .seconds(Int64.min)).nanosecondsSinceEpoch == .min)
+        #expect(
+            Timestamp(nanosecondsSinceEpoch: .min + 1).advanced(by: .seconds(Int64.min)).nanosecondsSinceEpoch == .min)
         #expect(time.duration(to: Timestamp(nanosecondsSinceEpoch: 3000)) == .nanoseconds(2000))
-        #expect(Timestamp(nanosecondsSinceEpoch: .max).duration(to: Timestamp(nanosecondsSinceEpoch: .min))
-            == .nanoseconds(Int64.min) - .nanoseconds(Int64.max))
+        #expect(
+            Timestamp(nanosecondsSinceEpoch: .max).duration(to: Timestamp(nanosecondsSinceEpoch: .min))
+                == .nanoseconds(Int64.min) - .nanoseconds(Int64.max))
     }
 }

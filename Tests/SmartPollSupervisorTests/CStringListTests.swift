@@ -1,6 +1,7 @@
 import Glibc
-@testable import SmartPollSupervisor
 import Testing
+
+@testable import SmartPollSupervisor
 
 @Suite struct CStringListTests {
     private func strings(_ list: CStringList, appending extra: [String] = []) -> [String] {
@@ -36,8 +37,9 @@ import Testing
 
     @Test func aPreparedCommandRunsWithItsEnvironmentAndTheExtras() throws {
         let output = try Pipe(nonblockingReadEnd: false)
-        var request = SpawnRequest(arguments: ["/bin/sh", "-c", "echo \"$A $SMARTPOLL_RUN\""],
-                                   standardOutput: .fileDescriptor(output.writeEnd!))
+        var request = SpawnRequest(
+            arguments: ["/bin/sh", "-c", "echo \"$A $SMARTPOLL_RUN\""],
+            standardOutput: .fileDescriptor(output.writeEnd!))
         request.prepared = PreparedCommand(arguments: request.arguments, environment: ["A=prepared"])
         request.preparedExtras = ["SMARTPOLL_RUN=42"]
         var process = try ProcessSpawner.spawn(request)

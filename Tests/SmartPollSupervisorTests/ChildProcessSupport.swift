@@ -106,16 +106,19 @@ func runChild(
     workingDirectory: String? = nil,
     standardInput: SpawnRequest.Descriptor = .nullDevice
 ) throws -> ChildResult {
-    let output = try Pipe(), errorOutput = try Pipe(), directives = try Pipe()
-    var process = try ProcessSpawner.spawn(SpawnRequest(
-        arguments: arguments,
-        environment: environment,
-        workingDirectory: workingDirectory,
-        standardInput: standardInput,
-        standardOutput: .fileDescriptor(output.writeEnd!),
-        standardError: .fileDescriptor(errorOutput.writeEnd!),
-        directives: directives.writeEnd!
-    ))
+    let output = try Pipe()
+    let errorOutput = try Pipe()
+    let directives = try Pipe()
+    var process = try ProcessSpawner.spawn(
+        SpawnRequest(
+            arguments: arguments,
+            environment: environment,
+            workingDirectory: workingDirectory,
+            standardInput: standardInput,
+            standardOutput: .fileDescriptor(output.writeEnd!),
+            standardError: .fileDescriptor(errorOutput.writeEnd!),
+            directives: directives.writeEnd!
+        ))
     defer { process.close() }
     output.closeWriteEnd()
     errorOutput.closeWriteEnd()

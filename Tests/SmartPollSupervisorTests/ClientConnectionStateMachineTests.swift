@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SmartPollSupervisor
 
 private typealias Machine = ClientConnectionStateMachine
@@ -19,26 +20,26 @@ private struct TextLine: ClientOutputQueue.Line {
     }
 }
 
-private extension ClientConnectionStateMachine {
-    mutating func read(_ text: String) -> Action {
+extension ClientConnectionStateMachine {
+    fileprivate mutating func read(_ text: String) -> Action {
         Array(text.utf8).withUnsafeBytes { bytesRead($0) }
     }
 
     /// Takes every frame ``nextFrame()`` gives now, inside a batch left open.
-    mutating func takeFrames() -> [Frame] {
+    fileprivate mutating func takeFrames() -> [Frame] {
         beginBatch()
         var frames: [Frame] = []
         while let frame = nextFrame() { frames.append(frame) }
         return frames
     }
 
-    mutating func reply(_ slot: Int, _ text: String) -> Action {
+    fileprivate mutating func reply(_ slot: Int, _ text: String) -> Action {
         replyReady(slot: slot, TextLine(text: text))
     }
 
     /// What a driver does for `.dispatch`, answering each request at once with `reply-` and its
     /// text: the requests taken, and what ending the batch asks for.
-    mutating func answerFrames() -> ([String], Action) {
+    fileprivate mutating func answerFrames() -> ([String], Action) {
         beginBatch()
         var taken: [String] = []
         while let frame = nextFrame() {
@@ -50,14 +51,16 @@ private extension ClientConnectionStateMachine {
         return (taken, endBatch())
     }
 
-    var unsent: String {
+    fileprivate var unsent: String {
         withUnsentOutput { String(decoding: $0, as: UTF8.self) }
     }
 
     /// What a driver does for `.flush` (or a writable socket): sends while the socket takes
     /// bytes (`socketTakes` at most), then reports the end. Returns what it sent and the
     /// actions given: the stall timer's, if any, then `flushEnded`'s.
-    mutating func flush(socketTakes: Int = .max, now: Int64 = 0, sendTimeout: Int64 = 1_000) -> (String, [Action]) {
+    fileprivate mutating func flush(
+        socketTakes: Int = .max, now: Int64 = 0, sendTimeout: Int64 = 1_000
+    ) -> (String, [Action]) {
         var sent = ""
         var actions: [Action] = []
         if unsentCount > 0 {
@@ -228,8 +231,9 @@ private func request(_ text: String, _ slot: Int) -> Machine.Frame {
         for index in 0..<4 { _ = watcher.eventReady(Array("event-\(index)\n".utf8)) }
         #expect(watcher.eventBatchEnded() == .flush)
         // 16 bytes held: under the cap.
-        #expect(watcher.flush(socketTakes: 16).1
-            == [.armStallTimer(deadline: 1_000), .setInterest([.readable, .writable])])
+        #expect(
+            watcher.flush(socketTakes: 16).1
+                == [.armStallTimer(deadline: 1_000), .setInterest([.readable, .writable])])
         #expect(watcher.unsentCount == 16)
         _ = watcher.eventReady(Array("event-4\n".utf8))
         #expect(watcher.eventBatchEnded() == .flush)
@@ -254,8 +258,9 @@ private func request(_ text: String, _ slot: Int) -> Machine.Frame {
         _ = m.reply(1, "bbbb")
         #expect(m.endBatch() == .flush)
         // Nothing taken at 1,000: the timer is armed for 1,000 + 100.
-        #expect(m.flush(socketTakes: 0, now: 1_000, sendTimeout: 100).1
-            == [.armStallTimer(deadline: 1_100), .setInterest([.readable, .writable])])
+        #expect(
+            m.flush(socketTakes: 0, now: 1_000, sendTimeout: 100).1
+                == [.armStallTimer(deadline: 1_100), .setInterest([.readable, .writable])])
         #expect(m.flush(socketTakes: 0, now: 1_050, sendTimeout: 100).1 == [.none, .none], "one timer at a time")
         // The client takes 3 bytes at 1,080: the clock starts again there.
         #expect(m.flush(socketTakes: 3, now: 1_080, sendTimeout: 100).1 == [.none, .none])
@@ -271,8 +276,9 @@ private func request(_ text: String, _ slot: Int) -> Machine.Frame {
         _ = m.takeFrames()
         _ = m.reply(0, "aaaa")
         #expect(m.endBatch() == .flush)
-        #expect(m.flush(socketTakes: 0, now: 10, sendTimeout: 100).1
-            == [.armStallTimer(deadline: 110), .setInterest([.readable, .writable])])
+        #expect(
+            m.flush(socketTakes: 0, now: 10, sendTimeout: 100).1
+                == [.armStallTimer(deadline: 110), .setInterest([.readable, .writable])])
         #expect(m.flush(now: 50).1 == [.setInterest(.readable)])
         #expect(m.stallTimerFired(now: 110, sendTimeout: 100) == .none, "nothing waits")
         // Output that waits much later is measured from then, with a new timer.
@@ -280,8 +286,9 @@ private func request(_ text: String, _ slot: Int) -> Machine.Frame {
         _ = m.takeFrames()
         _ = m.reply(1, "bbbb")
         #expect(m.endBatch() == .flush)
-        #expect(m.flush(socketTakes: 0, now: 5_000, sendTimeout: 100).1
-            == [.armStallTimer(deadline: 5_100), .setInterest([.readable, .writable])])
+        #expect(
+            m.flush(socketTakes: 0, now: 5_000, sendTimeout: 100).1
+                == [.armStallTimer(deadline: 5_100), .setInterest([.readable, .writable])])
         #expect(m.stallTimerFired(now: 5_099, sendTimeout: 100) == .armStallTimer(deadline: 5_100))
         #expect(m.stallTimerFired(now: 5_100, sendTimeout: 100) == .close(.stalled(unsentBytes: 5, waited: 100)))
     }

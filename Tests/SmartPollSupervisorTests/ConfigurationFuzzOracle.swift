@@ -14,18 +14,24 @@ public enum ConfigurationFuzzOracle {
             let configuration = try SupervisorConfiguration.parse(input, file: file)
             if configuration.tasks.isEmpty { return "accepted without a task" }
             for (name, task) in configuration.tasks {
-                if task.command.isEmpty || task.command[0].isEmpty { return "task \(name) accepted with an empty command" }
+                if task.command.isEmpty || task.command[0].isEmpty {
+                    return "task \(name) accepted with an empty command"
+                }
                 for target in task.onChange + task.onSuccess where configuration.tasks[target] == nil {
                     return "task \(name) accepted naming the unknown task \(target)"
                 }
-                if task.backoff.maximum < task.backoff.initial { return "task \(name) accepted with backoff max below initial" }
+                if task.backoff.maximum < task.backoff.initial {
+                    return "task \(name) accepted with backoff max below initial"
+                }
                 if task.every.map({ $0 <= .zero }) == true || task.timeout.map({ $0 <= .zero }) == true {
                     return "task \(name) accepted with a duration out of range"
                 }
             }
             return nil
         } catch {
-            guard error.code == .invalidConfiguration else { return "rejected with \(error.code), not invalidConfiguration" }
+            guard error.code == .invalidConfiguration else {
+                return "rejected with \(error.code), not invalidConfiguration"
+            }
             let lines = error.message.split(separator: "\n", omittingEmptySubsequences: false)
             guard !lines.isEmpty else { return "rejected without a reason" }
             for line in lines where !line.hasPrefix(file + ": ") || line.count <= file.count + 2 {

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import SmartPollSupervisor
 
 @Suite struct EventLoopTests {
@@ -13,7 +14,9 @@ import Testing
         loop.schedule(at: base + 1_000_000) { fired.append("a2") }
         loop.schedule(at: base + 4_000_000) {
             fired.append("d")
-            loop.schedule(at: base) { fired.append("from a callback, already due"); loop.stop() }
+            loop.schedule(at: base) {
+                fired.append("from a callback, already due"); loop.stop()
+            }
         }
         loop.cancel(cancelled)
         try loop.run()
@@ -52,7 +55,9 @@ import Testing
         let loop = try EventLoop()
         var runs = 0
         for _ in 0..<2 {
-            loop.schedule(after: .zero) { runs += 1; loop.stop() }
+            loop.schedule(after: .zero) {
+                runs += 1; loop.stop()
+            }
             try loop.run()
         }
         #expect(runs == 2)
@@ -69,7 +74,9 @@ import Testing
     /// wake-up that belonged to the closed pipe must not reach the new owner of the number.
     @Test func eventOfADescriptorReusedWithinOneWakeUpIsDropped() throws {
         let loop = try EventLoop()
-        var first: [Int32] = [-1, -1], second: [Int32] = [-1, -1], replacement: [Int32] = [-1, -1]
+        var first: [Int32] = [-1, -1]
+        var second: [Int32] = [-1, -1]
+        var replacement: [Int32] = [-1, -1]
         try #require(pipe(&first) == 0 && pipe(&second) == 0 && pipe(&replacement) == 0)
         // One of first[0] and second[0] ends up as the replacement's read end.
         defer { for fd in first + second + replacement where fd >= 0 { close(fd) } }

@@ -18,11 +18,12 @@ import Testing
 
     @Test func nonblockingWaitReturnsNilWhileTheChildRuns() throws {
         let input = try Pipe()
-        var process = try ProcessSpawner.spawn(SpawnRequest(
-            arguments: ["/bin/cat"],
-            environment: standardEnvironment,
-            standardInput: .fileDescriptor(input.readEnd!)
-        ))
+        var process = try ProcessSpawner.spawn(
+            SpawnRequest(
+                arguments: ["/bin/cat"],
+                environment: standardEnvironment,
+                standardInput: .fileDescriptor(input.readEnd!)
+            ))
         defer { process.close() }
         input.closeReadEnd()
         #expect(try process.wait(nonblocking: true) == nil)
@@ -61,7 +62,7 @@ import Testing
                 if descriptor > 3 { close(descriptor); break }
                 below.append(descriptor)
             }
-            below.forEach { close($0) }
+            for descriptor in below { close(descriptor) }
             flags = fcntl(3, F_GETFD)
         }
         defer { if held >= 0 { close(held) } }
@@ -69,11 +70,12 @@ import Testing
         #expect(fcntl(3, F_SETFD, flags & ~FD_CLOEXEC) == 0)
         defer { _ = fcntl(3, F_SETFD, flags) }
         let output = try Pipe()
-        var process = try ProcessSpawner.spawn(SpawnRequest(
-            arguments: ["/bin/sh", "-c", "if { true >&3; } 2>/dev/null; then echo open; else echo closed; fi"],
-            environment: standardEnvironment,
-            standardOutput: .fileDescriptor(output.writeEnd!)
-        ))
+        var process = try ProcessSpawner.spawn(
+            SpawnRequest(
+                arguments: ["/bin/sh", "-c", "if { true >&3; } 2>/dev/null; then echo open; else echo closed; fi"],
+                environment: standardEnvironment,
+                standardOutput: .fileDescriptor(output.writeEnd!)
+            ))
         defer { process.close() }
         output.closeWriteEnd()
         #expect(try readUntilEndOfFile([output.readEnd!]) == ["closed\n"])
@@ -102,7 +104,7 @@ import Testing
         let high = fcntl(plain, F_DUPFD, 40)
         var plainPipe: [Int32] = [-1, -1]
         try #require(pipe(&plainPipe) == 0)
-        defer { [plain, high, plainPipe[0], plainPipe[1]].forEach { _ = close($0) } }
+        defer { for descriptor in [plain, high, plainPipe[0], plainPipe[1]] { _ = close(descriptor) } }
         try #require(high >= 40)
         try #require(fcntl(high, F_GETFD) & FD_CLOEXEC == 0)
 
@@ -122,13 +124,16 @@ import Testing
             return fstat(fd, &status) == 0 ? "\(status.st_dev):\(status.st_ino)" : "none"
         }
         let output = try Pipe()
-        var process = try ProcessSpawner.spawn(SpawnRequest(
-            arguments: ["/usr/bin/stat", "-L", "-c", "%d:%i", "/proc/self/fd/1", "/proc/self/fd/2", "/proc/self/fd/3"],
-            environment: standardEnvironment,
-            standardOutput: .fileDescriptor(output.writeEnd!),
-            standardError: .fileDescriptor(1),
-            directives: 2
-        ))
+        var process = try ProcessSpawner.spawn(
+            SpawnRequest(
+                arguments: [
+                    "/usr/bin/stat", "-L", "-c", "%d:%i", "/proc/self/fd/1", "/proc/self/fd/2", "/proc/self/fd/3",
+                ],
+                environment: standardEnvironment,
+                standardOutput: .fileDescriptor(output.writeEnd!),
+                standardError: .fileDescriptor(1),
+                directives: 2
+            ))
         defer { process.close() }
         let pipeIdentity = identity(output.writeEnd!)
         output.closeWriteEnd()
@@ -141,11 +146,14 @@ import Testing
 
     @Test func childLeadsItsOwnSessionAndProcessGroup() throws {
         let output = try Pipe()
-        var process = try ProcessSpawner.spawn(SpawnRequest(
-            arguments: ["/bin/sh", "-c", "read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; echo $pid $pgrp $sid"],
-            environment: standardEnvironment,
-            standardOutput: .fileDescriptor(output.writeEnd!)
-        ))
+        var process = try ProcessSpawner.spawn(
+            SpawnRequest(
+                arguments: [
+                    "/bin/sh", "-c", "read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; echo $pid $pgrp $sid",
+                ],
+                environment: standardEnvironment,
+                standardOutput: .fileDescriptor(output.writeEnd!)
+            ))
         defer { process.close() }
         output.closeWriteEnd()
         let text = try readUntilEndOfFile([output.readEnd!])[0]
@@ -165,7 +173,8 @@ import Testing
             signal(SIGUSR2, previous)
             sp_spawn_dispositions_changed()
         }
-        var blocked = sigset_t(), old = sigset_t()
+        var blocked = sigset_t()
+        var old = sigset_t()
         sigemptyset(&blocked)
         sigaddset(&blocked, SIGUSR1)
         pthread_sigmask(SIG_BLOCK, &blocked, &old)
@@ -192,11 +201,12 @@ import Testing
 
     @Test func signalGroupReachesGrandchildren() throws {
         let output = try Pipe()
-        var process = try ProcessSpawner.spawn(SpawnRequest(
-            arguments: ["/bin/sh", "-c", "sleep 100 & echo $!; wait"],
-            environment: standardEnvironment,
-            standardOutput: .fileDescriptor(output.writeEnd!)
-        ))
+        var process = try ProcessSpawner.spawn(
+            SpawnRequest(
+                arguments: ["/bin/sh", "-c", "sleep 100 & echo $!; wait"],
+                environment: standardEnvironment,
+                standardOutput: .fileDescriptor(output.writeEnd!)
+            ))
         defer { process.close() }
         output.closeWriteEnd()
         var reaped = false
@@ -251,11 +261,13 @@ import Testing
         }
         let spawn = Spawn(request)
         var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { context in
-            let spawn = Unmanaged<Spawn>.fromOpaque(context!).takeRetainedValue()
-            spawn.result = Result { () throws(SupervisorError) in try ProcessSpawner.spawn(spawn.request) }
-            return nil
-        }, Unmanaged.passRetained(spawn).toOpaque())
+        let created = pthread_create(
+            &thread, nil,
+            { context in
+                let spawn = Unmanaged<Spawn>.fromOpaque(context!).takeRetainedValue()
+                spawn.result = Result { () throws(SupervisorError) in try ProcessSpawner.spawn(spawn.request) }
+                return nil
+            }, Unmanaged.passRetained(spawn).toOpaque())
         try #require(created == 0)
         pthread_join(thread, nil)
 
@@ -269,14 +281,16 @@ import Testing
     @Test func childIsKilledWhenTheSpawningThreadEnds() throws {
         // PR_SET_PDEATHSIG fires when the thread that spawned the child exits,
         // which is observable without killing this process.
-        #expect(try statusAfterTheSpawningThreadEnds(SpawnRequest(arguments: ["/bin/sleep", "100"])) == .signaled(SIGKILL))
+        #expect(
+            try statusAfterTheSpawningThreadEnds(SpawnRequest(arguments: ["/bin/sleep", "100"])) == .signaled(SIGKILL))
     }
 
     // MARK: Environment and working directory
 
     @Test func credentialsSetUserAndGroupAndClearSupplementaryGroups() throws {
-        var request = SpawnRequest(arguments: ["/bin/sh", "-c", "grep -E '^(Uid|Gid|Groups):' /proc/self/status"],
-                                   environment: standardEnvironment)
+        var request = SpawnRequest(
+            arguments: ["/bin/sh", "-c", "grep -E '^(Uid|Gid|Groups):' /proc/self/status"],
+            environment: standardEnvironment)
         request.credentials = SpawnRequest.Credentials(userID: 65534, groupID: 65534)
         guard getuid() == 0 else {
             // Only root may change them: the spawn fails, and says why.
@@ -295,10 +309,14 @@ import Testing
         output.closeWriteEnd()
         let text = try readUntilEndOfFile([output.readEnd!])[0]
         #expect(try waitForExit(process) == .exited(0))
-        let fields = Dictionary(uniqueKeysWithValues: text.split(separator: "\n").map { line in
-            let parts = line.split(separator: ":", maxSplits: 1)
-            return (String(parts[0]), parts.count > 1 ? parts[1].split(whereSeparator: \.isWhitespace).map(String.init) : [])
-        })
+        let fields = Dictionary(
+            uniqueKeysWithValues: text.split(separator: "\n").map { line in
+                let parts = line.split(separator: ":", maxSplits: 1)
+                return (
+                    String(parts[0]),
+                    parts.count > 1 ? parts[1].split(whereSeparator: \.isWhitespace).map(String.init) : []
+                )
+            })
         #expect(fields["Uid"] == ["65534", "65534", "65534", "65534"], "\(text)")
         #expect(fields["Gid"] == ["65534", "65534", "65534", "65534"], "\(text)")
         #expect(fields["Groups"] == [], "\(text)")
@@ -316,8 +334,9 @@ import Testing
         let environment = ["PLAIN=1", "EQUALS=a=b==c", "NEWLINES=line 1\nline 2\n", "EMPTY=", "PATH=/bin:/usr/bin"]
         let result = try runChild(["/usr/bin/env", "-0"], environment: environment)
         #expect(result.status == .exited(0))
-        #expect(result.output.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init)
-            == environment)
+        #expect(
+            result.output.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init)
+                == environment)
     }
 
     @Test func emptyEnvironmentStaysEmpty() throws {
@@ -341,10 +360,12 @@ import Testing
     }
 
     @Test func missingWorkingDirectoryFailsToSpawn() throws {
-        #expect(throws: SupervisorError(
-            code: .spawnFailed,
-            message: "cannot run \"/bin/true\": No such file or directory"
-        )) {
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message: "cannot run \"/bin/true\": No such file or directory"
+            )
+        ) {
             try ProcessSpawner.spawn(SpawnRequest(arguments: ["/bin/true"], workingDirectory: "/nonexistent-smartpoll"))
         }
     }
@@ -366,23 +387,29 @@ import Testing
         #expect(result.status == .exited(0))
         #expect(result.output == "second\n")
 
-        #expect(throws: SupervisorError(
-            code: .spawnFailed,
-            message: "cannot run \"smartpoll-tool\": Permission denied"
-        )) {
-            try ProcessSpawner.spawn(SpawnRequest(
-                arguments: ["smartpoll-tool"],
-                environment: ["PATH=\(directory.path)/first"]
-            ))
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message: "cannot run \"smartpoll-tool\": Permission denied"
+            )
+        ) {
+            try ProcessSpawner.spawn(
+                SpawnRequest(
+                    arguments: ["smartpoll-tool"],
+                    environment: ["PATH=\(directory.path)/first"]
+                ))
         }
     }
 
     @Test func unknownBareNameFailsWithNoSuchFile() throws {
-        #expect(throws: SupervisorError(
-            code: .spawnFailed,
-            message: "cannot run \"smartpoll-no-such-program\": No such file or directory"
-        )) {
-            try ProcessSpawner.spawn(SpawnRequest(arguments: ["smartpoll-no-such-program"], environment: standardEnvironment))
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message: "cannot run \"smartpoll-no-such-program\": No such file or directory"
+            )
+        ) {
+            try ProcessSpawner.spawn(
+                SpawnRequest(arguments: ["smartpoll-no-such-program"], environment: standardEnvironment))
         }
     }
 
@@ -395,10 +422,12 @@ import Testing
         #expect(try exited.wait() == .exited(0))
 
         let before = try childrenOfThisThread()
-        #expect(throws: SupervisorError(
-            code: .spawnFailed,
-            message: "cannot run \"/nonexistent\": No such file or directory"
-        )) {
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message: "cannot run \"/nonexistent\": No such file or directory"
+            )
+        ) {
             try ProcessSpawner.spawn(SpawnRequest(arguments: ["/nonexistent"]))
         }
         #expect(try childrenOfThisThread() == before)
@@ -408,10 +437,12 @@ import Testing
         let directory = try TemporaryDirectory()
         let file = try directory.createFile("data", contents: "not a program\n", mode: 0o644)
         let before = try childrenOfThisThread()
-        #expect(throws: SupervisorError(
-            code: .spawnFailed,
-            message: "cannot run \"\(file)\": Permission denied"
-        )) {
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message: "cannot run \"\(file)\": Permission denied"
+            )
+        ) {
             try ProcessSpawner.spawn(SpawnRequest(arguments: [file]))
         }
         #expect(try childrenOfThisThread() == before)
@@ -421,16 +452,20 @@ import Testing
         #expect(throws: SupervisorError(code: .spawnFailed, message: "cannot run an empty command")) {
             try ProcessSpawner.spawn(SpawnRequest(arguments: []))
         }
-        #expect(throws: SupervisorError(
-            code: .spawnFailed,
-            message: "cannot run \"/bin/echo\": an argument contains a NUL byte"
-        )) {
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message: "cannot run \"/bin/echo\": an argument contains a NUL byte"
+            )
+        ) {
             try ProcessSpawner.spawn(SpawnRequest(arguments: ["/bin/echo", "a\0b"]))
         }
-        #expect(throws: SupervisorError(
-            code: .spawnFailed,
-            message: "cannot run \"/bin/echo\": an environment entry contains a NUL byte"
-        )) {
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message: "cannot run \"/bin/echo\": an environment entry contains a NUL byte"
+            )
+        ) {
             try ProcessSpawner.spawn(SpawnRequest(arguments: ["/bin/echo"], environment: ["A=\0"]))
         }
     }
@@ -439,7 +474,8 @@ import Testing
 
     @Test func pipeEndsAreCloseOnExecAndOnlyTheReadEndIsNonblocking() throws {
         let pipe = try Pipe(nonblockingReadEnd: true)
-        let readEnd = try #require(pipe.readEnd), writeEnd = try #require(pipe.writeEnd)
+        let readEnd = try #require(pipe.readEnd)
+        let writeEnd = try #require(pipe.writeEnd)
         #expect(fcntl(readEnd, F_GETFD) & FD_CLOEXEC != 0)
         #expect(fcntl(writeEnd, F_GETFD) & FD_CLOEXEC != 0)
         #expect(fcntl(readEnd, F_GETFL) & O_NONBLOCK != 0)

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import SmartPollSupervisor
 
 /// A run's life as a value: timeouts, teardown and the end, with no process and no clock.

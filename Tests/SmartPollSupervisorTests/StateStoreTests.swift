@@ -1,6 +1,7 @@
 import Foundation
 import SmartPollProtocol
 import Testing
+
 @testable import SmartPollSupervisor
 
 /// A fresh folder under /tmp for one test's state directory, removed with everything in it.
@@ -8,7 +9,10 @@ private final class ScratchFolder {
     let path: String
 
     init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-state-\(UUID().uuidString.prefix(8))").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "smartpoll-state-\(UUID().uuidString.prefix(8))"
+            ).path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
@@ -35,14 +39,16 @@ private func sample() -> SavedState {
     var state = SavedState(lastRunID: 41)
     state.tasks["text"] = SavedTask(
         runs: 7, failures: 2, consecutiveFailures: 1,
-        last: LastRun(run: 40, started: time, ended: time.advanced(by: .milliseconds(1500)), durationMilliseconds: 1500.25,
-                      exitCode: nil, signal: 9, timedOut: true, succeeded: false, error: "timed out", stderrTail: "tail\n"),
+        last: LastRun(
+            run: 40, started: time, ended: time.advanced(by: .milliseconds(1500)), durationMilliseconds: 1500.25,
+            exitCode: nil, signal: 9, timedOut: true, succeeded: false, error: "timed out", stderrTail: "tail\n"),
         result: TaskResult(task: "text", run: 39, time: time, output: Array("héllo\n".utf8), truncated: true),
         next: time.advanced(by: .seconds(10)), interruptedRun: nil)
     state.tasks["binary.v2:x@y"] = SavedTask(
         runs: 1, failures: 0, consecutiveFailures: 0,
-        last: LastRun(run: 41, started: time, ended: time, durationMilliseconds: 0, exitCode: 0, signal: nil,
-                      timedOut: false, succeeded: true, error: nil, stderrTail: ""),
+        last: LastRun(
+            run: 41, started: time, ended: time, durationMilliseconds: 0, exitCode: 0, signal: nil,
+            timedOut: false, succeeded: true, error: nil, stderrTail: ""),
         result: TaskResult(task: "binary.v2:x@y", run: 41, time: time, output: [0, 0xFF, 0xC3, 10], truncated: false),
         next: time, interruptedRun: 41)
     state.tasks["never"] = SavedTask()
@@ -72,12 +78,17 @@ private func sample() -> SavedState {
         var state = sample()
         try store.save(state, pid: 1)
         // A save that rewrote the file would change its modification time.
-        let before = try FileManager.default.attributesOfItem(atPath: folder.state + "/results/text.39")[.modificationDate] as? Date
-        state.tasks["binary.v2:x@y"]!.result = TaskResult(task: "binary.v2:x@y", run: 50, time: time, output: [1], truncated: false)
+        let before =
+            try FileManager.default.attributesOfItem(atPath: folder.state + "/results/text.39")[.modificationDate]
+            as? Date
+        state.tasks["binary.v2:x@y"]!.result = TaskResult(
+            task: "binary.v2:x@y", run: 50, time: time, output: [1], truncated: false)
         state.tasks["text"]!.runs += 1
         try store.save(state, pid: 1)
         #expect(folder.names("/results") == ["binary.v2:x@y.50", "text.39"], "the superseded result file is deleted")
-        let after = try FileManager.default.attributesOfItem(atPath: folder.state + "/results/text.39")[.modificationDate] as? Date
+        let after =
+            try FileManager.default.attributesOfItem(atPath: folder.state + "/results/text.39")[.modificationDate]
+            as? Date
         #expect(before == after, "an unchanged result is not written again")
         state.tasks["text"] = nil
         try store.save(state, pid: 1)
@@ -90,7 +101,10 @@ private func sample() -> SavedState {
         (#"{"format":"smartpoll-state","version":2,"last_run":0,"tasks":{}}"#, "version 2"),
         (#"{"format":"smartpoll-state","version":1,"last_run":0,"tasks":{"a":{"runs":"x"}}}"#, #"task "a": "runs""#),
         // A number that would overflow when the supervisor adds to it.
-        (#"{"format":"smartpoll-state","version":1,"last_run":9223372036854775807,"tasks":{}}"#, #""last_run" is out of range"#),
+        (
+            #"{"format":"smartpoll-state","version":1,"last_run":9223372036854775807,"tasks":{}}"#,
+            #""last_run" is out of range"#
+        ),
     ])
     func anUnusableStateFileIsMovedAsideWithItsResultsAndNeverDeleted(text: String, reason: String) throws {
         let folder = try ScratchFolder()
@@ -110,7 +124,8 @@ private func sample() -> SavedState {
         #expect(folder.bytes(aside) == Array(text.utf8), "the file is kept as it was")
         let results = try #require(names.first { $0.hasPrefix("results.corrupt-") })
         #expect(folder.names("/" + results) == ["binary.v2:x@y.41", "text.39"], "its results are kept with it")
-        #expect(names.contains("results") && folder.names("/results").isEmpty, "a fresh results folder for the new state")
+        #expect(
+            names.contains("results") && folder.names("/results").isEmpty, "a fresh results folder for the new state")
         // And the supervisor goes on saving.
         try reader.save(sample(), pid: 1)
     }
@@ -127,7 +142,10 @@ private func sample() -> SavedState {
         #expect(state.tasks["text"]?.runs == 7, "the rest of the task's state stays")
         #expect(state.tasks["binary.v2:x@y"]?.result?.output == [0, 0xFF, 0xC3, 10])
         let errors = loaded.notes.filter { $0.level == .error }.map(\.message)
-        #expect(errors == ["\(folder.state)/results/text.39 is unusable (does not match the state file (6 bytes, 7 expected, or a different checksum)); moved it aside to \(folder.state)/results/text.39.corrupt; task text starts without its result"])
+        #expect(
+            errors == [
+                "\(folder.state)/results/text.39 is unusable (does not match the state file (6 bytes, 7 expected, or a different checksum)); moved it aside to \(folder.state)/results/text.39.corrupt; task text starts without its result"
+            ])
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39.corrupt"])
     }
 
@@ -142,8 +160,12 @@ private func sample() -> SavedState {
         #expect(loaded.state == sample())
         #expect(folder.names() == ["results", "state.json"])
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
-        #expect(loaded.notes.map(\.message).contains { $0.contains("state.json.tmp, left by a write that was interrupted") })
-        #expect(loaded.notes.map(\.message).contains("removed 1 result file no state file names (left by interrupted writes)"))
+        #expect(
+            loaded.notes.map(\.message).contains { $0.contains("state.json.tmp, left by a write that was interrupted") }
+        )
+        #expect(
+            loaded.notes.map(\.message).contains(
+                "removed 1 result file no state file names (left by interrupted writes)"))
     }
 
     @Test func aFailedWriteSaysWhyAndLeavesThePreviousStateWhole() throws {
@@ -152,16 +174,21 @@ private func sample() -> SavedState {
         try store.save(sample(), pid: 1)
         let previous = folder.bytes("state.json")
         // A directory where the temporary file goes: creating it fails (EISDIR), even for root.
-        try FileManager.default.createDirectory(atPath: folder.state + "/state.json.tmp", withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(
+            atPath: folder.state + "/state.json.tmp", withIntermediateDirectories: false)
         var changed = sample()
         changed.lastRunID = 99
         changed.tasks["text"]!.result = TaskResult(task: "text", run: 60, time: time, output: [1, 2], truncated: false)
-        #expect(throws: SupervisorError(code: .systemCallFailed,
-                                        message: "cannot create \(folder.state)/state.json.tmp: Is a directory")) {
+        #expect(
+            throws: SupervisorError(
+                code: .systemCallFailed,
+                message: "cannot create \(folder.state)/state.json.tmp: Is a directory")
+        ) {
             try store.save(changed, pid: 1)
         }
         #expect(folder.bytes("state.json") == previous)
-        #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"], "the result file no state file names is gone")
+        #expect(
+            folder.names("/results") == ["binary.v2:x@y.41", "text.39"], "the result file no state file names is gone")
         try FileManager.default.removeItem(atPath: folder.state + "/state.json.tmp")
         try store.save(changed, pid: 1)
         let reader = StateStore(directory: folder.state)

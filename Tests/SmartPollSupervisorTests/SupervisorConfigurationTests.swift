@@ -1,6 +1,7 @@
 import Glibc
-import Testing
 import SmartPollProtocol
+import Testing
+
 @testable import SmartPollSupervisor
 
 private func parse(_ text: String, file: String = "test.json") throws(SupervisorError) -> SupervisorConfiguration {
@@ -21,29 +22,30 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
 
 @Suite struct SupervisorConfigurationTests {
     @Test func specExampleParsesWithEveryValue() throws {
-        let configuration = try parse("""
-        // The example of SPEC section 4, comments and all.
-        {
-          "socket": "/run/smartpoll/supervisor.sock",
-          "socket_mode": "0600",
-          "state_dir": "/var/lib/smartpoll",
-          "max_running": 0,
-          "tasks": {
-            "weather1": {
-              "command": ["./fetch", "--api", "1"],
-              "cwd": ".", "env": {"API_KEY": "..."},
-              "start": "0s", "every": "10s", "jitter": "1s",
-              "timeout": "30s", "kill_grace": "5s",
-              "on_failure": "retry", "backoff": {"initial": "1s", "max": "5m", "factor": 2},
-              "on_change": ["publish"], "capture": 1048576
-            },
-            "publish": {"command": ["./publish"]} /* depends on weather1 */
-          },
-          "hooks": {
-            "refresh": {"schedule": {"weather1": "0s", "publish": 1.5}}
-          }
-        }
-        """)
+        let configuration = try parse(
+            """
+            // The example of SPEC section 4, comments and all.
+            {
+              "socket": "/run/smartpoll/supervisor.sock",
+              "socket_mode": "0600",
+              "state_dir": "/var/lib/smartpoll",
+              "max_running": 0,
+              "tasks": {
+                "weather1": {
+                  "command": ["./fetch", "--api", "1"],
+                  "cwd": ".", "env": {"API_KEY": "..."},
+                  "start": "0s", "every": "10s", "jitter": "1s",
+                  "timeout": "30s", "kill_grace": "5s",
+                  "on_failure": "retry", "backoff": {"initial": "1s", "max": "5m", "factor": 2},
+                  "on_change": ["publish"], "capture": 1048576
+                },
+                "publish": {"command": ["./publish"]} /* depends on weather1 */
+              },
+              "hooks": {
+                "refresh": {"schedule": {"weather1": "0s", "publish": 1.5}}
+              }
+            }
+            """)
         #expect(configuration.socket == "/run/smartpoll/supervisor.sock")
         #expect(configuration.socketMode == 0o600)
         #expect(configuration.stateDirectory == "/var/lib/smartpoll")
@@ -61,9 +63,11 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         #expect(weather.backoff == .init(initial: .seconds(1), maximum: .seconds(300), factor: 2))
         #expect(weather.onChange == ["publish"])
         #expect(weather.capture == 1_048_576)
-        #expect(configuration.hooks["refresh"] == .schedule([
-            .init(task: "weather1", delay: .zero), .init(task: "publish", delay: .milliseconds(1500)),
-        ]))
+        #expect(
+            configuration.hooks["refresh"]
+                == .schedule([
+                    .init(task: "weather1", delay: .zero), .init(task: "publish", delay: .milliseconds(1500)),
+                ]))
     }
 
     @Test func defaultsAreTheSpecOnes() throws {
@@ -84,10 +88,11 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
     }
 
     @Test func unknownKeysAreRejectedAtEveryLevelWithTheirPath() {
-        let found = problems("""
-        {"sockt": "x", "tasks": {"t": {"command": ["true"], "evry": "1s", "backoff": {"inital": "1s"}}},
-         "hooks": {"h": {"schedule": {"t": "0s"}, "extra": 1}}}
-        """)
+        let found = problems(
+            """
+            {"sockt": "x", "tasks": {"t": {"command": ["true"], "evry": "1s", "backoff": {"inital": "1s"}}},
+             "hooks": {"h": {"schedule": {"t": "0s"}, "extra": 1}}}
+            """)
         #expect(found.contains { $0.hasPrefix("test.json: sockt: unknown key; expected one of socket,") })
         #expect(found.contains { $0.hasPrefix("test.json: tasks.t.evry: unknown key") })
         #expect(found.contains { $0.hasPrefix("test.json: tasks.t.backoff.inital: unknown key") })
@@ -96,22 +101,26 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
     }
 
     @Test func wrongTypesNameTheKeyAndWhatWasFound() {
-        let found = problems("""
-        {"max_running": "2", "tasks": {"t": {"command": "true", "env": {"A": 1}},
-                                       "u": {"command": ["x", 2], "on_failure": "sometimes"}}}
-        """)
+        let found = problems(
+            """
+            {"max_running": "2", "tasks": {"t": {"command": "true", "env": {"A": 1}},
+                                           "u": {"command": ["x", 2], "on_failure": "sometimes"}}}
+            """)
         #expect(found.contains("test.json: max_running: expected a whole number, got \"2\""))
         #expect(found.contains("test.json: tasks.t.command: expected an array of strings, got \"true\""))
         #expect(found.contains("test.json: tasks.t.env.A: expected a string, got 1"))
         #expect(found.contains("test.json: tasks.u.command[1]: expected a string, got 2"))
-        #expect(found.contains("test.json: tasks.u.on_failure: expected \"fatal\", \"continue\" or \"retry\", got \"sometimes\""))
+        #expect(
+            found.contains(
+                "test.json: tasks.u.on_failure: expected \"fatal\", \"continue\" or \"retry\", got \"sometimes\""))
     }
 
     @Test func badDurationsAreRejectedWithTheReason() {
-        let found = problems("""
-        {"tasks": {"t": {"command": ["true"], "every": "5x", "timeout": "0s", "start": "-1s",
-                         "jitter": true, "kill_grace": 1e300}}}
-        """)
+        let found = problems(
+            """
+            {"tasks": {"t": {"command": ["true"], "every": "5x", "timeout": "0s", "start": "-1s",
+                             "jitter": true, "kill_grace": 1e300}}}
+            """)
         #expect(found.contains { $0.hasPrefix("test.json: tasks.t.every: ") && $0.contains("\"5x\"") })
         #expect(found.contains("test.json: tasks.t.timeout: must be greater than zero, got 0s"))
         #expect(found.contains("test.json: tasks.t.start: must be zero or more, got -1s"))
@@ -121,39 +130,45 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
     }
 
     @Test func referencesToMissingTasksAreRejected() {
-        let found = problems("""
-        {"tasks": {"a": {"command": ["true"], "on_change": ["b", "ghost"], "on_success": ["a"]},
-                   "b": {"command": ["true"]}},
-         "hooks": {"h": {"schedule": {"phantom": "0s"}}}}
-        """)
-        #expect(found == [
-            "test.json: hooks.h.schedule.phantom: no task is named \"phantom\"",
-            "test.json: tasks.a.on_change[1]: no task is named \"ghost\"",
-        ])
+        let found = problems(
+            """
+            {"tasks": {"a": {"command": ["true"], "on_change": ["b", "ghost"], "on_success": ["a"]},
+                       "b": {"command": ["true"]}},
+             "hooks": {"h": {"schedule": {"phantom": "0s"}}}}
+            """)
+        #expect(
+            found == [
+                "test.json: hooks.h.schedule.phantom: no task is named \"phantom\"",
+                "test.json: tasks.a.on_change[1]: no task is named \"ghost\"",
+            ])
     }
 
     @Test func tasksAreRequiredAndNamesAreChecked() {
         #expect(problems(#"{}"#) == ["test.json: tasks: missing; at least one task is needed"])
         #expect(problems(#"{"tasks": {}}"#) == ["test.json: tasks: at least one task is needed"])
-        #expect(problems(#"{"tasks": {"bad name": {"command": ["true"]}}}"#)
-            == ["test.json: tasks.\"bad name\": invalid name; use 1 to 128 letters, digits and _ - . : @"])
-        #expect(problems(#"{"tasks": {"t": {}}}"#)
-            == ["test.json: tasks.t.command: missing; a task needs a command (an array of strings)"])
+        #expect(
+            problems(#"{"tasks": {"bad name": {"command": ["true"]}}}"#)
+                == ["test.json: tasks.\"bad name\": invalid name; use 1 to 128 letters, digits and _ - . : @"])
+        #expect(
+            problems(#"{"tasks": {"t": {}}}"#)
+                == ["test.json: tasks.t.command: missing; a task needs a command (an array of strings)"])
         #expect(problems(#"{"tasks": {"t": {"command": []}}}"#) == ["test.json: tasks.t.command: must not be empty"])
     }
 
     @Test func hooksNeedExactlyOneOfScheduleOrCommand() throws {
-        let found = problems("""
-        {"tasks": {"t": {"command": ["true"]}},
-         "hooks": {"both": {"schedule": {}, "command": ["x"]}, "neither": {}, "cwd": {"schedule": {}, "cwd": "/"}}}
-        """)
+        let found = problems(
+            """
+            {"tasks": {"t": {"command": ["true"]}},
+             "hooks": {"both": {"schedule": {}, "command": ["x"]}, "neither": {}, "cwd": {"schedule": {}, "cwd": "/"}}}
+            """)
         #expect(found.contains("test.json: hooks.both: a hook has either schedule or command, not both"))
         #expect(found.contains { $0.hasPrefix("test.json: hooks.neither: a hook needs schedule") })
         #expect(found.contains("test.json: hooks.cwd.cwd: only a command hook takes cwd"))
-        let configuration = try parse("""
-        {"tasks": {"t": {"command": ["true"]}},
-         "hooks": {"run": {"command": ["./on-event", "--verbose"], "env": {"X": "a=b\\nc"}, "timeout": "3s"}}}
-        """)
+        let configuration = try parse(
+            """
+            {"tasks": {"t": {"command": ["true"]}},
+             "hooks": {"run": {"command": ["./on-event", "--verbose"], "env": {"X": "a=b\\nc"}, "timeout": "3s"}}}
+            """)
         guard case .command(let hook)? = configuration.hooks["run"] else {
             Issue.record("expected a command hook")
             return
@@ -164,19 +179,21 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
     }
 
     @Test func socketModeAndKillSignalAcceptTheirUsualSpellings() throws {
-        let configuration = try parse("""
-        {"socket_mode": "660", "tasks": {"a": {"command": ["true"], "kill_signal": "sigint"},
-                                          "b": {"command": ["true"], "kill_signal": 9},
-                                          "c": {"command": ["true"], "kill_signal": "HUP"}}}
-        """)
+        let configuration = try parse(
+            """
+            {"socket_mode": "660", "tasks": {"a": {"command": ["true"], "kill_signal": "sigint"},
+                                              "b": {"command": ["true"], "kill_signal": 9},
+                                              "c": {"command": ["true"], "kill_signal": "HUP"}}}
+            """)
         #expect(configuration.socketMode == 0o660)
         #expect(configuration.tasks["a"]?.killSignal == SIGINT)
         #expect(configuration.tasks["b"]?.killSignal == 9)
         #expect(configuration.tasks["c"]?.killSignal == SIGHUP)
-        let found = problems("""
-        {"socket_mode": "0999", "tasks": {"a": {"command": ["true"], "kill_signal": "FOO"},
-                                          "b": {"command": ["true"], "kill_signal": 65}}}
-        """)
+        let found = problems(
+            """
+            {"socket_mode": "0999", "tasks": {"a": {"command": ["true"], "kill_signal": "FOO"},
+                                              "b": {"command": ["true"], "kill_signal": 65}}}
+            """)
         #expect(found.contains { $0.hasPrefix("test.json: socket_mode: expected octal permission bits") })
         #expect(found.contains { $0.hasPrefix("test.json: tasks.a.kill_signal: unknown signal \"FOO\"") })
         #expect(found.contains("test.json: tasks.b.kill_signal: must be at least 1 and at most 64, got 65"))
@@ -184,13 +201,16 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
 
     @Test func environmentKeepsValuesWithEqualsAndNewlinesAndRejectsBadNames() throws {
         let configuration = try parse(#"{"tasks": {"t": {"command": ["env"], "env": {"B": "x=y", "A": "1\n2"}}}}"#)
-        #expect(configuration.tasks["t"]?.environment == [
-            EnvironmentVariable(name: "B", value: "x=y"), EnvironmentVariable(name: "A", value: "1\n2"),
-        ])
-        #expect(problems(#"{"tasks": {"t": {"command": ["env"], "env": {"A=B": "1"}}}}"#)
-            == ["test.json: tasks.t.env.A=B: invalid environment variable name (empty, or holds = or NUL)"])
-        #expect(problems(#"{"tasks": {"t": {"command": ["a\u0000b"]}}}"#)
-            == ["test.json: tasks.t.command[0]: must not contain a NUL character"])
+        #expect(
+            configuration.tasks["t"]?.environment == [
+                EnvironmentVariable(name: "B", value: "x=y"), EnvironmentVariable(name: "A", value: "1\n2"),
+            ])
+        #expect(
+            problems(#"{"tasks": {"t": {"command": ["env"], "env": {"A=B": "1"}}}}"#)
+                == ["test.json: tasks.t.env.A=B: invalid environment variable name (empty, or holds = or NUL)"])
+        #expect(
+            problems(#"{"tasks": {"t": {"command": ["a\u0000b"]}}}"#)
+                == ["test.json: tasks.t.command[0]: must not contain a NUL character"])
     }
 
     @Test func userAndGroupTakeNamesOrIdsAndOnlyARootSupervisorMayUseThem() throws {
@@ -211,30 +231,45 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         #expect(try parse(both).tasks["t"]?.credentials == SpawnRequest.Credentials(userID: 65534, groupID: 65534))
         #expect(try parse(groupOnly).tasks["t"]?.credentials == SpawnRequest.Credentials(userID: 0, groupID: 65534))
         #expect(try parse(#"{"tasks": {"t": {"command": ["id"]}}}"#).tasks["t"]?.credentials == nil)
-        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": "no-such-user-here", "group": "no-such-group-here"}}}"#) == [
-            "test.json: tasks.t.user: no user is named \"no-such-user-here\"",
-            "test.json: tasks.t.group: no group is named \"no-such-group-here\"",
-        ])
+        #expect(
+            problems(
+                #"{"tasks": {"t": {"command": ["id"], "user": "no-such-user-here", "group": "no-such-group-here"}}}"#)
+                == [
+                    "test.json: tasks.t.user: no user is named \"no-such-user-here\"",
+                    "test.json: tasks.t.group: no group is named \"no-such-group-here\"",
+                ])
         // A uid the database does not know has no primary group to take.
-        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": 3999999}}}"#)
-            == ["test.json: tasks.t.group: missing; user 3999999 has no entry in the user database to give its primary group"])
-        #expect(try parse(#"{"tasks": {"t": {"command": ["id"], "user": 3999999, "group": 3999999}}}"#).tasks["t"]?.credentials
-            == SpawnRequest.Credentials(userID: 3999999, groupID: 3999999))
-        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": -1}}}"#)
-            == ["test.json: tasks.t.user: must be at least 0 and at most 4294967294, got -1"])
-        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": "4294967295"}}}"#)
-            == ["test.json: tasks.t.user: must be at least 0 and at most 4294967294, got \"4294967295\""])
-        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "group": true}}}"#)
-            == ["test.json: tasks.t.group: expected a group name or gid, got true"])
-        #expect(problems(#"{"tasks": {"t": {"command": ["id"], "user": ""}}}"#)
-            == ["test.json: tasks.t.user: expected a user name or uid, got \"\""])
+        #expect(
+            problems(#"{"tasks": {"t": {"command": ["id"], "user": 3999999}}}"#)
+                == [
+                    "test.json: tasks.t.group: missing; user 3999999 has no entry in the user database to give its primary group"
+                ])
+        #expect(
+            try parse(#"{"tasks": {"t": {"command": ["id"], "user": 3999999, "group": 3999999}}}"#).tasks["t"]?
+                .credentials
+                == SpawnRequest.Credentials(userID: 3_999_999, groupID: 3_999_999))
+        #expect(
+            problems(#"{"tasks": {"t": {"command": ["id"], "user": -1}}}"#)
+                == ["test.json: tasks.t.user: must be at least 0 and at most 4294967294, got -1"])
+        #expect(
+            problems(#"{"tasks": {"t": {"command": ["id"], "user": "4294967295"}}}"#)
+                == ["test.json: tasks.t.user: must be at least 0 and at most 4294967294, got \"4294967295\""])
+        #expect(
+            problems(#"{"tasks": {"t": {"command": ["id"], "group": true}}}"#)
+                == ["test.json: tasks.t.group: expected a group name or gid, got true"])
+        #expect(
+            problems(#"{"tasks": {"t": {"command": ["id"], "user": ""}}}"#)
+                == ["test.json: tasks.t.user: expected a user name or uid, got \"\""])
     }
 
     @Test func backoffMaximumBelowInitialIsRejected() {
-        #expect(problems(#"{"tasks": {"t": {"command": ["x"], "backoff": {"initial": "1m", "max": "10s", "factor": 0.5}}}}"#) == [
-            "test.json: tasks.t.backoff.factor: must be at least 1.0, got 0.5",
-            "test.json: tasks.t.backoff.max: must be at least initial (1m0s)",
-        ])
+        #expect(
+            problems(
+                #"{"tasks": {"t": {"command": ["x"], "backoff": {"initial": "1m", "max": "10s", "factor": 0.5}}}}"#)
+                == [
+                    "test.json: tasks.t.backoff.factor: must be at least 1.0, got 0.5",
+                    "test.json: tasks.t.backoff.max: must be at least initial (1m0s)",
+                ])
     }
 
     @Test func syntaxErrorsGiveFileLineAndColumn() {
@@ -254,8 +289,10 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         let path = directory.path + "/conf.json"
         try directory.createFile("conf.json", contents: #"{"tasks": {"t": {"command": ["true"]}}}"#)
         #expect(try ConfigurationFile.locate(explicit: nil, environment: ["SMARTPOLL_CONFIG": path]) == path)
-        #expect(try ConfigurationFile.locate(explicit: nil, environment: ["SMARTPOLL_CONFIG": directory.path + "/missing.json"])
-            == directory.path + "/missing.json", "a named file is used as given, even when it is missing")
+        #expect(
+            try ConfigurationFile.locate(
+                explicit: nil, environment: ["SMARTPOLL_CONFIG": directory.path + "/missing.json"])
+                == directory.path + "/missing.json", "a named file is used as given, even when it is missing")
         let environment = ["XDG_CONFIG_HOME": directory.path + "/none"]
         do {
             _ = try ConfigurationFile.locate(explicit: nil, environment: environment)
@@ -267,7 +304,9 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
             #expect(error.message.contains("/etc/smartpoll/smartpoll.json"))
             #expect(!error.message.contains("\n"), "one line")
         }
-        #expect(ConfigurationFile.candidates(environment: ["HOME": "/home/op"]).contains("/home/op/.config/smartpoll/smartpoll.json"))
+        #expect(
+            ConfigurationFile.candidates(environment: ["HOME": "/home/op"]).contains(
+                "/home/op/.config/smartpoll/smartpoll.json"))
     }
 
     @Test func loadReadsAFileAndReportsOneItCannotRead() throws {

@@ -1,6 +1,7 @@
 import SmartPoll
 import SmartPollProtocol
 import Testing
+
 @testable import SmartPollSupervisor
 
 /// The built-in task hook and the scheduling rules, with plain numbers: no processes, sockets,
@@ -60,7 +61,8 @@ import Testing
     ) -> [SupervisorPolicy.Action] {
         let task = policy.task(named: name)!
         var source = ConstantRandom(word: random)
-        let report = SupervisorPolicy.Report(task: task, outcome: outcome, configuration: policy.configurations[Int(task.index)])
+        let report = SupervisorPolicy.Report(
+            task: task, outcome: outcome, configuration: policy.configurations[Int(task.index)])
         return policy.runEnded(report, now: at(time), instant: instant, random: &source)
     }
 
@@ -69,9 +71,10 @@ import Testing
     }
 
     @Test func loopStartSchedulesEveryTaskWithStartAndNothingElse() {
-        var policy = SupervisorPolicy(configuration: Self.configuration([
-            "a": Self.task { $0.start = .seconds(2) }, "b": Self.task(), "c": Self.task { $0.start = .zero },
-        ]))
+        var policy = SupervisorPolicy(
+            configuration: Self.configuration([
+                "a": Self.task { $0.start = .seconds(2) }, "b": Self.task(), "c": Self.task { $0.start = .zero },
+            ]))
         var random = ConstantRandom(word: 1)
         let actions = policy.loopStarted(now: Self.at(10), random: &random)
         #expect(actions == [.scheduleChanged(policy.task(named: "a")!), .scheduleChanged(policy.task(named: "c")!)])
@@ -83,11 +86,13 @@ import Testing
     }
 
     @Test func retryBacksOffExponentiallyUpToTheMaximumAndSuccessResetsIt() {
-        var policy = Self.started(["w": Self.task {
-            $0.start = .zero
-            $0.onFailure = .retry
-            $0.backoff = .init(initial: .seconds(1), maximum: .seconds(5), factor: 2)
-        }])
+        var policy = Self.started([
+            "w": Self.task {
+                $0.start = .zero
+                $0.onFailure = .retry
+                $0.backoff = .init(initial: .seconds(1), maximum: .seconds(5), factor: 2)
+            }
+        ])
         var time = 0.0
         for expected in [1.0, 2, 4, 5, 5] {
             _ = Self.run("w", &policy, at: time)
@@ -105,11 +110,13 @@ import Testing
 
     @Test func retryJitterAddsUpToItsBound() {
         func delay(random: UInt64) -> Instant? {
-            var policy = Self.started(["w": Self.task {
-                $0.start = .zero
-                $0.onFailure = .retry
-                $0.jitter = .milliseconds(500)
-            }])
+            var policy = Self.started([
+                "w": Self.task {
+                    $0.start = .zero
+                    $0.onFailure = .retry
+                    $0.jitter = .milliseconds(500)
+                }
+            ])
             _ = Self.run("w", &policy, at: 0)
             _ = Self.end("w", .failed(reason: "exit 1"), &policy, at: 0, random: random)
             return Self.next("w", policy)
@@ -120,11 +127,13 @@ import Testing
     }
 
     @Test func maxRetriesEndsTheLoopAfterTheLastRetry() {
-        var policy = Self.started(["w": Self.task {
-            $0.start = .zero
-            $0.onFailure = .retry
-            $0.maximumRetries = 2
-        }])
+        var policy = Self.started([
+            "w": Self.task {
+                $0.start = .zero
+                $0.onFailure = .retry
+                $0.maximumRetries = 2
+            }
+        ])
         var time = 0.0
         for _ in 0..<2 {
             _ = Self.run("w", &policy, at: time)
@@ -137,20 +146,33 @@ import Testing
     }
 
     @Test func fatalEndsTheLoopAndContinueReschedulesByEvery() {
-        var fatal = Self.started(["w": Self.task { $0.start = .zero; $0.every = .seconds(10) }])
+        var fatal = Self.started([
+            "w": Self.task {
+                $0.start = .zero; $0.every = .seconds(10)
+            }
+        ])
         _ = Self.run("w", &fatal, at: 0)
         #expect(Self.end("w", .failed(reason: "boom"), &fatal, at: 1) == [.endLoop(error: "boom")])
         #expect(Self.next("w", fatal) == nil, "no every after a fatal failure")
 
-        var carryOn = Self.started(["w": Self.task { $0.start = .zero; $0.every = .seconds(10); $0.onFailure = .continue }])
+        var carryOn = Self.started([
+            "w": Self.task {
+                $0.start = .zero; $0.every = .seconds(10); $0.onFailure = .continue
+            }
+        ])
         _ = Self.run("w", &carryOn, at: 0)
-        #expect(Self.end("w", .failed(reason: "boom"), &carryOn, at: 1) == [.scheduleChanged(carryOn.task(named: "w")!)])
+        #expect(
+            Self.end("w", .failed(reason: "boom"), &carryOn, at: 1) == [.scheduleChanged(carryOn.task(named: "w")!)])
         #expect(Self.next("w", carryOn) == Self.at(11), "every counts from the end of the run")
         #expect(carryOn.consecutiveFailures == [0], "continue keeps no retry count")
     }
 
     @Test func everyAfterSuccessUnlessSomethingElseScheduledTheTask() {
-        var policy = Self.started(["w": Self.task { $0.start = .zero; $0.every = .seconds(10); $0.jitter = .seconds(1) }])
+        var policy = Self.started([
+            "w": Self.task {
+                $0.start = .zero; $0.every = .seconds(10); $0.jitter = .seconds(1)
+            }
+        ])
         _ = Self.run("w", &policy, at: 0)
         _ = Self.end("w", .succeeded(changed: true, directives: []), &policy, at: 2, random: .max)
         #expect(Self.next("w", policy) == Self.at(13), "every + the whole jitter, from the end")
@@ -162,7 +184,9 @@ import Testing
 
     @Test func cancelledRunAppliesOnlyEvery() {
         var policy = Self.started([
-            "w": Self.task { $0.start = .zero; $0.every = .seconds(5); $0.onFailure = .retry; $0.onSuccess = ["p"] },
+            "w": Self.task {
+                $0.start = .zero; $0.every = .seconds(5); $0.onFailure = .retry; $0.onSuccess = ["p"]
+            },
             "p": Self.task(),
         ])
         _ = Self.run("w", &policy, at: 0)
@@ -175,12 +199,15 @@ import Testing
 
     @Test func onChangeFiresOnlyForAChangedResultAndOnSuccessAlways() {
         var policy = Self.started([
-            "w": Self.task { $0.start = .zero; $0.onChange = ["publish"]; $0.onSuccess = ["audit"] },
+            "w": Self.task {
+                $0.start = .zero; $0.onChange = ["publish"]; $0.onSuccess = ["audit"]
+            },
             "publish": Self.task(), "audit": Self.task(),
         ])
         _ = Self.run("w", &policy, at: 0)
         let first = Self.end("w", .succeeded(changed: true, directives: []), &policy, at: 1)
-        #expect(first == [.scheduleChanged(policy.task(named: "publish")!), .scheduleChanged(policy.task(named: "audit")!)])
+        #expect(
+            first == [.scheduleChanged(policy.task(named: "publish")!), .scheduleChanged(policy.task(named: "audit")!)])
         #expect(Self.next("publish", policy) == Self.at(1))
         #expect(Self.next("audit", policy) == Self.at(1))
 
@@ -212,7 +239,11 @@ import Testing
     }
 
     @Test func aLateRunChangesNothingButLetsTheTaskRunAgain() {
-        var policy = Self.started(["w": Self.task { $0.start = .zero; $0.every = .seconds(1) }])
+        var policy = Self.started([
+            "w": Self.task {
+                $0.start = .zero; $0.every = .seconds(1)
+            }
+        ])
         let task = Self.run("w", &policy, at: 0)
         policy.loopEnded()
         policy.lateRunEnded(task)
@@ -226,7 +257,9 @@ import Testing
     @Test func reloadKeepsChangesAddsAndRemovesTasks() {
         var policy = Self.started([
             "keep": Self.task { $0.start = .seconds(5) },
-            "change": Self.task { $0.start = .zero; $0.onFailure = .retry },
+            "change": Self.task {
+                $0.start = .zero; $0.onFailure = .retry
+            },
             "remove": Self.task { $0.start = .zero },
         ])
         #expect(Self.advance(&policy, at: 0).starts.count == 2, "change and remove are running")
@@ -234,11 +267,14 @@ import Testing
         #expect(Self.advance(&policy, at: 0.5).starts.isEmpty)
         #expect(policy.consecutiveFailures[Int(policy.task(named: "change")!.index)] == 1)
 
-        let plan = policy.reload(Self.configuration([
-            "added": Self.task { $0.start = .seconds(3) },
-            "change": Self.task { $0.start = .zero; $0.onFailure = .retry; $0.every = .seconds(7) },
-            "keep": Self.task { $0.start = .seconds(5) },
-        ]), now: Self.at(2))
+        let plan = policy.reload(
+            Self.configuration([
+                "added": Self.task { $0.start = .seconds(3) },
+                "change": Self.task {
+                    $0.start = .zero; $0.onFailure = .retry; $0.every = .seconds(7)
+                },
+                "keep": Self.task { $0.start = .seconds(5) },
+            ]), now: Self.at(2))
         #expect(plan.added == ["added"])
         #expect(plan.changed == ["change"])
         #expect(plan.removed == ["remove"])

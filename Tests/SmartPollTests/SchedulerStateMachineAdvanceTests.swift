@@ -1,5 +1,6 @@
 import SmartPollTestSupport
 import Testing
+
 @testable import SmartPoll
 
 /// `advance(now:)`: the one step both drivers take after every event.

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SmartPoll
 
 /// `remapped(taskCount:maximumRunning:mapping:)`: a machine carried over to a new task set.

@@ -1,5 +1,6 @@
 import SmartPollTestSupport
 import Testing
+
 @testable import SmartPoll
 
 @Suite struct SchedulerStateMachineTests {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SmartPoll
 
 @Suite(.timeLimit(.minutes(1)))
@@ -42,12 +43,14 @@ struct SchedulerTests {
     @Test func selfReschedulingWithZeroDelayNeedsNoTimer() async throws {
         let runs = Counter()
         let scheduler = try Scheduler(
-            tasks: ["spin": SchedulerTask {
-                { control in
-                    if runs.increment() == 1_000 { throw Done() }
-                    control.schedule("spin", after: .zero)
+            tasks: [
+                "spin": SchedulerTask {
+                    { control in
+                        if runs.increment() == 1_000 { throw Done() }
+                        control.schedule("spin", after: .zero)
+                    }
                 }
-            }],
+            ],
             runHooks: [RunHook { $0.schedule("spin", after: .zero) }],
             clock: ManualClock()
         )
@@ -60,18 +63,22 @@ struct SchedulerTests {
         let journal = Journal()
         let lastValue = Counter()
         let scheduler = try Scheduler(
-            tasks: ["worker": SchedulerTask {
-                journal.record("work")
-                return { _ in
-                    journal.record("worked")
-                    if journal.count("worked") == 3 { throw Done() }
+            tasks: [
+                "worker": SchedulerTask {
+                    journal.record("work")
+                    return { _ in
+                        journal.record("worked")
+                        if journal.count("worked") == 3 { throw Done() }
+                    }
                 }
-            }],
-            eventHooks: [EventHook(events) { value, control in
-                journal.record("event \(value)")
-                lastValue.increment()
-                control.schedule("worker", after: .zero)
-            }],
+            ],
+            eventHooks: [
+                EventHook(events) { value, control in
+                    journal.record("event \(value)")
+                    lastValue.increment()
+                    control.schedule("worker", after: .zero)
+                }
+            ],
             clock: ManualClock()
         )
         let runner = Task { try await scheduler.run() }
@@ -80,9 +87,10 @@ struct SchedulerTests {
             await journal.wait(for: "worked", count: value)
         }
         await #expect(throws: Done.self) { try await runner.value }
-        #expect(journal.entries == [
-            "event 1", "work", "worked", "event 2", "work", "worked", "event 3", "work", "worked",
-        ])
+        #expect(
+            journal.entries == [
+                "event 1", "work", "worked", "event 2", "work", "worked", "event 3", "work", "worked",
+            ])
     }
 
     @Test func blockedTaskDelaysTheNextRunAndItsLateResultIsDropped() async throws {
@@ -91,21 +99,25 @@ struct SchedulerTests {
         let runHookCalls = Counter()
         let firstRun = Counter()
         let scheduler = try Scheduler(
-            tasks: ["slow": SchedulerTask {
-                let attempt = firstRun.increment()
-                journal.record("slow started \(attempt)")
-                if attempt == 1 {
-                    await gate.wait()   // ignores cancellation, like a stuck request
-                    journal.record("slow returned \(attempt)")
-                    return { _ in journal.record("late hook ran") }
+            tasks: [
+                "slow": SchedulerTask {
+                    let attempt = firstRun.increment()
+                    journal.record("slow started \(attempt)")
+                    if attempt == 1 {
+                        await gate.wait()  // ignores cancellation, like a stuck request
+                        journal.record("slow returned \(attempt)")
+                        return { _ in journal.record("late hook ran") }
+                    }
+                    return { _ in throw Done() }
                 }
-                return { _ in throw Done() }
-            }],
-            runHooks: [RunHook { control in
-                runHookCalls.increment()
-                #expect(control.next("slow") == nil, "a new run starts with no schedules")
-                control.schedule("slow", after: .zero)
-            }],
+            ],
+            runHooks: [
+                RunHook { control in
+                    runHookCalls.increment()
+                    #expect(control.next("slow") == nil, "a new run starts with no schedules")
+                    control.schedule("slow", after: .zero)
+                }
+            ],
             clock: ManualClock()
         )
         let first = Task { try await scheduler.run() }
@@ -135,7 +147,7 @@ struct SchedulerTests {
                         journal.record("cancelled")
                     }
                     return nil
-                },
+                }
             ],
             runHooks: [RunHook { $0.schedule("sleeper", after: .zero) }],
             eventHooks: [],
@@ -171,7 +183,11 @@ struct SchedulerTests {
         let attempt = Counter()
         let seen = Journal()
         let scheduler = try Scheduler(
-            tasks: ["a": SchedulerTask { seen.record("a ran"); return nil }],
+            tasks: [
+                "a": SchedulerTask {
+                    seen.record("a ran"); return nil
+                }
+            ],
             runHooks: [
                 RunHook { control in
                     seen.record("next a: \(control.next("a").map { "\($0.nanoseconds)" } ?? "none")")
@@ -213,12 +229,14 @@ struct SchedulerTests {
         let journal = Journal()
         let scheduler = try Scheduler(
             tasks: ["after": SchedulerTask { { _ in throw Done(tag: "after") } }],
-            eventHooks: [EventHook(events) { value, _ in
-                journal.record("event \(value)")
-            } onFinish: { control in
-                journal.record("finished")
-                control.schedule("after", after: .zero)
-            }],
+            eventHooks: [
+                EventHook(events) { value, _ in
+                    journal.record("event \(value)")
+                } onFinish: { control in
+                    journal.record("finished")
+                    control.schedule("after", after: .zero)
+                }
+            ],
             clock: ManualClock()
         )
         feed.yield(1)
@@ -235,13 +253,15 @@ struct SchedulerTests {
         let scheduler = try Scheduler(
             tasks: ["idle": SchedulerTask { nil }],
             runHooks: [RunHook { _ in journal.record("run hook \(runs.increment())") }],
-            eventHooks: [EventHook(events) { value, _ in
-                journal.record("event \(value)")
-                throw Done(tag: value)
-            } onFinish: { _ in
-                journal.record("finished")
-                throw Done(tag: "finished")
-            }],
+            eventHooks: [
+                EventHook(events) { value, _ in
+                    journal.record("event \(value)")
+                    throw Done(tag: value)
+                } onFinish: { _ in
+                    journal.record("finished")
+                    throw Done(tag: "finished")
+                }
+            ],
             clock: ManualClock()
         )
         feed.yield("stop")
@@ -256,7 +276,12 @@ struct SchedulerTests {
         let journal = Journal()
         let scheduler = try Scheduler(
             tasks: ["idle": SchedulerTask { nil }],
-            eventHooks: [EventHook(events) { _, _ in } onFinish: { _ in journal.record("finished") }],
+            eventHooks: [
+                EventHook(events) { _, _ in
+                } onFinish: { _ in
+                    journal.record("finished")
+                }
+            ],
             clock: ManualClock()
         )
         feed.finish(throwing: Done(tag: "source"))
@@ -267,20 +292,22 @@ struct SchedulerTests {
     @Test func controlReplacesAReadyTasksScheduleAsTheGoLibraryDoes() async throws {
         let scheduler = try Scheduler(
             tasks: ["t": SchedulerTask { { _ in throw Done() } }],
-            runHooks: [RunHook { control in
-                control.schedule("t", after: .zero)
-                control.schedule("t", at: at(90))
-                #expect(control.next("t") == at(90), "ready, due at the given past time")
-                control.scheduleSooner("t", at: at(80))
-                #expect(control.next("t") == at(80), "ready, due at the sooner time")
-                control.scheduleSooner("t", after: .seconds(1))
-                control.schedule("t", after: .zero)
-                #expect(control.next("t") == at(80), "neither is sooner than a ready task's due time")
-                control.schedule("t", at: at(110))
-                #expect(control.next("t") == at(110))
-                #expect(control.stopTimer("t") == false, "a future time made it wait again")
-                control.schedule("t", at: at(100))
-            }],
+            runHooks: [
+                RunHook { control in
+                    control.schedule("t", after: .zero)
+                    control.schedule("t", at: at(90))
+                    #expect(control.next("t") == at(90), "ready, due at the given past time")
+                    control.scheduleSooner("t", at: at(80))
+                    #expect(control.next("t") == at(80), "ready, due at the sooner time")
+                    control.scheduleSooner("t", after: .seconds(1))
+                    control.schedule("t", after: .zero)
+                    #expect(control.next("t") == at(80), "neither is sooner than a ready task's due time")
+                    control.schedule("t", at: at(110))
+                    #expect(control.next("t") == at(110))
+                    #expect(control.stopTimer("t") == false, "a future time made it wait again")
+                    control.schedule("t", at: at(100))
+                }
+            ],
             clock: ManualClock(now: at(100))
         )
         await #expect(throws: Done.self) { try await scheduler.run() }
@@ -291,13 +318,17 @@ struct SchedulerTests {
         let quiet = Counter()
         let scheduler = try Scheduler(
             tasks: [
-                "quiet": SchedulerTask { quiet.increment(); return nil },
+                "quiet": SchedulerTask {
+                    quiet.increment(); return nil
+                },
                 "end": SchedulerTask { { _ in throw Done() } },
             ],
-            runHooks: [RunHook { control in
-                control.schedule("quiet", after: .zero)
-                control.schedule("end", after: .seconds(5))
-            }],
+            runHooks: [
+                RunHook { control in
+                    control.schedule("quiet", after: .zero)
+                    control.schedule("end", after: .seconds(5))
+                }
+            ],
             clock: clock
         )
         let ending = await runToCompletion(scheduler, clock: clock)
@@ -309,7 +340,11 @@ struct SchedulerTests {
     @Test func secondConcurrentRunIsRefused() async throws {
         let journal = Journal()
         let scheduler = try Scheduler(
-            tasks: ["t": SchedulerTask { journal.record("started"); return nil }],
+            tasks: [
+                "t": SchedulerTask {
+                    journal.record("started"); return nil
+                }
+            ],
             runHooks: [RunHook { $0.schedule("t", after: .zero) }],
             clock: ManualClock()
         )
@@ -332,21 +367,25 @@ struct SchedulerTests {
         let gate = Gate()
         let starts = Counter()
         let scheduler = try Scheduler(
-            tasks: ["A": SchedulerTask {
-                let run = starts.increment()
-                journal.record("start \(run)")
-                if run == 1 { await gate.wait() }
-                return { control in
-                    journal.record("hook \(run)")
-                    if run == 2 { throw Done() }
+            tasks: [
+                "A": SchedulerTask {
+                    let run = starts.increment()
+                    journal.record("start \(run)")
+                    if run == 1 { await gate.wait() }
+                    return { control in
+                        journal.record("hook \(run)")
+                        if run == 2 { throw Done() }
+                    }
                 }
-            }],
+            ],
             runHooks: [RunHook { $0.schedule("A", after: .zero) }],
-            eventHooks: [EventHook(events) { value, control in
-                #expect(control.isRunning("A"))
-                control.schedule("A", after: .zero)
-                journal.record("event \(value)")
-            }],
+            eventHooks: [
+                EventHook(events) { value, control in
+                    #expect(control.isRunning("A"))
+                    control.schedule("A", after: .zero)
+                    journal.record("event \(value)")
+                }
+            ],
             clock: ManualClock()
         )
         let runner = Task { try await scheduler.run() }
@@ -364,7 +403,7 @@ struct SchedulerTests {
         let body: @Sendable (String, String) -> SchedulerTask = { me, other in
             SchedulerTask {
                 journal.record(me)
-                await journal.wait(for: other)   // deadlocks unless both run at once
+                await journal.wait(for: other)  // deadlocks unless both run at once
                 return { _ in
                     journal.record("\(me) done")
                     if journal.count("x done") + journal.count("y done") == 2 { throw Done() }
@@ -373,10 +412,12 @@ struct SchedulerTests {
         }
         let scheduler = try Scheduler(
             tasks: ["x": body("x", "y"), "y": body("y", "x")],
-            runHooks: [RunHook { control in
-                control.schedule("x", after: .zero)
-                control.schedule("y", after: .zero)
-            }],
+            runHooks: [
+                RunHook { control in
+                    control.schedule("x", after: .zero)
+                    control.schedule("y", after: .zero)
+                }
+            ],
             clock: ManualClock()
         )
         await #expect(throws: Done.self) { try await scheduler.run() }
@@ -387,16 +428,20 @@ struct SchedulerTests {
         let journal = Journal()
         let scheduler = try Scheduler(
             tasks: [
-                "later": SchedulerTask { journal.record("later ran"); return nil },
+                "later": SchedulerTask {
+                    journal.record("later ran"); return nil
+                },
                 "fail": SchedulerTask {
                     await journal.wait(for: "timer armed")
                     throw Done(tag: "fail")
                 },
             ],
-            runHooks: [RunHook { control in
-                control.schedule("later", after: .seconds(60))
-                control.schedule("fail", after: .zero)
-            }],
+            runHooks: [
+                RunHook { control in
+                    control.schedule("later", after: .seconds(60))
+                    control.schedule("fail", after: .zero)
+                }
+            ],
             clock: clock
         )
         let runner = Task { try await scheduler.run() }
@@ -416,10 +461,12 @@ struct SchedulerTests {
         let scheduler = try Scheduler(
             tasks: ["idle": SchedulerTask { nil }],
             runHooks: [RunHook { _ in journal.record("run hook \(runs.increment())") }],
-            eventHooks: [EventHook(events) { value, _ in
-                journal.record("event \(value)")
-                if value == "stop" || value == "between" { throw Done(tag: value) }
-            }],
+            eventHooks: [
+                EventHook(events) { value, _ in
+                    journal.record("event \(value)")
+                    if value == "stop" || value == "between" { throw Done(tag: value) }
+                }
+            ],
             clock: ManualClock()
         )
         feed.yield("stop")
@@ -432,8 +479,12 @@ struct SchedulerTests {
     @Test func manualClockWakesSleepersInOrderAndHonoursCancellation() async throws {
         let clock = ManualClock()
         let journal = Journal()
-        let early = Task { try await clock.sleep(until: Instant(nanoseconds: 10)); journal.record("early") }
-        let late = Task { try await clock.sleep(until: Instant(nanoseconds: 20)); journal.record("late") }
+        let early = Task {
+            try await clock.sleep(until: Instant(nanoseconds: 10)); journal.record("early")
+        }
+        let late = Task {
+            try await clock.sleep(until: Instant(nanoseconds: 20)); journal.record("late")
+        }
         let cancelled = Task { try await clock.sleep(until: Instant(nanoseconds: 15)) }
         while clock.sleeperCount < 3 { await Task.yield() }
         cancelled.cancel()
@@ -445,7 +496,7 @@ struct SchedulerTests {
         clock.advance(by: .nanoseconds(10))
         try await late.value
         #expect(journal.entries == ["early", "late"])
-        try await clock.sleep(until: Instant(nanoseconds: 5))   // in the past: returns at once
+        try await clock.sleep(until: Instant(nanoseconds: 5))  // in the past: returns at once
     }
 
     @Test func emptyTaskSetIsRejected() {

@@ -1,4 +1,5 @@
 import Synchronization
+
 @testable import SmartPoll
 
 /// An ordered log of what happened, which a test can await entry by entry: no sleeping.

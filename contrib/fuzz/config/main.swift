@@ -16,9 +16,12 @@ func runFuzzerDriver(
 
 var argc = CommandLine.argc
 var argv = Optional(CommandLine.unsafeArgv)
-exit(runFuzzerDriver(&argc, &argv) { data, count in
-    if let failure = ConfigurationFuzzOracle.check(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : count)) {
-        fatalError(failure)
-    }
-    return 0
-})
+exit(
+    runFuzzerDriver(&argc, &argv) { data, count in
+        if let failure = ConfigurationFuzzOracle.check(
+            UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : count))
+        {
+            fatalError(failure)
+        }
+        return 0
+    })
