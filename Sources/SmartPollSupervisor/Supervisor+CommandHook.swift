@@ -32,14 +32,14 @@ extension Supervisor {
             log.write(.error, "hook \(emit.name): \(error.message)", [("hook", emit.name)])
             return emit.reply(.failure(ProtocolError(.internal, "hook \(emit.name) could not start: \(error.message)")))
         }
-        hooks.inFlight = (run, emit.reply)
+        hooks.inFlight = CommandHookQueue.InFlight(run: run, reply: emit.reply)
         log.write(.info, "hook started", [("hook", emit.name), ("run", "\(runID)"), ("pid", "\(run.pid)")])
     }
 
     /// The hook's run ended: its directives (when it succeeded in the loop's current run), its
     /// reply, the task hooks that waited for it, and the next `emit`.
     func commandHookEnded(_ run: TaskRun) {
-        guard let (_, reply) = hooks.inFlight else { return }
+        guard let reply = hooks.inFlight?.reply else { return }
         hooks.inFlight = nil
         let name = run.name
         let current = run.generation == generation && loopStatus.state == .running

@@ -14,7 +14,7 @@ extension Supervisor {
         }
         func failure(_ code: ErrorCode, _ message: String) { reply(.failure(ProtocolError(code, message))) }
         func taskID(_ name: String) -> TaskID? {
-            if let task = policy.task(named: name) { return task }
+            if let task = task(named: name) { return task }
             failure(.unknownTask, "no task is named \(JSONValue.string(name).serialized())")
             return nil
         }
@@ -86,7 +86,7 @@ extension Supervisor {
             case .schedule(let entries):
                 for entry in entries {
                     // A hook's tasks are checked against the configuration when it is loaded.
-                    guard let task = policy.task(named: entry.task) else { continue }
+                    guard let task = task(named: entry.task) else { continue }
                     carryOut(policy.schedule(task, after: entry.delay, now: now))
                 }
                 publish(.hookRan(hook: hook))

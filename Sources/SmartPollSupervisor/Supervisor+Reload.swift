@@ -57,7 +57,7 @@ extension Supervisor {
         }
         for name in plan.changed {
             // The command and environment are prepared again at its next run.
-            if let task = policy.task(named: name) { newTasks[Int(task.index)].prepared = nil }
+            if let task = task(named: name) { newTasks[Int(task.index)].prepared = nil }
         }
         tasks = newTasks
 

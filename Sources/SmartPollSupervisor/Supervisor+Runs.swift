@@ -41,7 +41,7 @@ extension Supervisor {
     func launch(_ specification: TaskRun.Specification) throws(SupervisorError) -> TaskRun {
         try TaskRun.launch(
             specification, loop: loop, log: log,
-            isKnownTask: { [unowned self] name in self.policy.task(named: name) != nil },
+            isKnownTask: { [unowned self] name in self.task(named: name) != nil },
             onEnd: { [unowned self] run in self.runEnded(run) })
     }
 
@@ -96,7 +96,8 @@ extension Supervisor {
         accountEnd(
             RunEnd(
                 name: name, configuration: configuration, generation: run.generation, pid: run.pid, last: last,
-                outcome: outcome, result: (run.output, run.truncated), waiters: run.waiters, isDetached: detached))
+                outcome: outcome, output: run.output, truncated: run.truncated, waiters: run.waiters,
+                isDetached: detached))
     }
 
     /// A command that could not be started: a failed run with exit status 127, as a shell
@@ -115,7 +116,7 @@ extension Supervisor {
         publish(.taskStarted(task: name, run: runID, pid: 0, due: wall(due), lateMilliseconds: lateness(due)))
         let end = RunEnd(
             name: name, configuration: configuration, generation: generation, pid: 0, last: last,
-            outcome: .failed(reason: "task \(name) run \(runID): \(reason)"), result: nil, waiters: waiters,
+            outcome: .failed(reason: "task \(name) run \(runID): \(reason)"), output: nil, waiters: waiters,
             isDetached: false)
         loop.schedule(after: .zero) { [unowned self] in self.accountEnd(end) }
     }
@@ -131,7 +132,8 @@ extension Supervisor {
         var last: LastRun
         var outcome: SupervisorPolicy.Report.Outcome
         /// Its stdout and whether it was cut at `capture`; nil for a command that never started.
-        var result: (output: [UInt8], truncated: Bool)?
+        var output: [UInt8]?
+        var truncated = false
         /// `run --wait` requests for this run.
         var waiters: [(Reply.Body) -> Void]
         /// Its task was removed by a reload while it ran: reported, then forgotten.
@@ -141,10 +143,9 @@ extension Supervisor {
     /// The one place a task's run ends: counters and last run, the result, the built-in task
     /// hook (when the run belongs to the loop's current run), the log, watchers, the state
     /// file, `run --wait` requests; then the task may run again.
-    private func accountEnd(_ end: RunEnd) {
-        var end = end
+    private func accountEnd(_ end: consuming RunEnd) {
         let last = end.last
-        guard !end.isDetached, let task = policy.task(named: end.name) else {
+        guard !end.isDetached, let task = task(named: end.name) else {
             log.write(
                 .info, "ended: the task was removed from the configuration",
                 [
@@ -162,7 +163,8 @@ extension Supervisor {
         if !last.succeeded { tasks[index].failures += 1 }
         tasks[index].last = last
         var changed = false
-        if case .succeeded(_, let directives) = end.outcome, let (output, truncated) = end.result {
+        if case .succeeded(_, let directives) = end.outcome, let output = end.output {
+            let truncated = end.truncated
             let result = TaskResult(
                 task: end.name, run: last.run, time: Timestamp.now(), output: output, truncated: truncated)
             changed = tasks[index].result.map { $0.output != output || $0.truncated != truncated } ?? true

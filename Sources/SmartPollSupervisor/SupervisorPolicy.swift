@@ -210,18 +210,18 @@ struct SupervisorPolicy {
             }
             consecutiveFailures[index] = 0
             if changed {
-                for name in configuration.onChange { actions += scheduleNow(name, now: now) }
+                for name in configuration.onChange { scheduleNow(name, now: now, into: &actions) }
             }
-            for name in configuration.onSuccess { actions += scheduleNow(name, now: now) }
-            actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+            for name in configuration.onSuccess { scheduleNow(name, now: now, into: &actions) }
+            rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
         case .cancelled:
-            actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+            rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
         case .failed(let reason):
             switch configuration.onFailure {
             case .fatal:
                 actions.append(.endLoop(error: reason))
             case .continue:
-                actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+                rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
             case .retry:
                 consecutiveFailures[index] += 1
                 let failures = consecutiveFailures[index]
@@ -229,8 +229,8 @@ struct SupervisorPolicy {
                     actions.append(.endLoop(error: "\(reason); gave up after \(limit) retries"))
                 } else {
                     let delay = Self.backoff(afterFailures: failures, configuration.backoff)
-                    actions += schedule(
-                        report.task, after: delay + Self.jitter(configuration.jitter, &random), now: now)
+                    machine.schedule(report.task, after: delay + Self.jitter(configuration.jitter, &random), now: now)
+                    actions.append(.scheduleChanged(report.task))
                 }
             }
         }
@@ -259,15 +259,18 @@ struct SupervisorPolicy {
         return .nanoseconds(Int64.random(in: 0...nanoseconds, using: &random))
     }
 
-    private mutating func scheduleNow(_ name: String, now: Instant) -> [Action] {
-        guard let task = task(named: name) else { return [] }
-        return schedule(task, after: .zero, now: now)
+    private mutating func scheduleNow(_ name: String, now: Instant, into actions: inout [Action]) {
+        guard let task = task(named: name) else { return }
+        machine.schedule(task, after: .zero, now: now)
+        actions.append(.scheduleChanged(task))
     }
 
     private mutating func rescheduleByEvery<Random: RandomNumberGenerator>(
-        _ task: TaskID, _ configuration: TaskConfiguration, now: Instant, random: inout Random
-    ) -> [Action] {
-        guard let every = configuration.every, machine.next(task) == nil else { return [] }
-        return schedule(task, after: every + Self.jitter(configuration.jitter, &random), now: now)
+        _ task: TaskID, _ configuration: TaskConfiguration, now: Instant, random: inout Random,
+        into actions: inout [Action]
+    ) {
+        guard let every = configuration.every, machine.next(task) == nil else { return }
+        machine.schedule(task, after: every + Self.jitter(configuration.jitter, &random), now: now)
+        actions.append(.scheduleChanged(task))
     }
 }
