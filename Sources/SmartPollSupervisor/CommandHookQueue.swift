@@ -20,6 +20,6 @@ struct CommandHookQueue {
     }
 
     var inFlight: InFlight?
-    var endedDuringHook: [TaskRun] = []
+    var endedDuringHook: [Supervisor.RunEnd] = []
     var pending: [Emit] = []
 }

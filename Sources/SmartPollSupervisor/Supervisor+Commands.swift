@@ -44,8 +44,7 @@ extension Supervisor {
             reply(.status(status(of: selected)))
         case .schedule(let name, _, _), .unschedule(let name), .stopTimer(let name):
             guard let task = taskID(name), requireRunningLoop() else { return }
-            policy.apply(request.command, now: now, instant: instant)
-            announceSchedule(task)
+            if let change = policy.apply(request.command, now: now, instant: instant) { carryOut([change]) }
             let schedule = policy.machine.schedule(of: task)
             pump()
             if case .stopTimer = request.command {
@@ -63,7 +62,7 @@ extension Supervisor {
             if !wait { durableReply(.ok) }
         case .cancel(let name):
             guard let task = taskID(name) else { return }
-            guard let run = tasks[Int(task.index)].current else {
+            guard let run = tasks[Int(task.index)].current, !run.hasEnded else {
                 return failure(.notRunning, "task \(name) has no run in flight")
             }
             run.terminate(.cancelled)

@@ -42,7 +42,7 @@ extension Supervisor {
             }
             tasks[index].runs = saved.runs
             tasks[index].failures = saved.failures
-            policy.consecutiveFailures[index] = saved.consecutiveFailures
+            policy.restore(consecutiveFailures: saved.consecutiveFailures, of: TaskID(index))
             tasks[index].last = saved.last
             if let result = saved.result {
                 tasks[index].result = result
