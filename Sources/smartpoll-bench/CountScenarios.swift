@@ -188,4 +188,3 @@ func countStateMachine() -> Int {
     }
     return started &* 31 &+ machine.scheduledCount &+ machine.runningCount
 }
-
