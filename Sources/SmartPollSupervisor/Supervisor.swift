@@ -236,8 +236,10 @@ final class Supervisor {
     }
 
     /// Answers each `run --wait` in `waiters` with `not_running` and `message`, and forgets them.
-    func answerNotRunning(_ waiters: inout [(Reply.Body) -> Void], _ message: String) {
-        for waiter in waiters { waiter(.failure(ProtocolError(.notRunning, message))) }
+    func answerNotRunning(_ waiters: inout [(Reply.Body) -> Void], _ message: @autoclosure () -> String) {
+        guard !waiters.isEmpty else { return }
+        let error = ProtocolError(.notRunning, message())
+        for waiter in waiters { waiter(.failure(error)) }
         waiters = []
     }
 
