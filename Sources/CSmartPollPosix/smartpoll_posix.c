@@ -62,6 +62,7 @@ struct sp_child_args {
     char *const *envp;
     const char *cwd;
     int fds[4];
+    int cgroup_procs_fd;
     int set_credentials;
     uid_t uid;
     gid_t gid;
@@ -113,6 +114,10 @@ SP_CHILD_CODE static int sp_child_main(void *p) {
     struct sp_child_args *a = p;
 
     if (syscall(SYS_setsid) < 0) sp_child_fail(a);
+    // Into the run's cgroup before anything else happens in the child, so that every process it
+    // starts is born there; still with the supervisor's credentials, which may write the file.
+    // Writing "0" moves the writer itself.
+    if (a->cgroup_procs_fd >= 0 && syscall(SYS_write, a->cgroup_procs_fd, "0", 1) != 1) sp_child_fail(a);
     // A task with `user` or `group` (the supervisor is root): supplementary groups cleared,
     // then the group, then the user, so that each step still has the privilege it needs. Raw
     // calls, because glibc's setuid and setgid broadcast the change to every thread of the
@@ -348,6 +353,7 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
             options->stderr_fd >= 0 ? options->stderr_fd : devnull,
             options->directive_fd,
         },
+        .cgroup_procs_fd = options->cgroup_procs_fd,
         .set_credentials = options->set_credentials != 0,
         .uid = options->uid,
         .gid = options->gid,

@@ -39,6 +39,7 @@ extension Supervisor {
                 }
             }
         }
+        startContainment()
         try restoreState()
         log.write(
             .info, "listening",
@@ -72,7 +73,23 @@ extension Supervisor {
             if let error = persistence?.error { log.write(.error, "state: the final write failed: \(error)") }
         }
         server.shutdown()
+        cgroups?.removeSubtree()
         loop.stop()
+    }
+
+    /// Says which containment is in force and, before anything runs, ends what a previous life
+    /// of this supervisor left in its cgroups (after a crash), so that no task has two runs at
+    /// once.
+    private func startContainment() {
+        if let cgroups {
+            log.write(.info, "containment: a cgroup per run", [("mode", "cgroup"), ("root", cgroups.path)])
+            for report in cgroups.endLeftovers() {
+                log.write(.warning, "containment: \(report)", [("mode", "cgroup")])
+            }
+        } else {
+            let reason = cgroupUnavailable.map { " (\($0))" } ?? ""
+            log.write(.info, "containment: process groups and a child subreaper\(reason)", [("mode", "subreaper")])
+        }
     }
 
     /// Creates the parent directory (0700) if missing, refuses a socket a live supervisor

@@ -40,7 +40,7 @@ extension Supervisor {
     /// Launches a task's or a hook's run; its end comes back to ``runEnded(_:)``.
     func launch(_ specification: TaskRun.Specification) throws(SupervisorError) -> TaskRun {
         try TaskRun.launch(
-            specification, loop: loop, log: log,
+            specification, loop: loop, log: log, cgroups: cgroups,
             isKnownTask: { [unowned self] name in self.policy.task(named: name) != nil },
             onEnd: { [unowned self] run in self.runEnded(run) })
     }
@@ -82,7 +82,7 @@ extension Supervisor {
             run: run.runID, started: run.startedWall, ended: ended,
             durationMilliseconds: Double(loop.now - run.started) / 1e6,
             exitCode: status?.exitCode, signal: status?.signal, timedOut: run.timedOut, succeeded: run.succeeded,
-            error: run.failureReason, stderrTail: run.stderrTailText)
+            error: run.failureReason, stderrTail: run.stderrTailText, cpuMilliseconds: run.cpuMilliseconds)
         let detached = detachedRuns.contains { $0 === run }
         if detached { detachedRuns.removeAll { $0 === run } }
         let outcome: SupervisorPolicy.Report.Outcome
@@ -197,7 +197,8 @@ extension Supervisor {
         publish(
             .taskFinished(
                 task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal, timedOut: last.timedOut,
-                succeeded: last.succeeded, durationMilliseconds: last.durationMilliseconds, changed: changed))
+                succeeded: last.succeeded, durationMilliseconds: last.durationMilliseconds,
+                cpuMilliseconds: last.cpuMilliseconds, changed: changed))
     }
 
     private func answer(_ end: RunEnd, durable: Bool) {

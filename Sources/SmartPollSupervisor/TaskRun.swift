@@ -63,6 +63,13 @@ final class TaskRun {
     private var timeoutTimer: EventLoop.TimerID?
     private var killTimer: EventLoop.TimerID?
     private let onEnd: (TaskRun) -> Void
+    /// The supervisor's cgroup subtree and this run's cgroup in it; nil when runs are not
+    /// contained in cgroups.
+    private let cgroups: CgroupTree?
+    private let cgroup: RunCgroup?
+    /// User plus system CPU time of the run, in milliseconds, once it has ended; nil when
+    /// unknown.
+    private(set) var cpuMilliseconds: Double?
     /// Whether a directive may name this task.
     private let isKnownTask: (String) -> Bool
 
@@ -89,8 +96,27 @@ final class TaskRun {
     ///   behind then (a process that was spawned is killed and reaped) and `onEnd` is never
     ///   called.
     static func launch(
-        _ specification: Specification, loop: EventLoop, log: SupervisorLog,
+        _ specification: Specification, loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?,
         isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
+    ) throws(SupervisorError) -> TaskRun {
+        // Contained: the run is born in a cgroup of its own, which goes if the launch fails.
+        let cgroup = try cgroups?.makeRun("run-\(specification.runID)")
+        do throws(SupervisorError) {
+            return try launch(
+                specification, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup, isKnownTask: isKnownTask,
+                onEnd: onEnd)
+        } catch {
+            if let cgroup {
+                cgroup.killAll()
+                cgroup.remove()
+            }
+            throw error
+        }
+    }
+
+    private static func launch(
+        _ specification: Specification, loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?,
+        cgroup: RunCgroup?, isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
     ) throws(SupervisorError) -> TaskRun {
         let stdin = try specification.input.map { _ throws(SupervisorError) in try Pipe() }
         let stdout = try Pipe(nonblockingReadEnd: true)
@@ -101,6 +127,9 @@ final class TaskRun {
         request.standardOutput = .fileDescriptor(stdout.writeEnd!)
         request.standardError = .fileDescriptor(stderr.writeEnd!)
         request.directives = directives.writeEnd!
+        let processes = try cgroup?.openProcesses()
+        defer { if let processes { SystemCall.close(processes) } }
+        request.cgroupProcesses = processes
         let process = try ProcessSpawner.spawn(request)
         stdin?.closeReadEnd()
         stdout.closeWriteEnd()
@@ -108,7 +137,8 @@ final class TaskRun {
         directives.closeWriteEnd()
         let run = TaskRun(
             specification, process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
-            directives: directives.takeReadEnd()!, loop: loop, log: log, isKnownTask: isKnownTask, onEnd: onEnd)
+            directives: directives.takeReadEnd()!, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup,
+            isKnownTask: isKnownTask, onEnd: onEnd)
         try run.watch()
         if let bytes = specification.input, let writeEnd = stdin?.takeWriteEnd() {
             do throws(SupervisorError) {
@@ -127,8 +157,8 @@ final class TaskRun {
 
     private init(
         _ specification: Specification, process: SpawnedProcess, stdout: Int32, stderr: Int32, directives: Int32,
-        loop: EventLoop, log: SupervisorLog, isKnownTask: @escaping (String) -> Bool,
-        onEnd: @escaping (TaskRun) -> Void
+        loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?, cgroup: RunCgroup?,
+        isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
     ) {
         owner = specification.owner
         switch specification.owner {
@@ -143,7 +173,10 @@ final class TaskRun {
         waiters = specification.waiters
         capture = specification.capture
         maximumDirectives = specification.maximumDirectives
-        lifecycle = RunLifecycle(timeout: specification.timeout, teardown: specification.teardown)
+        lifecycle = RunLifecycle(
+            timeout: specification.timeout, teardown: specification.teardown, isContained: cgroup != nil)
+        self.cgroups = cgroups
+        self.cgroup = cgroup
         self.process = process
         self.loop = loop
         self.log = log
@@ -163,6 +196,8 @@ final class TaskRun {
     var pid: Int32 { process.pid }
 
     var hasEnded: Bool { lifecycle.state == .ended }
+    /// The main process has exited (the run may still wait for its cgroup to empty).
+    var hasExited: Bool { lifecycle.hasExited }
     var timedOut: Bool { lifecycle.timedOut }
     var cancelled: Bool { lifecycle.cancelled }
 
@@ -203,14 +238,26 @@ final class TaskRun {
                     self.killTimer = nil
                     self.carryOut(self.lifecycle.graceElapsed())
                 }
+            case .awaitEmpty:
+                collectStatus()
+                guard let cgroups, let cgroup else {
+                    carryOut(lifecycle.emptied())
+                    continue
+                }
+                cgroups.whenEmpty(cgroup) { [weak self] in
+                    guard let self else { return }
+                    self.carryOut(self.lifecycle.emptied())
+                }
             case .finish:
                 finish()
             }
         }
     }
 
-    /// Sends `signal` to every process of the run (its process group), unless it was reaped.
+    /// Sends `signal` to every process of the run: of its cgroup (SIGKILL through
+    /// `cgroup.kill`), or of its process group unless the main process was reaped.
     private func signalRun(_ signal: Int32) {
+        if let cgroup { return cgroup.signalAll(signal) }
         guard status == nil else { return }
         do {
             try process.signalGroup(signal)
@@ -246,6 +293,7 @@ final class TaskRun {
     private func abandon() {
         _ = lifecycle.exited()
         // Best effort: the launch fails with the reason it could not be watched.
+        cgroup?.killAll()
         _ = try? process.signalGroup(SIGKILL)
         _ = try? process.wait()
         process.close()
@@ -393,12 +441,13 @@ final class TaskRun {
     /// The process exited (its pidfd is readable; the event loop drops events of a descriptor
     /// number reused since): the lifecycle kills what is left of the run and finishes it.
     private func reap() {
-        guard !hasEnded else { return }
+        guard !hasExited else { return }
         carryOut(lifecycle.exited())
     }
 
-    /// Collects the exit status, reads what the pipes still hold, and reports the end.
-    private func finish() {
+    /// Reaps the main process (once) and stops watching its pidfd.
+    private func collectStatus() {
+        guard let pidfd = process.pidfd else { return }
         do {
             status = try process.wait(nonblocking: true)
         } catch {
@@ -406,8 +455,22 @@ final class TaskRun {
                 .error, "cannot collect the exit status of run \(runID): \(error.message)",
                 [(kind, name), ("run", "\(runID)"), ("pid", "\(pid)")])
         }
-        if let pidfd = process.pidfd { loop.forget(pidfd) }
+        loop.forget(pidfd)
         process.close()
+    }
+
+    /// Collects the exit status, reads what the pipes still hold, accounts for the cgroup's CPU
+    /// time and removes it, and reports the end.
+    private func finish() {
+        collectStatus()
+        if let cgroup {
+            cpuMilliseconds = cgroup.cpuMilliseconds()
+            if !cgroup.remove() {
+                log.write(
+                    .warning, "cannot remove the cgroup \(cgroup.path): \(SupervisorError.errorText(errno))",
+                    [(kind, name), ("run", "\(runID)")])
+            }
+        }
         for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
             drain(descriptor)
             if descriptor == outputDescriptor || descriptor == errorDescriptor || descriptor == directiveDescriptor {

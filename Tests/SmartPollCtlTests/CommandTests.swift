@@ -125,7 +125,7 @@ struct CommandTests {
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("emit", "refresh").status == 0)
         let seen = try events.until {
-            if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "echo" }; return false
+            if case .taskFinished(let task, _, _, _, _, _, _, _, _) = $0.kind { return task == "echo" }; return false
         }
         #expect(
             seen.contains {

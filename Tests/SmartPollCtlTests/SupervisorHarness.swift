@@ -277,7 +277,7 @@ struct EventStream {
     func finishes(of task: String, count: Int = 1) throws -> [Event] {
         var found: [Event] = []
         try until { event in
-            if case .taskFinished(let name, _, _, _, _, _, _, _) = event.kind, name == task { found.append(event) }
+            if case .taskFinished(let name, _, _, _, _, _, _, _, _) = event.kind, name == task { found.append(event) }
             return found.count == count
         }
         return found

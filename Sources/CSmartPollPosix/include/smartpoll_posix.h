@@ -32,6 +32,10 @@ typedef struct sp_spawn_options {
     int stderr_fd;
     /// Descriptor that becomes 3 in the child; -1 means 3 is closed.
     int directive_fd;
+    /// A descriptor of a cgroup v2 `cgroup.procs` file opened for writing (close-on-exec), or
+    /// -1: the child writes "0" to it right after setsid, so that it and everything it starts
+    /// belong to that cgroup; the spawn fails with that write's errno if it fails.
+    int cgroup_procs_fd;
     /// Non-zero: the child clears its supplementary groups, then takes `gid` as its real,
     /// effective and saved group id and `uid` as its user ids, before anything else it does
     /// (so the working directory and the program are reached as that user). Needs root.
@@ -40,7 +44,8 @@ typedef struct sp_spawn_options {
     gid_t gid;
 } sp_spawn_options;
 
-/// Starts a child in its own session and process group (as `uid` and `gid` when
+/// Starts a child in its own session and process group, in the cgroup of `cgroup_procs_fd` when
+/// given (as `uid` and `gid` when
 /// `set_credentials`), with SIGKILL as its parent-death signal, an empty signal mask, default signal dispositions (the
 /// parent's are read at its first spawn and after each
 /// sp_spawn_dispositions_changed()), descriptors 0-3 as given and nothing else
