@@ -267,14 +267,20 @@ static int sp_wait_common(idtype_t type, id_t id, sp_exit_status *status, int no
     siginfo_t info;
     memset(&info, 0, sizeof info);
     memset(status, 0, sizeof *status);
-    int r;
+    // The raw call, for the CPU time of the child (and of the children it waited for), which
+    // glibc's waitid does not return.
+    struct rusage usage;
+    memset(&usage, 0, sizeof usage);
+    long r;
     do {
-        r = waitid(type, id, &info, WEXITED | (nohang ? WNOHANG : 0));
+        r = syscall(SYS_waitid, type, id, &info, WEXITED | (nohang ? WNOHANG : 0), &usage);
     } while (r < 0 && errno == EINTR);
     if (r < 0) return -1;
     // With WNOHANG and no change, waitid leaves si_pid zero.
     if (info.si_pid == 0) return 0;
     status->ended = 1;
+    status->cpu_usec = (long long)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec +
+                       (long long)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
     if (info.si_code == CLD_EXITED) {
         status->exited = 1;
         status->code = info.si_status;
@@ -456,4 +462,20 @@ int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang) {
 int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang) {
     if (pid <= 0) return sp_fail(EINVAL);
     return sp_wait_common(P_PID, (id_t)pid, status, nohang);
+}
+
+int sp_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL) == 0 ? 0 : -1;
+}
+
+int sp_reap_if_ended(pid_t pid) {
+    if (pid <= 0) return sp_fail(EINVAL);
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r;
+    do {
+        r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    return info.si_pid != 0 ? 1 : 0;
 }

@@ -88,7 +88,11 @@ extension Supervisor {
             }
         } else {
             let reason = cgroupUnavailable.map { " (\($0))" } ?? ""
-            log.write(.info, "containment: process groups and a child subreaper\(reason)", [("mode", "subreaper")])
+            log.write(.info, "containment: a child subreaper\(reason)", [("mode", "subreaper")])
+            if let report = subreaper?.endLeftovers() {
+                log.write(.warning, "containment: \(report)", [("mode", "subreaper")])
+            }
+            subreaper?.start()
         }
     }
 

@@ -40,7 +40,7 @@ extension Supervisor {
     /// Launches a task's or a hook's run; its end comes back to ``runEnded(_:)``.
     func launch(_ specification: TaskRun.Specification) throws(SupervisorError) -> TaskRun {
         try TaskRun.launch(
-            specification, loop: loop, log: log, cgroups: cgroups,
+            specification, loop: loop, log: log, cgroups: cgroups, subreaper: subreaper,
             isKnownTask: { [unowned self] name in self.policy.task(named: name) != nil },
             onEnd: { [unowned self] run in self.runEnded(run) })
     }

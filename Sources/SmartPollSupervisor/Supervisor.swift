@@ -55,6 +55,8 @@ final class Supervisor {
     let cgroups: CgroupTree?
     /// Why runs are not in cgroups although `containment` is `auto`; nil otherwise.
     let cgroupUnavailable: String?
+    /// The child subreaper that ends orphans of runs, when runs are not in cgroups.
+    let subreaper: Subreaper?
 
     init(
         configuration: SupervisorConfiguration, socketPath: String, log: SupervisorLog, environment: [String: String]
@@ -75,6 +77,7 @@ final class Supervisor {
         loop = try EventLoop()
         (cgroups, cgroupUnavailable) = try Supervisor.containment(
             configuration, identity: configuration.stateDirectory ?? self.socketPath, loop: loop)
+        subreaper = cgroups == nil ? try Subreaper(socketPath: self.socketPath, loop: loop) : nil
         policy = SupervisorPolicy(configuration: configuration)
         tasks = policy.names.map(TaskRuntime.init)
         startedAt = loop.now

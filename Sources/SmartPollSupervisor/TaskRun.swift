@@ -67,9 +67,12 @@ final class TaskRun {
     /// contained in cgroups.
     private let cgroups: CgroupTree?
     private let cgroup: RunCgroup?
+    /// The subreaper that ends the run's orphans, when runs are not in cgroups.
+    private let subreaper: Subreaper?
     /// User plus system CPU time of the run, in milliseconds, once it has ended; nil when
     /// unknown.
     private(set) var cpuMilliseconds: Double?
+    private var processCPUMilliseconds: Double?
     /// Whether a directive may name this task.
     private let isKnownTask: (String) -> Bool
 
@@ -97,14 +100,15 @@ final class TaskRun {
     ///   called.
     static func launch(
         _ specification: Specification, loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?,
+        subreaper: Subreaper?,
         isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
     ) throws(SupervisorError) -> TaskRun {
         // Contained: the run is born in a cgroup of its own, which goes if the launch fails.
         let cgroup = try cgroups?.makeRun("run-\(specification.runID)")
         do throws(SupervisorError) {
             return try launch(
-                specification, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup, isKnownTask: isKnownTask,
-                onEnd: onEnd)
+                specification, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup, subreaper: subreaper,
+                isKnownTask: isKnownTask, onEnd: onEnd)
         } catch {
             if let cgroup {
                 cgroup.killAll()
@@ -116,7 +120,8 @@ final class TaskRun {
 
     private static func launch(
         _ specification: Specification, loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?,
-        cgroup: RunCgroup?, isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
+        cgroup: RunCgroup?, subreaper: Subreaper?, isKnownTask: @escaping (String) -> Bool,
+        onEnd: @escaping (TaskRun) -> Void
     ) throws(SupervisorError) -> TaskRun {
         let stdin = try specification.input.map { _ throws(SupervisorError) in try Pipe() }
         let stdout = try Pipe(nonblockingReadEnd: true)
@@ -138,7 +143,7 @@ final class TaskRun {
         let run = TaskRun(
             specification, process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
             directives: directives.takeReadEnd()!, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup,
-            isKnownTask: isKnownTask, onEnd: onEnd)
+            subreaper: subreaper, isKnownTask: isKnownTask, onEnd: onEnd)
         try run.watch()
         if let bytes = specification.input, let writeEnd = stdin?.takeWriteEnd() {
             do throws(SupervisorError) {
@@ -157,7 +162,7 @@ final class TaskRun {
 
     private init(
         _ specification: Specification, process: SpawnedProcess, stdout: Int32, stderr: Int32, directives: Int32,
-        loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?, cgroup: RunCgroup?,
+        loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?, cgroup: RunCgroup?, subreaper: Subreaper?,
         isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
     ) {
         owner = specification.owner
@@ -174,9 +179,12 @@ final class TaskRun {
         capture = specification.capture
         maximumDirectives = specification.maximumDirectives
         lifecycle = RunLifecycle(
-            timeout: specification.timeout, teardown: specification.teardown, isContained: cgroup != nil)
+            timeout: specification.timeout, teardown: specification.teardown,
+            isContained: cgroup != nil || subreaper != nil)
         self.cgroups = cgroups
         self.cgroup = cgroup
+        self.subreaper = subreaper
+        subreaper?.track(process.pid)
         self.process = process
         self.loop = loop
         self.log = log
@@ -240,13 +248,16 @@ final class TaskRun {
                 }
             case .awaitEmpty:
                 collectStatus()
-                guard let cgroups, let cgroup else {
-                    carryOut(lifecycle.emptied())
-                    continue
-                }
-                cgroups.whenEmpty(cgroup) { [weak self] in
+                let emptied = { [weak self] in
                     guard let self else { return }
                     self.carryOut(self.lifecycle.emptied())
+                }
+                if let cgroups, let cgroup {
+                    cgroups.whenEmpty(cgroup, emptied)
+                } else if let subreaper {
+                    subreaper.endRun(runID, then: emptied)
+                } else {
+                    emptied()
                 }
             case .finish:
                 finish()
@@ -258,6 +269,8 @@ final class TaskRun {
     /// `cgroup.kill`), or of its process group unless the main process was reaped.
     private func signalRun(_ signal: Int32) {
         if let cgroup { return cgroup.signalAll(signal) }
+        // What left the process group but kept the run's environment.
+        subreaper?.signal(run: runID, signal)
         guard status == nil else { return }
         do {
             try process.signalGroup(signal)
@@ -449,7 +462,10 @@ final class TaskRun {
     private func collectStatus() {
         guard let pidfd = process.pidfd else { return }
         do {
-            status = try process.wait(nonblocking: true)
+            let ended = try process.waitWithUsage(nonblocking: true)
+            status = ended?.status
+            // Without a cgroup: the main process's and what it waited for (not its orphans').
+            processCPUMilliseconds = ended?.cpuMilliseconds
         } catch {
             log.write(
                 .error, "cannot collect the exit status of run \(runID): \(error.message)",
@@ -457,12 +473,14 @@ final class TaskRun {
         }
         loop.forget(pidfd)
         process.close()
+        subreaper?.untrack(pid)
     }
 
     /// Collects the exit status, reads what the pipes still hold, accounts for the cgroup's CPU
     /// time and removes it, and reports the end.
     private func finish() {
         collectStatus()
+        cpuMilliseconds = processCPUMilliseconds
         if let cgroup {
             cpuMilliseconds = cgroup.cpuMilliseconds()
             if !cgroup.remove() {

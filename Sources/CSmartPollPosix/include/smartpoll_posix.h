@@ -102,6 +102,9 @@ typedef struct sp_exit_status {
     int code;
     /// The signal number when not `exited`.
     int signal;
+    /// User plus system CPU time of the child and of the children it waited for, in
+    /// microseconds, when `ended`.
+    long long cpu_usec;
 } sp_exit_status;
 
 /// Reaps the child behind `pidfd` (waitid P_PIDFD, WEXITED), blocking unless
@@ -112,6 +115,14 @@ int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang);
 /// The same as `sp_wait_pidfd` for one child `pid` (waitid P_PID); never waits
 /// for any other child.
 int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang);
+
+/// Makes this process a child subreaper (PR_SET_CHILD_SUBREAPER): orphans of its descendants
+/// become its children instead of init's. Returns 0, or -1.
+int sp_set_child_subreaper(void);
+
+/// Reaps the child `pid` if it has ended (waitid P_PID, WEXITED | WNOHANG). Returns 1 when it
+/// was reaped, 0 when it is still running, -1 with errno (ECHILD: not a child of this process).
+int sp_reap_if_ended(pid_t pid);
 
 SP_ASSUME_NONNULL_END
 
