@@ -145,6 +145,29 @@ struct ContainmentTests {
         #expect(status["tasks"]?.arrayValue?.first?.objectValue?["running"] == .bool(true))
     }
 
+    @Test func cgroupModeRefusesToStartWithoutAUsableCgroupAndSaysWhy() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "smartpoll-e2e-\(UUID().uuidString.prefix(8))"
+        ).path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // A directory that is not a cgroup: the subtree is made, but it has no cgroup.kill.
+        let text = configuration("cgroup", ["t": ["true"]], extra: #""cgroup_root": "\#(folder)","#)
+        try text.write(toFile: folder + "/smartpoll.json", atomically: true, encoding: .utf8)
+        let result = try runCommand(
+            Binaries.supervisor, ["--config", folder + "/smartpoll.json", "--socket", folder + "/s.sock"])
+        #expect(result.status == 1)
+        #expect(result.error.contains("containment is \"cgroup\""), "\(result.error)")
+        #expect(result.error.contains("cgroup.kill"), "\(result.error)")
+        // The same in auto mode falls back to the subreaper, and says why.
+        let auto = try SupervisorHarness(
+            configuration("auto", ["t": ["true"]], extra: #""cgroup_root": "\#(folder)","#))
+        #expect(auto.logText.contains("mode=subreaper"), "\(auto.logText)")
+        #expect(
+            try json(try auto.ctl("--json", "status").output)["containment"]?.objectValue?["mode"]
+                == .string("subreaper"))
+    }
+
     @Test(arguments: modes)
     func cpuTimeOfABusyRunIsPlausibleAgainstItsWallTime(mode: String) throws {
         let busy = "import time\nwhile time.process_time() < 0.3: pass"
