@@ -7,6 +7,8 @@ extension Supervisor {
     /// Serves until `shutdown`, SIGTERM or SIGINT; then every task has been ended and reaped
     /// and the socket removed.
     func serve() throws(SupervisorError) {
+        // The subtree goes with the supervisor when it is empty (when it exits on an error too).
+        defer { cgroups?.removeSubtree() }
         let signals = sp_signalfd_for_shutdown_signals()
         guard signals >= 0 else { throw SupervisorError.systemCall("signalfd", errno: errno) }
         defer { close(signals) }
@@ -73,7 +75,6 @@ extension Supervisor {
             if let error = persistence?.error { log.write(.error, "state: the final write failed: \(error)") }
         }
         server.shutdown()
-        cgroups?.removeSubtree()
         loop.stop()
     }
 

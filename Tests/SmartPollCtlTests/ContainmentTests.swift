@@ -198,6 +198,44 @@ enum Containment {
         return mounts.split(separator: "\n").contains { $0.contains(" - cgroup2 ") }
     }()
 
+    /// Removes the cgroup subtree of the supervisor on `socket` under this process's cgroup, and
+    /// the run cgroups in it, if they are empty (rmdir refuses them otherwise).
+    static func removeSubtree(socket: String) {
+        guard cgroupsUsable, let own = ownCgroupDirectory() else { return }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in socket.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        let digits = String(hash, radix: 16)
+        let subtree = own + "/smartpoll-" + String(repeating: "0", count: 16 - digits.count) + digits
+        for run in (try? FileManager.default.contentsOfDirectory(atPath: subtree)) ?? [] where run.hasPrefix("run-") {
+            rmdir(subtree + "/" + run)
+        }
+        rmdir(subtree)
+    }
+
+    /// This process's cgroup directory in the unified hierarchy (the cgroup2 mount joined with
+    /// the `0::` line of /proc/self/cgroup), or nil.
+    static func ownCgroupDirectory() -> String? {
+        guard let cgroups = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+            let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
+            let line = cgroups.split(separator: "\n").first(where: { $0.hasPrefix("0::") })
+        else { return nil }
+        let own = String(line.dropFirst(3))
+        for mount in mounts.split(separator: "\n") {
+            let halves = mount.components(separatedBy: " - ")
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let fields = halves[0].split(separator: " ")
+            guard fields.count >= 5 else { continue }
+            let root = String(fields[3])
+            guard root == "/" || own.hasPrefix(root) else { continue }
+            let relative = root == "/" ? own : String(own.dropFirst(root.count))
+            return String(fields[4]) + (relative == "/" ? "" : relative)
+        }
+        return nil
+    }
+
     /// A `sleep` argument no other test uses: 41 seconds and a random fraction.
     static func marker() -> String {
         "41.\(UInt32.random(in: 100_000_000...999_999_999))"

@@ -194,7 +194,12 @@ final class SupervisorHarness {
             process.terminate()
             process.waitUntilExit()
         }
-        if !keepsFolder { try? FileManager.default.removeItem(atPath: folder) }
+        if !keepsFolder {
+            try? FileManager.default.removeItem(atPath: folder)
+            // A supervisor killed by a test leaves its (empty) cgroup subtree; a restart on the
+            // folder would end what is in it, so it goes with the folder.
+            Containment.removeSubtree(socket: socket)
+        }
     }
 
     /// Sends `signal` to the supervisor (SIGKILL: a crash).
