@@ -44,19 +44,17 @@ final class Subreaper {
     }
 
     /// The live processes that carry this supervisor's socket in their environment, with their
-    /// `SMARTPOLL_RUN` (nil for `run`), each as a pidfd opened before its environment was read,
-    /// so that the pid cannot have been reused by the time it is signalled. The caller closes
-    /// the pidfds.
-    func members(run: Int? = nil) -> [(pidfd: Int32, pid: pid_t, run: Int?)] {
-        guard let directory = opendir("/proc") else { return [] }
-        defer { closedir(directory) }
-        let own = getpid()
+    /// `SMARTPOLL_RUN` (`run` only, when given), each as a pidfd opened before its environment
+    /// was read, so that the pid cannot have been reused by the time it is signalled. The
+    /// caller closes the pidfds.
+    ///
+    /// - Parameter everywhere: look at every process of the system (after a crash, when the
+    ///   previous life's processes belong to someone else); otherwise only at this process's
+    ///   descendants, where every orphan of a run ends up (it is their subreaper): a walk of
+    ///   the run's tree rather than a read of every environment of the system at each run end.
+    func members(run: Int? = nil, everywhere: Bool = false) -> [(pidfd: Int32, pid: pid_t, run: Int?)] {
         var found: [(Int32, pid_t, Int?)] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard let pid = pid_t(name), pid > 1, pid != own, !isTracked(pid) else { continue }
+        for pid in everywhere ? Subreaper.allProcesses() : descendants() where pid > 1 && !isTracked(pid) {
             let pidfd = sp_pidfd_open(pid)
             guard pidfd >= 0 else { continue }
             guard let runID = runOf(pid), run == nil || runID == run else {
@@ -64,6 +62,55 @@ final class Subreaper {
                 continue
             }
             found.append((pidfd, pid, runID))
+        }
+        return found
+    }
+
+    /// Every process id in /proc but this process's.
+    private static func allProcesses() -> [pid_t] {
+        guard let directory = opendir("/proc") else { return [] }
+        defer { closedir(directory) }
+        let own = getpid()
+        var pids: [pid_t] = []
+        while let entry = readdir(directory) {
+            if let pid = pid_t(entryName(entry)), pid != own { pids.append(pid) }
+        }
+        return pids
+    }
+
+    private static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+        withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    /// The children of `pid`, every thread's (`/proc/PID/task/TID/children`); nil when the
+    /// kernel does not list them (no CONFIG_PROC_CHILDREN).
+    private static func children(of pid: String) -> [pid_t]? {
+        guard let tasks = opendir("/proc/\(pid)/task") else { return [] }
+        defer { closedir(tasks) }
+        var children: [pid_t] = []
+        while let entry = readdir(tasks) {
+            let thread = entryName(entry)
+            guard Int(thread) != nil else { continue }
+            guard let text = CgroupTree.readSmallFile("/proc/\(pid)/task/\(thread)/children") else {
+                if errno == ENOENT && access("/proc/\(pid)/task/\(thread)", F_OK) == 0 { return nil }
+                continue
+            }
+            children += text.split(separator: " ").compactMap { pid_t($0) }
+        }
+        return children
+    }
+
+    /// This process's descendants (its children, theirs, and so on), or every process when the
+    /// kernel does not list children.
+    private func descendants() -> [pid_t] {
+        guard var queue = Subreaper.children(of: "self") else { return Subreaper.allProcesses() }
+        var found: [pid_t] = []
+        while let pid = queue.popLast() {
+            found.append(pid)
+            // A process that exited meanwhile has no children left to list.
+            queue += Subreaper.children(of: String(pid)) ?? []
         }
         return found
     }
@@ -128,17 +175,8 @@ final class Subreaper {
     /// Reaps every child of this process that has exited and is not a watched run's main
     /// process: orphans of runs that ended by themselves.
     func reapOrphans() {
-        guard let tasks = opendir("/proc/self/task") else { return }
-        defer { closedir(tasks) }
-        while let entry = readdir(tasks) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard Int(name) != nil, let children = CgroupTree.readSmallFile("/proc/self/task/\(name)/children")
-            else { continue }
-            for child in children.split(separator: " ").compactMap({ pid_t($0) }) where !isTracked(child) {
-                _ = sp_reap_if_ended(child)
-            }
+        for child in Subreaper.children(of: "self") ?? [] where !isTracked(child) {
+            _ = sp_reap_if_ended(child)
         }
     }
 
@@ -146,7 +184,7 @@ final class Subreaper {
     /// that can still be recognised, waiting at most `limit` (blocking: the loop serves nothing
     /// yet). - Returns: what was ended, for the log; nil when nothing was found.
     func endLeftovers(limit: Duration = .seconds(5)) -> String? {
-        let leftovers = members()
+        let leftovers = members(everywhere: true)
         guard !leftovers.isEmpty else { return nil }
         for member in leftovers { _ = sp_pidfd_send_signal(member.pidfd, SIGKILL) }
         let deadline = ContinuousClock.now.advanced(by: limit)
