@@ -168,6 +168,16 @@ struct ContainmentTests {
                 == .string("subreaper"))
     }
 
+    @Test func aReloadDoesNotChangeTheContainmentInForce() throws {
+        let supervisor = try SupervisorHarness(configuration("cgroup", ["t": ["true"]]))
+        try configuration("subreaper", ["t": ["true"]], extra: #""cgroup_root": "/sys/fs/cgroup/x","#)
+            .write(toFile: supervisor.configurationPath, atomically: true, encoding: .utf8)
+        let reply = try json(try supervisor.ctl("--json", "reload").output)
+        #expect(reply["restart_needed"] == [.string("containment"), .string("cgroup_root")], "\(reply)")
+        let status = try json(try supervisor.ctl("--json", "status").output)
+        #expect(status["containment"]?.objectValue?["mode"] == .string("cgroup"))
+    }
+
     @Test(arguments: modes)
     func cpuTimeOfABusyRunIsPlausibleAgainstItsWallTime(mode: String) throws {
         let busy = "import time\nwhile time.process_time() < 0.3: pass"
