@@ -110,9 +110,10 @@ final class TaskRun {
                 specification, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup, subreaper: subreaper,
                 isKnownTask: isKnownTask, onEnd: onEnd)
         } catch {
-            if let cgroup {
+            if let cgroups, let cgroup {
+                // What was started is killed; the cgroup goes once it is empty.
                 cgroup.killAll()
-                cgroup.remove()
+                cgroups.whenEmpty(cgroup) { cgroup.remove() }
             }
             throw error
         }
