@@ -222,12 +222,13 @@ enum Containment {
         return mounts.split(separator: "\n").contains { $0.contains(" - cgroup2 ") }
     }()
 
-    /// Removes the cgroup subtree of the supervisor on `socket` under this process's cgroup, and
-    /// the run cgroups in it, if they are empty (rmdir refuses them otherwise).
-    static func removeSubtree(socket: String) {
+    /// Removes the cgroup subtree of the supervisor named by `identity` (its state_dir, or its
+    /// socket without one) under this process's cgroup, and the run cgroups in it, if they are
+    /// empty (rmdir refuses them otherwise).
+    static func removeSubtree(identity: String) {
         guard cgroupsUsable, let own = ownCgroupDirectory() else { return }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in socket.utf8 {
+        for byte in identity.utf8 {
             hash ^= UInt64(byte)
             hash &*= 0x100_0000_01b3
         }

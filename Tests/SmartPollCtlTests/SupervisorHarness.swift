@@ -195,10 +195,18 @@ final class SupervisorHarness {
             process.waitUntilExit()
         }
         if !keepsFolder {
-            try? FileManager.default.removeItem(atPath: folder)
             // A supervisor killed by a test leaves its (empty) cgroup subtree; a restart on the
-            // folder would end what is in it, so it goes with the folder.
-            Containment.removeSubtree(socket: socket)
+            // folder would end what is in it, so it goes with the folder. Its name comes from the
+            // state_dir, or from the socket without one.
+            var identity = socket
+            if let text = try? String(contentsOfFile: configurationPath, encoding: .utf8),
+                case .object(let object)? = try? JSONParser.parse(Array(text.utf8), mode: .lenient),
+                case .string(let directory)? = object["state_dir"]
+            {
+                identity = directory.hasPrefix("/") ? directory : folder + "/" + directory
+            }
+            try? FileManager.default.removeItem(atPath: folder)
+            Containment.removeSubtree(identity: identity)
         }
     }
 
