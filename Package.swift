@@ -34,10 +34,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "smartpoll-bench",
-            dependencies: ["SmartPoll", "SmartPollProtocol"]
+            // The seeded generator: the instruction counts replay the same calls every run.
+            dependencies: ["SmartPoll", "SmartPollProtocol", "SmartPollTestSupport"]
         ),
-        // What the test targets and the fuzz targets share (a seeded generator); a plain target
-        // because a test target cannot be depended on. No product names it, so nothing shipped links it.
+        // What the test targets, the fuzz targets and the bench share (a seeded generator); a plain
+        // target because a test target cannot be depended on. No library product names it.
         .target(name: "SmartPollTestSupport", path: "Tests/SmartPollTestSupport"),
         .testTarget(name: "SmartPollTests", dependencies: ["SmartPoll", "SmartPollTestSupport"]),
         .testTarget(

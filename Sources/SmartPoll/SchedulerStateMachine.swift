@@ -287,9 +287,9 @@ public struct SchedulerStateMachine: Sendable {
         }
     }
 
-    /// Counts `task` as in flight without starting it, in either phase: for a driver that
-    /// replaces its machine (the supervisor does on a configuration reload, when tasks come and
-    /// go) while some runs are still going. ``taskFinished(_:)`` ends it as usual.
+    /// Counts `task` as in flight without starting it, in either phase: for a driver that builds
+    /// a machine of its own while some runs are still going. ``taskFinished(_:)`` ends it as
+    /// usual.
     /// ``remapped(taskCount:maximumRunning:mapping:)`` carries runs over by itself.
     /// - Precondition: the task is not already running.
     public mutating func adoptRunning(_ task: TaskID) {

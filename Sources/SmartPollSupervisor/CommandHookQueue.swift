@@ -12,7 +12,14 @@ struct CommandHookQueue {
         var reply: (Reply.Body) -> Void
     }
 
-    var inFlight: (run: TaskRun, reply: (Reply.Body) -> Void)?
-    var endedDuringHook: [TaskRun] = []
+    /// The hook running now and whom to answer when it ends. (Structs, not tuples: an optional
+    /// tuple is copied through its metadata, a thousand instructions each time.)
+    struct InFlight {
+        var run: TaskRun
+        var reply: (Reply.Body) -> Void
+    }
+
+    var inFlight: InFlight?
+    var endedDuringHook: [Supervisor.RunEnd] = []
     var pending: [Emit] = []
 }

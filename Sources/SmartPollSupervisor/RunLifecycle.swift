@@ -8,7 +8,7 @@ struct Teardown: Hashable, Sendable {
     var grace: Duration
 
     /// A task's `kill_signal` and `kill_grace`, or a command hook's `kill_grace` (and SIGTERM).
-    init(signal: Int32 = SIGTERM, grace: Duration = .seconds(5)) {
+    init(signal: Int32 = SIGTERM, grace: Duration) {
         self.signal = signal
         self.grace = grace
     }

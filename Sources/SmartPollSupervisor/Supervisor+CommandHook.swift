@@ -5,11 +5,32 @@ import SmartPollProtocol
 /// meanwhile are handled (their task hooks run) only after the hook has finished, so no task
 /// hook runs at the same time as an event hook.
 extension Supervisor {
+    /// Runs the hook now, or after those already waiting: one event hook at a time, in
+    /// arrival order.
     func runCommandHook(_ emit: CommandHookQueue.Emit) {
-        guard hooks.inFlight == nil else {
-            // One event hook at a time, in arrival order.
-            return hooks.pending.append(emit)
+        hooks.pending.append(emit)
+        startNextHook()
+    }
+
+    /// Starts the first `emit` waiting, unless a hook runs; one that cannot start is answered
+    /// and the next one tried.
+    private func startNextHook() {
+        while hooks.inFlight == nil, !hooks.pending.isEmpty {
+            let next = hooks.pending.removeFirst()
+            guard loopStatus.state == .running else {
+                refuseStopped(next)
+                continue
+            }
+            launchHook(next)
         }
+    }
+
+    /// Answers an `emit` whose hook will not run: the loop stopped first.
+    func refuseStopped(_ emit: CommandHookQueue.Emit) {
+        emit.reply(.failure(ProtocolError(.notRunning, "the loop stopped before hook \(emit.name) ran")))
+    }
+
+    private func launchHook(_ emit: CommandHookQueue.Emit) {
         nextRunID += 1
         let runID = nextRunID
         let hook = emit.hook
@@ -32,20 +53,20 @@ extension Supervisor {
             log.write(.error, "hook \(emit.name): \(error.message)", [("hook", emit.name)])
             return emit.reply(.failure(ProtocolError(.internal, "hook \(emit.name) could not start: \(error.message)")))
         }
-        hooks.inFlight = (run, emit.reply)
+        hooks.inFlight = CommandHookQueue.InFlight(run: run, reply: emit.reply)
         log.write(.info, "hook started", [("hook", emit.name), ("run", "\(runID)"), ("pid", "\(run.pid)")])
     }
 
     /// The hook's run ended: its directives (when it succeeded in the loop's current run), its
     /// reply, the task hooks that waited for it, and the next `emit`.
     func commandHookEnded(_ run: TaskRun) {
-        guard let (_, reply) = hooks.inFlight else { return }
+        guard let reply = hooks.inFlight?.reply else { return }
         hooks.inFlight = nil
         let name = run.name
         let current = run.generation == generation && loopStatus.state == .running
         if current && run.succeeded {
             for directive in run.directives {
-                if let task = policy.apply(directive, now: now, instant: instant) { announceSchedule(task) }
+                if let change = policy.apply(directive, now: now, instant: instant) { carryOut([change]) }
             }
             log.write(.info, "hook ran", [("hook", name), ("run", "\(run.runID)")])
             publish(.hookRan(hook: name))
@@ -65,15 +86,8 @@ extension Supervisor {
         // Task runs that ended while the hook ran now get their task hooks, in order.
         let ended = hooks.endedDuringHook
         hooks.endedDuringHook = []
-        for taskRun in ended { runEnded(taskRun) }
-        if !hooks.pending.isEmpty {
-            let next = hooks.pending.removeFirst()
-            if loopStatus.state == .running {
-                runCommandHook(next)
-            } else {
-                next.reply(.failure(ProtocolError(.notRunning, "the loop stopped before hook \(next.name) ran")))
-            }
-        }
+        for end in ended { taskRunEnded(end) }
+        startNextHook()
         checkQuiescent()
         pump()
     }

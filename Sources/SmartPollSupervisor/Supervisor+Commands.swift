@@ -14,7 +14,7 @@ extension Supervisor {
         }
         func failure(_ code: ErrorCode, _ message: String) { reply(.failure(ProtocolError(code, message))) }
         func taskID(_ name: String) -> TaskID? {
-            if let task = policy.task(named: name) { return task }
+            if let task = task(named: name) { return task }
             failure(.unknownTask, "no task is named \(JSONValue.string(name).serialized())")
             return nil
         }
@@ -44,8 +44,7 @@ extension Supervisor {
             reply(.status(status(of: selected)))
         case .schedule(let name, _, _), .unschedule(let name), .stopTimer(let name):
             guard let task = taskID(name), requireRunningLoop() else { return }
-            policy.apply(request.command, now: now, instant: instant)
-            announceSchedule(task)
+            if let change = policy.apply(request.command, now: now, instant: instant) { carryOut([change]) }
             let schedule = policy.machine.schedule(of: task)
             pump()
             if case .stopTimer = request.command {
@@ -63,7 +62,7 @@ extension Supervisor {
             if !wait { durableReply(.ok) }
         case .cancel(let name):
             guard let task = taskID(name) else { return }
-            guard let run = tasks[Int(task.index)].current else {
+            guard let run = tasks[Int(task.index)].current, !run.hasEnded else {
                 return failure(.notRunning, "task \(name) has no run in flight")
             }
             run.terminate(.cancelled)
@@ -86,7 +85,7 @@ extension Supervisor {
             case .schedule(let entries):
                 for entry in entries {
                     // A hook's tasks are checked against the configuration when it is loaded.
-                    guard let task = policy.task(named: entry.task) else { continue }
+                    guard let task = task(named: entry.task) else { continue }
                     carryOut(policy.schedule(task, after: entry.delay, now: now))
                 }
                 publish(.hookRan(hook: hook))

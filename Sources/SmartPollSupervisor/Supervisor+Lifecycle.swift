@@ -70,6 +70,9 @@ extension Supervisor {
     }
 
     func finishShutdown() {
+        // Reached again when a run that ended while a command hook ran is accounted for.
+        guard !hasShutDown else { return }
+        hasShutDown = true
         if persistence != nil {
             saveState()
             if let error = persistence?.error { log.write(.error, "state: the final write failed: \(error)") }
@@ -105,8 +108,12 @@ extension Supervisor {
         if mkdir(directory, 0o700) == 0 {
             // Members of socket_group must be able to reach the socket inside.
             if let name = configuration.socketGroup, let group = getgrnam(name) {
-                _ = chown(directory, UInt32.max, group.pointee.gr_gid)
-                _ = chmod(directory, 0o710)
+                if chown(directory, UInt32.max, group.pointee.gr_gid) != 0 || chmod(directory, 0o710) != 0 {
+                    log.write(
+                        .warning,
+                        "cannot give \(directory) to group \(name): \(SupervisorError.errorText(errno)); "
+                            + "its members cannot reach the socket")
+                }
             }
         } else if errno != EEXIST {
             throw SupervisorError(
@@ -131,7 +138,12 @@ extension Supervisor {
         }
         // Members of socket_group need the file's group to connect with a 0660 mode.
         if let name = configuration.socketGroup, let group = getgrnam(name) {
-            _ = lchown(path, UInt32.max, group.pointee.gr_gid)
+            if lchown(path, UInt32.max, group.pointee.gr_gid) != 0 {
+                log.write(
+                    .warning,
+                    "cannot give \(path) to group \(name): \(SupervisorError.errorText(errno)); "
+                        + "its members cannot connect")
+            }
         }
         return listener
     }

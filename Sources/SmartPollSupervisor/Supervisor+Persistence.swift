@@ -34,7 +34,7 @@ extension Supervisor {
         nextRunID = max(nextRunID, state.lastRunID)
         var results = 0
         for (name, saved) in state.tasks.sorted(by: { $0.key < $1.key }) {
-            guard let index = policy.task(named: name).map({ Int($0.index) }) else {
+            guard let index = task(named: name).map({ Int($0.index) }) else {
                 log.write(
                     .warning, "state: task \(name) is no longer in the configuration; its saved state is dropped",
                     [("task", name)])
@@ -42,7 +42,7 @@ extension Supervisor {
             }
             tasks[index].runs = saved.runs
             tasks[index].failures = saved.failures
-            policy.consecutiveFailures[index] = saved.consecutiveFailures
+            policy.restore(consecutiveFailures: saved.consecutiveFailures, of: TaskID(index))
             tasks[index].last = saved.last
             if let result = saved.result {
                 tasks[index].result = result
@@ -70,7 +70,7 @@ extension Supervisor {
         persistence.restoredSchedules = [:]
         let current = Timestamp.now()
         for (name, entry) in restored {
-            guard let task = policy.task(named: name) else { continue }
+            guard let task = task(named: name) else { continue }
             carryOut(policy.restore(task, at: instant(entry.next), now: now))
             if let run = entry.interruptedRun {
                 log.write(

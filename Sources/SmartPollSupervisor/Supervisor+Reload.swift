@@ -49,7 +49,10 @@ extension Supervisor {
         if old.cgroupRoot != new.cgroupRoot { restartNeeded.append("cgroup_root") }
 
         let plan = policy.reload(new, now: now)
-        var newTasks = policy.names.map(TaskRuntime.init)
+        var newTasks = policy.names.map { name in
+            defer { nextIncarnation += 1 }
+            return TaskRuntime(name: name, incarnation: nextIncarnation)
+        }
         for (oldIndex, task) in tasks.enumerated() {
             guard let position = plan.newIndex[oldIndex] else {
                 detach(task)
@@ -59,7 +62,7 @@ extension Supervisor {
         }
         for name in plan.changed {
             // The command and environment are prepared again at its next run.
-            if let task = policy.task(named: name) { newTasks[Int(task.index)].prepared = nil }
+            if let task = task(named: name) { newTasks[Int(task.index)].prepared = nil }
         }
         tasks = newTasks
 
@@ -100,13 +103,9 @@ extension Supervisor {
     /// A task the configuration no longer has: `run --wait` requests answered, its run ended
     /// (its teardown) and tracked until reaped.
     private func detach(_ task: TaskRuntime) {
-        for waiter in task.waitingForNextRun {
-            waiter(
-                .failure(
-                    ProtocolError(
-                        .notRunning,
-                        "task \(task.name) was removed from the configuration before the requested run started")))
-        }
+        var waiters = task.waitingForNextRun
+        answerNotRunning(
+            &waiters, "task \(task.name) was removed from the configuration before the requested run started")
         guard let run = task.current else { return }
         detachedRuns.append(run)
         log.write(

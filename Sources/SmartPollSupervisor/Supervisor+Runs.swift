@@ -41,7 +41,7 @@ extension Supervisor {
     func launch(_ specification: TaskRun.Specification) throws(SupervisorError) -> TaskRun {
         try TaskRun.launch(
             specification, loop: loop, log: log, cgroups: cgroups, subreaper: subreaper,
-            isKnownTask: { [unowned self] name in self.policy.task(named: name) != nil },
+            isKnownTask: { [unowned self] name in self.task(named: name) != nil },
             onEnd: { [unowned self] run in self.runEnded(run) })
     }
 
@@ -70,38 +70,41 @@ extension Supervisor {
 
     // MARK: The end of a run
 
-    /// A run's process has ended (and its pipes are drained). A task run that ends while a
-    /// command hook runs waits for the hook's end: no task hook runs at the same time as it.
+    /// A run's process has ended (and its pipes are drained).
     func runEnded(_ run: TaskRun) {
-        if run.isHook { return commandHookEnded(run) }
-        if hooks.inFlight != nil { return hooks.endedDuringHook.append(run) }
-        guard case .task(let name, let configuration) = run.owner else { return }
-        let ended = Timestamp.now()
-        let status = run.status
-        let last = LastRun(
-            run: run.runID, started: run.startedWall, ended: ended,
-            durationMilliseconds: Double(loop.now - run.started) / 1e6,
-            exitCode: status?.exitCode, signal: status?.signal, timedOut: run.timedOut, succeeded: run.succeeded,
-            error: run.failureReason, stderrTail: run.stderrTailText, cpuMilliseconds: run.cpuMilliseconds)
-        let detached = detachedRuns.contains { $0 === run }
-        if detached { detachedRuns.removeAll { $0 === run } }
-        let outcome: SupervisorPolicy.Report.Outcome
-        if run.succeeded {
-            outcome = .succeeded(changed: false, directives: run.directives)
-        } else if run.cancelled {
-            outcome = .cancelled
-        } else {
-            outcome = .failed(reason: "task \(name) run \(run.runID) \(run.failureReason ?? "failed")")
+        switch run.owner {
+        case .hook:
+            commandHookEnded(run)
+        case .task(let name, let configuration):
+            let status = run.status
+            let last = LastRun(
+                run: run.runID, started: run.startedWall, ended: Timestamp.now(),
+                durationMilliseconds: Double(loop.now - run.started) / 1e6,
+                exitCode: status?.exitCode, signal: status?.signal, timedOut: run.timedOut,
+                succeeded: run.succeeded, error: run.failureReason, stderrTail: run.stderrTailText,
+                cpuMilliseconds: run.cpuMilliseconds)
+            let outcome: SupervisorPolicy.Report.Outcome
+            if run.succeeded {
+                outcome = .succeeded(changed: false, directives: run.directives)
+            } else if run.cancelled {
+                outcome = .cancelled
+            } else {
+                outcome = .failed(reason: "task \(name) run \(run.runID) \(run.failureReason ?? "failed")")
+            }
+            // Which task's run it is: the task of that name whose current run it is (a reload
+            // may have removed the task, and another may have come under its name).
+            let owner = task(named: name).flatMap { tasks[Int($0.index)].current === run ? tasks[Int($0.index)] : nil }
+            taskRunEnded(
+                RunEnd(
+                    name: name, incarnation: owner?.incarnation, configuration: configuration,
+                    generation: run.generation, pid: run.pid, last: last, outcome: outcome, output: run.output,
+                    truncated: run.truncated, waiters: run.waiters))
         }
-        accountEnd(
-            RunEnd(
-                name: name, configuration: configuration, generation: run.generation, pid: run.pid, last: last,
-                outcome: outcome, result: (run.output, run.truncated), waiters: run.waiters, isDetached: detached))
     }
 
     /// A command that could not be started: a failed run with exit status 127, as a shell
-    /// reports it. Its end is accounted for on the loop's next turn, as a process that exits
-    /// at once would be (so that the start loop of ``pump()`` is not re-entered).
+    /// reports it. Its end comes on the loop's next turn, as a process that exits at once
+    /// would (so that the start loop of ``pump()`` is not re-entered).
     private func unstartable(
         _ task: TaskID, runID: Int, due: Instant, reason: String, _ configuration: TaskConfiguration,
         _ waiters: [(Reply.Body) -> Void]
@@ -114,15 +117,18 @@ extension Supervisor {
             timedOut: false, succeeded: false, error: reason, stderrTail: "")
         publish(.taskStarted(task: name, run: runID, pid: 0, due: wall(due), lateMilliseconds: lateness(due)))
         let end = RunEnd(
-            name: name, configuration: configuration, generation: generation, pid: 0, last: last,
-            outcome: .failed(reason: "task \(name) run \(runID): \(reason)"), result: nil, waiters: waiters,
-            isDetached: false)
-        loop.schedule(after: .zero) { [unowned self] in self.accountEnd(end) }
+            name: name, incarnation: tasks[index].incarnation, configuration: configuration,
+            generation: generation, pid: 0, last: last,
+            outcome: .failed(reason: "task \(name) run \(runID): \(reason)"), output: nil, waiters: waiters)
+        loop.schedule(after: .zero) { [unowned self] in self.taskRunEnded(end) }
     }
 
     /// The end of a task's run, as it is accounted for.
     struct RunEnd {
         var name: String
+        /// The ``TaskRuntime/incarnation`` of the task it belongs to; nil when a reload removed
+        /// the task while it ran (it is reported, then forgotten).
+        var incarnation: Int?
         /// The definition the run started with.
         var configuration: TaskConfiguration
         var generation: Int
@@ -131,20 +137,26 @@ extension Supervisor {
         var last: LastRun
         var outcome: SupervisorPolicy.Report.Outcome
         /// Its stdout and whether it was cut at `capture`; nil for a command that never started.
-        var result: (output: [UInt8], truncated: Bool)?
+        var output: [UInt8]?
+        var truncated = false
         /// `run --wait` requests for this run.
         var waiters: [(Reply.Body) -> Void]
-        /// Its task was removed by a reload while it ran: reported, then forgotten.
-        var isDetached: Bool
     }
 
-    /// The one place a task's run ends: counters and last run, the result, the built-in task
-    /// hook (when the run belongs to the loop's current run), the log, watchers, the state
-    /// file, `run --wait` requests; then the task may run again.
-    private func accountEnd(_ end: RunEnd) {
-        var end = end
+    /// A task's run ended. While a command hook runs, its end waits for the hook's: no task
+    /// hook runs at the same time as an event hook.
+    func taskRunEnded(_ end: RunEnd) {
+        if hooks.inFlight != nil { return hooks.endedDuringHook.append(end) }
+        accountEnd(end)
+    }
+
+    /// The one place a task's run ends: counters and last run, the result and the built-in task
+    /// hook (when the run belongs to the loop's current run: a late result is dropped), the
+    /// log, watchers, the state file, `run --wait` requests; then the task may run again.
+    private func accountEnd(_ end: consuming RunEnd) {
         let last = end.last
-        guard !end.isDetached, let task = policy.task(named: end.name) else {
+        guard let task = task(named: end.name), tasks[Int(task.index)].incarnation == end.incarnation else {
+            detachedRuns.removeAll { $0.runID == last.run }
             log.write(
                 .info, "ended: the task was removed from the configuration",
                 [
@@ -162,14 +174,14 @@ extension Supervisor {
         if !last.succeeded { tasks[index].failures += 1 }
         tasks[index].last = last
         var changed = false
-        if case .succeeded(_, let directives) = end.outcome, let (output, truncated) = end.result {
-            let result = TaskResult(
-                task: end.name, run: last.run, time: Timestamp.now(), output: output, truncated: truncated)
-            changed = tasks[index].result.map { $0.output != output || $0.truncated != truncated } ?? true
-            tasks[index].result = result
-            end.outcome = .succeeded(changed: changed, directives: directives)
-        }
         if end.generation == generation && loopStatus.state == .running {
+            if case .succeeded(_, let directives) = end.outcome, let output = end.output {
+                let truncated = end.truncated
+                changed = tasks[index].result.map { $0.output != output || $0.truncated != truncated } ?? true
+                tasks[index].result = TaskResult(
+                    task: end.name, run: last.run, time: Timestamp.now(), output: output, truncated: truncated)
+                end.outcome = .succeeded(changed: changed, directives: directives)
+            }
             let report = SupervisorPolicy.Report(task: task, outcome: end.outcome, configuration: end.configuration)
             carryOut(policy.runEnded(report, now: now, instant: instant, random: &random))
         } else {

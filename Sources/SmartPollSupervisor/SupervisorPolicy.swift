@@ -16,9 +16,11 @@ struct SupervisorPolicy {
     typealias TaskID = SchedulerStateMachine.TaskID
 
     enum Action: Hashable {
-        /// The task's schedule changed: watchers hear it, the state file saves it, and a
-        /// `run --wait` for a run that will now not happen is answered.
-        case scheduleChanged(TaskID)
+        /// The task's schedule changed to `next` (nil: unscheduled): watchers hear it, the state
+        /// file saves it, and a `run --wait` for a run that will now not happen is answered.
+        /// Each change is its own action, with the schedule it made, even when a later one in
+        /// the same list changes the task again.
+        case scheduleChanged(TaskID, next: Instant?)
         /// A fatal failure: the loop's run ends with this error.
         case endLoop(error: String)
     }
@@ -57,7 +59,7 @@ struct SupervisorPolicy {
     private(set) var indexByName: [String: Int]
     private(set) var configurations: [TaskConfiguration]
     /// Failures since the last success, per task: `retry`'s backoff and `max_retries`.
-    var consecutiveFailures: [Int]
+    private(set) var consecutiveFailures: [Int]
 
     init(configuration: SupervisorConfiguration) {
         names = configuration.taskNames
@@ -77,7 +79,7 @@ struct SupervisorPolicy {
 
     /// A run of the loop begins: the run hooks, i.e. every task with `start` is scheduled.
     /// - Precondition: no task of an earlier run is in flight.
-    mutating func loopStarted<Random: RandomNumberGenerator>(now: Instant, random: inout Random) -> [Action] {
+    mutating func loopStarted(now: Instant) -> [Action] {
         machine.runStarted()
         var actions: [Action] = []
         for index in names.indices {
@@ -102,10 +104,10 @@ struct SupervisorPolicy {
     }
 
     /// One scheduling request or directive (`schedule`, `unschedule`, `stop_timer`), as the
-    /// library's calls. Returns the task it named, or nil for an unknown task or another
+    /// library's calls. Returns the change it made, or nil for an unknown task or another
     /// command (the driver answers those).
     @discardableResult
-    mutating func apply(_ command: Command, now: Instant, instant: (Timestamp) -> Instant) -> TaskID? {
+    mutating func apply(_ command: Command, now: Instant, instant: (Timestamp) -> Instant) -> Action? {
         switch command {
         case .schedule(let name, let when, let sooner):
             guard let task = task(named: name) else { return nil }
@@ -116,15 +118,15 @@ struct SupervisorPolicy {
             case (.at(let time?), true): machine.scheduleSooner(task, at: instant(time), now: now)
             case (.at(nil), true): break  // rejected when decoded
             }
-            return task
+            return changed(task)
         case .unschedule(let name):
             guard let task = task(named: name) else { return nil }
             machine.schedule(task, at: nil, now: now)
-            return task
+            return changed(task)
         case .stopTimer(let name):
             guard let task = task(named: name) else { return nil }
             _ = machine.stopTimer(task, now: now)
-            return task
+            return changed(task)
         default:
             return nil
         }
@@ -133,7 +135,12 @@ struct SupervisorPolicy {
     /// The library's `schedule(task, after:)`.
     mutating func schedule(_ task: TaskID, after delay: Duration, now: Instant) -> [Action] {
         machine.schedule(task, after: delay, now: now)
-        return [.scheduleChanged(task)]
+        return [changed(task)]
+    }
+
+    /// A retry count restored from the state file.
+    mutating func restore(consecutiveFailures count: Int, of task: TaskID) {
+        consecutiveFailures[Int(task.index)] = count
     }
 
     /// A schedule restored from the state file: the sooner of it and `start` when the task has
@@ -144,7 +151,7 @@ struct SupervisorPolicy {
         } else {
             machine.schedule(task, at: time, now: now)
         }
-        return [.scheduleChanged(task)]
+        return [changed(task)]
     }
 
     // MARK: Reload
@@ -204,24 +211,22 @@ struct SupervisorPolicy {
         switch report.outcome {
         case .succeeded(let changed, let directives):
             for directive in directives {
-                if let target = apply(directive, now: now, instant: instant) {
-                    actions.append(.scheduleChanged(target))
-                }
+                if let action = apply(directive, now: now, instant: instant) { actions.append(action) }
             }
             consecutiveFailures[index] = 0
             if changed {
-                for name in configuration.onChange { actions += scheduleNow(name, now: now) }
+                for name in configuration.onChange { scheduleNow(name, now: now, into: &actions) }
             }
-            for name in configuration.onSuccess { actions += scheduleNow(name, now: now) }
-            actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+            for name in configuration.onSuccess { scheduleNow(name, now: now, into: &actions) }
+            rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
         case .cancelled:
-            actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+            rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
         case .failed(let reason):
             switch configuration.onFailure {
             case .fatal:
                 actions.append(.endLoop(error: reason))
             case .continue:
-                actions += rescheduleByEvery(report.task, configuration, now: now, random: &random)
+                rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
             case .retry:
                 consecutiveFailures[index] += 1
                 let failures = consecutiveFailures[index]
@@ -229,8 +234,8 @@ struct SupervisorPolicy {
                     actions.append(.endLoop(error: "\(reason); gave up after \(limit) retries"))
                 } else {
                     let delay = Self.backoff(afterFailures: failures, configuration.backoff)
-                    actions += schedule(
-                        report.task, after: delay + Self.jitter(configuration.jitter, &random), now: now)
+                    machine.schedule(report.task, after: delay + Self.jitter(configuration.jitter, &random), now: now)
+                    actions.append(changed(report.task))
                 }
             }
         }
@@ -259,15 +264,23 @@ struct SupervisorPolicy {
         return .nanoseconds(Int64.random(in: 0...nanoseconds, using: &random))
     }
 
-    private mutating func scheduleNow(_ name: String, now: Instant) -> [Action] {
-        guard let task = task(named: name) else { return [] }
-        return schedule(task, after: .zero, now: now)
+    /// The change just made to `task`'s schedule, with the schedule as it is now.
+    private func changed(_ task: TaskID) -> Action {
+        .scheduleChanged(task, next: machine.next(task))
+    }
+
+    private mutating func scheduleNow(_ name: String, now: Instant, into actions: inout [Action]) {
+        guard let task = task(named: name) else { return }
+        machine.schedule(task, after: .zero, now: now)
+        actions.append(changed(task))
     }
 
     private mutating func rescheduleByEvery<Random: RandomNumberGenerator>(
-        _ task: TaskID, _ configuration: TaskConfiguration, now: Instant, random: inout Random
-    ) -> [Action] {
-        guard let every = configuration.every, machine.next(task) == nil else { return [] }
-        return schedule(task, after: every + Self.jitter(configuration.jitter, &random), now: now)
+        _ task: TaskID, _ configuration: TaskConfiguration, now: Instant, random: inout Random,
+        into actions: inout [Action]
+    ) {
+        guard let every = configuration.every, machine.next(task) == nil else { return }
+        machine.schedule(task, after: every + Self.jitter(configuration.jitter, &random), now: now)
+        actions.append(changed(task))
     }
 }

@@ -145,18 +145,17 @@ final class TaskRun {
             specification, process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
             directives: directives.takeReadEnd()!, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup,
             subreaper: subreaper, isKnownTask: isKnownTask, onEnd: onEnd)
-        try run.watch()
         if let bytes = specification.input, let writeEnd = stdin?.takeWriteEnd() {
             do throws(SupervisorError) {
                 run.input = try InputFeeder(descriptor: writeEnd, bytes: bytes, loop: loop)
             } catch {
-                // The process then reads end of file instead of waiting for ever.
+                // A run without its input is not the run that was asked for: it fails to start.
                 SystemCall.close(writeEnd)
-                log.write(
-                    .warning, "cannot feed the input of run \(run.runID): \(error.message)",
-                    [(run.kind, run.name), ("run", "\(run.runID)")])
+                run.abandon()
+                throw error
             }
         }
+        try run.watch()
         run.carryOut(run.lifecycle.started())
         return run
     }
@@ -234,10 +233,13 @@ final class TaskRun {
                 timeoutTimer = loop.schedule(after: timeout) { [weak self] in
                     guard let self else { return }
                     self.timeoutTimer = nil
+                    let actions = self.lifecycle.timeoutElapsed()
+                    // A run already being ended (cancel, stop) keeps that course and reason.
+                    guard !actions.isEmpty else { return }
                     self.log.write(
                         .warning, "timed out after \(DurationFormat.format(timeout))",
                         [(self.kind, self.name), ("run", "\(self.runID)"), ("pid", "\(self.pid)")])
-                    self.carryOut(self.lifecycle.timeoutElapsed())
+                    self.carryOut(actions)
                 }
             case .signal(let signal):
                 signalRun(signal)
@@ -317,6 +319,9 @@ final class TaskRun {
         outputDescriptor = nil
         errorDescriptor = nil
         directiveDescriptor = nil
+        input?.close()
+        input = nil
+        subreaper?.untrack(pid)
     }
 
     // MARK: Pipes

@@ -4,6 +4,9 @@ import SmartPollProtocol
 /// retry state.
 struct TaskRuntime {
     let name: String
+    /// Tells this task from one of the same name that a reload removed and another added:
+    /// unique within the supervisor's life.
+    let incarnation: Int
     /// The command and environment as C strings, built at the first run after a change of
     /// configuration.
     var prepared: PreparedCommand?
@@ -16,7 +19,8 @@ struct TaskRuntime {
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
 
-    init(name: String) {
+    init(name: String, incarnation: Int) {
         self.name = name
+        self.incarnation = incarnation
     }
 }

@@ -1,6 +1,7 @@
 import Glibc
 import SmartPoll
 import SmartPollProtocol
+import SmartPollTestSupport
 
 // `smartpoll-bench --count NAME`: a fixed amount of work and nothing else, for `make bench-check`,
 // which counts its instructions under callgrind. No clock is read and nothing is random but a
@@ -173,9 +174,9 @@ func countStateMachine() -> Int {
             _ = machine.stopTimer(task, now: now)
         case 62..<80:
             now = now.advanced(by: .milliseconds(Int64(random.next() % 500)))
-            _ = machine.deadlinesReached(now: now)
-            while operations < stateMachineOperations, let start = machine.nextStart() {
-                running.append(start.task)
+            // The drivers' step: deadlines fall due, then each task that may start.
+            while operations < stateMachineOperations, case .start(let task, _) = machine.advance(now: now) {
+                running.append(task)
                 started += 1
                 operations += 1
             }
@@ -186,20 +187,4 @@ func countStateMachine() -> Int {
         operations += 1
     }
     return started &* 31 &+ machine.scheduledCount &+ machine.runningCount
-}
-
-/// SplitMix64 (Steele, Lea and Flood): a small generator with a fixed seed, so that every run
-/// makes the same calls.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -80,6 +80,8 @@ import Testing
         try #require(pipe(&first) == 0 && pipe(&second) == 0 && pipe(&replacement) == 0)
         // One of first[0] and second[0] ends up as the replacement's read end.
         defer { for fd in first + second + replacement where fd >= 0 { close(fd) } }
+        // The handlers hold the loop: dropping them (before the descriptors close) frees it.
+        defer { for fd in [first[0], second[0]] { loop.deregister(fd) } }
         for fd in [first[1], second[1]] { #expect(write(fd, "x", 1) == 1) }
 
         var calls: [String] = []
@@ -146,6 +148,8 @@ import Testing
         let timeout = loop.schedule(after: .seconds(10)) { loop.stop() }
         try loop.run()
         loop.cancel(timeout)
+        // The handler holds the loop: dropping it frees the loop.
+        loop.deregister(new)
         #expect(calls == 1)
     }
 }

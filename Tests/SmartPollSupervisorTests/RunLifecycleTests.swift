@@ -83,6 +83,7 @@ import Testing
     }
 
     @Test func aHookGetsTodaysFiveSecondsOfGraceUnlessConfigured() {
-        #expect(Teardown() == Teardown(signal: SIGTERM, grace: .seconds(5)))
+        #expect(HookConfiguration.CommandHook(command: ["true"]).killGrace == .seconds(5))
+        #expect(Teardown(grace: .seconds(1)).signal == SIGTERM, "a hook is sent SIGTERM")
     }
 }

@@ -32,8 +32,7 @@ import Testing
     /// A started policy (the loop running at t = 0) and the id of `name`.
     static func started(_ tasks: [String: TaskConfiguration]) -> SupervisorPolicy {
         var policy = SupervisorPolicy(configuration: configuration(tasks))
-        var random = ConstantRandom(word: 1)
-        _ = policy.loopStarted(now: at(0), random: &random)
+        _ = policy.loopStarted(now: at(0))
         return policy
     }
 
@@ -75,9 +74,12 @@ import Testing
             configuration: Self.configuration([
                 "a": Self.task { $0.start = .seconds(2) }, "b": Self.task(), "c": Self.task { $0.start = .zero },
             ]))
-        var random = ConstantRandom(word: 1)
-        let actions = policy.loopStarted(now: Self.at(10), random: &random)
-        #expect(actions == [.scheduleChanged(policy.task(named: "a")!), .scheduleChanged(policy.task(named: "c")!)])
+        let actions = policy.loopStarted(now: Self.at(10))
+        #expect(
+            actions == [
+                .scheduleChanged(policy.task(named: "a")!, next: Self.at(12)),
+                .scheduleChanged(policy.task(named: "c")!, next: Self.at(10)),
+            ])
         #expect(Self.next("a", policy) == Self.at(12))
         #expect(Self.next("b", policy) == nil)
         let (starts, deadline) = Self.advance(&policy, at: 10)
@@ -97,7 +99,7 @@ import Testing
         for expected in [1.0, 2, 4, 5, 5] {
             _ = Self.run("w", &policy, at: time)
             let actions = Self.end("w", .failed(reason: "exit 1"), &policy, at: time)
-            #expect(actions == [.scheduleChanged(policy.task(named: "w")!)])
+            #expect(actions == [.scheduleChanged(policy.task(named: "w")!, next: Self.at(time + expected))])
             #expect(Self.next("w", policy) == Self.at(time + expected), "after a failure at \(time) s")
             time += expected
         }
@@ -162,7 +164,9 @@ import Testing
         ])
         _ = Self.run("w", &carryOn, at: 0)
         #expect(
-            Self.end("w", .failed(reason: "boom"), &carryOn, at: 1) == [.scheduleChanged(carryOn.task(named: "w")!)])
+            Self.end("w", .failed(reason: "boom"), &carryOn, at: 1) == [
+                .scheduleChanged(carryOn.task(named: "w")!, next: Self.at(11))
+            ])
         #expect(Self.next("w", carryOn) == Self.at(11), "every counts from the end of the run")
         #expect(carryOn.consecutiveFailures == [0], "continue keeps no retry count")
     }
@@ -191,7 +195,7 @@ import Testing
         ])
         _ = Self.run("w", &policy, at: 0)
         let actions = Self.end("w", .cancelled, &policy, at: 1)
-        #expect(actions == [.scheduleChanged(policy.task(named: "w")!)])
+        #expect(actions == [.scheduleChanged(policy.task(named: "w")!, next: Self.at(6))])
         #expect(Self.next("w", policy) == Self.at(6), "every, not the retry backoff")
         #expect(Self.next("p", policy) == nil, "on_success does not fire")
         #expect(policy.consecutiveFailures == [0, 0])
@@ -207,7 +211,10 @@ import Testing
         _ = Self.run("w", &policy, at: 0)
         let first = Self.end("w", .succeeded(changed: true, directives: []), &policy, at: 1)
         #expect(
-            first == [.scheduleChanged(policy.task(named: "publish")!), .scheduleChanged(policy.task(named: "audit")!)])
+            first == [
+                .scheduleChanged(policy.task(named: "publish")!, next: Self.at(1)),
+                .scheduleChanged(policy.task(named: "audit")!, next: Self.at(1)),
+            ])
         #expect(Self.next("publish", policy) == Self.at(1))
         #expect(Self.next("audit", policy) == Self.at(1))
 
@@ -218,7 +225,9 @@ import Testing
         _ = policy.schedule(policy.task(named: "w")!, after: .zero, now: Self.at(2))
         _ = Self.run("w", &policy, at: 2)
         let same = Self.end("w", .succeeded(changed: false, directives: []), &policy, at: 3)
-        #expect(same == [.scheduleChanged(policy.task(named: "audit")!)], "an unchanged result triggers no on_change")
+        #expect(
+            same == [.scheduleChanged(policy.task(named: "audit")!, next: Self.at(3))],
+            "an unchanged result triggers no on_change")
         #expect(Self.next("publish", policy) == nil)
     }
 
@@ -249,8 +258,7 @@ import Testing
         policy.lateRunEnded(task)
         #expect(Self.next("w", policy) == nil, "no every from the late run")
         #expect(policy.machine.runningCount == 0)
-        var random = ConstantRandom(word: 1)
-        _ = policy.loopStarted(now: Self.at(5), random: &random)
+        _ = policy.loopStarted(now: Self.at(5))
         #expect(Self.advance(&policy, at: 5).starts == [task], "free to start again")
     }
 
@@ -279,7 +287,9 @@ import Testing
         #expect(plan.changed == ["change"])
         #expect(plan.removed == ["remove"])
         #expect(plan.newIndex == [1, 2, nil], "old order change, keep, remove; new order added, change, keep")
-        #expect(plan.actions == [.scheduleChanged(policy.task(named: "added")!)], "only the added task's start")
+        #expect(
+            plan.actions == [.scheduleChanged(policy.task(named: "added")!, next: Self.at(5))],
+            "only the added task's start")
         #expect(policy.names == ["added", "change", "keep"])
         #expect(Self.next("keep", policy) == Self.at(5), "a kept schedule stays")
         #expect(Self.next("change", policy) == Self.at(1), "the backoff's schedule stays")

@@ -113,4 +113,20 @@ static inline char *request_line(const char *path, const char *line, struct line
     return read_line(reader, NULL);
 }
 
+/* A Unix stream socket listening at `path` (a stale file there replaced); prints "ready" on
+ * stdout for the script that started the server. Exits on failure. */
+static inline int listen_ready(const char *path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) exit(2);
+    strcpy(a.sun_path, path);
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(fd, 64) < 0) die("listen");
+    printf("ready\n");
+    fflush(stdout);
+    return fd;
+}
+
 #endif

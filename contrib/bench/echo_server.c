@@ -5,16 +5,7 @@
 
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: echo_server PATH\n"); return 2; }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(argv[1]) >= sizeof a.sun_path) return 2;
-    strcpy(a.sun_path, argv[1]);
-    unlink(argv[1]);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
-    if (listen(fd, 64) < 0) die("listen");
-    printf("ready\n");
-    fflush(stdout);
+    int fd = listen_ready(argv[1]);
     static char buf[1 << 16];
     for (;;) {
         int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
