@@ -206,7 +206,10 @@ final class Supervisor {
         loopStatus.since = Timestamp.now()
         disarmDeadline()
         for index in tasks.indices {
-            answerNotRunning(&tasks[index].waitingForNextRun, "the loop stopped before \(tasks[index].name) ran")
+            // The name is read outside the inout access to the element (an exclusivity violation
+            // otherwise, which the live fuzz hit: a stop while a run --wait waited).
+            let name = tasks[index].name
+            answerNotRunning(&tasks[index].waitingForNextRun, "the loop stopped before \(name) ran")
             tasks[index].current?.terminate(.stopped)
         }
         hooks.inFlight?.run.terminate(.stopped)
