@@ -62,6 +62,7 @@ struct sp_child_args {
     char *const *envp;
     const char *cwd;
     int fds[4];
+    int cgroup_procs_fd;
     int set_credentials;
     uid_t uid;
     gid_t gid;
@@ -107,12 +108,69 @@ SP_CHILD_CODE __attribute__((noreturn)) static void sp_child_fail(struct sp_chil
     for (;;) syscall(SYS_exit_group, 127);
 }
 
+// Closes the descriptors from `low` to `high` (inclusive) in the child: close_range, or on Linux
+// before 5.9 a loop up to the descriptor limit.
+SP_CHILD_CODE static void sp_child_close_from(unsigned int low, unsigned int high) {
+    if (low > high) return;
+    if (syscall(SYS_close_range, low, high, 0U) == 0) return;
+    struct rlimit rl;
+    long limit = SP_CLOSE_LOOP_LIMIT;
+    if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < SP_CLOSE_LOOP_LIMIT) {
+        limit = (long)rl.rlim_cur;
+    }
+    for (long fd = low; fd < limit && fd <= (long)high; fd++) (void)syscall(SYS_close, fd);
+}
+
 // Runs in the child between clone and execve: async-signal-safe raw system calls only, no
 // allocation, no locks, no stdio.
 SP_CHILD_CODE static int sp_child_main(void *p) {
     struct sp_child_args *a = p;
 
     if (syscall(SYS_setsid) < 0) sp_child_fail(a);
+
+    // The descriptors first, so that the child holds none of the parent's (its listening
+    // socket above all) for longer than it must: the cgroup move below can take a while, and
+    // a parent killed meanwhile must not leave its socket open in a child about to exit.
+    int cgroup_fd = a->cgroup_procs_fd;
+    if (cgroup_fd >= 0 && cgroup_fd <= 3) {
+        cgroup_fd = (int)syscall(SYS_fcntl, cgroup_fd, F_DUPFD_CLOEXEC, 4);
+        if (cgroup_fd < 0) sp_child_fail(a);
+    }
+    // A source already numbered 0-3 could be overwritten by an earlier dup: move
+    // all of those above 3 first.
+    int src[4];
+    for (int i = 0; i < 4; i++) {
+        src[i] = a->fds[i];
+        if (src[i] >= 0 && src[i] <= 3) {
+            src[i] = (int)syscall(SYS_fcntl, src[i], F_DUPFD, 4);
+            if (src[i] < 0) sp_child_fail(a);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        if (src[i] >= 0) {
+            // dup3 to another number also clears FD_CLOEXEC on the target (the sources are
+            // above 3 by now, so never the same number, which dup3 refuses).
+            if (syscall(SYS_dup3, src[i], i, 0) < 0) sp_child_fail(a);
+        } else {
+            (void)syscall(SYS_close, i);
+        }
+    }
+    if (cgroup_fd >= 0) {
+        sp_child_close_from(4U, (unsigned int)cgroup_fd - 1U);
+        sp_child_close_from((unsigned int)cgroup_fd + 1U, ~0U);
+    } else {
+        sp_child_close_from(4U, ~0U);
+    }
+
+    // Into the run's cgroup before the program starts, so that every process it starts is
+    // born there; still with the supervisor's credentials, which may write the file. Writing
+    // "0" moves the writer itself.
+    if (cgroup_fd >= 0) {
+        if (syscall(SYS_write, cgroup_fd, "0", 1) != 1) sp_child_fail(a);
+        (void)syscall(SYS_close, cgroup_fd);
+    }
+
     // A task with `user` or `group` (the supervisor is root): supplementary groups cleared,
     // then the group, then the user, so that each step still has the privilege it needs. Raw
     // calls, because glibc's setuid and setgid broadcast the change to every thread of the
@@ -142,36 +200,6 @@ SP_CHILD_CODE static int sp_child_main(void *p) {
     }
 
     if (a->cwd != NULL && syscall(SYS_chdir, a->cwd) < 0) sp_child_fail(a);
-
-    // A source already numbered 0-3 could be overwritten by an earlier dup: move
-    // all of those above 3 first.
-    int src[4];
-    for (int i = 0; i < 4; i++) {
-        src[i] = a->fds[i];
-        if (src[i] >= 0 && src[i] <= 3) {
-            src[i] = (int)syscall(SYS_fcntl, src[i], F_DUPFD, 4);
-            if (src[i] < 0) sp_child_fail(a);
-        }
-    }
-    for (int i = 0; i < 4; i++) {
-        if (src[i] >= 0) {
-            // dup3 to another number also clears FD_CLOEXEC on the target (the sources are
-            // above 3 by now, so never the same number, which dup3 refuses).
-            if (syscall(SYS_dup3, src[i], i, 0) < 0) sp_child_fail(a);
-        } else {
-            (void)syscall(SYS_close, i);
-        }
-    }
-    if (syscall(SYS_close_range, 4U, ~0U, 0U) != 0) {
-        // Linux before 5.9: close what the descriptor limit allows.
-        struct rlimit rl;
-        long limit = SP_CLOSE_LOOP_LIMIT;
-        if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-            rl.rlim_cur < SP_CLOSE_LOOP_LIMIT) {
-            limit = (long)rl.rlim_cur;
-        }
-        for (long fd = 4; fd < limit; fd++) (void)syscall(SYS_close, fd);
-    }
 
     // An empty mask: all zeros, in the kernel's size.
     static const unsigned long empty[(SP_KERNEL_SIGSET_SIZE + sizeof(unsigned long) - 1) / sizeof(unsigned long)];
@@ -262,14 +290,20 @@ static int sp_wait_common(idtype_t type, id_t id, sp_exit_status *status, int no
     siginfo_t info;
     memset(&info, 0, sizeof info);
     memset(status, 0, sizeof *status);
-    int r;
+    // The raw call, for the CPU time of the child (and of the children it waited for), which
+    // glibc's waitid does not return.
+    struct rusage usage;
+    memset(&usage, 0, sizeof usage);
+    long r;
     do {
-        r = waitid(type, id, &info, WEXITED | (nohang ? WNOHANG : 0));
+        r = syscall(SYS_waitid, type, id, &info, WEXITED | (nohang ? WNOHANG : 0), &usage);
     } while (r < 0 && errno == EINTR);
     if (r < 0) return -1;
     // With WNOHANG and no change, waitid leaves si_pid zero.
     if (info.si_pid == 0) return 0;
     status->ended = 1;
+    status->cpu_usec = (long long)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec +
+                       (long long)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
     if (info.si_code == CLD_EXITED) {
         status->exited = 1;
         status->code = info.si_status;
@@ -348,6 +382,7 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
             options->stderr_fd >= 0 ? options->stderr_fd : devnull,
             options->directive_fd,
         },
+        .cgroup_procs_fd = options->cgroup_procs_fd,
         .set_credentials = options->set_credentials != 0,
         .uid = options->uid,
         .gid = options->gid,
@@ -450,4 +485,20 @@ int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang) {
 int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang) {
     if (pid <= 0) return sp_fail(EINVAL);
     return sp_wait_common(P_PID, (id_t)pid, status, nohang);
+}
+
+int sp_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL) == 0 ? 0 : -1;
+}
+
+int sp_reap_if_ended(pid_t pid) {
+    if (pid <= 0) return sp_fail(EINVAL);
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r;
+    do {
+        r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    return info.si_pid != 0 ? 1 : 0;
 }

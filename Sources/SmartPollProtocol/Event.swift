@@ -29,10 +29,12 @@ public struct Event: Sendable, Hashable {
         case taskUnscheduled(task: String)
         case taskStarted(task: String, run: Int, pid: Int, due: Timestamp?, lateMilliseconds: Double?)
         /// `exitCode` is `nil` after a signal; `durationMilliseconds` is wall-clock;
-        /// `changed` says whether the result differs from the previous successful one.
+        /// `cpuMilliseconds` is the user plus system CPU time of every process of the run, or
+        /// `nil` when unknown; `changed` says whether the result differs from the previous
+        /// successful one.
         case taskFinished(
             task: String, run: Int, exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool,
-            durationMilliseconds: Double, changed: Bool)
+            durationMilliseconds: Double, cpuMilliseconds: Double?, changed: Bool)
         case hookRan(hook: String)
         /// The tasks the new configuration added, changed and removed, each sorted.
         case configReloaded(added: [String], changed: [String], removed: [String])
@@ -75,7 +77,7 @@ public struct Event: Sendable, Hashable {
     public var task: String? {
         switch kind {
         case .taskScheduled(let task, _), .taskUnscheduled(let task), .taskStarted(let task, _, _, _, _),
-            .taskFinished(let task, _, _, _, _, _, _, _):
+            .taskFinished(let task, _, _, _, _, _, _, _, _):
             return task
         case .loopStarted, .loopStopped, .loopFailed, .hookRan, .configReloaded:
             return nil
@@ -143,7 +145,8 @@ public struct Event: Sendable, Hashable {
             writer.key("late_ms")
             if let late { writer.double(late) } else { writer.null() }
         case .taskFinished(
-            let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
+            let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let cpu,
+            let changed):
             writer.key("task")
             writer.string(task)
             writer.key("run")
@@ -151,6 +154,8 @@ public struct Event: Sendable, Hashable {
             writer.outcomeMembers(exitCode: exitCode, signal: signal, timedOut: timedOut, succeeded: succeeded)
             writer.key("duration_ms")
             writer.double(duration)
+            writer.key("cpu_ms")
+            if let cpu { writer.double(cpu) } else { writer.null() }
             writer.key("changed")
             writer.bool(changed)
         case .hookRan(let hook):
@@ -201,7 +206,8 @@ public struct Event: Sendable, Hashable {
                 task: try reader.string("task"), run: try reader.int("run"),
                 exitCode: try reader.optionalInt("exit_code"), signal: try reader.optionalInt("signal"),
                 timedOut: try reader.bool("timed_out"), succeeded: try reader.bool("succeeded"),
-                durationMilliseconds: try reader.double("duration_ms"), changed: try reader.bool("changed"))
+                durationMilliseconds: try reader.double("duration_ms"),
+                cpuMilliseconds: try reader.optionalDouble("cpu_ms"), changed: try reader.bool("changed"))
         case .hookRan: kind = .hookRan(hook: try reader.string("hook"))
         case .configReloaded:
             kind = .configReloaded(

@@ -1,7 +1,7 @@
 /// How a task's last finished run went: the `last` object of a `status` reply.
 ///
 /// `{"run":N,"started":T,"ended":T,"duration_ms":F,"exit_code":0,"signal":null,
-/// "timed_out":false,"succeeded":true,"error":null,"stderr_tail":"..."}`
+/// "timed_out":false,"succeeded":true,"error":null,"stderr_tail":"...","cpu_ms":F}`
 public struct LastRun: Sendable, Hashable {
     /// The run id.
     public var run: Int
@@ -21,11 +21,16 @@ public struct LastRun: Sendable, Hashable {
     public var error: String?
     /// The last 4 KiB of the run's stderr (invalid UTF-8 replaced).
     public var stderrTail: String
+    /// User plus system CPU time of every process of the run, in milliseconds, fractional
+    /// (`"cpu_ms"`); `nil` when unknown (a command that never started, or no accounting).
+    public var cpuMilliseconds: Double?
 
     public init(
         run: Int, started: Timestamp, ended: Timestamp, durationMilliseconds: Double,
-        exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool, error: String?, stderrTail: String
+        exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool, error: String?, stderrTail: String,
+        cpuMilliseconds: Double? = nil
     ) {
+        self.cpuMilliseconds = cpuMilliseconds
         self.run = run
         self.started = started
         self.ended = ended
@@ -53,6 +58,8 @@ public struct LastRun: Sendable, Hashable {
         writer.string(error)
         writer.key("stderr_tail")
         writer.string(stderrTail)
+        writer.key("cpu_ms")
+        if let cpuMilliseconds { writer.double(cpuMilliseconds) } else { writer.null() }
         writer.endObject()
     }
 
@@ -67,6 +74,7 @@ public struct LastRun: Sendable, Hashable {
             timedOut: try reader.bool("timed_out"),
             succeeded: try reader.bool("succeeded"),
             error: try reader.optionalString("error"),
-            stderrTail: try reader.string("stderr_tail"))
+            stderrTail: try reader.string("stderr_tail"),
+            cpuMilliseconds: try reader.optionalDouble("cpu_ms"))
     }
 }

@@ -1,15 +1,22 @@
-/// The reply to `status`: `{"id":..,"ok":true,"loop":{...},"tasks":[...],"state_file":{...}}`.
+/// The reply to `status`:
+/// `{"id":..,"ok":true,"loop":{...},"tasks":[...],"state_file":{...},"containment":{...}}`.
 public struct StatusReply: Sendable, Hashable {
     public var loop: LoopStatus
     /// The tasks asked for (all of them by default), in the supervisor's order.
     public var tasks: [TaskStatus]
     /// The state file's health; `nil` (written as `null`) without a `state_dir`.
     public var stateFile: StateFileStatus?
+    /// How runs are contained; `nil` (the member left out) from a supervisor that does not say.
+    public var containment: ContainmentStatus?
 
-    public init(loop: LoopStatus, tasks: [TaskStatus], stateFile: StateFileStatus? = nil) {
+    public init(
+        loop: LoopStatus, tasks: [TaskStatus], stateFile: StateFileStatus? = nil,
+        containment: ContainmentStatus? = nil
+    ) {
         self.loop = loop
         self.tasks = tasks
         self.stateFile = stateFile
+        self.containment = containment
     }
 
     func writeMembers(to writer: inout JSONWriter) {
@@ -21,6 +28,10 @@ public struct StatusReply: Sendable, Hashable {
         writer.endArray()
         writer.key("state_file")
         if let stateFile { stateFile.write(to: &writer) } else { writer.null() }
+        if let containment {
+            writer.key("containment")
+            containment.write(to: &writer)
+        }
     }
 
     static func decode(_ reader: ObjectReader) throws(ProtocolError) -> StatusReply {
@@ -42,6 +53,9 @@ public struct StatusReply: Sendable, Hashable {
         let stateFile = try reader.optionalObject("state_file").map { (reader) throws(ProtocolError) in
             try StateFileStatus.decode(reader)
         }
-        return StatusReply(loop: loop, tasks: tasks, stateFile: stateFile)
+        let containment = try reader.optionalObject("containment").map { (reader) throws(ProtocolError) in
+            try ContainmentStatus.decode(reader)
+        }
+        return StatusReply(loop: loop, tasks: tasks, stateFile: stateFile, containment: containment)
     }
 }

@@ -21,10 +21,13 @@ struct Teardown: Hashable, Sendable {
 /// running --timeout / terminate--> terminating --grace elapsed--> killed
 ///    |                                  |                            |
 ///    +------------- exited -------------+------------ exited --------+--> ended
+///                                                                    (or draining --emptied--> ended,
+///                                                                     when the run is a cgroup)
 /// ```
 ///
 /// - Important: Every path ends in `ended` through ``exited()``: a run is over only when its
-///   process has been reaped, and what is left of it at that moment is killed.
+///   process has been reaped, and what is left of it at that moment is killed; a run contained
+///   in a cgroup is over only once that cgroup is empty too (``emptied()``).
 struct RunLifecycle: Sendable {
     /// Why a run is being ended before its process exits.
     enum Cause: Hashable, Sendable {
@@ -42,6 +45,9 @@ struct RunLifecycle: Sendable {
         case terminating
         /// SIGKILL was sent; the process's exit is awaited.
         case killed
+        /// The main process exited and what was left of the run was killed; the run's cgroup
+        /// is not empty yet.
+        case draining
         case ended
     }
 
@@ -52,6 +58,9 @@ struct RunLifecycle: Sendable {
         case signal(Int32)
         /// Fire ``graceElapsed()`` after this long.
         case armKill(Duration)
+        /// Collect the main process's exit status, then fire ``emptied()`` once the run's cgroup
+        /// has no process left (at once if it has none now).
+        case awaitEmpty
         /// The run is over: cancel its timers, read what its pipes still hold, report its end.
         case finish
     }
@@ -61,11 +70,17 @@ struct RunLifecycle: Sendable {
     private(set) var cancelled = false
     let timeout: Duration?
     let teardown: Teardown
+    /// Whether the run is a cgroup of its own: its end then waits until the cgroup is empty.
+    let isContained: Bool
 
-    init(timeout: Duration?, teardown: Teardown) {
+    init(timeout: Duration?, teardown: Teardown, isContained: Bool = false) {
         self.timeout = timeout
         self.teardown = teardown
+        self.isContained = isContained
     }
+
+    /// The main process has exited: nothing but the end of the run is left to do.
+    var hasExited: Bool { state == .draining || state == .ended }
 
     /// The process was spawned.
     func started() -> [Action] {
@@ -82,7 +97,7 @@ struct RunLifecycle: Sendable {
     /// Ends the run early for `cause`; a run already being ended keeps its course (the cause
     /// is still recorded: a `cancel` during a timeout's grace makes the run cancelled too).
     mutating func terminate(_ cause: Cause) -> [Action] {
-        guard state != .ended else { return [] }
+        guard !hasExited else { return [] }
         if cause != .stopped { cancelled = true }
         guard state == .running else { return [] }
         return beginTeardown()
@@ -96,11 +111,23 @@ struct RunLifecycle: Sendable {
     }
 
     /// The run's main process exited (it is not reaped yet, so its process group cannot have
-    /// been reused): whatever else of the run is left is killed at once, and the run is over.
+    /// been reused): whatever else of the run is left is killed at once, and the run is over;
+    /// a contained run once its cgroup is empty.
     mutating func exited() -> [Action] {
-        guard state != .ended else { return [] }
+        guard !hasExited else { return [] }
+        guard isContained else {
+            state = .ended
+            return [.signal(SIGKILL), .finish]
+        }
+        state = .draining
+        return [.signal(SIGKILL), .awaitEmpty]
+    }
+
+    /// The run's cgroup has no process left, after ``exited()``: the run is over.
+    mutating func emptied() -> [Action] {
+        guard state == .draining else { return [] }
         state = .ended
-        return [.signal(SIGKILL), .finish]
+        return [.finish]
     }
 
     private mutating func beginTeardown() -> [Action] {

@@ -35,6 +35,9 @@ public struct SpawnRequest: Sendable {
     /// The user and group the child runs as, with no supplementary groups; `nil` keeps the
     /// supervisor's. Changing them needs root (the spawn fails with EPERM otherwise).
     public var credentials: Credentials?
+    /// A descriptor of the `cgroup.procs` file of the cgroup the child is to be born in (the
+    /// caller keeps it), or `nil` to leave the child in the supervisor's cgroup.
+    public var cgroupProcesses: Int32?
     /// When set, the argument vector and environment as prepared C strings, used instead of
     /// `arguments` and `environment` (which still name the program in messages).
     var prepared: PreparedCommand?

@@ -25,6 +25,14 @@ public struct SpawnedProcess: Sendable {
     ///
     /// - Throws: `.systemCallFailed`, for instance when it was already reaped.
     public func wait(nonblocking: Bool = false) throws(SupervisorError) -> TerminationStatus? {
+        try waitWithUsage(nonblocking: nonblocking)?.status
+    }
+
+    /// ``wait(nonblocking:)``, with the user plus system CPU time of the child and of the
+    /// children it waited for, in milliseconds.
+    public func waitWithUsage(
+        nonblocking: Bool = false
+    ) throws(SupervisorError) -> (status: TerminationStatus, cpuMilliseconds: Double)? {
         var status = sp_exit_status()
         let noHang: Int32 = nonblocking ? 1 : 0
         do throws(Errno) {
@@ -42,7 +50,8 @@ public struct SpawnedProcess: Sendable {
             throw .systemCall("waitid for process \(pid)", errno: error.rawValue)
         }
         guard status.ended != 0 else { return nil }
-        return status.exited != 0 ? .exited(status.code) : .signaled(status.signal)
+        let ended: TerminationStatus = status.exited != 0 ? .exited(status.code) : .signaled(status.signal)
+        return (ended, Double(status.cpu_usec) / 1_000)
     }
 
     /// Sends `signal` to the child alone (through the pidfd when there is one).

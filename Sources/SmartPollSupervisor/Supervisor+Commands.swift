@@ -132,6 +132,8 @@ extension Supervisor {
                 running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
                 runs: tasks[index].runs, failures: tasks[index].failures, last: tasks[index].last)
         }
-        return StatusReply(loop: loopStatus, tasks: rows, stateFile: persistence?.status)
+        return StatusReply(
+            loop: loopStatus, tasks: rows, stateFile: persistence?.status,
+            containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path))
     }
 }

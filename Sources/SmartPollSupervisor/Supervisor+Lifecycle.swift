@@ -7,6 +7,8 @@ extension Supervisor {
     /// Serves until `shutdown`, SIGTERM or SIGINT; then every task has been ended and reaped
     /// and the socket removed.
     func serve() throws(SupervisorError) {
+        // The subtree goes with the supervisor when it is empty (when it exits on an error too).
+        defer { cgroups?.removeSubtree() }
         let signals = sp_signalfd_for_shutdown_signals()
         guard signals >= 0 else { throw SupervisorError.systemCall("signalfd", errno: errno) }
         defer { close(signals) }
@@ -39,6 +41,7 @@ extension Supervisor {
                 }
             }
         }
+        startContainment()
         try restoreState()
         log.write(
             .info, "listening",
@@ -76,6 +79,25 @@ extension Supervisor {
         }
         server.shutdown()
         loop.stop()
+    }
+
+    /// Says which containment is in force and, before anything runs, ends what a previous life
+    /// of this supervisor left in its cgroups (after a crash), so that no task has two runs at
+    /// once.
+    private func startContainment() {
+        if let cgroups {
+            log.write(.info, "containment: a cgroup per run", [("mode", "cgroup"), ("root", cgroups.path)])
+            for report in cgroups.endLeftovers() {
+                log.write(.warning, "containment: \(report)", [("mode", "cgroup")])
+            }
+        } else {
+            let reason = cgroupUnavailable.map { " (\($0))" } ?? ""
+            log.write(.info, "containment: a child subreaper\(reason)", [("mode", "subreaper")])
+            if let report = subreaper?.endLeftovers() {
+                log.write(.warning, "containment: \(report)", [("mode", "subreaper")])
+            }
+            subreaper?.start()
+        }
     }
 
     /// Creates the parent directory (0700) if missing, refuses a socket a live supervisor

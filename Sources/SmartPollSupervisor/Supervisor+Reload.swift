@@ -45,6 +45,8 @@ extension Supervisor {
         if old.socketMode != new.socketMode { restartNeeded.append("socket_mode") }
         if old.socketGroup != new.socketGroup { restartNeeded.append("socket_group") }
         if old.stateDirectory != new.stateDirectory { restartNeeded.append("state_dir") }
+        if old.containment != new.containment { restartNeeded.append("containment") }
+        if old.cgroupRoot != new.cgroupRoot { restartNeeded.append("cgroup_root") }
 
         let plan = policy.reload(new, now: now)
         var newTasks = policy.names.map { name in
@@ -69,6 +71,8 @@ extension Supervisor {
         effective.socketMode = old.socketMode
         effective.socketGroup = old.socketGroup
         effective.stateDirectory = old.stateDirectory
+        effective.containment = old.containment
+        effective.cgroupRoot = old.cgroupRoot
         configuration = effective
         server.maximumConnections = new.maximumConnections
         server.maximumLineLength = new.maximumLineBytes

@@ -40,7 +40,7 @@ extension Supervisor {
     /// Launches a task's or a hook's run; its end comes back to ``runEnded(_:)``.
     func launch(_ specification: TaskRun.Specification) throws(SupervisorError) -> TaskRun {
         try TaskRun.launch(
-            specification, loop: loop, log: log,
+            specification, loop: loop, log: log, cgroups: cgroups, subreaper: subreaper,
             isKnownTask: { [unowned self] name in self.task(named: name) != nil },
             onEnd: { [unowned self] run in self.runEnded(run) })
     }
@@ -81,7 +81,8 @@ extension Supervisor {
                 run: run.runID, started: run.startedWall, ended: Timestamp.now(),
                 durationMilliseconds: Double(loop.now - run.started) / 1e6,
                 exitCode: status?.exitCode, signal: status?.signal, timedOut: run.timedOut,
-                succeeded: run.succeeded, error: run.failureReason, stderrTail: run.stderrTailText)
+                succeeded: run.succeeded, error: run.failureReason, stderrTail: run.stderrTailText,
+                cpuMilliseconds: run.cpuMilliseconds)
             let outcome: SupervisorPolicy.Report.Outcome
             if run.succeeded {
                 outcome = .succeeded(changed: false, directives: run.directives)
@@ -208,7 +209,8 @@ extension Supervisor {
         publish(
             .taskFinished(
                 task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal, timedOut: last.timedOut,
-                succeeded: last.succeeded, durationMilliseconds: last.durationMilliseconds, changed: changed))
+                succeeded: last.succeeded, durationMilliseconds: last.durationMilliseconds,
+                cpuMilliseconds: last.cpuMilliseconds, changed: changed))
     }
 
     private func answer(_ end: RunEnd, durable: Bool) {

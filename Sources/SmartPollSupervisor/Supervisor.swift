@@ -60,6 +60,12 @@ final class Supervisor {
     /// The supervisor's environment, less what belongs to the supervisor alone.
     let baseEnvironment: [String: String]
     var random = SystemRandomNumberGenerator()
+    /// The cgroup subtree every run is contained in; nil in subreaper mode.
+    let cgroups: CgroupTree?
+    /// Why runs are not in cgroups although `containment` is `auto`; nil otherwise.
+    let cgroupUnavailable: String?
+    /// The child subreaper that ends orphans of runs, when runs are not in cgroups.
+    let subreaper: Subreaper?
 
     init(
         configuration: SupervisorConfiguration, socketPath: String, log: SupervisorLog, environment: [String: String]
@@ -78,6 +84,9 @@ final class Supervisor {
         notifier = SystemdNotifier(environment: environment)
         persistence = configuration.stateDirectory.map { StatePersistence(store: StateStore(directory: $0)) }
         loop = try EventLoop()
+        (cgroups, cgroupUnavailable) = try Supervisor.containment(
+            configuration, identity: configuration.stateDirectory ?? self.socketPath, loop: loop)
+        subreaper = cgroups == nil ? try Subreaper(socketPath: self.socketPath, loop: loop) : nil
         policy = SupervisorPolicy(configuration: configuration)
         tasks = policy.names.enumerated().map { TaskRuntime(name: $1, incarnation: $0) }
         nextIncarnation = tasks.count
@@ -93,6 +102,30 @@ final class Supervisor {
     }
 
     var now: Instant { Instant(nanoseconds: loop.now) }
+
+    /// The cgroup subtree the configuration asks for, or nil and why there is none (`auto`).
+    /// - Throws: in `cgroup` mode, when no cgroup can be made.
+    private static func containment(
+        _ configuration: SupervisorConfiguration, identity: String, loop: EventLoop
+    ) throws(SupervisorError) -> (CgroupTree?, String?) {
+        guard configuration.containment != .subreaper else { return (nil, nil) }
+        let absolute = identity.hasPrefix("/") ? identity : (currentDirectory() ?? "") + "/" + identity
+        do throws(SupervisorError) {
+            return (try CgroupTree(root: configuration.cgroupRoot, identity: absolute, loop: loop), nil)
+        } catch {
+            if configuration.containment == .cgroup {
+                throw SupervisorError(
+                    code: .systemCallFailed, message: "containment is \"cgroup\", but there is \(error.message)")
+            }
+            return (nil, error.message)
+        }
+    }
+
+    private static func currentDirectory() -> String? {
+        guard let pointer = getcwd(nil, 0) else { return nil }
+        defer { free(pointer) }
+        return String(cString: pointer)
+    }
 
     /// A monotonic instant as wall-clock time, saturating at the ends of the range.
     func wall(_ instant: Instant) -> Timestamp {

@@ -1,6 +1,16 @@
 import Glibc
 import SmartPollProtocol
 
+/// How the processes of runs are contained (SPEC section 3, the `containment` key).
+public enum ContainmentMode: String, Sendable, Hashable {
+    /// A cgroup per run when the supervisor can make its subtree, a subreaper otherwise.
+    case auto
+    /// A cgroup per run, or the supervisor refuses to start.
+    case cgroup
+    /// A child subreaper that ends a finished run's orphans.
+    case subreaper
+}
+
 /// The supervisor's configuration file (SPEC section 4): JSON with comments (and, as json-c
 /// reads it, trailing commas), parsed with json-c. Unknown keys, wrong types, bad durations and names of tasks that do not exist are
 /// all rejected, each reported as `FILE: KEY.PATH: reason`.
@@ -23,6 +33,11 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     public var maximumDirectives = 1_000
     /// How long a client's replies or events may wait without the client reading any of them.
     public var sendTimeout: Duration = .seconds(30)
+    /// How runs are contained (`containment`): cgroups, a subreaper, or cgroups when possible.
+    public var containment: ContainmentMode = .auto
+    /// Where the supervisor's cgroup subtree goes (`cgroup_root`, a directory of the cgroup v2
+    /// file system); nil: under the supervisor's own cgroup.
+    public var cgroupRoot: String?
     public var tasks: [String: TaskConfiguration]
     public var hooks: [String: HookConfiguration] = [:]
 
@@ -36,7 +51,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
 
     static let topLevelKeys = [
         "socket", "socket_mode", "socket_group", "state_dir", "max_running", "max_line_bytes",
-        "max_connections", "max_directives", "send_timeout", "tasks", "hooks",
+        "max_connections", "max_directives", "send_timeout", "containment", "cgroup_root", "tasks", "hooks",
     ]
     static let taskKeys = [
         "command", "cwd", "env", "start", "every", "jitter", "timeout", "kill_signal", "kill_grace",
@@ -118,6 +133,22 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         if let value = object["send_timeout"] {
             configuration.sendTimeout =
                 reader.duration(value, at: path.key("send_timeout"), .positive) ?? configuration.sendTimeout
+        }
+        if let value = object["containment"], let name = reader.string(value, at: path.key("containment")) {
+            if let mode = ContainmentMode(rawValue: name) {
+                configuration.containment = mode
+            } else {
+                reader.problem(path.key("containment"), "must be \"auto\", \"cgroup\" or \"subreaper\"")
+            }
+        }
+        if let value = object["cgroup_root"],
+            let root = reader.string(value, at: path.key("cgroup_root"), nonEmpty: true)
+        {
+            if root.hasPrefix("/") {
+                configuration.cgroupRoot = root
+            } else {
+                reader.problem(path.key("cgroup_root"), "must be an absolute path")
+            }
         }
         if let value = object["hooks"], let hookObjects = reader.object(value, at: path.key("hooks")) {
             for (name, value) in hookObjects.pairs {

@@ -63,6 +63,16 @@ final class TaskRun {
     private var timeoutTimer: EventLoop.TimerID?
     private var killTimer: EventLoop.TimerID?
     private let onEnd: (TaskRun) -> Void
+    /// The supervisor's cgroup subtree and this run's cgroup in it; nil when runs are not
+    /// contained in cgroups.
+    private let cgroups: CgroupTree?
+    private let cgroup: RunCgroup?
+    /// The subreaper that ends the run's orphans, when runs are not in cgroups.
+    private let subreaper: Subreaper?
+    /// User plus system CPU time of the run, in milliseconds, once it has ended; nil when
+    /// unknown.
+    private(set) var cpuMilliseconds: Double?
+    private var processCPUMilliseconds: Double?
     /// Whether a directive may name this task.
     private let isKnownTask: (String) -> Bool
 
@@ -89,8 +99,30 @@ final class TaskRun {
     ///   behind then (a process that was spawned is killed and reaped) and `onEnd` is never
     ///   called.
     static func launch(
-        _ specification: Specification, loop: EventLoop, log: SupervisorLog,
+        _ specification: Specification, loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?,
+        subreaper: Subreaper?,
         isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
+    ) throws(SupervisorError) -> TaskRun {
+        // Contained: the run is born in a cgroup of its own, which goes if the launch fails.
+        let cgroup = try cgroups?.makeRun("run-\(specification.runID)")
+        do throws(SupervisorError) {
+            return try launch(
+                specification, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup, subreaper: subreaper,
+                isKnownTask: isKnownTask, onEnd: onEnd)
+        } catch {
+            if let cgroups, let cgroup {
+                // What was started is killed; the cgroup goes once it is empty.
+                cgroup.killAll()
+                cgroups.whenEmpty(cgroup) { cgroup.remove() }
+            }
+            throw error
+        }
+    }
+
+    private static func launch(
+        _ specification: Specification, loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?,
+        cgroup: RunCgroup?, subreaper: Subreaper?, isKnownTask: @escaping (String) -> Bool,
+        onEnd: @escaping (TaskRun) -> Void
     ) throws(SupervisorError) -> TaskRun {
         let stdin = try specification.input.map { _ throws(SupervisorError) in try Pipe() }
         let stdout = try Pipe(nonblockingReadEnd: true)
@@ -101,6 +133,9 @@ final class TaskRun {
         request.standardOutput = .fileDescriptor(stdout.writeEnd!)
         request.standardError = .fileDescriptor(stderr.writeEnd!)
         request.directives = directives.writeEnd!
+        let processes = try cgroup?.openProcesses()
+        defer { if let processes { SystemCall.close(processes) } }
+        request.cgroupProcesses = processes
         let process = try ProcessSpawner.spawn(request)
         stdin?.closeReadEnd()
         stdout.closeWriteEnd()
@@ -108,7 +143,8 @@ final class TaskRun {
         directives.closeWriteEnd()
         let run = TaskRun(
             specification, process: process, stdout: stdout.takeReadEnd()!, stderr: stderr.takeReadEnd()!,
-            directives: directives.takeReadEnd()!, loop: loop, log: log, isKnownTask: isKnownTask, onEnd: onEnd)
+            directives: directives.takeReadEnd()!, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup,
+            subreaper: subreaper, isKnownTask: isKnownTask, onEnd: onEnd)
         if let bytes = specification.input, let writeEnd = stdin?.takeWriteEnd() {
             do throws(SupervisorError) {
                 run.input = try InputFeeder(descriptor: writeEnd, bytes: bytes, loop: loop)
@@ -126,8 +162,8 @@ final class TaskRun {
 
     private init(
         _ specification: Specification, process: SpawnedProcess, stdout: Int32, stderr: Int32, directives: Int32,
-        loop: EventLoop, log: SupervisorLog, isKnownTask: @escaping (String) -> Bool,
-        onEnd: @escaping (TaskRun) -> Void
+        loop: EventLoop, log: SupervisorLog, cgroups: CgroupTree?, cgroup: RunCgroup?, subreaper: Subreaper?,
+        isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
     ) {
         owner = specification.owner
         switch specification.owner {
@@ -142,7 +178,13 @@ final class TaskRun {
         waiters = specification.waiters
         capture = specification.capture
         maximumDirectives = specification.maximumDirectives
-        lifecycle = RunLifecycle(timeout: specification.timeout, teardown: specification.teardown)
+        lifecycle = RunLifecycle(
+            timeout: specification.timeout, teardown: specification.teardown,
+            isContained: cgroup != nil || subreaper != nil)
+        self.cgroups = cgroups
+        self.cgroup = cgroup
+        self.subreaper = subreaper
+        subreaper?.track(process.pid)
         self.process = process
         self.loop = loop
         self.log = log
@@ -162,6 +204,8 @@ final class TaskRun {
     var pid: Int32 { process.pid }
 
     var hasEnded: Bool { lifecycle.state == .ended }
+    /// The main process has exited (the run may still wait for its cgroup to empty).
+    var hasExited: Bool { lifecycle.hasExited }
     var timedOut: Bool { lifecycle.timedOut }
     var cancelled: Bool { lifecycle.cancelled }
 
@@ -205,14 +249,31 @@ final class TaskRun {
                     self.killTimer = nil
                     self.carryOut(self.lifecycle.graceElapsed())
                 }
+            case .awaitEmpty:
+                collectStatus()
+                let emptied = { [weak self] in
+                    guard let self else { return }
+                    self.carryOut(self.lifecycle.emptied())
+                }
+                if let cgroups, let cgroup {
+                    cgroups.whenEmpty(cgroup, emptied)
+                } else if let subreaper {
+                    subreaper.endRun(runID, then: emptied)
+                } else {
+                    emptied()
+                }
             case .finish:
                 finish()
             }
         }
     }
 
-    /// Sends `signal` to every process of the run (its process group), unless it was reaped.
+    /// Sends `signal` to every process of the run: of its cgroup (SIGKILL through
+    /// `cgroup.kill`), or of its process group unless the main process was reaped.
     private func signalRun(_ signal: Int32) {
+        if let cgroup { return cgroup.signalAll(signal) }
+        // What left the process group but kept the run's environment.
+        subreaper?.signal(run: runID, signal)
         guard status == nil else { return }
         do {
             try process.signalGroup(signal)
@@ -248,6 +309,7 @@ final class TaskRun {
     private func abandon() {
         _ = lifecycle.exited()
         // Best effort: the launch fails with the reason it could not be watched.
+        cgroup?.killAll()
         _ = try? process.signalGroup(SIGKILL)
         _ = try? process.wait()
         process.close()
@@ -259,6 +321,7 @@ final class TaskRun {
         directiveDescriptor = nil
         input?.close()
         input = nil
+        subreaper?.untrack(pid)
     }
 
     // MARK: Pipes
@@ -397,21 +460,41 @@ final class TaskRun {
     /// The process exited (its pidfd is readable; the event loop drops events of a descriptor
     /// number reused since): the lifecycle kills what is left of the run and finishes it.
     private func reap() {
-        guard !hasEnded else { return }
+        guard !hasExited else { return }
         carryOut(lifecycle.exited())
     }
 
-    /// Collects the exit status, reads what the pipes still hold, and reports the end.
-    private func finish() {
+    /// Reaps the main process (once) and stops watching its pidfd.
+    private func collectStatus() {
+        guard let pidfd = process.pidfd else { return }
         do {
-            status = try process.wait(nonblocking: true)
+            let ended = try process.waitWithUsage(nonblocking: true)
+            status = ended?.status
+            // Without a cgroup: the main process's and what it waited for (not its orphans').
+            processCPUMilliseconds = ended?.cpuMilliseconds
         } catch {
             log.write(
                 .error, "cannot collect the exit status of run \(runID): \(error.message)",
                 [(kind, name), ("run", "\(runID)"), ("pid", "\(pid)")])
         }
-        if let pidfd = process.pidfd { loop.forget(pidfd) }
+        loop.forget(pidfd)
         process.close()
+        subreaper?.untrack(pid)
+    }
+
+    /// Collects the exit status, reads what the pipes still hold, accounts for the cgroup's CPU
+    /// time and removes it, and reports the end.
+    private func finish() {
+        collectStatus()
+        cpuMilliseconds = processCPUMilliseconds
+        if let cgroup {
+            cpuMilliseconds = cgroup.cpuMilliseconds()
+            if !cgroup.remove() {
+                log.write(
+                    .warning, "cannot remove the cgroup \(cgroup.path): \(SupervisorError.errorText(errno))",
+                    [(kind, name), ("run", "\(runID)")])
+            }
+        }
         for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
             drain(descriptor)
             if descriptor == outputDescriptor || descriptor == errorDescriptor || descriptor == directiveDescriptor {

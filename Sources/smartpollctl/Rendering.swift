@@ -52,7 +52,7 @@ enum Rendering {
             let late = late.map { " late \(HumanFormat.milliseconds($0))" } ?? ""
             return "\(time) \(task) started run \(run) pid \(pid)\(late)"
         case .taskFinished(
-            let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, let changed):
+            let task, let run, let exitCode, let signal, let timedOut, let succeeded, let duration, _, let changed):
             let outcome = HumanFormat.outcome(exitCode: exitCode, signal: signal, timedOut: timedOut)
             return
                 "\(time) \(task) \(succeeded ? "finished" : "failed") run \(run) exit \(outcome) in \(HumanFormat.span(Int64(duration * 1e6)))\(changed ? ", changed" : "")"

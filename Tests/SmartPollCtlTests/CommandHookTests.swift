@@ -22,7 +22,7 @@ struct CommandHookTests {
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("emit", "ingest", "from the argument").status == 0)
         let seen = try events.until {
-            if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "target" }; return false
+            if case .taskFinished(let task, _, _, _, _, _, _, _, _) = $0.kind { return task == "target" }; return false
         }
         #expect(
             seen.contains {
@@ -59,7 +59,7 @@ struct CommandHookTests {
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("emit", "pause").status == 0)
         let seen = try events.until {
-            if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "quick" }; return false
+            if case .taskFinished(let task, _, _, _, _, _, _, _, _) = $0.kind { return task == "quick" }; return false
         }
         let hookIndex = try #require(
             seen.firstIndex {

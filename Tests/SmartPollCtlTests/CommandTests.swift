@@ -44,7 +44,7 @@ struct CommandTests {
         let echo = try #require(lines.first { $0.hasPrefix("echo ") })
         #expect(echo.split(separator: " ", omittingEmptySubsequences: true).suffix(3) == ["0", "1", "0"])
         let reply = try json(try supervisor.ctl("--json", "status", "echo").output)
-        #expect(reply.keys == ["id", "ok", "loop", "tasks", "state_file"])
+        #expect(reply.keys == ["id", "ok", "loop", "tasks", "state_file", "containment"])
         #expect(reply["state_file"] == .null, "no state_dir configured")
         guard case .array(let tasks)? = reply["tasks"], case .object(let task)? = tasks.first else {
             Issue.record("no tasks in \(reply)")
@@ -57,7 +57,7 @@ struct CommandTests {
         #expect(
             last.keys == [
                 "run", "started", "ended", "duration_ms", "exit_code", "signal", "timed_out", "succeeded", "error",
-                "stderr_tail",
+                "stderr_tail", "cpu_ms",
             ])
         #expect(last["stderr_tail"] == .string("warn\n"))
         #expect(last["exit_code"] == .int(0))
@@ -125,7 +125,7 @@ struct CommandTests {
         let events = try supervisor.watch()
         #expect(try supervisor.ctl("emit", "refresh").status == 0)
         let seen = try events.until {
-            if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "echo" }; return false
+            if case .taskFinished(let task, _, _, _, _, _, _, _, _) = $0.kind { return task == "echo" }; return false
         }
         #expect(
             seen.contains {

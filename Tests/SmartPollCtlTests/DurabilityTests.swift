@@ -98,7 +98,7 @@ struct DurabilityTests {
         let events = try second.watch(["producer", "consumer"])
         #expect(try second.ctl("run", "producer", "--wait").status == 0)
         let finish = try #require(try events.finishes(of: "producer").first)
-        guard case .taskFinished(_, let run, _, _, _, _, _, let changed) = finish.kind else {
+        guard case .taskFinished(_, let run, _, _, _, _, _, _, let changed) = finish.kind else {
             throw HarnessError("not a finish")
         }
         #expect(!changed, "a restart alone does not trigger on_change")

@@ -24,7 +24,7 @@ struct ReloadTests {
     }
 
     private func finished(_ event: Event) -> String? {
-        if case .taskFinished(let task, _, _, _, _, _, _, _) = event.kind { return task }
+        if case .taskFinished(let task, _, _, _, _, _, _, _, _) = event.kind { return task }
         return nil
     }
 
@@ -126,7 +126,7 @@ struct ReloadTests {
         #expect(seen.first?.kind == .configReloaded(added: ["fresh"], changed: ["changed"], removed: ["gone"]))
         #expect(Set(seen.compactMap(started)) == ["fresh"], "a reload fires no timer: only the added task's start runs")
         let goneEnd = try #require(seen.first { finished($0) == "gone" })
-        guard case .taskFinished(_, _, _, let signal, _, _, _, _) = goneEnd.kind else {
+        guard case .taskFinished(_, _, _, let signal, _, _, _, _, _) = goneEnd.kind else {
             throw HarnessError("not a finish")
         }
         #expect(signal == Int(SIGTERM), "the removed task's process was ended")

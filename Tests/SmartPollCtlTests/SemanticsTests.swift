@@ -195,7 +195,7 @@ struct SemanticsTests {
         try events.until { started($0, "long") }
         #expect(try supervisor.ctl("cancel", "long").status == 0)
         let finished = try events.finishes(of: "long")
-        guard case .taskFinished(_, _, let exitCode, let signal, _, let succeeded, _, _) = finished[0].kind else {
+        guard case .taskFinished(_, _, let exitCode, let signal, _, let succeeded, _, _, _) = finished[0].kind else {
             return
         }
         #expect(exitCode == nil && signal == 15 && !succeeded)
@@ -223,7 +223,7 @@ struct SemanticsTests {
         }
         #expect(
             seen.contains {
-                if case .taskFinished(let task, _, _, _, _, _, _, _) = $0.kind { return task == "stubborn" };
+                if case .taskFinished(let task, _, _, _, _, _, _, _, _) = $0.kind { return task == "stubborn" };
                 return false
             },
             "the new run began only after the old task ended")
@@ -245,7 +245,7 @@ struct SemanticsTests {
         try events.until { event in
             switch event.kind {
             case .taskStarted(let task, _, _, _, _): order.append("start \(task)")
-            case .taskFinished(let task, _, _, _, _, _, _, _): order.append("end \(task)")
+            case .taskFinished(let task, _, _, _, _, _, _, _, _): order.append("end \(task)")
             default: break
             }
             return order.count == 4

@@ -194,7 +194,20 @@ final class SupervisorHarness {
             process.terminate()
             process.waitUntilExit()
         }
-        if !keepsFolder { try? FileManager.default.removeItem(atPath: folder) }
+        if !keepsFolder {
+            // A supervisor killed by a test leaves its (empty) cgroup subtree; a restart on the
+            // folder would end what is in it, so it goes with the folder. Its name comes from the
+            // state_dir, or from the socket without one.
+            var identity = socket
+            if let text = try? String(contentsOfFile: configurationPath, encoding: .utf8),
+                case .object(let object)? = try? JSONParser.parse(Array(text.utf8), mode: .lenient),
+                case .string(let directory)? = object["state_dir"]
+            {
+                identity = directory.hasPrefix("/") ? directory : folder + "/" + directory
+            }
+            try? FileManager.default.removeItem(atPath: folder)
+            Containment.removeSubtree(identity: identity)
+        }
     }
 
     /// Sends `signal` to the supervisor (SIGKILL: a crash).
@@ -277,7 +290,7 @@ struct EventStream {
     func finishes(of task: String, count: Int = 1) throws -> [Event] {
         var found: [Event] = []
         try until { event in
-            if case .taskFinished(let name, _, _, _, _, _, _, _) = event.kind, name == task { found.append(event) }
+            if case .taskFinished(let name, _, _, _, _, _, _, _, _) = event.kind, name == task { found.append(event) }
             return found.count == count
         }
         return found

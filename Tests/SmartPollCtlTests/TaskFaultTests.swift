@@ -30,7 +30,7 @@ struct TaskFaultTests {
         for _ in 1...255 { #expect(try connection.reply()["ok"] == .bool(true)) }
         var codes: [String: Int] = [:]
         try events.until { event in
-            if case .taskFinished(let task, _, let code, let signal, _, let succeeded, _, _) = event.kind {
+            if case .taskFinished(let task, _, let code, let signal, _, let succeeded, _, _, _) = event.kind {
                 #expect(!succeeded && signal == nil, "\(event)")
                 codes[task] = code ?? -1
             }

@@ -129,7 +129,7 @@ struct WeatherExampleTests {
         /// Reads until the `count`-th finish of `task` (counting from the first event), and returns it.
         func finish(_ task: String, _ count: Int) throws -> Event {
             func finishes() -> [Event] {
-                seen.filter { if case .taskFinished(task, _, _, _, _, _, _, _) = $0.kind { true } else { false } }
+                seen.filter { if case .taskFinished(task, _, _, _, _, _, _, _, _) = $0.kind { true } else { false } }
             }
             while finishes().count < count { seen.append(try events.next()) }
             return finishes()[count - 1]
@@ -137,7 +137,7 @@ struct WeatherExampleTests {
 
         #expect(try supervisor.ctl("emit", "set-sky", "clear 10 5").status == 0)
         let calm = try finish("api1", 1)
-        guard case .taskFinished(_, _, _, _, _, true, _, true) = calm.kind else {
+        guard case .taskFinished(_, _, _, _, _, true, _, _, true) = calm.kind else {
             throw HarnessError("first reading: \(calm)")
         }
         #expect(try supervisor.ctl("result", "api1").output.contains("\"temp_c\":10.0"))
@@ -147,11 +147,11 @@ struct WeatherExampleTests {
         // the Retry-After (about a minute) instead of within its every.
         #expect(try supervisor.ctl("emit", "set-sky", "storm 31.5 90").status == 0)
         let stormy = try finish("api1", 2)
-        guard case .taskFinished(_, _, _, _, _, true, _, true) = stormy.kind else {
+        guard case .taskFinished(_, _, _, _, _, true, _, _, true) = stormy.kind else {
             throw HarnessError("storm reading: \(stormy)")
         }
         let limited = try finish("api1", 3)
-        guard case .taskFinished(_, _, _, _, _, true, _, false) = limited.kind else {
+        guard case .taskFinished(_, _, _, _, _, true, _, _, false) = limited.kind else {
             throw HarnessError("429: \(limited)")
         }
         let starts = seen.compactMap { event -> Timestamp? in
@@ -173,7 +173,7 @@ struct WeatherExampleTests {
         // api2 failed with a 503 both times set-sky polled it; on_failure retry then waits for
         // its backoff (an hour and more here).
         let failed = try finish("api2", 2)
-        guard case .taskFinished(_, _, 1, _, _, false, _, false) = failed.kind else {
+        guard case .taskFinished(_, _, 1, _, _, false, _, _, false) = failed.kind else {
             throw HarnessError("api2: \(failed)")
         }
         let api2 = try #require(
@@ -251,9 +251,9 @@ struct WeatherEvents {
             if !changedSincePublish { violations.append(event) }
             changedSincePublish = false
             publishStarts += 1
-        case .taskFinished("publish", _, _, _, _, _, _, _):
+        case .taskFinished("publish", _, _, _, _, _, _, _, _):
             publishFinishes += 1
-        case .taskFinished(let task, _, _, _, _, let succeeded, _, let changed):
+        case .taskFinished(let task, _, _, _, _, let succeeded, _, _, let changed):
             finishesPerTask[task, default: 0] += 1
             guard WeatherExampleTests.apis.contains(task), succeeded else { break }
             if changed {

@@ -123,6 +123,9 @@ struct GoldenFixtureTests {
         #expect(body.tasks[0].last?.durationMilliseconds == 1123.5)
         #expect(body.tasks[1].last == nil)
         #expect(body.tasks[1].pid == 5001)
+        #expect(body.tasks[0].last?.cpuMilliseconds == 87.25)
+        #expect(body.containment?.mode == .cgroup)
+        #expect(body.containment?.root?.hasSuffix("/smartpoll-5e2beaeb0ae809be") == true)
 
         let binary = try Reply.decode(Fixtures.line("replies", "result-base64.json"), for: .result(task: "weather1"))
         guard case .result(let result) = binary.body else {

@@ -120,7 +120,7 @@ struct ReplyAndEventTests {
             .taskStarted(task: "a", run: 1, pid: 2, due: nil, lateMilliseconds: nil),
             .taskFinished(
                 task: "a", run: 1, exitCode: nil, signal: 9, timedOut: true, succeeded: false,
-                durationMilliseconds: 0.001, changed: false),
+                durationMilliseconds: 0.001, cpuMilliseconds: 0.5, changed: false),
             .hookRan(hook: "h"), .configReloaded(added: ["b"], changed: [], removed: ["a", "c"]),
         ]
         #expect(Set(kinds.map { Event(time: Self.time, kind: $0).name }) == Set(Event.Name.allCases))

@@ -370,6 +370,20 @@ import Testing
         }
     }
 
+    @Test func aCgroupThatCannotBeEnteredFailsTheSpawnWithTheWritesError() throws {
+        // Not open for writing: the child's write fails with EBADF, and so does the spawn.
+        let readOnly = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        #expect(readOnly >= 0)
+        defer { close(readOnly) }
+        var request = SpawnRequest(arguments: ["/bin/true"])
+        request.cgroupProcesses = readOnly
+        #expect(
+            throws: SupervisorError(code: .spawnFailed, message: "cannot run \"/bin/true\": Bad file descriptor")
+        ) {
+            try ProcessSpawner.spawn(request)
+        }
+    }
+
     // MARK: Program lookup and spawn failures
 
     @Test func bareNameIsFoundThroughThePathOfTheGivenEnvironment() throws {

@@ -62,6 +62,26 @@ import Testing
         #expect(late.failureReason(status: .exited(0), directiveError: nil) == "timed out")
     }
 
+    @Test func aContainedRunIsOverOnlyOnceItsCgroupIsEmpty() {
+        var life = RunLifecycle(timeout: .seconds(1), teardown: Self.teardown, isContained: true)
+        _ = life.timeoutElapsed()
+        #expect(life.exited() == [.signal(SIGKILL), .awaitEmpty], "what is left is killed; the end waits")
+        #expect(life.state == .draining && life.hasExited)
+        #expect(life.terminate(.cancelled) == [], "nothing is left to end")
+        #expect(!life.cancelled, "a cancel after the exit changes nothing")
+        #expect(life.graceElapsed() == [])
+        #expect(life.exited() == [])
+        #expect(life.emptied() == [.finish])
+        #expect(life.state == .ended)
+        #expect(life.emptied() == [], "the run finishes once")
+    }
+
+    @Test func anUncontainedRunFinishesWithoutWaitingForACgroup() {
+        var life = RunLifecycle(timeout: nil, teardown: Self.teardown)
+        #expect(life.exited() == [.signal(SIGKILL), .finish])
+        #expect(life.emptied() == [])
+    }
+
     @Test func aHookGetsTodaysFiveSecondsOfGraceUnlessConfigured() {
         #expect(HookConfiguration.CommandHook(command: ["true"]).killGrace == .seconds(5))
         #expect(Teardown(grace: .seconds(1)).signal == SIGTERM, "a hook is sent SIGTERM")

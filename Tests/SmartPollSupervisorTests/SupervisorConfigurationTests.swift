@@ -115,6 +115,19 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
                 "test.json: tasks.u.on_failure: expected \"fatal\", \"continue\" or \"retry\", got \"sometimes\""))
     }
 
+    @Test func containmentAndCgroupRootAreReadAndChecked() throws {
+        let defaults = try parse(#"{"tasks": {"t": {"command": ["true"]}}}"#)
+        #expect(defaults.containment == .auto && defaults.cgroupRoot == nil)
+        let forced = try parse(
+            #"{"containment": "subreaper", "cgroup_root": "/sys/fs/cgroup/x", "tasks": {"t": {"command": ["true"]}}}"#)
+        #expect(forced.containment == .subreaper && forced.cgroupRoot == "/sys/fs/cgroup/x")
+        let found = problems(
+            #"{"containment": "jail", "cgroup_root": "relative", "tasks": {"t": {"command": ["true"]}}}"#)
+        #expect(found.contains("test.json: containment: must be \"auto\", \"cgroup\" or \"subreaper\""))
+        #expect(found.contains("test.json: cgroup_root: must be an absolute path"))
+        #expect(found.count == 2)
+    }
+
     @Test func badDurationsAreRejectedWithTheReason() {
         let found = problems(
             """

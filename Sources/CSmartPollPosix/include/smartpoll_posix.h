@@ -32,6 +32,10 @@ typedef struct sp_spawn_options {
     int stderr_fd;
     /// Descriptor that becomes 3 in the child; -1 means 3 is closed.
     int directive_fd;
+    /// A descriptor of a cgroup v2 `cgroup.procs` file opened for writing (close-on-exec), or
+    /// -1: the child writes "0" to it right after setsid, so that it and everything it starts
+    /// belong to that cgroup; the spawn fails with that write's errno if it fails.
+    int cgroup_procs_fd;
     /// Non-zero: the child clears its supplementary groups, then takes `gid` as its real,
     /// effective and saved group id and `uid` as its user ids, before anything else it does
     /// (so the working directory and the program are reached as that user). Needs root.
@@ -40,7 +44,8 @@ typedef struct sp_spawn_options {
     gid_t gid;
 } sp_spawn_options;
 
-/// Starts a child in its own session and process group (as `uid` and `gid` when
+/// Starts a child in its own session and process group, in the cgroup of `cgroup_procs_fd` when
+/// given (as `uid` and `gid` when
 /// `set_credentials`), with SIGKILL as its parent-death signal, an empty signal mask, default signal dispositions (the
 /// parent's are read at its first spawn and after each
 /// sp_spawn_dispositions_changed()), descriptors 0-3 as given and nothing else
@@ -97,6 +102,9 @@ typedef struct sp_exit_status {
     int code;
     /// The signal number when not `exited`.
     int signal;
+    /// User plus system CPU time of the child and of the children it waited for, in
+    /// microseconds, when `ended`.
+    long long cpu_usec;
 } sp_exit_status;
 
 /// Reaps the child behind `pidfd` (waitid P_PIDFD, WEXITED), blocking unless
@@ -107,6 +115,14 @@ int sp_wait_pidfd(int pidfd, sp_exit_status *status, int nohang);
 /// The same as `sp_wait_pidfd` for one child `pid` (waitid P_PID); never waits
 /// for any other child.
 int sp_wait_pid(pid_t pid, sp_exit_status *status, int nohang);
+
+/// Makes this process a child subreaper (PR_SET_CHILD_SUBREAPER): orphans of its descendants
+/// become its children instead of init's. Returns 0, or -1.
+int sp_set_child_subreaper(void);
+
+/// Reaps the child `pid` if it has ended (waitid P_PID, WEXITED | WNOHANG). Returns 1 when it
+/// was reaped, 0 when it is still running, -1 with errno (ECHILD: not a child of this process).
+int sp_reap_if_ended(pid_t pid);
 
 SP_ASSUME_NONNULL_END
 

@@ -1,0 +1,326 @@
+import Glibc
+import SmartPollSystem
+
+/// The supervisor's subtree of the cgroup v2 hierarchy (SPEC section 3): one child cgroup per
+/// run, so that no process of a run outlives it, whatever session or parent it takes.
+///
+/// The subtree is `smartpoll-<16 hex digits>` under `cgroup_root` or under the supervisor's own
+/// cgroup; the digits hash the supervisor's identity (its `state_dir`, or its socket path), so
+/// that supervisors under one parent never touch each other's runs and a restarted supervisor
+/// finds what its previous life left. No controller is enabled anywhere in it: the core files
+/// (`cgroup.procs`, `cgroup.kill`, `cgroup.events`, `cpu.stat`) are all it uses, and a cgroup
+/// without controllers may hold processes and children at once.
+///
+/// Every file it reads or writes lives in memory (cgroupfs): no call here waits on a disk.
+final class CgroupTree {
+    /// The subtree's directory.
+    let path: String
+    private let loop: EventLoop
+    /// Watches the `cgroup.events` files of draining runs; nil until the first one.
+    private var inotify: Int32?
+    private var emptyWaiters: [Int32: (cgroup: RunCgroup, action: () -> Void)] = [:]
+
+    /// Makes (or finds) the subtree, or says why it cannot.
+    ///
+    /// - Parameters:
+    ///   - root: `cgroup_root`, or nil for the supervisor's own cgroup.
+    ///   - identity: what names this supervisor (its state_dir, else its socket path).
+    init(root: String?, identity: String, loop: EventLoop) throws(SupervisorError) {
+        let parent: String
+        if let root { parent = root } else { parent = try CgroupTree.ownCgroupDirectory() }
+        path = parent + (parent.hasSuffix("/") ? "" : "/") + CgroupTree.subtreeName(identity)
+        self.loop = loop
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw CgroupTree.unusable("cannot create \(path): \(SupervisorError.errorText(errno))")
+        }
+        guard access(path + "/cgroup.kill", W_OK) == 0 else {
+            let reason = errno == ENOENT ? "not a cgroup v2 directory, or a kernel before 5.14" : "not writable"
+            throw CgroupTree.unusable("\(path)/cgroup.kill: \(reason)")
+        }
+    }
+
+    deinit {
+        if let inotify {
+            loop.deregister(inotify)
+            SystemCall.close(inotify)
+        }
+    }
+
+    private static func unusable(_ reason: String) -> SupervisorError {
+        SupervisorError(code: .systemCallFailed, message: "no cgroup for runs: \(reason)")
+    }
+
+    /// `smartpoll-` and 16 hex digits of the FNV-1a hash of `identity`.
+    static func subtreeName(_ identity: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in identity.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        let digits = String(hash, radix: 16)
+        return "smartpoll-" + String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// The directory of this process's cgroup in the unified hierarchy: the cgroup2 mount
+    /// (from /proc/self/mountinfo) joined with the `0::` line of /proc/self/cgroup.
+    static func ownCgroupDirectory() throws(SupervisorError) -> String {
+        guard let cgroups = readSmallFile("/proc/self/cgroup") else {
+            throw unusable("cannot read /proc/self/cgroup")
+        }
+        guard
+            let own = cgroups.split(separator: "\n").first(where: { $0.hasPrefix("0::") }).map({
+                String($0.dropFirst(3))
+            })
+        else { throw unusable("this process is in no cgroup v2 hierarchy") }
+        guard let mounts = readSmallFile("/proc/self/mountinfo") else {
+            throw unusable("cannot read /proc/self/mountinfo")
+        }
+        for line in mounts.split(separator: "\n") {
+            // ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let fields = halves[0].split(separator: " ")
+            guard fields.count >= 5 else { continue }
+            let mountRoot = unescape(fields[3])
+            let mountPoint = unescape(fields[4])
+            // The mount shows the part of the hierarchy below its root only.
+            var relative = own
+            if mountRoot != "/" {
+                guard own == mountRoot || own.hasPrefix(mountRoot + "/") else { continue }
+                relative = String(own.dropFirst(mountRoot.count))
+            }
+            if relative == "/" { relative = "" }
+            return mountPoint == "/" ? (relative.isEmpty ? "/" : relative) : mountPoint + relative
+        }
+        throw unusable("no cgroup2 file system is mounted")
+    }
+
+    /// mountinfo's octal escapes (`\040` for a space).
+    private static func unescape(_ field: Substring) -> String {
+        guard field.contains("\\") else { return String(field) }
+        var bytes: [UInt8] = []
+        var utf8 = Array(field.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "\\"), utf8.count >= 3,
+                let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8)
+            {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A new, empty cgroup for one run.
+    func makeRun(_ name: String) throws(SupervisorError) -> RunCgroup {
+        let cgroup = RunCgroup(path: path + "/" + name)
+        if mkdir(cgroup.path, 0o755) != 0 {
+            // A leftover of this name would not be empty: it is ended first (the start-up
+            // cleanup normally leaves none).
+            guard errno == EEXIST else {
+                throw SupervisorError(
+                    code: .spawnFailed,
+                    message: "cannot create the cgroup \(cgroup.path): \(SupervisorError.errorText(errno))")
+            }
+            cgroup.killAll()
+        }
+        return cgroup
+    }
+
+    /// Calls `action` once `cgroup` has no process left: at once if it has none now, otherwise
+    /// when its `cgroup.events` says so (inotify, on this loop).
+    func whenEmpty(_ cgroup: RunCgroup, _ action: @escaping () -> Void) {
+        guard cgroup.isPopulated else { return action() }
+        do throws(SupervisorError) {
+            let inotify = try inotifyDescriptor()
+            let watch = inotify_add_watch(inotify, cgroup.path + "/cgroup.events", UInt32(IN_MODIFY))
+            guard watch >= 0 else {
+                throw SupervisorError.systemCall("inotify_add_watch \(cgroup.path)", errno: errno)
+            }
+            emptyWaiters[watch] = (cgroup, action)
+            // It may have emptied between the check and the watch.
+            if !cgroup.isPopulated { emptied(watch) }
+        } catch {
+            // Without a watch the run would never end: it ends now, its cgroup killed, and its
+            // removal may then fail (logged by the caller).
+            cgroup.killAll()
+            action()
+        }
+    }
+
+    private func inotifyDescriptor() throws(SupervisorError) -> Int32 {
+        if let inotify { return inotify }
+        let descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard descriptor >= 0 else { throw SupervisorError.systemCall("inotify_init1", errno: errno) }
+        do {
+            try loop.register(descriptor, for: .readable) { [unowned self] _ in self.readEvents() }
+        } catch {
+            SystemCall.close(descriptor)
+            throw error
+        }
+        inotify = descriptor
+        return descriptor
+    }
+
+    /// One buffer of inotify events per wake-up (the loop is level-triggered: more come next
+    /// turn); each names a watched `cgroup.events` whose content changed.
+    private func readEvents() {
+        guard let inotify else { return }
+        let buffer = loop.readBuffer
+        let count = read(inotify, buffer.baseAddress, 4_096)
+        guard count > 0 else { return }
+        var offset = 0
+        var changed: [Int32] = []
+        let headerSize = MemoryLayout<inotify_event>.size
+        while offset + headerSize <= count {
+            let event = buffer.loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
+            changed.append(event.wd)
+            offset += headerSize + Int(event.len)
+        }
+        for watch in changed where emptyWaiters[watch].map({ !$0.cgroup.isPopulated }) ?? false {
+            emptied(watch)
+        }
+    }
+
+    private func emptied(_ watch: Int32) {
+        guard let waiter = emptyWaiters.removeValue(forKey: watch) else { return }
+        if let inotify { _ = inotify_rm_watch(inotify, watch) }
+        waiter.action()
+    }
+
+    /// At start-up, before any run: every cgroup a previous life of this supervisor left is
+    /// killed, waited for (at most `limit`) and removed. Blocking, and bounded: the loop serves
+    /// nothing yet.
+    ///
+    /// - Returns: one line per cgroup found, saying what was ended.
+    func endLeftovers(limit: Duration = .seconds(5)) -> [String] {
+        var reports: [String] = []
+        for name in CgroupTree.childDirectories(path) {
+            let cgroup = RunCgroup(path: path + "/" + name)
+            let processes = cgroup.processes()
+            cgroup.killAll()
+            let deadline = ContinuousClock.now.advanced(by: limit)
+            while cgroup.isPopulated && ContinuousClock.now < deadline {
+                usleep(10_000)
+            }
+            let removed = cgroup.remove()
+            let list = processes.map(String.init).joined(separator: " ")
+            reports.append(
+                "cgroup \(name) of a previous run: ended \(processes.count) process\(processes.count == 1 ? "" : "es")"
+                    + (processes.isEmpty ? "" : " (\(list))") + (removed ? ", removed" : ", but could not remove it"))
+        }
+        return reports
+    }
+
+    /// Removes the subtree itself if it is empty (at shutdown); best effort.
+    func removeSubtree() {
+        _ = rmdir(path)
+    }
+
+    static func childDirectories(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// The content of a small in-memory file (procfs, cgroupfs), or nil.
+    static func readSmallFile(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { SystemCall.close(descriptor) }
+        var bytes: [UInt8] = []
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4_096, alignment: 1)
+        defer { chunk.deallocate() }
+        while true {
+            let count: Int
+            do throws(Errno) {
+                count = try SystemCall.retrying { read(descriptor, chunk.baseAddress, chunk.count) }
+            } catch {
+                return nil
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[..<count])
+            if bytes.count > 1 << 22 { break }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The cgroup of one run: a directory of the supervisor's ``CgroupTree``.
+struct RunCgroup: Sendable {
+    let path: String
+
+    /// Opens its `cgroup.procs` for writing (close-on-exec), for the spawn to put the child in.
+    func openProcesses() throws(SupervisorError) -> Int32 {
+        let descriptor = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw SupervisorError(
+                code: .spawnFailed,
+                message: "cannot open \(path)/cgroup.procs: \(SupervisorError.errorText(errno))")
+        }
+        return descriptor
+    }
+
+    /// The pids in it now.
+    func processes() -> [pid_t] {
+        guard let text = CgroupTree.readSmallFile(path + "/cgroup.procs") else { return [] }
+        return text.split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    /// Sends `signal` to every process in it; SIGKILL goes through `cgroup.kill`, which also
+    /// reaches processes forked meanwhile.
+    func signalAll(_ signal: Int32) {
+        if signal == SIGKILL { return killAll() }
+        for pid in processes() where pid > 0 { _ = kill(pid, signal) }
+    }
+
+    /// Kills everything in it at once (`cgroup.kill`).
+    func killAll() {
+        _ = write(path + "/cgroup.kill", "1")
+    }
+
+    /// Whether any process is in it (`populated 1` in `cgroup.events`); a cgroup that cannot be
+    /// read is taken as empty, so that nothing waits for ever on a removed one.
+    var isPopulated: Bool {
+        guard let text = CgroupTree.readSmallFile(path + "/cgroup.events") else { return false }
+        return text.split(separator: "\n").contains("populated 1")
+    }
+
+    /// User plus system CPU time of everything that ran in it, in milliseconds (`cpu.stat`).
+    func cpuMilliseconds() -> Double? {
+        guard let text = CgroupTree.readSmallFile(path + "/cpu.stat") else { return nil }
+        var total: Double?
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, fields[0] == "user_usec" || fields[0] == "system_usec",
+                let value = Double(fields[1])
+            else { continue }
+            total = (total ?? 0) + value / 1_000
+        }
+        return total
+    }
+
+    /// Removes it (it must be empty). - Returns: whether it is gone.
+    @discardableResult
+    func remove() -> Bool {
+        rmdir(path) == 0 || errno == ENOENT
+    }
+
+    private func write(_ file: String, _ text: String) -> Bool {
+        let descriptor = open(file, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { SystemCall.close(descriptor) }
+        let written = try? SystemCall.retrying { Glibc.write(descriptor, text, text.utf8.count) }
+        return written == text.utf8.count
+    }
+}
