@@ -131,7 +131,11 @@ struct ClientFaultTests {
         for index in 0..<17 {
             tasks.append(#""t\#(index)": {"command": ["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a"]}"#)
         }
-        let supervisor = try SupervisorHarness(#"{"send_timeout": "1s", "tasks": {\#(tasks.joined(separator: ","))}}"#)
+        // The send timeout is short, and scaled under a sanitizer, where the reader's own work
+        // between reads is several times slower (1 s failed 1 run in 2 under AddressSanitizer).
+        let sendTimeout = "\(Sanitizer.slowdown)s"
+        let supervisor = try SupervisorHarness(
+            #"{"send_timeout": "\#(sendTimeout)", "tasks": {\#(tasks.joined(separator: ","))}}"#)
         for index in 0..<17 { #expect(try supervisor.ctl("run", "t\(index)", "--wait").status == 0) }
         let results = try supervisor.ctl("--json", "results")
         #expect(results.status == 0, "\(results.error)")
