@@ -256,9 +256,11 @@ final class EventLoop {
         while !stopping {
             if let timerFailure { throw timerFailure }
             let count: Int32
+            // Work carried over to the next turn only looks at what is ready now.
+            let timeout: Int32 = nextTurn.isEmpty ? -1 : 0
             do throws(Errno) {
                 // Not retried here: sp_epoll_wait reports EINTR as an empty wait.
-                count = try SystemCall.checking { sp_epoll_wait(epoll, &ready, Int32(ready.count), -1) }
+                count = try SystemCall.checking { sp_epoll_wait(epoll, &ready, Int32(ready.count), timeout) }
             } catch {
                 throw SupervisorError.systemCall("epoll_wait", errno: error.rawValue)
             }
@@ -280,9 +282,30 @@ final class EventLoop {
                 // Otherwise the registration was deregistered or forgotten by an earlier callback
                 // of this wake-up, and its number may belong to a new registration already.
             }
+            runNextTurn()
             runDeferred()
         }
         runDeferred()
+    }
+
+    private var nextTurn: [() -> Void] = []
+
+    /// Calls `action` in the next turn of the loop: after a wait that does not block and the
+    /// handling of whatever that wait found ready (timers, signals, other descriptors). A source
+    /// with more work than one turn allows (a flooding pipe, a client's pipelined requests, a
+    /// reply encoded in slices) does a bounded part, then carries the rest over this way, so
+    /// that everyone else waits at most one bounded turn.
+    func callNextTurn(_ action: @escaping () -> Void) {
+        nextTurn.append(action)
+    }
+
+    /// Calls the actions carried over before this turn; those they carry over in turn wait for
+    /// the next one.
+    private func runNextTurn() {
+        guard !nextTurn.isEmpty else { return }
+        let actions = nextTurn
+        nextTurn = []
+        for action in actions where !stopping { action() }
     }
 
     private var deferred: [() -> Void] = []

@@ -51,6 +51,39 @@ import Testing
         #expect(seen == ["hello", "EOF"])
     }
 
+    @Test func workCarriedOverToTheNextTurnLetsATimerAndAPipeIn() throws {
+        let loop = try EventLoop()
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
+        var slices = 0
+        var order: [String] = []
+        // A source that always has more: it never lets the loop block, and never starves it.
+        func slice() {
+            slices += 1
+            loop.callNextTurn(slice)
+        }
+        loop.callNextTurn(slice)
+        try loop.register(fds[0], for: .readable) { _ in
+            var byte: UInt8 = 0
+            _ = read(fds[0], &byte, 1)
+            order.append("pipe after \(slices)")
+        }
+        loop.schedule(after: .milliseconds(5)) {
+            order.append("timer")
+            _ = write(fds[1], "x", 1)
+            loop.schedule(after: .milliseconds(5)) { loop.stop() }
+        }
+        try loop.run()
+        #expect(order.first == "timer")
+        #expect(order.count == 2)
+        // The pipe was handled within a turn or two of the write, not after the slices ended.
+        #expect(slices > 2)
+    }
+
     @Test func stopEndsRunAndRunCanBeCalledAgain() throws {
         let loop = try EventLoop()
         var runs = 0
