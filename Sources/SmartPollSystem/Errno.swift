@@ -25,6 +25,8 @@ public struct Errno: Error, Hashable, Sendable, RawRepresentable, CustomStringCo
     @inlinable public static var wouldBlock: Errno { Errno(rawValue: EWOULDBLOCK) }
     /// ENOENT.
     @inlinable public static var noSuchFileOrDirectory: Errno { Errno(rawValue: ENOENT) }
+    /// EBADF: the descriptor is not open (or not open for this use).
+    @inlinable public static var badFileDescriptor: Errno { Errno(rawValue: EBADF) }
     /// ESRCH: the process, or every process of the group, has exited.
     @inlinable public static var noSuchProcess: Errno { Errno(rawValue: ESRCH) }
     /// EEXIST.

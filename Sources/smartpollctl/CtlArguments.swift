@@ -4,6 +4,8 @@ import SmartPollProtocol
 struct CtlArguments {
     var socket: String?
     var json = false
+    /// `--utc`: times for people in UTC instead of local time.
+    var utc = false
     var timeout: Duration?
     var request: Command?
     /// `hook ...`: a directive for descriptor 3 instead of a request.
@@ -15,34 +17,67 @@ struct CtlArguments {
 
     static func parse(_ arguments: [String], environment: (String) -> String?) throws(UsageError) -> CtlArguments {
         var parsed = CtlArguments()
+        // Global options may stand anywhere on the line, recognized by their exact names (also as
+        // --name=value); `--` ends the options, so that an argument such as `--json` can be
+        // given after it. Other words stay arguments: `-1s` is a negative delay, not an option.
+        var positional: [String] = []
+        // Where the words after `--` begin in `positional`: they are arguments whatever they say.
+        var literalFrom = Int.max
         var rest = arguments[...]
-        // Global options come before the command.
-        while let first = rest.first, first.hasPrefix("-"), first != "-" {
-            rest.removeFirst()
-            switch first {
-            case "--socket": parsed.socket = try value(first, &rest)
-            case "--json": parsed.json = true
+        var optionsEnded = false
+        while let word = rest.popFirst() {
+            if optionsEnded || !word.hasPrefix("-") || word == "-" {
+                positional.append(word)
+                continue
+            }
+            let (option, inlineValue) = splitOption(word)
+            switch option {
+            case "--":
+                optionsEnded = true
+                literalFrom = positional.count
+            case "--socket":
+                if let inlineValue { parsed.socket = inlineValue } else { parsed.socket = try value(option, &rest) }
             case "--timeout":
-                let text = try value(first, &rest)
+                let text: String
+                if let inlineValue { text = inlineValue } else { text = try value(option, &rest) }
                 guard let duration = try? DurationFormat.parse(text), duration > .zero else {
                     throw UsageError(message: "--timeout takes a positive duration such as 5s, not \"\(text)\"")
                 }
                 parsed.timeout = duration
+            case "--json", "--utc":
+                if inlineValue != nil { throw UsageError(message: "\(option) takes no value") }
+                if option == "--json" { parsed.json = true } else { parsed.utc = true }
             default:
-                throw UsageError(message: "unknown option \"\(first)\"")
+                if positional.isEmpty {
+                    throw UsageError(
+                        message: "unknown option \"\(word)\"" + suggestion(for: word, among: globalOptions))
+                }
+                positional.append(word)
             }
         }
-        guard let name = rest.popFirst() else { throw UsageError(message: "a command is needed") }
+        var remaining = positional[...]
+        guard let name = remaining.popFirst() else { throw UsageError(message: "a command is needed") }
         var words: [String] = []
         var flags: Set<String> = []
         var at: String?
-        while let word = rest.popFirst() {
+        while let word = remaining.popFirst() {
+            if remaining.startIndex > literalFrom {
+                words.append(word)
+                continue
+            }
             switch word {
             case "--wait", "--sooner": flags.insert(word)
-            case "--at": at = try value(word, &rest)
-            case "--json": parsed.json = true
+            case "--at": at = try value(word, &remaining)
             default:
-                if word.hasPrefix("--") { throw UsageError(message: "unknown option \"\(word)\" for \(name)") }
+                if word.hasPrefix("--at=") {
+                    at = String(word.dropFirst(5))
+                    continue
+                }
+                if word.hasPrefix("--") && word.count > 2 {
+                    throw UsageError(
+                        message: "unknown option \"\(word)\" for \(name)"
+                            + suggestion(for: word, among: ["--wait", "--sooner", "--at"] + globalOptions))
+                }
                 words.append(word)
             }
         }
@@ -131,7 +166,7 @@ struct CtlArguments {
                 throw UsageError(message: "hook takes schedule, unschedule or stop-timer, not \"\(verb)\"")
             }
         default:
-            throw UsageError(message: "unknown command \"\(name)\"")
+            throw UsageError(message: "unknown command \"\(name)\"" + suggestion(for: name, among: commandNames))
         }
         if case .schedule(_, _, true)? = parsed.request ?? parsed.directive {
             if case .schedule(_, .after(let delay), _)? = parsed.request ?? parsed.directive, delay <= .zero {
@@ -139,6 +174,23 @@ struct CtlArguments {
             }
         }
         return parsed
+    }
+
+    static let globalOptions = ["--socket", "--json", "--timeout", "--utc"]
+    static let commandNames = [
+        "status", "schedule", "unschedule", "stop-timer", "run", "cancel", "result", "results", "emit", "watch",
+        "start", "stop", "restart", "reload", "shutdown", "ping", "hook",
+    ]
+
+    /// `--name=value` as (`--name`, `value`); any other word as (word, nil).
+    private static func splitOption(_ word: String) -> (String, String?) {
+        guard word.hasPrefix("--"), let equals = word.firstIndex(of: "=") else { return (word, nil) }
+        return (String(word[..<equals]), String(word[word.index(after: equals)...]))
+    }
+
+    /// ` (did you mean "status"?)` when one of `candidates` is close to `word`, else empty.
+    static func suggestion(for word: String, among candidates: [String]) -> String {
+        Suggestion.closest(to: word, among: candidates).map { " (did you mean \"\($0)\"?)" } ?? ""
     }
 
     private static func value(_ option: String, _ rest: inout ArraySlice<String>) throws(UsageError) -> String {

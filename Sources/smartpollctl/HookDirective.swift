@@ -18,6 +18,15 @@ enum HookDirective {
                 offset += try SystemCall.retrying {
                     line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
                 }
+            } catch .badFileDescriptor {
+                // The usual cause: a worker started smartpollctl with its descriptors closed
+                // (Python's subprocess does by default), so the run's descriptor never reached it.
+                standardError(
+                    "smartpollctl: hook: descriptor \(descriptor) ($SMARTPOLL_HOOK_FD) is not open in this process: "
+                        + "the program that started smartpollctl closed it; pass it on "
+                        + "(Python: subprocess.run(..., pass_fds=(\(descriptor),)); a shell passes it unless told "
+                        + "\(descriptor)>&-)\n")
+                return 1
             } catch {
                 standardError("smartpollctl: hook: cannot write to descriptor \(descriptor): \(error)\n")
                 return 1

@@ -30,13 +30,6 @@ enum HumanFormat {
         return delta > 0 ? "in \(span(delta))" : "\(span(delta)) ago"
     }
 
-    /// `HH:MM:SS.mmm` of an RFC 3339 time, in UTC.
-    static func clock(_ time: Timestamp) -> String {
-        let text = time.formatted()
-        let start = text.index(text.startIndex, offsetBy: 11)
-        return String(text[start...].dropLast())
-    }
-
     /// `0`, `3`, `SIGKILL`, `timeout`.
     static func outcome(exitCode: Int?, signal: Int?, timedOut: Bool) -> String {
         if timedOut { return "timeout" }

@@ -2,18 +2,18 @@ import SmartPollProtocol
 
 /// What `smartpollctl` prints for people (without `--json`).
 enum Rendering {
-    static func status(_ status: StatusReply, now: Timestamp) -> String {
+    static func status(_ status: StatusReply, now: Timestamp, display: TimeDisplay) -> String {
         let loop = status.loop
         var header = "loop: \(loop.state.rawValue)"
         if let since = loop.since {
-            header += " since \(HumanFormat.clock(since)) (\(HumanFormat.relative(since, now: now)))"
+            header += " since \(display.clock(since)) (\(HumanFormat.relative(since, now: now)))"
         }
         header += ", run \(loop.runs)"
         if let error = loop.error { header += "\nerror: \(error)" }
         if let state = status.stateFile {
             if let error = state.error {
                 let since =
-                    state.failingSince.map { " since \(HumanFormat.clock($0)) (\(HumanFormat.relative($0, now: now)))" }
+                    state.failingSince.map { " since \(display.clock($0)) (\(HumanFormat.relative($0, now: now)))" }
                     ?? ""
                 header += "\nstate: NOT SAVED\(since): \(error)"
             } else if let saved = state.saved {
@@ -39,8 +39,8 @@ enum Rendering {
         return header + "\n" + HumanFormat.table(rows)
     }
 
-    static func event(_ event: Event) -> String {
-        let time = HumanFormat.clock(event.time)
+    static func event(_ event: Event, display: TimeDisplay) -> String {
+        let time = display.clock(event.time)
         switch event.kind {
         case .loopStarted: return "\(time) loop started"
         case .loopStopped: return "\(time) loop stopped"

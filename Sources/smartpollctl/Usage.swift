@@ -1,5 +1,5 @@
 let usage = """
-    usage: smartpollctl [--socket PATH] [--json] [--timeout DUR] COMMAND [ARGS]
+    usage: smartpollctl [--socket PATH] [--json] [--timeout DUR] [--utc] COMMAND [ARGS]
 
     Talks to smartpoll-supervisor over its control socket.
 
@@ -26,12 +26,14 @@ let usage = """
                                         inside a task: write a directive to $SMARTPOLL_HOOK_FD;
                                         TASK defaults to the running task ($SMARTPOLL_TASK)
 
-    Options:
+    Options (--socket, --json, --timeout and --utc may stand anywhere on the line):
       --socket PATH    control socket (default: $SMARTPOLL_SOCKET, $XDG_RUNTIME_DIR/smartpoll/
                        supervisor.sock, /run/smartpoll/supervisor.sock for root,
                        /tmp/smartpoll-$UID/supervisor.sock otherwise)
       --json           print the supervisor's reply (or events) as JSON lines
       --timeout DUR    give up after DUR waiting for a reply (exit 75)
+      --utc            show times in UTC (default: local time, as TZ says)
+      --               the words after it are arguments, even those that look like options
       -h, --help       this help
       --version        the version
 

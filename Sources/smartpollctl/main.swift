@@ -68,6 +68,7 @@ if parsed.dataFromStandardInput, case .emit(let hook, _) = command {
     command = .emit(hook: hook, data: String(decoding: data, as: UTF8.self))
 }
 
+let display = TimeDisplay(utc: parsed.utc)
 let socket = parsed.socket ?? SocketPath.fromEnvironment(environment, userID: getuid())
 let client: ControlClient
 do {
@@ -106,7 +107,7 @@ if case .watch = command {
         if parsed.json {
             standardOutput(event + [10])
         } else if let decoded = try? Event.decode(event) {
-            standardOutput(Array((Rendering.event(decoded) + "\n").utf8))
+            standardOutput(Array((Rendering.event(decoded, display: display) + "\n").utf8))
         }
     }
 }
@@ -123,10 +124,10 @@ case .ping(let ping):
         "smartpoll-supervisor \(ping.version) (protocol \(ping.protocolVersion)), pid \(ping.pid), up \(HumanFormat.span(Int64(ping.uptimeMilliseconds) * 1_000_000))"
     )
 case .status(let status):
-    print(Rendering.status(status, now: Timestamp.now()))
+    print(Rendering.status(status, now: Timestamp.now(), display: display))
 case .schedule(let schedule):
     if let next = schedule.next {
-        print("\(schedule.task): next \(HumanFormat.relative(next, now: Timestamp.now())) (\(next.formatted()))")
+        print("\(schedule.task): next \(HumanFormat.relative(next, now: Timestamp.now())) (\(display.full(next)))")
     } else {
         print("\(schedule.task): not scheduled")
     }
@@ -144,7 +145,7 @@ case .results(let results):
         // One stream (write(2)) for headers and outputs, so that they interleave in order.
         standardOutput(
             Array(
-                "== \(result.task) (run \(result.run), \(result.time.formatted())\(result.truncated ? ", truncated" : "")) ==\n"
+                "== \(result.task) (run \(result.run), \(display.full(result.time))\(result.truncated ? ", truncated" : "")) ==\n"
                     .utf8))
         standardOutput(result.output)
         if result.output.last != 10 && !result.output.isEmpty { standardOutput([10]) }

@@ -78,8 +78,8 @@ struct CommandTests {
         guard case .array(let rows)? = status["tasks"], case .object(let row)? = rows.first else { return }
         #expect(row["scheduled"] == .bool(false))
         #expect(
-            try supervisor.ctl("schedule", "idle", "--at", "2099-01-01T00:00:00Z").output.contains(
-                "2099-01-01T00:00:00.000Z"))
+            try supervisor.ctl("schedule", "idle", "--at", "2099-01-01T00:00:00Z", "--utc").output.contains(
+                "(2099-01-01 00:00:00.000 UTC)"))
         #expect(try supervisor.ctl("unschedule", "idle").output == "idle: not scheduled\n")
         let bad = try supervisor.ctl("schedule", "idle", "5x")
         #expect(bad.status == 2)

@@ -64,11 +64,12 @@ struct CompletionTests {
         ])
         #expect(Set(lines[0].split(separator: " ").map(String.init)) == (try Self.helpCommands()).union(["help"]))
         #expect(lines[1] == "start status stop stop-timer")
-        #expect(lines[2] == "--help --json --socket --timeout --version")
-        #expect(lines[3] == "--json --wait")
-        #expect(lines[4] == "--at --json --sooner")
+        #expect(lines[2] == "--help --json --socket --timeout --utc --version")
+        // The global options may follow the command too.
+        #expect(lines[3] == "--json --socket --timeout --utc --wait")
+        #expect(lines[4] == "--at --json --socket --sooner --timeout --utc")
         #expect(lines[5] == "schedule stop-timer unschedule")
-        #expect(lines[6] == "--at --sooner")
+        #expect(lines[6] == "--at --json --socket --sooner --timeout --utc")
         let supervisorOptions = HelpSummary(try runCommand(Binaries.supervisor, ["--help"]).output).options.subtracting(
             ["-h"])
         #expect(Set(lines[7].split(separator: " ").map(String.init)) == supervisorOptions)

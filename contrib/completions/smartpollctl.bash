@@ -7,7 +7,9 @@
 # none are offered, silently.
 
 _smartpollctl_commands="status schedule unschedule stop-timer run cancel result results emit watch start stop restart reload shutdown ping hook help"
-_smartpollctl_options="--socket --json --timeout --help --version"
+_smartpollctl_options="--socket --json --timeout --utc --help --version"
+# Global options may also stand after the command.
+_smartpollctl_global="--socket --json --timeout --utc"
 
 # Prints the task names of the supervisor on socket $2 (or the default one), asking it with the
 # smartpollctl of $1.
@@ -30,7 +32,12 @@ _smartpollctl() {
     local socket="" command="" index=1
     COMPREPLY=()
 
-    # Global options come before the command.
+    # The command is the first word that is no option (nor an option's value); --socket may
+    # stand anywhere.
+    local position
+    for (( position = 1; position < COMP_CWORD; position++ )); do
+        [[ ${COMP_WORDS[position]} == --socket ]] && socket=${COMP_WORDS[position+1]}
+    done
     while (( index < COMP_CWORD )); do
         case ${COMP_WORDS[index]} in
             --socket) socket=${COMP_WORDS[index+1]}; (( index += 2 )) ;;
@@ -56,19 +63,24 @@ _smartpollctl() {
 
     # The words after the command that are not options: its arguments so far.
     local -a arguments=()
-    local word
+    local word skip=no
     for word in "${COMP_WORDS[@]:index+1:COMP_CWORD-index-1}"; do
-        [[ $word == --* ]] || arguments+=("$word")
+        if [[ $skip == yes ]]; then skip=no; continue; fi
+        case $word in
+            --socket | --timeout | --at) skip=yes ;;
+            --*) ;;
+            *) arguments+=("$word") ;;
+        esac
     done
 
     local options="" tasks=no
     case $command in
-        status | watch) options="--json"; tasks=yes ;;
-        schedule) options="--sooner --at --json"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
-        unschedule | stop-timer | cancel | result) options="--json"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
-        run) options="--wait --json"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
-        start | stop | restart) options="--wait --json" ;;
-        emit | results | reload | shutdown | ping) options="--json" ;;
+        status | watch) tasks=yes ;;
+        schedule) options="--sooner --at"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
+        unschedule | stop-timer | cancel | result) (( ${#arguments[@]} == 0 )) && tasks=yes ;;
+        run) options="--wait"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
+        start | stop | restart) options="--wait" ;;
+        emit | results | reload | shutdown | ping) ;;
         hook)
             if (( ${#arguments[@]} == 0 )); then
                 COMPREPLY=($(compgen -W "schedule unschedule stop-timer" -- "$cur"))
@@ -81,7 +93,7 @@ _smartpollctl() {
     esac
 
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "$options" -- "$cur"))
+        COMPREPLY=($(compgen -W "$options $_smartpollctl_global" -- "$cur"))
     elif [[ $tasks == yes ]]; then
         local IFS=$'\n'
         COMPREPLY=($(compgen -W "$(_smartpollctl_tasks "${COMP_WORDS[0]}" "$socket")" -- "$cur"))

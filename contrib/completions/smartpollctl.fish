@@ -21,9 +21,10 @@ set -l commands status schedule unschedule stop-timer run cancel result results 
 set -l before_command "not __fish_seen_subcommand_from $commands"
 
 complete -c smartpollctl -f
-complete -c smartpollctl -n $before_command -l socket -r -F -d 'Control socket'
+complete -c smartpollctl -l socket -r -F -d 'Control socket'
 complete -c smartpollctl -l json -d 'Print replies and events as JSON lines'
-complete -c smartpollctl -n $before_command -l timeout -x -d 'Give up after this long waiting for a reply'
+complete -c smartpollctl -l timeout -x -d 'Give up after this long waiting for a reply'
+complete -c smartpollctl -l utc -d 'Show times in UTC instead of local time'
 complete -c smartpollctl -s h -l help -d 'Print the usage'
 complete -c smartpollctl -n $before_command -l version -d 'Print the version'
 
