@@ -69,6 +69,7 @@ struct sp_child_args {
     pid_t parent;
     uint64_t reset_signals;
     volatile int err;
+    volatile int failed_in_cwd;
 };
 
 // This process's id, asked once (and again in a forked child): a spawn passes it to
@@ -199,7 +200,10 @@ SP_CHILD_CODE static int sp_child_main(void *p) {
         }
     }
 
-    if (a->cwd != NULL && syscall(SYS_chdir, a->cwd) < 0) sp_child_fail(a);
+    if (a->cwd != NULL && syscall(SYS_chdir, a->cwd) < 0) {
+        a->failed_in_cwd = 1;
+        sp_child_fail(a);
+    }
 
     // An empty mask: all zeros, in the kernel's size.
     static const unsigned long empty[(SP_KERNEL_SIGSET_SIZE + sizeof(unsigned long) - 1) / sizeof(unsigned long)];
@@ -350,13 +354,14 @@ static void sp_open_devnull(void) { sp_devnull = open("/dev/null", O_RDWR | O_CL
 // parent thread suspended while the child uses it, so one stack per thread is enough.
 static __thread void *sp_child_stack = NULL;
 
-int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
+int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     *pid_out = -1;
     *pidfd_out = -1;
     // The header says non-null; a C caller may not have listened.
     if (options == NULL || options->file == NULL || options->argv == NULL || options->envp == NULL) {
         return sp_fail(EINVAL);
     }
+    options->failed_in_cwd = 0;
 
     char *path = NULL;
     if (sp_resolve_program(options->file, options->envp, options->cwd, &path) != 0) return -1;
@@ -389,6 +394,7 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         .parent = sp_own_pid(),
         .reset_signals = sp_signals_to_reset(),
         .err = 0,
+        .failed_in_cwd = 0,
     };
 
     if (sp_child_stack == NULL) {
@@ -429,6 +435,7 @@ int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         // A pidfd is released even when close reports an error.
         if (pidfd >= 0) (void)close(pidfd);
+        options->failed_in_cwd = args.failed_in_cwd;
         return sp_fail(args.err);
     }
 

@@ -50,6 +50,7 @@ public enum ProcessSpawner {
 
         var pid: pid_t = -1
         var pidfd: Int32 = -1
+        var failedInDirectory = false
         /// Why the child could not be started, or nil when it was.
         func spawn(
             _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
@@ -70,12 +71,14 @@ public enum ProcessSpawner {
                     cgroup_procs_fd: request.cgroupProcesses ?? -1,
                     set_credentials: request.credentials == nil ? 0 : 1,
                     uid: request.credentials?.userID ?? 0,
-                    gid: request.credentials?.groupID ?? 0
+                    gid: request.credentials?.groupID ?? 0,
+                    failed_in_cwd: 0
                 )
                 do throws(Errno) {
                     _ = try SystemCall.checking { sp_spawn(&options, &pid, &pidfd) }
                     return nil
                 } catch {
+                    failedInDirectory = options.failed_in_cwd != 0
                     return error
                 }
             }
@@ -93,8 +96,24 @@ public enum ProcessSpawner {
                 }
             }
         }
-        if let result { throw failure(result.description) }
+        if let result {
+            if let directory = request.workingDirectory,
+                failedInDirectory || cannotEnter(directory, because: result)
+            {
+                throw failure("cannot enter its working directory \(directory): \(result)")
+            }
+            throw failure(result.description)
+        }
         return SpawnedProcess(pid: pid, pidfd: pidfd >= 0 ? pidfd : nil)
+    }
+
+    /// Whether a spawn that failed with `error` before the child ran (looking for the program
+    /// relative to `directory`) failed because `directory` is missing or no folder: then the
+    /// error names the folder, not the program. Only called on failure.
+    private static func cannotEnter(_ directory: String, because error: Errno) -> Bool {
+        guard error.rawValue == ENOENT || error.rawValue == ENOTDIR else { return false }
+        var information = stat()
+        return stat(directory, &information) != 0 || (information.st_mode & S_IFMT) != S_IFDIR
     }
 
     private static func containsNUL(_ string: String) -> Bool {

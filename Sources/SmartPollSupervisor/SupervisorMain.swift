@@ -34,8 +34,12 @@ public enum SupervisorMain {
         }
         let path = try ConfigurationFile.locate(explicit: options.configuration, environment: environment)
         let configuration = try ConfigurationFile.load(path)
-        let socket = SocketPath.resolve(
-            explicit: options.socket, configured: configuration.socket, environment: environment, userID: getuid())
+        // Absolute, as tasks see it in SMARTPOLL_SOCKET: a task with a cwd of its own must reach
+        // the same socket.
+        let socket = SocketPath.absolute(
+            SocketPath.resolve(
+                explicit: options.socket, configured: configuration.socket, environment: environment, userID: getuid()),
+            in: currentDirectory())
         if options.checkOnly {
             return "\(path): valid: \(configuration.tasks.count) task\(configuration.tasks.count == 1 ? "" : "s"), "
                 + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)"
@@ -57,4 +61,14 @@ extension SupervisorError {
         default: return 1
         }
     }
+}
+
+/// The working directory, or "" when it cannot be named (deleted, or longer than PATH_MAX).
+private func currentDirectory() -> String {
+    var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+    let found = buffer.withUnsafeMutableBufferPointer { raw in
+        raw.withMemoryRebound(to: CChar.self) { getcwd($0.baseAddress, $0.count) != nil }
+    }
+    guard found else { return "" }
+    return String(decoding: buffer.prefix(while: { $0 != 0 }), as: UTF8.self)
 }

@@ -42,6 +42,9 @@ typedef struct sp_spawn_options {
     int set_credentials;
     uid_t uid;
     gid_t gid;
+    /// Set by a spawn that fails: non-zero when the failing step was entering `cwd` (the error
+    /// names the folder then, not the program).
+    int failed_in_cwd;
 } sp_spawn_options;
 
 /// Starts a child in its own session and process group, in the cgroup of `cgroup_procs_fd` when
@@ -60,7 +63,7 @@ typedef struct sp_spawn_options {
 /// - Important: the parent-death signal fires when the *thread* that called
 ///   `sp_spawn` exits, not the process: call it from a thread that lives as long
 ///   as the children should.
-int sp_spawn(const sp_spawn_options *options, pid_t *pid_out, int *pidfd_out);
+int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out);
 
 /// Tells sp_spawn that this process changed a signal's disposition (handler,
 /// SIG_IGN or SIG_DFL): it reads them again at the next spawn, to know which
