@@ -359,11 +359,13 @@ import Testing
         #expect(result.output == "relative\n")
     }
 
-    @Test func missingWorkingDirectoryFailsToSpawn() throws {
+    @Test func missingWorkingDirectoryFailsToSpawnNamingTheFolder() throws {
         #expect(
             throws: SupervisorError(
                 code: .spawnFailed,
-                message: "cannot run \"/bin/true\": No such file or directory"
+                message:
+                    "cannot run \"/bin/true\": cannot enter its working directory /nonexistent-smartpoll: "
+                    + "No such file or directory"
             )
         ) {
             try ProcessSpawner.spawn(SpawnRequest(arguments: ["/bin/true"], workingDirectory: "/nonexistent-smartpoll"))
