@@ -6,6 +6,21 @@ import SmartPollProtocol
 extension Supervisor {
     static let version = "0.1.0"
 
+    /// Why a request that needs a running loop is refused, with advice that fits the state.
+    func notRunningAdvice() -> String {
+        switch loopStatus.state {
+        case .running:
+            return "the loop is running"
+        case .starting:
+            return "the loop is starting (it waits for the previous run's tasks and hooks to end); "
+                + "try again once it runs (smartpollctl start --wait returns then)"
+        case .stopped:
+            return "the loop is stopped; start it with smartpollctl start"
+        case .failed:
+            return "the loop is failed (\(loopStatus.error ?? "")); start it again with smartpollctl start"
+        }
+    }
+
     func handle(_ request: Request, from client: ClientConnection, respond: @escaping (Reply) -> Void) {
         let reply: (Reply.Body) -> Void = { body in respond(Reply(to: request, body: body)) }
         // A reply that acknowledges a change waits until the state file holds it.
@@ -15,13 +30,13 @@ extension Supervisor {
         func failure(_ code: ErrorCode, _ message: String) { reply(.failure(ProtocolError(code, message))) }
         func taskID(_ name: String) -> TaskID? {
             if let task = task(named: name) { return task }
-            failure(.unknownTask, "no task is named \(JSONValue.string(name).serialized())")
+            let suggestion = Suggestion.closest(to: name, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
+            failure(.unknownTask, "no task is named \(JSONValue.string(name).serialized())\(suggestion)")
             return nil
         }
         func requireRunningLoop() -> Bool {
             if loopStatus.state == .running { return true }
-            let error = loopStatus.state == .failed ? " (\(loopStatus.error ?? ""))" : ""
-            failure(.notRunning, "the loop is \(loopStatus.state.rawValue)\(error); start it with smartpollctl start")
+            failure(.notRunning, notRunningAdvice())
             return false
         }
 
@@ -53,7 +68,18 @@ extension Supervisor {
                 return durableReply(.stopTimer(StopTimerReply(task: name, ready: ready)))
             }
             let next = policy.machine.next(task)
-            durableReply(.schedule(ScheduleReply(task: name, scheduled: next != nil, next: next.map(wall))))
+            let running = tasks[Int(task.index)].current.map { !$0.hasEnded } ?? false
+            // Due, and waiting to start: ready, or (while a run is in flight) a deadline that
+            // has passed already, which makes it ready when the run ends.
+            var ready = false
+            switch policy.machine.schedule(of: task) {
+            case .ready: ready = true
+            default: ready = running && (next.map { $0 <= now } ?? false)
+            }
+            durableReply(
+                .schedule(
+                    ScheduleReply(
+                        task: name, scheduled: next != nil, next: next.map(wall), ready: ready, running: running)))
         case .run(let name, let wait):
             guard let task = taskID(name), requireRunningLoop() else { return }
             if wait { tasks[Int(task.index)].waitingForNextRun.append(reply) }
@@ -78,7 +104,11 @@ extension Supervisor {
             reply(.results(tasks.compactMap(\.result)))
         case .emit(let hook, let data):
             guard let configuration = self.configuration.hooks[hook] else {
-                return failure(.unknownHook, "no hook is named \(JSONValue.string(hook).serialized())")
+                let suggestion =
+                    Suggestion.closest(to: hook, among: self.configuration.hooks.keys.sorted())
+                    .map { " (did you mean \"\($0)\"?)" } ?? ""
+                return failure(
+                    .unknownHook, "no hook is named \(JSONValue.string(hook).serialized())\(suggestion)")
             }
             guard requireRunningLoop() else { return }
             switch configuration {

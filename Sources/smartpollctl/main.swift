@@ -126,8 +126,13 @@ case .ping(let ping):
 case .status(let status):
     print(Rendering.status(status, now: Timestamp.now(), display: display))
 case .schedule(let schedule):
-    if let next = schedule.next {
+    if schedule.ready {
+        print("\(schedule.task): ready, " + (schedule.running ? "after its current run" : "waiting for a free slot"))
+    } else if let next = schedule.next {
         print("\(schedule.task): next \(HumanFormat.relative(next, now: Timestamp.now())) (\(display.full(next)))")
+    } else if schedule.running, case .schedule(_, let when, _) = command, !when.clears {
+        // Due now, and idle until this request: the request started it.
+        print("\(schedule.task): starting now")
     } else {
         print("\(schedule.task): not scheduled")
     }
@@ -160,3 +165,13 @@ case .failure:
     break
 }
 exit(0)
+
+extension ScheduleTime {
+    /// A negative delay or `"at": null`: the request clears the schedule.
+    fileprivate var clears: Bool {
+        switch self {
+        case .after(let delay): delay < .zero
+        case .at(let time): time == nil
+        }
+    }
+}

@@ -53,4 +53,60 @@ struct FrictionTests {
             status.output.contains(#"cannot enter its working directory \#(locked): Permission denied"#),
             "\(status.output)")
     }
+
+    @Test func scheduleNowSaysWhatHappened() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"t": {"command": ["sh", "-c", "sleep 2"]}}}
+            """)
+        let events = try supervisor.watch(["t"])
+        let first = try supervisor.ctl("schedule", "t", "0")
+        #expect(first.output == "t: starting now\n", "\(first.output)")
+        let second = try supervisor.ctl("schedule", "t", "0s")
+        #expect(second.output == "t: ready, after its current run\n", "\(second.output)")
+        let machine = try json(try supervisor.ctl("--json", "schedule", "t", "0").output)
+        #expect(machine["ready"] == .bool(true))
+        #expect(machine["running"] == .bool(true))
+        try supervisor.ctl("cancel", "t")
+        try events.finishes(of: "t")
+        let later = try supervisor.ctl("schedule", "t", "1h")
+        #expect(later.output.hasPrefix("t: next in "))
+    }
+
+    @Test func aStartingLoopGivesAdviceThatFitsIt() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"stubborn": {"command": ["sh", "-c", "trap '' TERM; echo up; sleep 30 & wait; wait"],
+                                    "kill_grace": "3s"}}}
+            """)
+        let events = try supervisor.watch(["stubborn"])
+        try supervisor.ctl("run", "stubborn")
+        _ = try events.until {
+            if case .taskStarted = $0.kind { return true }
+            return false
+        }
+        // The restart waits for the old run to end (TERM is ignored: up to kill_grace).
+        #expect(try supervisor.ctl("restart").status == 0)
+        let refused = try supervisor.ctl("schedule", "stubborn", "1s")
+        #expect(refused.status == 1)
+        #expect(refused.error.contains("the loop is starting"), "\(refused.error)")
+        #expect(!refused.error.contains("start it with smartpollctl start"), "\(refused.error)")
+        try supervisor.ctl("stop")
+        let stopped = try supervisor.ctl("schedule", "stubborn", "1s")
+        #expect(stopped.error.contains("start it with smartpollctl start") || stopped.error.contains("starting"))
+    }
+
+    @Test func unknownTasksAndHooksGetASuggestion() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"weather1": {"command": ["true"]}}, "hooks": {"refresh": {"schedule": {"weather1": "0s"}}}}
+            """)
+        let task = try supervisor.ctl("run", "wether1")
+        #expect(task.status == 1)
+        #expect(task.error.contains(#"no task is named "wether1" (did you mean "weather1"?)"#), "\(task.error)")
+        let hook = try supervisor.ctl("emit", "refrsh")
+        #expect(hook.error.contains(#"(did you mean "refresh"?)"#), "\(hook.error)")
+        let far = try supervisor.ctl("run", "zzz")
+        #expect(!far.error.contains("did you mean"))
+    }
 }
