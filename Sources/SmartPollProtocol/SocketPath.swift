@@ -33,13 +33,6 @@ public enum SocketPath {
         return fromEnvironment(environment, userID: userID)
     }
 
-    /// `path` made absolute against `directory` (the supervisor's working directory), so that
-    /// tasks with a `cwd` of their own reach the same socket through `SMARTPOLL_SOCKET`.
-    public static func absolute(_ path: String, in directory: String) -> String {
-        path.hasPrefix("/") || directory.isEmpty
-            ? path : join(directory, path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
-    }
-
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }

@@ -32,14 +32,14 @@ public enum SupervisorMain {
                     "--log-level takes debug, info, warning or error, not \(JSONValue.string(options.logLevel).serialized())"
             )
         }
-        let path = try ConfigurationFile.locate(explicit: options.configuration, environment: environment)
+        // Absolute, as `reload` replies it and the log names it.
+        let path = absolute(try ConfigurationFile.locate(explicit: options.configuration, environment: environment))
         let configuration = try ConfigurationFile.load(path)
         // Absolute, as tasks see it in SMARTPOLL_SOCKET: a task with a cwd of its own must reach
         // the same socket.
-        let socket = SocketPath.absolute(
+        let socket = absolute(
             SocketPath.resolve(
-                explicit: options.socket, configured: configuration.socket, environment: environment, userID: getuid()),
-            in: currentDirectory())
+                explicit: options.socket, configured: configuration.socket, environment: environment, userID: getuid()))
         if options.checkOnly {
             return "\(path): valid: \(configuration.tasks.count) task\(configuration.tasks.count == 1 ? "" : "s"), "
                 + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)"
@@ -61,6 +61,16 @@ extension SupervisorError {
         default: return 1
         }
     }
+}
+
+/// `path` made absolute against the working directory (as it is when `path` is absolute, or
+/// when the working directory cannot be named).
+private func absolute(_ path: String) -> String {
+    if path.hasPrefix("/") { return path }
+    let directory = currentDirectory()
+    if directory.isEmpty { return path }
+    let relative = path.hasPrefix("./") ? path.dropFirst(2) : Substring(path)
+    return directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
 }
 
 /// The working directory, or "" when it cannot be named (deleted, or longer than PATH_MAX).

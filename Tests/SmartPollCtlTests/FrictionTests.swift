@@ -109,4 +109,14 @@ struct FrictionTests {
         let far = try supervisor.ctl("run", "zzz")
         #expect(!far.error.contains("did you mean"))
     }
+
+    @Test func reloadNamesTheConfigurationByItsAbsolutePath() throws {
+        // Relative to the supervisor's folder, where the harness starts it.
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"t": {"command": ["true"]}}}
+            """, arguments: ["--config", "./smartpoll.json"])
+        let reply = try json(try supervisor.ctl("--json", "reload").output)
+        #expect(reply["file"] == .string(supervisor.configurationPath))
+    }
 }
