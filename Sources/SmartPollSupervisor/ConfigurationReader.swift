@@ -43,7 +43,8 @@ struct ConfigurationReader {
     /// Reports every key of `object` that is not in `known`, with the known ones listed.
     mutating func rejectUnknownKeys(_ object: JSONObject, at path: ConfigurationPath, known: [String]) {
         for key in object.keys where !known.contains(key) {
-            problem(path.key(key), "unknown key; expected one of \(known.joined(separator: ", "))")
+            let suggestion = Suggestion.closest(to: key, among: known).map { " (did you mean \"\($0)\"?)" } ?? ""
+            problem(path.key(key), "unknown key\(suggestion); expected one of \(known.joined(separator: ", "))")
         }
     }
 

@@ -87,14 +87,21 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         reader.rejectUnknownKeys(object, at: top, known: topLevelKeys)
 
         var tasks: [String: TaskConfiguration] = [:]
+        // Every task the file defines, usable or not: references to a task whose definition has
+        // a problem are not reported again as references to no task, and a task's own
+        // references are checked even when the rest of it has problems.
+        var definedTasks: [String: TaskConfiguration] = [:]
         if let value = object["tasks"] {
             let path = top.key("tasks")
             if let taskObjects = reader.object(value, at: path) {
                 if taskObjects.isEmpty { reader.problem(path, "at least one task is needed") }
                 for (name, value) in taskObjects.pairs {
                     let taskPath = path.key(name)
-                    guard reader.name(name, at: taskPath) else { continue }
-                    if let task = parseTask(value, at: taskPath, reader: &reader) { tasks[name] = task }
+                    // A bad name does not hide the problems of the task's keys.
+                    let validName = reader.name(name, at: taskPath)
+                    guard let (task, usable) = parseTask(value, at: taskPath, reader: &reader) else { continue }
+                    definedTasks[name] = task
+                    if validName && usable { tasks[name] = task }
                 }
             }
         } else {
@@ -153,28 +160,36 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         if let value = object["hooks"], let hookObjects = reader.object(value, at: path.key("hooks")) {
             for (name, value) in hookObjects.pairs {
                 let hookPath = path.key("hooks").key(name)
-                guard reader.name(name, at: hookPath) else { continue }
-                if let hook = parseHook(value, at: hookPath, tasks: tasks, reader: &reader) {
+                let validName = reader.name(name, at: hookPath)
+                if let hook = parseHook(value, at: hookPath, tasks: definedTasks, reader: &reader), validName {
                     configuration.hooks[name] = hook
                 }
             }
         }
         // References are checked once every task is known, so order in the file does not matter.
-        for (name, task) in tasks {
+        for (name, task) in definedTasks.sorted(by: { $0.key < $1.key }) {
             let taskPath = path.key("tasks").key(name)
             for (key, targets) in [("on_change", task.onChange), ("on_success", task.onSuccess)] {
-                for (position, target) in targets.enumerated() where tasks[target] == nil {
+                for (position, target) in targets.enumerated() where definedTasks[target] == nil {
                     reader.problem(
-                        taskPath.key(key).index(position), "no task is named \(JSONValue.string(target).serialized())")
+                        taskPath.key(key).index(position), noTask(target, among: definedTasks.keys))
                 }
             }
         }
         return configuration
     }
 
+    /// `no task is named "pubilsh" (did you mean "publish"?)`.
+    static func noTask(_ name: String, among names: some Sequence<String>) -> String {
+        let suggestion = Suggestion.closest(to: name, among: names.sorted()).map { " (did you mean \"\($0)\"?)" }
+        return "no task is named \(JSONValue.string(name).serialized())" + (suggestion ?? "")
+    }
+
+    /// The task as far as it could be read, and whether it is usable (it has a command); nil
+    /// when it is not even an object.
     private static func parseTask(
         _ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader
-    ) -> TaskConfiguration? {
+    ) -> (TaskConfiguration, usable: Bool)? {
         guard let object = reader.object(value, at: path) else { return nil }
         reader.rejectUnknownKeys(object, at: path, known: taskKeys)
         // Every other key is still checked when the command is bad, so one pass reports all.
@@ -192,8 +207,18 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             task.workingDirectory = reader.string(value, at: path.key("cwd"), nonEmpty: true)
         }
         if let value = object["env"] { task.environment = reader.environment(value, at: path.key("env")) ?? [] }
-        if let value = object["start"] { task.start = reader.duration(value, at: path.key("start"), .nonNegative) }
         if let value = object["every"] { task.every = reader.duration(value, at: path.key("every"), .positive) }
+        switch object["start"] {
+        case nil:
+            // A task with `every` and no `start` starts when the loop starts (SPEC 4): with
+            // `every` alone it would never run.
+            if task.every != nil { task.start = .zero }
+        case .null?:
+            // Opted out: only something else (a hook, a directive, `run`) schedules it.
+            task.start = nil
+        case let value?:
+            task.start = reader.duration(value, at: path.key("start"), .nonNegative)
+        }
         if let value = object["jitter"] {
             task.jitter = reader.duration(value, at: path.key("jitter"), .nonNegative) ?? .zero
         }
@@ -233,7 +258,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         if object["user"] != nil || object["group"] != nil {
             task.credentials = parseCredentials(user: object["user"], group: object["group"], at: path, reader: &reader)
         }
-        return command == nil ? nil : task
+        return (task, command != nil)
     }
 
     private static func parseBackoff(
@@ -274,7 +299,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             for (task, delay) in entries.pairs {
                 let entryPath = schedulePath.key(task)
                 guard tasks[task] != nil else {
-                    reader.problem(entryPath, "no task is named \(JSONValue.string(task).serialized())")
+                    reader.problem(entryPath, noTask(task, among: tasks.keys))
                     continue
                 }
                 if let delay = reader.duration(delay, at: entryPath, .any) {

@@ -42,7 +42,8 @@ public enum SupervisorMain {
                 explicit: options.socket, configured: configuration.socket, environment: environment, userID: getuid()))
         if options.checkOnly {
             return "\(path): valid: \(configuration.tasks.count) task\(configuration.tasks.count == 1 ? "" : "s"), "
-                + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)"
+                + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)\n"
+                + configuration.firstRunSummary.joined(separator: "\n")
         }
         let supervisor = try Supervisor(
             configuration: configuration, socketPath: socket, log: SupervisorLog(format: format, level: level),

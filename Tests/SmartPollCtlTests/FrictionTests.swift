@@ -119,4 +119,37 @@ struct FrictionTests {
         let reply = try json(try supervisor.ctl("--json", "reload").output)
         #expect(reply["file"] == .string(supervisor.configurationPath))
     }
+
+    @Test func aTaskWithEveryAndNoStartRunsWhenTheLoopStartsAndAfterStopAndStart() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"poll": {"command": ["true"], "every": "1h"},
+                       "manual": {"command": ["true"], "every": "1h", "start": null}}}
+            """, waitsUntilListening: true)
+        let events = try supervisor.watch(["poll", "manual"])
+        // The first run may have begun before the watch: wait for it through status.
+        let deadline = Date().addingTimeInterval(10)
+        var runs: Int64 = 0
+        while runs < 1, Date() < deadline {
+            let status = try json(try supervisor.ctl("--json", "status", "poll").output)
+            if case .array(let tasks)? = status["tasks"], case .object(let task)? = tasks.first,
+                case .int(let count)? = task["runs"]
+            {
+                runs = count
+            }
+            if runs < 1 { try events.finishes(of: "poll") }
+        }
+        #expect(runs >= 1, "poll ran when the loop started")
+        #expect(try supervisor.ctl("stop", "--wait").status == 0)
+        #expect(try supervisor.ctl("start").status == 0)
+        let finished = try events.finishes(of: "poll")
+        #expect(!finished.isEmpty, "and again when the loop started again")
+        let manual = try json(try supervisor.ctl("--json", "status", "manual").output)
+        guard case .array(let tasks)? = manual["tasks"], case .object(let task)? = tasks.first else {
+            Issue.record("no manual in \(manual)")
+            return
+        }
+        #expect(task["runs"] == .int(0), "start: null opts out")
+        #expect(task["scheduled"] == .bool(false))
+    }
 }

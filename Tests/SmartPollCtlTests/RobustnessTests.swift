@@ -268,7 +268,13 @@ struct RobustnessTests {
         let good = try runCommand(
             Binaries.supervisor, ["--check", "--config", valid, "--socket", folder.path + "/s.sock"])
         #expect(good.status == 0, "\(good.error)")
-        #expect(good.output == "\(valid): valid: 2 tasks, 1 hook; socket \(folder.path)/s.sock\n")
+        #expect(
+            good.output == """
+                \(valid): valid: 2 tasks, 1 hook; socket \(folder.path)/s.sock
+                  a  runs when scheduled: hook h
+                  b  runs only when asked (smartpollctl run or schedule, or a directive)
+
+                """)
         #expect(!FileManager.default.fileExists(atPath: folder.path + "/s.sock"), "--check must not listen")
     }
 

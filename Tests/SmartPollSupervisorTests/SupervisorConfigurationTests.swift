@@ -87,13 +87,68 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         #expect(task.jitter == .zero)
     }
 
+    @Test func everyProblemIsListedInOnePass() {
+        let found = problems(
+            """
+            {"tasks": {
+              "fetch": {"comand": ["./fetch"], "every": "10", "on_change": ["pubilsh"]},
+              "publish": {"command": ["./publish"]},
+              "a b": {"every": "0s"}},
+             "hooks": {"re fresh": {"schedule": {"fech": "0s"}}}}
+            """)
+        #expect(
+            found.contains(
+                #"test.json: tasks.fetch.comand: unknown key (did you mean "command"?); "#
+                    + "expected one of command, cwd, env, start, every, jitter, timeout, kill_signal, kill_grace, on_failure, backoff, max_retries, on_change, on_success, capture, user, group"
+            ), "\(found)")
+        #expect(found.contains("test.json: tasks.fetch.command: missing; a task needs a command (an array of strings)"))
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.fetch.every: missing unit") })
+        #expect(
+            found.contains(
+                #"test.json: tasks.fetch.on_change[0]: no task is named "pubilsh" (did you mean "publish"?)"#))
+        #expect(found.contains { $0.hasPrefix(#"test.json: tasks."a b": invalid name"#) })
+        #expect(found.contains { $0.hasPrefix(#"test.json: tasks."a b".command: missing"#) })
+        #expect(found.contains(#"test.json: tasks."a b".every: must be greater than zero, got 0s"#))
+        #expect(found.contains { $0.hasPrefix(#"test.json: hooks."re fresh": invalid name"#) })
+        // A task whose definition has problems is still a task: naming it is no second problem.
+        #expect(
+            found.contains(
+                #"test.json: hooks."re fresh".schedule.fech: no task is named "fech" (did you mean "fetch"?)"#))
+        #expect(found.count == 9, "\(found)")
+    }
+
+    @Test func everyWithoutStartStartsWithTheLoopAndNullStartOptsOut() throws {
+        let configuration = try parse(
+            """
+            {"tasks": {
+              "poll": {"command": ["true"], "every": "10s"},
+              "later": {"command": ["true"], "every": "10s", "start": "5s"},
+              "manual": {"command": ["true"], "every": "10s", "start": null},
+              "plain": {"command": ["true"]}}}
+            """)
+        #expect(configuration.tasks["poll"]?.start == .zero)
+        #expect(configuration.tasks["later"]?.start == .seconds(5))
+        #expect(configuration.tasks["manual"]?.start == nil)
+        #expect(configuration.tasks["plain"]?.start == nil)
+        #expect(
+            configuration.firstRunSummary == [
+                "  later   first runs 5s after the loop starts, then every 10s",
+                "  manual  runs only when asked (smartpollctl run or schedule, or a directive); then every 10s",
+                "  plain   runs only when asked (smartpollctl run or schedule, or a directive)",
+                "  poll    first runs when the loop starts, then every 10s",
+            ])
+    }
+
     @Test func unknownKeysAreRejectedAtEveryLevelWithTheirPath() {
         let found = problems(
             """
             {"sockt": "x", "tasks": {"t": {"command": ["true"], "evry": "1s", "backoff": {"inital": "1s"}}},
              "hooks": {"h": {"schedule": {"t": "0s"}, "extra": 1}}}
             """)
-        #expect(found.contains { $0.hasPrefix("test.json: sockt: unknown key; expected one of socket,") })
+        #expect(
+            found.contains {
+                $0.hasPrefix(#"test.json: sockt: unknown key (did you mean "socket"?); expected one of socket,"#)
+            })
         #expect(found.contains { $0.hasPrefix("test.json: tasks.t.evry: unknown key") })
         #expect(found.contains { $0.hasPrefix("test.json: tasks.t.backoff.inital: unknown key") })
         #expect(found.contains { $0.hasPrefix("test.json: hooks.h.extra: unknown key") })

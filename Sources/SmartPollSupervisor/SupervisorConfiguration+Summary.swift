@@ -1,0 +1,44 @@
+import SmartPollProtocol
+
+extension SupervisorConfiguration {
+    /// `--check`'s lines after the verdict: when each task first runs, so that a task that
+    /// never runs by itself is plain to see.
+    ///
+    /// ```
+    ///   fetch    first runs when the loop starts, then every 10s
+    ///   publish  runs when scheduled: on_change of fetch, hook refresh
+    /// ```
+    public var firstRunSummary: [String] {
+        var triggers: [String: [String]] = [:]
+        for (name, task) in tasks.sorted(by: { $0.key < $1.key }) {
+            for target in task.onChange { triggers[target, default: []].append("on_change of \(name)") }
+            for target in task.onSuccess { triggers[target, default: []].append("on_success of \(name)") }
+        }
+        for (name, hook) in hooks.sorted(by: { $0.key < $1.key }) {
+            if case .schedule(let entries) = hook {
+                for entry in entries { triggers[entry.task, default: []].append("hook \(name)") }
+            }
+        }
+        let names = taskNames
+        let width = names.map(\.count).max() ?? 0
+        return names.map { name in
+            let task = tasks[name]!
+            var when: String
+            if let start = task.start {
+                when =
+                    start == .zero
+                    ? "first runs when the loop starts"
+                    : "first runs \(DurationFormat.format(start)) after the loop starts"
+                if let every = task.every { when += ", then every \(DurationFormat.format(every))" }
+            } else {
+                let by = triggers[name] ?? []
+                when =
+                    by.isEmpty
+                    ? "runs only when asked (smartpollctl run or schedule, or a directive)"
+                    : "runs when scheduled: " + by.joined(separator: ", ")
+                if let every = task.every { when += "; then every \(DurationFormat.format(every))" }
+            }
+            return "  " + name + String(repeating: " ", count: width - name.count + 2) + when
+        }
+    }
+}
