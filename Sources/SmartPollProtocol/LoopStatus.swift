@@ -1,5 +1,5 @@
 /// The loop part of a `status` reply:
-/// `{"state":"running","since":T,"runs":N,"error":null}`.
+/// `{"state":"running","since":T,"runs":N,"error":null,"restart_at":null}`.
 public struct LoopStatus: Sendable, Hashable {
     /// The loop's states on the wire.
     public enum State: String, Sendable, Hashable, CaseIterable {
@@ -13,12 +13,16 @@ public struct LoopStatus: Sendable, Hashable {
     public var runs: Int
     /// Why the last run failed (with ``State/failed``); otherwise `nil`.
     public var error: String?
+    /// When a failed loop starts again by the configuration's `restart` policy; otherwise
+    /// `nil` (`"restart_at"`).
+    public var restartAt: Timestamp?
 
-    public init(state: State, since: Timestamp?, runs: Int, error: String?) {
+    public init(state: State, since: Timestamp?, runs: Int, error: String?, restartAt: Timestamp? = nil) {
         self.state = state
         self.since = since
         self.runs = runs
         self.error = error
+        self.restartAt = restartAt
     }
 
     func write(to writer: inout JSONWriter) {
@@ -31,6 +35,8 @@ public struct LoopStatus: Sendable, Hashable {
         writer.int(runs)
         writer.key("error")
         writer.string(error)
+        writer.key("restart_at")
+        writer.timestamp(restartAt)
         writer.endObject()
     }
 
@@ -44,6 +50,7 @@ public struct LoopStatus: Sendable, Hashable {
             state: state,
             since: try reader.optionalTimestamp("since"),
             runs: try reader.int("runs"),
-            error: try reader.optionalString("error"))
+            error: try reader.optionalString("error"),
+            restartAt: try reader.optionalTimestamp("restart_at"))
     }
 }

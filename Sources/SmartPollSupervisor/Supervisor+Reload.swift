@@ -77,6 +77,8 @@ extension Supervisor {
         server.maximumConnections = new.maximumConnections
         server.maximumLineLength = new.maximumLineBytes
         server.sendTimeout = new.sendTimeout
+        loopRestart.reconfigure(new.restart)
+        if new.restart == nil { cancelLoopRestart() }
 
         let list = { (names: [String]) in names.isEmpty ? "-" : names.joined(separator: ",") }
         log.write(

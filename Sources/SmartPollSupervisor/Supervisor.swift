@@ -33,6 +33,9 @@ final class Supervisor {
     let activatedListener: Int32?
     /// The loop's state, since when, how many runs it has had, and why the last one failed.
     var loopStatus = LoopStatus(state: .stopped, since: nil, runs: 0, error: nil)
+    /// How a failed loop starts again (the configuration's `restart`), and its timer.
+    var loopRestart: LoopRestartPolicy
+    var loopRestartTimer: EventLoop.TimerID?
     /// Incremented when a run of the loop starts or ends; task runs of another generation are late.
     var generation = 0
     var nextRunID = 0
@@ -88,6 +91,7 @@ final class Supervisor {
             configuration, identity: configuration.stateDirectory ?? self.socketPath, loop: loop)
         subreaper = cgroups == nil ? try Subreaper(socketPath: self.socketPath, loop: loop) : nil
         policy = SupervisorPolicy(configuration: configuration)
+        loopRestart = LoopRestartPolicy(configuration.restart)
         tasks = policy.names.enumerated().map { TaskRuntime(name: $1, incarnation: $0) }
         nextIncarnation = tasks.count
         startedAt = loop.now
@@ -179,6 +183,8 @@ final class Supervisor {
 
     private func beginRun() {
         generation += 1
+        cancelLoopRestart()
+        loopRestart.loopStarted(now: now)
         loopStatus = LoopStatus(state: .running, since: Timestamp.now(), runs: loopStatus.runs + 1, error: nil)
         log.write(.info, "loop started", [("run", "\(loopStatus.runs)")])
         publish(.loopStarted)
@@ -196,6 +202,17 @@ final class Supervisor {
     /// teardown), `run --wait` requests for runs that will now never start answered with
     /// `not_running`.
     func endRun(error: String?) {
+        if loopStatus.state == .failed, loopStatus.restartAt != nil, error == nil {
+            // `stop` (or a shutdown) while a failed loop waits for its restart: it stays down.
+            cancelLoopRestart()
+            loopRestart.loopStopped()
+            loopStatus.state = .stopped
+            loopStatus.since = Timestamp.now()
+            log.write(.info, "loop stopped; its restart is cancelled")
+            publish(.loopStopped)
+            if !isShuttingDown { notifyStatus() }
+            return
+        }
         guard loopStatus.state == .running || loopStatus.state == .starting else { return }
         if loopStatus.state == .running {
             policy.loopEnded()
@@ -218,7 +235,10 @@ final class Supervisor {
         if let error {
             log.write(.error, "loop failed: \(error)")
             publish(.loopFailed(error: error))
+            if !isShuttingDown { armLoopRestart() }
         } else {
+            cancelLoopRestart()
+            loopRestart.loopStopped()
             log.write(.info, "loop stopped")
             publish(.loopStopped)
         }
@@ -244,6 +264,30 @@ final class Supervisor {
     /// No task process, command hook, or process of a task a reload removed is running.
     var isQuiescent: Bool {
         policy.machine.runningCount == 0 && hooks.inFlight == nil && detachedRuns.isEmpty
+    }
+
+    // MARK: The loop's restart policy
+
+    /// The loop failed: with a `restart` policy, it starts again after the policy's delay.
+    private func armLoopRestart() {
+        cancelLoopRestart()
+        guard let at = loopRestart.loopFailed(now: now) else { return }
+        loopStatus.restartAt = wall(at)
+        let delay = DurationFormat.format(.nanoseconds(max(0, at.nanoseconds - now.nanoseconds)))
+        log.write(.info, "restarting the loop in \(delay) (restart policy)")
+        loopRestartTimer = loop.schedule(at: at.nanoseconds) { [unowned self] in
+            self.loopRestartTimer = nil
+            guard self.loopStatus.state == .failed, !self.isShuttingDown, self.loopRestart.restartDue(now: self.now)
+            else { return }
+            self.log.write(.info, "restarting the loop after its failure (restart policy)")
+            self.requestStart()
+        }
+    }
+
+    func cancelLoopRestart() {
+        if let timer = loopRestartTimer { loop.cancel(timer) }
+        loopRestartTimer = nil
+        loopStatus.restartAt = nil
     }
 
     // MARK: Carrying out the policy's decisions

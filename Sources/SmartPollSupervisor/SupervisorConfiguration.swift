@@ -40,6 +40,16 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     public var cgroupRoot: String?
     public var tasks: [String: TaskConfiguration]
     public var hooks: [String: HookConfiguration] = [:]
+    /// Top-level `restart`: how a failed loop starts again; nil: it waits for `start`.
+    public var restart: Restart?
+
+    /// `"restart": {"after": "10s", "max": "5m"}`.
+    public struct Restart: Sendable, Hashable {
+        /// The delay after the first failure (and after one that follows a long good run).
+        public var after: Duration
+        /// The longest delay; also how long a run must go without failing to reset the delay.
+        public var maximum: Duration
+    }
 
     public init(file: String, tasks: [String: TaskConfiguration]) {
         self.file = file
@@ -51,8 +61,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
 
     static let topLevelKeys = [
         "socket", "socket_mode", "socket_group", "state_dir", "max_running", "max_line_bytes",
-        "max_connections", "max_directives", "send_timeout", "containment", "cgroup_root", "tasks", "hooks",
+        "max_connections", "max_directives", "send_timeout", "containment", "cgroup_root", "restart", "tasks", "hooks",
     ]
+    static let restartKeys = ["after", "max"]
     static let taskKeys = [
         "command", "cwd", "env", "start", "every", "jitter", "timeout", "kill_signal", "kill_grace",
         "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture", "user", "group",
@@ -155,6 +166,27 @@ public struct SupervisorConfiguration: Sendable, Hashable {
                 configuration.cgroupRoot = root
             } else {
                 reader.problem(path.key("cgroup_root"), "must be an absolute path")
+            }
+        }
+        if let value = object["restart"], let restart = reader.object(value, at: path.key("restart")) {
+            let restartPath = path.key("restart")
+            reader.rejectUnknownKeys(restart, at: restartPath, known: restartKeys)
+            var after: Duration?
+            if let value = restart["after"] {
+                after = reader.duration(value, at: restartPath.key("after"), .positive)
+            } else {
+                reader.problem(restartPath.key("after"), "missing; the delay before the first restart")
+            }
+            var maximum: Duration?
+            if let value = restart["max"] { maximum = reader.duration(value, at: restartPath.key("max"), .positive) }
+            if let after {
+                // Without max: five minutes, or `after` when that is longer.
+                let maximum = maximum ?? Swift.max(.seconds(300), after)
+                if maximum < after {
+                    reader.problem(restartPath.key("max"), "must be at least after (\(DurationFormat.format(after)))")
+                } else {
+                    configuration.restart = Restart(after: after, maximum: maximum)
+                }
             }
         }
         if let value = object["hooks"], let hookObjects = reader.object(value, at: path.key("hooks")) {

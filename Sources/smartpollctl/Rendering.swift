@@ -5,6 +5,10 @@ enum Rendering {
     static func status(_ status: StatusReply, now: Timestamp, display: TimeDisplay) -> String {
         let loop = status.loop
         var header = "loop: \(loop.state.rawValue)"
+        if let restartAt = loop.restartAt {
+            let delta = restartAt.nanosecondsSinceEpoch - now.nanosecondsSinceEpoch
+            header += delta > 50_000_000 ? ", restarting in \(HumanFormat.span(delta))" : ", restarting now"
+        }
         if let since = loop.since {
             header += " since \(display.clock(since)) (\(HumanFormat.relative(since, now: now)))"
         }

@@ -152,4 +152,48 @@ struct FrictionTests {
         #expect(task["runs"] == .int(0), "start: null opts out")
         #expect(task["scheduled"] == .bool(false))
     }
+
+    @Test func aFailedLoopRestartsByItsPolicyAndStatusSaysWhen() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"restart": {"after": "1s", "max": "4s"},
+             "tasks": {"flaky": {"command": ["sh", "-c", "exit 3"]}}}
+            """)
+        let events = try supervisor.watch()
+        try supervisor.ctl("run", "flaky")
+        _ = try events.until {
+            if case .loopFailed = $0.kind { return true }
+            return false
+        }
+        let table = try supervisor.ctl("status")
+        #expect(table.output.hasPrefix("loop: failed, restarting in "), "\(table.output)")
+        let status = try json(try supervisor.ctl("--json", "status").output)
+        guard case .object(let loop)? = status["loop"], case .string(let restartAt)? = loop["restart_at"] else {
+            Issue.record("no restart_at in \(status)")
+            return
+        }
+        #expect(restartAt.hasSuffix("Z"))
+        let started = Date()
+        _ = try events.until {
+            if case .loopStarted = $0.kind { return true }
+            return false
+        }
+        let waited = Date().timeIntervalSince(started)
+        #expect(waited < 1.5 * Double(Sanitizer.slowdown) + 1, "restarted after about 1 s, not \(waited) s")
+        let running = try json(try supervisor.ctl("--json", "status").output)
+        guard case .object(let again)? = running["loop"] else { return }
+        #expect(again["state"] == .string("running"))
+        #expect(again["restart_at"] == .null)
+        // A second failure waits twice as long; stop cancels the restart.
+        try supervisor.ctl("run", "flaky")
+        _ = try events.until {
+            if case .loopFailed = $0.kind { return true }
+            return false
+        }
+        #expect(try supervisor.ctl("stop").status == 0)
+        let stopped = try json(try supervisor.ctl("--json", "status").output)
+        guard case .object(let loop2)? = stopped["loop"] else { return }
+        #expect(loop2["state"] == .string("stopped"))
+        #expect(loop2["restart_at"] == .null)
+    }
 }
