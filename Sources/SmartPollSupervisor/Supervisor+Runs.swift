@@ -216,9 +216,12 @@ extension Supervisor {
     private func answer(_ end: RunEnd, durable: Bool) {
         guard !end.waiters.isEmpty else { return }
         let last = end.last
+        var cancelled = false
+        if case .cancelled = end.outcome { cancelled = true }
         let outcome = RunOutcome(
             task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal,
-            timedOut: last.timedOut, succeeded: last.succeeded)
+            timedOut: last.timedOut, succeeded: last.succeeded, cancelled: cancelled, error: last.error,
+            stderrTail: last.stderrTail)
         let waiters = end.waiters
         let reply = { for waiter in waiters { waiter(.runFinished(outcome)) } }
         if durable { whenDurable(urgent: false, reply) } else { reply() }

@@ -43,6 +43,27 @@ enum Rendering {
         return header + "\n" + HumanFormat.table(rows)
     }
 
+    /// `smartpollctl run --wait`'s line for a failed run: `w1 run 7 failed: exit 3: last stderr
+    /// line` (or `signal 9 (KILL)`, `timed out`, `cancelled`, or the error, such as an invalid
+    /// directive).
+    static func runFailure(_ outcome: RunOutcome) -> String {
+        var what: String
+        if outcome.cancelled {
+            what = "cancelled"
+        } else if outcome.timedOut {
+            what = "timed out"
+        } else if let signal = outcome.signal {
+            let name = HumanFormat.signalName(signal)
+            what = "signal \(signal)" + (name.hasPrefix("SIG") ? " (\(name.dropFirst(3)))" : "")
+        } else if let exitCode = outcome.exitCode, exitCode != 0 {
+            what = "exit \(exitCode)"
+        } else {
+            what = outcome.error ?? "failed"
+        }
+        if let line = outcome.lastStderrLine { what += ": " + line }
+        return "\(outcome.task) run \(outcome.run) failed: \(what)"
+    }
+
     static func event(_ event: Event, display: TimeDisplay) -> String {
         let time = display.clock(event.time)
         switch event.kind {

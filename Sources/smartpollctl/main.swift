@@ -156,6 +156,7 @@ case .results(let results):
         if result.output.last != 10 && !result.output.isEmpty { standardOutput([10]) }
     }
 case .runFinished(let outcome):
+    if !outcome.succeeded { standardError("smartpollctl: " + Rendering.runFailure(outcome) + "\n") }
     exit(outcome.shellExitStatus)
 case .reloaded(let reload):
     print(Rendering.reload(reload))

@@ -101,7 +101,11 @@ struct CommandTests {
         #expect(try supervisor.ctl("run", "killed", "--wait").status == 128 + 9)
         #expect(try supervisor.ctl("run", "slow", "--wait").status == 124)
         let reply = try json(try supervisor.ctl("--json", "run", "three", "--wait").output)
-        #expect(reply.keys == ["id", "ok", "task", "run", "exit_code", "signal", "timed_out", "succeeded"])
+        #expect(
+            reply.keys == [
+                "id", "ok", "task", "run", "exit_code", "signal", "timed_out", "succeeded", "cancelled", "error",
+                "stderr_tail",
+            ])
         #expect(reply["succeeded"] == .bool(false))
     }
 

@@ -196,4 +196,50 @@ struct FrictionTests {
         #expect(loop2["state"] == .string("stopped"))
         #expect(loop2["restart_at"] == .null)
     }
+
+    @Test func runWaitSaysHowARunFailed() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+              "exits": {"command": ["sh", "-c", "echo working >&2; echo 'HTTP 429 from api1' >&2; exit 3"],
+                        "on_failure": "continue"},
+              "killed": {"command": ["sh", "-c", "kill -9 $$"], "on_failure": "continue"},
+              "slow": {"command": ["sleep", "30"], "timeout": "200ms", "kill_grace": "100ms", "on_failure": "continue"},
+              "fine": {"command": ["sh", "-c", "echo fine >&2"]}}}
+            """)
+        let exits = try supervisor.ctl("run", "exits", "--wait")
+        #expect(exits.status == 3)
+        #expect(exits.error == "smartpollctl: exits run 1 failed: exit 3: HTTP 429 from api1\n", "\(exits.error)")
+        let killed = try supervisor.ctl("run", "killed", "--wait")
+        #expect(killed.status == 137)
+        #expect(killed.error.hasPrefix("smartpollctl: killed run 2 failed: signal 9 (KILL)"), "\(killed.error)")
+        let slow = try supervisor.ctl("run", "slow", "--wait")
+        #expect(slow.status == 124)
+        #expect(slow.error.hasPrefix("smartpollctl: slow run 3 failed: timed out"), "\(slow.error)")
+        let fine = try supervisor.ctl("run", "fine", "--wait")
+        #expect(fine.status == 0)
+        #expect(fine.error.isEmpty, "a run that succeeded says nothing")
+    }
+
+    @Test func runWaitOfACancelledRunSaysCancelled() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"long": {"command": ["sleep", "30"], "on_failure": "continue"}}}
+            """)
+        let events = try supervisor.watch(["long"])
+        let waiting = try supervisor.connect()
+        try waiting.send(Request(id: .int(1), command: .run(task: "long", wait: true)))
+        _ = try events.until {
+            if case .taskStarted = $0.kind { return true }
+            return false
+        }
+        try supervisor.ctl("cancel", "long")
+        let reply = try Reply.decode(waiting.readLine(), for: .run(task: "long", wait: true))
+        guard case .runFinished(let outcome) = reply.body else {
+            Issue.record("not a run outcome: \(reply)")
+            return
+        }
+        #expect(outcome.cancelled)
+        #expect(!outcome.succeeded)
+    }
 }
