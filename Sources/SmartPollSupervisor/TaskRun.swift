@@ -92,8 +92,11 @@ final class TaskRun {
     /// A turn to go on with the backlog has been asked for.
     private var stderrContinues = false
     private let stderrLimiter: StderrRateLimiter
-    /// The fields of its stderr lines in the log, made once.
-    private let stderrFields: [(String, String)]
+    /// The fields of its stderr lines in the log, made at the first (a run without stderr,
+    /// the common case, does not pay for them).
+    private lazy var stderrFields: [(String, String)] = [
+        (kind, name), ("run", "\(runID)"), ("pid", "\(pid)"), ("stream", "stderr"),
+    ]
     /// The run's process has ended and its pipes are read for the last time, a bounded part
     /// each turn, before `onEnd`.
     private var finishing = false
@@ -205,9 +208,6 @@ final class TaskRun {
         started = loop.now
         startedWall = Timestamp.now()
         stderrLimiter = specification.stderrLimiter
-        stderrFields = [
-            (kind, name), ("run", "\(specification.runID)"), ("pid", "\(process.pid)"), ("stream", "stderr"),
-        ]
         waiters = specification.waiters
         capture = specification.capture
         maximumDirectives = specification.maximumDirectives
