@@ -399,6 +399,8 @@ final class TaskRun {
                     stderrTail.removeFirst(stderrTail.count - TaskRun.stderrTailLimit)
                 }
             }
+            // A pipe with a backlog is not read (see drain), so the backlog is empty here.
+            assert(stderrBacklog.isEmpty)
             let consumed = logStderr(bytes)
             if consumed < count {
                 stderrBacklog.removeAll(keepingCapacity: true)
