@@ -611,10 +611,6 @@ final class TaskRun {
         timeoutTimer = nil
         killTimer = nil
         finishing = true
-        // From now on the pipes are read here only, a bounded number of times.
-        for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
-            loop.deregister(descriptor)
-        }
         readPipesBeforeEnd()
     }
 
@@ -635,6 +631,11 @@ final class TaskRun {
             }
         }
         if outputDescriptor != nil || errorDescriptor != nil || directiveDescriptor != nil || !stderrBacklog.isEmpty {
+            // From now on the pipes are read here only, a bounded number of times (usually the
+            // first turn closes them all, without this system call).
+            for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
+                loop.deregister(descriptor)
+            }
             loop.callNextTurn { [weak self] in self?.readPipesBeforeEnd() }
             return
         }
