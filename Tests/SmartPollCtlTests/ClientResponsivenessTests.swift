@@ -24,47 +24,53 @@ struct ClientResponsivenessTests {
         // Six connections asking for `results` again and again: three read every reply as fast
         // as they can, three send twenty requests and never read.
         let socket = supervisor.socket
-        let loadEnds = Date().addingTimeInterval(3.5 * Double(Sanitizer.slowdown))
+        let stopped = Box<Bool>()
         let group = DispatchGroup()
         let lock = NSLock()
         let repliesRead = Box<Int>()
         repliesRead.value = 0
         let request = #"{"id":1,"cmd":"results"}"# + "\n"
+        @Sendable func isStopped() -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return stopped.value == true
+        }
         for index in 0..<6 {
             group.enter()
             Thread {
                 defer { group.leave() }
-                guard let client = try? RawSocket(socket) else { return }
+                guard let client = try? PacedSocket(socket) else { return }
                 if index % 2 == 1 {
                     _ = client.send(String(repeating: request, count: 20))
-                    while Date() < loadEnds { usleep(50_000) }
+                    while !isStopped() { usleep(50_000) }
                     return
                 }
-                while Date() < loadEnds {
-                    guard client.send(request), let line = try? client.readLine(timeout: 30) else { return }
-                    if line.hasPrefix(#"{"id":1,"ok":true,"results":{"#) {
-                        lock.lock()
-                        repliesRead.value! += 1
-                        lock.unlock()
-                    }
+                while !isStopped() {
+                    guard client.send(request), (try? client.skipLine(timeout: 30)) != nil else { return }
+                    lock.lock()
+                    repliesRead.value! += 1
+                    lock.unlock()
                 }
             }.start()
         }
         usleep(300_000)  // the readers are at work
 
-        #expect(try supervisor.ctl("run", "sleeper").status == 0)
-        let pinger = try RawSocket(supervisor.socket)
-        var slowest: Duration = .zero
-        var pings = 0
+        // Every request is timed, the one that starts the sleeper too.
         let clock = ContinuousClock()
-        while Date() < loadEnds {
-            let began = clock.now
+        var began = clock.now
+        #expect(try supervisor.ctl("run", "sleeper").status == 0)
+        var slowest = clock.now - began
+        let pinger = try RawSocket(supervisor.socket)
+        var pings = 0
+        let pingsEnd = clock.now + .seconds(2) * Sanitizer.slowdown
+        while clock.now < pingsEnd {
+            began = clock.now
             try expectPing(pinger, id: Int64(pings))
             slowest = max(slowest, clock.now - began)
             pings += 1
             usleep(20_000)
         }
-        #expect(slowest < .seconds(1) * Sanitizer.slowdown, "a ping waited \(slowest) (of \(pings))")
+        #expect(slowest < .seconds(1) * Sanitizer.slowdown, "a request waited \(slowest) (of \(pings + 1))")
 
         let finished = try #require(try watcher.finishes(of: "sleeper").first)
         guard case .taskFinished(_, _, _, _, let timedOut, _, let duration, _, _) = finished.kind else {
@@ -74,6 +80,9 @@ struct ClientResponsivenessTests {
         #expect(timedOut)
         // Deadline 500 ms, and SIGTERM ends sleep at once: 1 s of slack beyond deadline + grace.
         #expect(duration < Double(1_000 + 1_000 * Sanitizer.slowdown), "the timeout was enforced after \(duration) ms")
+        lock.lock()
+        stopped.value = true
+        lock.unlock()
         #expect(group.wait(timeout: .now() + 60) == .success)
         lock.lock()
         let read = repliesRead.value ?? 0
@@ -173,6 +182,54 @@ struct ClientResponsivenessTests {
         try expectPing(held, id: 4)
     }
 
+    @Test func aPeerOfAnotherUidThatWritesBeforeReadingReadsPermissionDenied() throws {
+        // uid 65534 must reach the socket: the harness folder (0755) is under the temporary
+        // folder, which must let others through; setpriv changes the uid (root only).
+        guard getuid() == 0, access("/usr/bin/setpriv", X_OK) == 0, access("/usr/bin/python3", X_OK) == 0 else {
+            return #expect(getuid() != 0, "needs root, setpriv and python3")
+        }
+        let supervisor = try SupervisorHarness(
+            #"{"socket_mode": "0666", "tasks": {"idle": {"command": ["true"]}}}"#, folderMode: 0o755)
+        chmod(supervisor.folder, 0o755)
+        // A plain blocking client: a 200 KiB request written whole, then the reply read.
+        let client = """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(sys.argv[1])
+            try:
+                s.sendall(b'{"id":1,"cmd":"ping","pad":"' + b'x' * 204800 + b'"}\\n')
+            except OSError as error:
+                print("send:", error)
+            data = b''
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk: break
+                    data += chunk
+            except OSError as error:
+                print("recv:", error)
+            sys.stdout.write(data.decode())
+            """
+        var failures: [String] = []
+        for attempt in 0..<10 {
+            let result = try runCommand(
+                "/usr/bin/setpriv",
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", client,
+                    supervisor.socket,
+                ])
+            let lines = result.output.split(separator: "\n")
+            guard lines.count == 1, let reply = try? json(String(lines[0])),
+                reply["error"]?.objectValue?["code"] == .string("permission_denied")
+            else {
+                failures.append("\(attempt): \(result)")
+                continue
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(3))")
+        try expectPing(try RawSocket(supervisor.socket), id: 1)
+    }
+
     @Test func refusedPeersLingerForABoundedTime() throws {
         let supervisor = try SupervisorHarness(#"{"max_connections": 1, "tasks": {"idle": {"command": ["true"]}}}"#)
         let held = try RawSocket(supervisor.socket)
@@ -222,6 +279,21 @@ private final class PacedSocket {
         let bytes = Array(text.utf8)
         return bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             == bytes.count
+    }
+
+    /// Reads as fast as it can up to the end of the reply in flight (the only one: it ends
+    /// where a read ends with a newline), keeping nothing.
+    func skipLine(timeout: TimeInterval) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while Date() < deadline {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 1_000) > 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { throw HarnessError("the stream ended") }
+            if buffer[count - 1] == 10 { return }
+        }
+        throw HarnessError("no whole line within \(timeout) s")
     }
 
     /// Reads `chunk` bytes at most per read, sleeping `pause` microseconds between reads, up
