@@ -199,7 +199,8 @@ format:
 # references side by side (contrib/bench/run). BENCH_ARGS: --quick, --repeat N, --only NAME
 # (a scenario of either: cycles, schedule_call, cadence, idle, protocol; ctl_status,
 # ctl_run_wait, spawn_1_task, spawn_8_tasks, lateness, protocol, idle_100_tasks,
-# idle_10000_tasks, peers with PEERS=1).
+# idle_10000_tasks, noisy, state5000, peers with PEERS=1), --seconds N (how long each phase of
+# noisy and state5000 measures: the loop's lateness and latency under load, see contrib/bench/run).
 bench: bench-build
 	$(RELEASE_BIN)/smartpoll-bench $(BENCH_ARGS)
 	SUPERVISOR=$(RELEASE_BIN)/smartpoll-supervisor CTL=$(STATIC_BIN)/smartpollctl contrib/bench/run $(BENCH_ARGS)

@@ -13,19 +13,48 @@ public enum Base64 {
     /// The padded Base64 text of `bytes`.
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
         var output: [UInt8] = []
-        output.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var iterator = bytes.makeIterator()
-        while let first = iterator.next() {
-            let second = iterator.next()
-            let third = iterator.next()
-            let group = UInt32(first) << 16 | UInt32(second ?? 0) << 8 | UInt32(third ?? 0)
-            output.append(alphabet[Int(group >> 18 & 0x3F)])
-            output.append(alphabet[Int(group >> 12 & 0x3F)])
-            output.append(second == nil ? UInt8(ascii: "=") : alphabet[Int(group >> 6 & 0x3F)])
-            output.append(third == nil ? UInt8(ascii: "=") : alphabet[Int(group & 0x3F)])
-        }
+        let input = Array(bytes)
+        input.withUnsafeBufferPointer { encode($0, appendingTo: &output) }
         return String(decoding: output, as: UTF8.self)
     }
+
+    /// Appends the padded Base64 text of `bytes` to `output`. Input cut at multiples of 3 bytes
+    /// and encoded piece by piece gives the same text as encoded whole (sliced replies rely on
+    /// it): only the last piece is padded.
+    public static func encode(_ bytes: UnsafeBufferPointer<UInt8>, appendingTo output: inout [UInt8]) {
+        guard let input = bytes.baseAddress, bytes.count > 0 else { return }
+        let length = bytes.count
+        // Through raw pointers into a buffer of the final size, then one copy: per-byte array
+        // appends (or a repeated element) cost tens of times more in a debug build.
+        let encoded = [UInt8](unsafeUninitializedCapacity: (length + 2) / 3 * 4) { buffer, initialized in
+            let target = buffer.baseAddress!
+            let table = encodeTable.utf8Start
+            var at = 0
+            var index = 0
+            while index + 3 <= length {
+                let group = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
+                target[at] = table[Int(group >> 18)]
+                target[at + 1] = table[Int(group >> 12 & 0x3F)]
+                target[at + 2] = table[Int(group >> 6 & 0x3F)]
+                target[at + 3] = table[Int(group & 0x3F)]
+                at += 4
+                index += 3
+            }
+            if index < length {
+                let second = index + 1 < length ? UInt32(input[index + 1]) : 0
+                let group = UInt32(input[index]) << 16 | second << 8
+                target[at] = table[Int(group >> 18)]
+                target[at + 1] = table[Int(group >> 12 & 0x3F)]
+                target[at + 2] = index + 1 < length ? table[Int(group >> 6 & 0x3F)] : UInt8(ascii: "=")
+                target[at + 3] = UInt8(ascii: "=")
+                at += 4
+            }
+            initialized = at
+        }
+        output.append(contentsOf: encoded)
+    }
+
+    private static let encodeTable: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
     /// The bytes of padded Base64 text, or `nil` when `text` is not canonical
     /// padded Base64 (wrong length, a character outside the alphabet, misplaced

@@ -16,12 +16,13 @@ import CJSONC
 /// - strings must be valid UTF-8 (json-c's own check misses overlong forms and
 ///   encoded surrogates), and in strict mode double-quoted (json-c takes `'key'`);
 /// - object keys containing `\u0000` are rejected (json-c would truncate them);
+/// - lone surrogate escapes (`"\ud800"`) are rejected (json-c would make them U+FFFD);
 /// - nesting deeper than ``maximumDepth`` is rejected.
 ///
 /// Known leniencies of json-c's strict mode that are kept: a number may end in
 /// `.` (`1.`) and strings may contain raw control characters (a raw newline
-/// cannot reach the parser through the line framing anyway). Lone surrogate
-/// escapes (`"\ud800"`) become U+FFFD. A key that appears twice keeps its last value.
+/// cannot reach the parser through the line framing anyway). A key that appears
+/// twice keeps its last value.
 ///
 /// Errors are ``ProtocolError`` with code ``ErrorCode/badRequest`` and a message
 /// with the position and json-c's reason, for example

@@ -7,6 +7,8 @@
 /// - Single-quoted strings in strict mode (json-c's strict mode accepts them as keys).
 /// - Object keys containing the escape `\u0000`: json-c stores keys as C
 ///   strings, so `"cmd\u0000x"` would silently become `"cmd"`.
+/// - Lone surrogate escapes (`"\ud800"`, or a low one with no high one before it) in any
+///   string: json-c makes them U+FFFD, so a request would carry text it never sent.
 ///
 /// - Complexity: One pass over the bytes, no allocation.
 enum JSONSourceCheck {
@@ -24,17 +26,34 @@ enum JSONSourceCheck {
                 var hasNulEscape = false
                 index += 1
                 while index < count, bytes[index] != byte {
-                    if bytes[index] == UInt8(ascii: "\\") {
-                        if index + 5 < count, bytes[index + 1] == UInt8(ascii: "u"),
-                            bytes[index + 2] == UInt8(ascii: "0"), bytes[index + 3] == UInt8(ascii: "0"),
-                            bytes[index + 4] == UInt8(ascii: "0"), bytes[index + 5] == UInt8(ascii: "0")
-                        {
-                            hasNulEscape = true
-                        }
-                        index += 2
-                    } else {
+                    guard bytes[index] == UInt8(ascii: "\\") else {
                         index += 1
+                        continue
                     }
+                    guard index + 1 < count, bytes[index + 1] == UInt8(ascii: "u"),
+                        let unit = hexUnit(bytes, at: index + 2)
+                    else {
+                        index += 2
+                        continue
+                    }
+                    if unit == 0 { hasNulEscape = true }
+                    if unit & 0xFC00 == 0xD800, index + 7 < count, bytes[index + 6] == UInt8(ascii: "\\"),
+                        bytes[index + 7] == UInt8(ascii: "u"), let low = hexUnit(bytes, at: index + 8),
+                        low & 0xFC00 == 0xDC00
+                    {
+                        index += 12
+                        continue
+                    }
+                    if unit & 0xF800 == 0xD800 {
+                        // json-c turns it into U+FFFD: the request would carry text it never sent
+                        // (an id echoed as another), so refuse it as RFC 8259 allows.
+                        let escape = String(
+                            decoding: UnsafeRawBufferPointer(rebasing: bytes[index..<index + 6]), as: UTF8.self)
+                        throw .badRequest(
+                            "invalid JSON at byte \(index): lone surrogate \(escape) (a \\u escape of U+D800 to "
+                                + "U+DFFF must be a high surrogate followed by a low one)")
+                    }
+                    index += 6
                 }
                 index += 1
                 if hasNulEscape, isFollowedByColon(bytes, from: index, mode: mode) {
@@ -65,6 +84,24 @@ enum JSONSourceCheck {
                 index += 1
             }
         }
+    }
+
+    /// The value of the four hex digits at `index`, or nil when there are not four there.
+    private static func hexUnit(_ bytes: UnsafeRawBufferPointer, at index: Int) -> UInt16? {
+        guard index + 4 <= bytes.count else { return nil }
+        var value: UInt16 = 0
+        for offset in 0..<4 {
+            let byte = bytes[index + offset]
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            value = value << 4 | UInt16(digit)
+        }
+        return value
     }
 
     private static func isNumberByte(_ byte: UInt8) -> Bool {

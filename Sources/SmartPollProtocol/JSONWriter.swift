@@ -326,20 +326,35 @@ struct JSONWriter: ~Copyable {
     private mutating func writeEscaped(_ text: String) {
         put(UInt8(ascii: "\""))
         var text = text
-        text.withUTF8 { utf8 in
-            var runStart = 0
-            for index in 0..<utf8.count {
-                let byte = utf8[index]
-                if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") && byte != 0x7F {
-                    continue
-                }
-                put(UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
-                writeEscape(byte)
-                runStart = index + 1
-            }
-            put(UnsafeBufferPointer(rebasing: utf8[runStart...]))
-        }
+        text.withUTF8 { writeEscapedContent($0) }
         put(UInt8(ascii: "\""))
+    }
+
+    /// Writes the escaped form of UTF-8 text without its quotes. Only single ASCII bytes are
+    /// ever escaped, so text cut anywhere and written piece by piece gives the same bytes as
+    /// written whole (sliced replies rely on it).
+    mutating func writeEscapedContent(_ utf8: UnsafeBufferPointer<UInt8>) {
+        var runStart = 0
+        for index in 0..<utf8.count {
+            let byte = utf8[index]
+            if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") && byte != 0x7F {
+                continue
+            }
+            put(UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+            writeEscape(byte)
+            runStart = index + 1
+        }
+        put(UnsafeBufferPointer(rebasing: utf8[runStart...]))
+    }
+
+    /// Writes a byte as it is (a piece of JSON already encoded: a comma, a quote).
+    mutating func raw(_ byte: UInt8) {
+        put(byte)
+    }
+
+    /// Appends what was written to `output`, without a newline.
+    func append(to output: inout [UInt8]) {
+        output.append(contentsOf: bytes)
     }
 
     private mutating func writeEscape(_ byte: UInt8) {

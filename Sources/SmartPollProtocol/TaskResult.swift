@@ -26,12 +26,7 @@ public struct TaskResult: Sendable, Hashable {
     public var outputText: String? { String(validating: output, as: UTF8.self) }
 
     func writeMembers(to writer: inout JSONWriter) {
-        writer.key("task")
-        writer.string(task)
-        writer.key("run")
-        writer.int(run)
-        writer.key("time")
-        writer.timestamp(time)
+        writeMembersBeforeOutput(to: &writer)
         if let text = outputText {
             writer.key("output")
             writer.string(text)
@@ -41,6 +36,17 @@ public struct TaskResult: Sendable, Hashable {
         }
         writer.key("truncated")
         writer.bool(truncated)
+    }
+
+    /// Writes `task`, `run` and `time`: the members before the output (``SlicedReply`` writes
+    /// the rest itself).
+    func writeMembersBeforeOutput(to writer: inout JSONWriter) {
+        writer.key("task")
+        writer.string(task)
+        writer.key("run")
+        writer.int(run)
+        writer.key("time")
+        writer.timestamp(time)
     }
 
     /// Writes the members of a `result` reply for a task without a result yet:

@@ -28,15 +28,22 @@ import SmartPollProtocol
 /// `maximumWatcherOutput` bytes is closed; so is a client whose waiting output has not moved
 /// for the send timeout.
 ///
+/// Bounded turns: at most ``requestsPerTurn`` requests are taken per turn of the loop; the rest
+/// wait in the framer (input is not read meanwhile) and `.continueNextTurn` asks the driver to
+/// report ``nextTurnStarted()`` on the loop's next turn, after timers, signals and the other
+/// descriptors. A big reply (`results`) comes as slices (``replyReady(slot:slices:)``): a
+/// slice of ``sliceBytes`` is written only when fewer than ``lowWater`` bytes are unsent, at most
+/// ``slicesPerFlush`` per flush, and the connection stays interested in writable until its last
+/// slice; requests behind it wait until then.
+///
 /// - Important: The driver carries out each action as soon as it is returned, before anything
 ///   else is reported about the connection, except the reports the action itself asks for
 ///   (`.read`, `.dispatch` and `.flush` are made of further reports; `.flushWhenIdle` and
 ///   `.armStallTimer` ask for one later). `.close` is returned exactly once.
 /// - Complexity: every report is O(1) apart from the bytes it moves (framing, encoding, sending);
 ///   nothing is allocated per request beyond the request's own line and a held reply.
-/// - Note: Room is left for replies encoded in slices as the socket drains (a slot filled with
-///   a source of slices in ``ClientOutputQueue``, asked for more after a send) and for a refused
-///   peer's linger (one more state whose input is read and dropped, under a timer of its own).
+/// - Note: A refused peer's linger is not a state of this machine: the peer never gets one
+///   (``ControlServer`` reads and drops its input for a bounded time).
 struct ClientConnectionStateMachine {
     /// What becomes of what the peer sends.
     enum Input: Hashable, Sendable {
@@ -99,6 +106,9 @@ struct ClientConnectionStateMachine {
         case flush
         /// Report ``eventBatchEnded()`` once the loop has handled every event of this wake-up.
         case flushWhenIdle
+        /// Requests wait for the next turn: report ``nextTurnRequested()`` now, and
+        /// ``nextTurnStarted()`` on the loop's next turn.
+        case continueNextTurn
         /// Watch the descriptor for this (differs from what was asked before).
         case setInterest(Interest)
         /// Report ``stallTimerFired(now:sendTimeout:)`` at this CLOCK_MONOTONIC time (ns). At
@@ -115,6 +125,15 @@ struct ClientConnectionStateMachine {
     let pauseInputAbove: Int
     /// The most a watcher may hold; more closes it (its events do not wait for requests).
     let maximumWatcherOutput: Int
+    /// The most requests taken in one turn of the loop: a 64 KiB read holds thousands of pings,
+    /// and answering them all would hold every timer and client for that long.
+    static let requestsPerTurn = 64
+    /// A sliced reply's next slice is written when fewer unsent bytes than this are queued.
+    static let lowWater = 64 << 10
+    /// About how many bytes of a sliced reply one slice writes.
+    static let sliceBytes = 64 << 10
+    /// The most slices written in one flush; more wait for the socket's next writable report.
+    static let slicesPerFlush = 4
 
     private var framer: LineFramer
     private var output = ClientOutputQueue()
@@ -126,6 +145,12 @@ struct ClientConnectionStateMachine {
     private var eventBatchOpen = false
     /// Whether the driver holds an armed stall timer for this connection.
     private var stallTimerArmed = false
+    /// Requests taken since the turn began (``inputReady(hangUp:)`` or ``nextTurnStarted()``).
+    private var requestsThisTurn = 0
+    /// Whether `.continueNextTurn` was returned and ``nextTurnStarted()`` not yet reported.
+    private var nextTurnOwed = false
+    /// Slices written since the last ``flushEnded()``.
+    private var slicesThisFlush = 0
     /// While output waits on a full socket: when the client last took some, or when it began
     /// to wait. Nil when no output waits (sent, or not yet tried): the send timeout measures
     /// from here.
@@ -156,6 +181,9 @@ struct ClientConnectionStateMachine {
     /// Bytes ready to be sent.
     var unsentCount: Int { output.unsentCount }
 
+    /// Whether a sliced reply is being written.
+    var isProducing: Bool { output.isProducing }
+
     /// Whether a request was taken whose reply has not been given yet.
     var owesReplies: Bool { output.owesReplies }
 
@@ -164,6 +192,8 @@ struct ClientConnectionStateMachine {
     /// The socket reported input, or a hang-up or an error (`hangUp`), which are reported
     /// whatever the interest.
     mutating func inputReady(hangUp: Bool) -> Action {
+        // Each descriptor is reported once per turn: a new turn for this connection.
+        requestsThisTurn = 0
         switch state {
         case .serving(.reading), .serving(.paused), .watching(.reading), .watching(.paused):
             // Requests already framed are answered before more input is taken.
@@ -218,9 +248,12 @@ struct ClientConnectionStateMachine {
     /// output is above the line (the rest wait until it drains), or when no request is taken
     /// (watching, closing, closed).
     mutating func nextFrame() -> Frame? {
-        guard case .serving = state, output.unsentCount <= pauseInputAbove, let frame = framer.next() else {
+        guard case .serving = state, output.unsentCount <= pauseInputAbove, !output.isProducing,
+            requestsThisTurn < Self.requestsPerTurn, let frame = framer.next()
+        else {
             return nil
         }
+        requestsThisTurn += 1
         let slot = output.reserveSlot()
         switch frame {
         case .line(let line):
@@ -242,7 +275,20 @@ struct ClientConnectionStateMachine {
             return .flush
         }
         // Framed requests may have been taken: the input may resume.
-        return settle()
+        return pendingDispatch() ?? settle()
+    }
+
+    /// The driver asked the loop for ``nextTurnStarted()`` (after `.continueNextTurn`).
+    mutating func nextTurnRequested() -> Action {
+        isClosed ? .none : settle()
+    }
+
+    /// The loop's next turn began (after `.continueNextTurn`): requests wait no more.
+    mutating func nextTurnStarted() -> Action {
+        nextTurnOwed = false
+        requestsThisTurn = 0
+        guard !isClosed else { return .none }
+        return pendingDispatch() ?? settle()
     }
 
     /// The reply to the request given `slot` is ready. Replies leave in slot order; the one that
@@ -250,6 +296,13 @@ struct ClientConnectionStateMachine {
     mutating func replyReady(slot: Int, _ reply: some ClientOutputQueue.Line) -> Action {
         guard !isClosed else { return .none }
         output.fill(slot: slot, with: reply)
+        return outputQueued()
+    }
+
+    /// Like ``replyReady(slot:_:)`` for a reply written in slices as the socket drains.
+    mutating func replyReady(slot: Int, slices: some ClientOutputQueue.Slices) -> Action {
+        guard !isClosed else { return .none }
+        output.fill(slot: slot, with: slices)
         return outputQueued()
     }
 
@@ -290,6 +343,17 @@ struct ClientConnectionStateMachine {
         try output.withUnsentBytes(body)
     }
 
+    /// Writes the next slices of a sliced reply when little is unsent (at most
+    /// ``slicesPerFlush`` per flush), and tells whether bytes are ready to be sent. The driver's
+    /// `.flush` sends while this is true.
+    mutating func prepareOutput() -> Bool {
+        if output.isProducing && slicesThisFlush < Self.slicesPerFlush {
+            slicesThisFlush += output.refill(
+                below: Self.lowWater, budget: Self.sliceBytes, maximumSlices: Self.slicesPerFlush - slicesThisFlush)
+        }
+        return output.unsentCount > 0
+    }
+
     /// Offers the unsent bytes to `send`, which returns how many of them it sent, or a negative
     /// number when it failed (with errno as the send left it), and records what it sent. Call
     /// only with output unsent.
@@ -323,14 +387,10 @@ struct ClientConnectionStateMachine {
 
     /// The driver sent what the socket took (after `.flush`, or when the socket was writable).
     mutating func flushEnded() -> Action {
+        slicesThisFlush = 0
         guard !isClosed else { return .none }
-        if case .serving(let input) = state, input != .closed, framer.hasFrames,
-            output.unsentCount <= pauseInputAbove, batchDepth == 0
-        {
-            // Requests held while the output was above the line go first.
-            return .dispatch
-        }
-        return settle()
+        // Requests held while the output was above the line go first.
+        return pendingDispatch() ?? settle()
     }
 
     /// The stall timer fired (`now`: CLOCK_MONOTONIC, ns; `sendTimeout` in ns, as it is now).
@@ -353,6 +413,18 @@ struct ClientConnectionStateMachine {
 
     // MARK: Transitions
 
+    /// `.dispatch` when framed requests wait and may be taken now; `.continueNextTurn` (once)
+    /// when only this turn's budget holds them; nil otherwise.
+    private mutating func pendingDispatch() -> Action? {
+        guard case .serving(let input) = state, input != .closed, framer.hasFrames, batchDepth == 0,
+            output.unsentCount <= pauseInputAbove, !output.isProducing
+        else { return nil }
+        if requestsThisTurn < Self.requestsPerTurn { return .dispatch }
+        if nextTurnOwed { return nil }
+        nextTurnOwed = true
+        return .continueNextTurn
+    }
+
     private mutating func outputQueued() -> Action {
         guard batchDepth == 0 else {
             flushOwed = true
@@ -365,7 +437,8 @@ struct ClientConnectionStateMachine {
     /// output as it now is.
     private mutating func settle() -> Action {
         let unsent = output.unsentCount
-        let writable: Interest = unsent > 0 ? .writable : []
+        // A sliced reply's next slices are written when the socket reports writable.
+        let writable: Interest = unsent > 0 || output.isProducing ? .writable : []
         switch state {
         case .closed:
             return .none

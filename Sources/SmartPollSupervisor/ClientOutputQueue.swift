@@ -8,9 +8,15 @@
 ///   nextRequestSlot` (the slot that is due is never held: it goes straight to `bytes`);
 /// - `eventsBehindReplies` is empty unless a reply is owed: events never overtake a reply.
 ///
+/// A reply may also come as ``Slices`` (a big `results`): when its slot is due it becomes the
+/// queue's producer, and ``refill(below:budget:)`` encodes its next slice only once the unsent
+/// bytes fall under a low-water mark, so a big reply is never encoded whole and what is queued
+/// of it stays small; the replies and events behind it wait until its last slice.
+///
 /// - Complexity: the reply that is due is encoded in place, without a copy; a held reply costs one
-///   copy. Sent bytes are dropped when everything has left, or moved once they are more than
-///   64 KiB and half the buffer, so each byte is moved O(1) times on average.
+///   copy (held slices cost nothing until due). Sent bytes are dropped when everything has left,
+///   or moved once they are more than 64 KiB and half the buffer, so each byte is moved O(1)
+///   times on average.
 struct ClientOutputQueue {
     /// A value that writes itself as one line of output (a reply; plain bytes in tests).
     protocol Line {
@@ -18,14 +24,30 @@ struct ClientOutputQueue {
         func encodeLine(into output: inout [UInt8])
     }
 
+    /// A line written a slice at a time (a big reply; plain bytes in tests).
+    protocol Slices {
+        /// Whether the whole line, newline included, was written.
+        var isFinished: Bool { get }
+        /// Appends about `budget` more bytes of the line to `output` (at least one step).
+        mutating func encodeSlice(into output: inout [UInt8], budget: Int)
+    }
+
+    private enum HeldReply {
+        case line([UInt8])
+        case slices(any Slices)
+    }
+
     private var bytes: [UInt8] = []
     /// The first byte of `bytes` not sent yet.
     private var start = 0
     private var nextRequestSlot = 0
+    /// The slot due next; while `producer` is set, the slot it is writing.
     private var nextReplySlot = 0
-    private var heldReplies: [Int: [UInt8]] = [:]
+    private var heldReplies: [Int: HeldReply] = [:]
     private var heldReplyBytes = 0
     private var eventsBehindReplies: [UInt8] = []
+    /// The sliced reply of slot `nextReplySlot`, partly written.
+    private var producer: (any Slices)?
 
     /// Bytes ready to be sent.
     var unsentCount: Int { bytes.count - start }
@@ -43,23 +65,67 @@ struct ClientOutputQueue {
         return nextRequestSlot
     }
 
+    /// Whether a sliced reply is being written: more of it comes with ``refill(below:budget:)``.
+    var isProducing: Bool { producer != nil }
+
     /// Fills a reply slot with `reply`. - Precondition: `slot` was reserved and not filled yet.
     mutating func fill(slot: Int, with reply: some Line) {
         precondition(slot >= nextReplySlot && slot < nextRequestSlot, "reply slot \(slot) is not owed")
-        guard slot == nextReplySlot else {
+        guard slot == nextReplySlot, producer == nil else {
             var line: [UInt8] = []
             reply.encodeLine(into: &line)
             heldReplyBytes += line.count
-            heldReplies[slot] = line
+            heldReplies[slot] = .line(line)
             return
         }
         // The usual case: the reply that is due, encoded straight into the buffer.
         nextReplySlot += 1
         reply.encodeLine(into: &bytes)
-        while !heldReplies.isEmpty, let line = heldReplies.removeValue(forKey: nextReplySlot) {
-            nextReplySlot += 1
-            heldReplyBytes -= line.count
-            bytes.append(contentsOf: line)
+        releaseHeldReplies()
+    }
+
+    /// Fills a reply slot with a reply written in slices, from ``refill(below:budget:)`` when it
+    /// is due. - Precondition: `slot` was reserved and not filled yet.
+    mutating func fill(slot: Int, with slices: some Slices) {
+        precondition(slot >= nextReplySlot && slot < nextRequestSlot, "reply slot \(slot) is not owed")
+        guard slot == nextReplySlot, producer == nil else {
+            heldReplies[slot] = .slices(slices)
+            return
+        }
+        producer = slices
+    }
+
+    /// Writes slices of the reply being produced while fewer than `lowWater` bytes are unsent,
+    /// `budget` bytes a slice, at most `maximumSlices` slices. Returns how many it wrote.
+    mutating func refill(below lowWater: Int, budget: Int, maximumSlices: Int) -> Int {
+        var written = 0
+        while written < maximumSlices, unsentCount < lowWater, var slices = producer {
+            producer = nil  // so that the slices are uniquely referenced while they write
+            slices.encodeSlice(into: &bytes, budget: budget)
+            written += 1
+            if slices.isFinished {
+                nextReplySlot += 1
+                releaseHeldReplies()
+            } else {
+                producer = slices
+            }
+        }
+        return written
+    }
+
+    /// Moves the replies held for the slots now due, in order, up to the next sliced one; then,
+    /// when no reply is owed, the events behind them.
+    private mutating func releaseHeldReplies() {
+        while !heldReplies.isEmpty, let held = heldReplies.removeValue(forKey: nextReplySlot) {
+            switch held {
+            case .line(let line):
+                nextReplySlot += 1
+                heldReplyBytes -= line.count
+                bytes.append(contentsOf: line)
+            case .slices(let slices):
+                producer = slices
+                return
+            }
         }
         if !owesReplies && !eventsBehindReplies.isEmpty {
             bytes.append(contentsOf: eventsBehindReplies)
@@ -111,5 +177,6 @@ struct ClientOutputQueue {
         heldReplies = [:]
         heldReplyBytes = 0
         eventsBehindReplies = []
+        producer = nil
     }
 }

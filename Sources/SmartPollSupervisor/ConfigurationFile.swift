@@ -47,14 +47,33 @@ public enum ConfigurationFile {
         try SupervisorConfiguration.parse(try readFile(path), file: path)
     }
 
+    /// The whole of the regular file at `path`.
+    ///
+    /// - Important: Never blocks: the file is opened with `O_NONBLOCK` (a FIFO nobody writes to
+    ///   would hold `open` for ever, and the loop with it, on a reload) and checked with `fstat`
+    ///   to be a regular file before it is read; anything else (a FIFO, a folder, a device, a
+    ///   socket) is refused with the path and what it is. A symbolic link to a regular file is
+    ///   followed: operators link configurations from /etc or a checkout. (`O_NOFOLLOW` is for
+    ///   the supervisor's own files in `state_dir`, which nobody should replace by a link.)
     static func readFile(_ path: String) throws(SupervisorError) -> [UInt8] {
         let descriptor: Int32
         do throws(Errno) {
-            descriptor = try SystemCall.retrying { open(path, O_RDONLY | O_CLOEXEC) }
+            descriptor = try SystemCall.retrying { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
         } catch {
             throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot open: \(error)")
         }
         defer { SystemCall.close(descriptor) }
+        var info = stat()
+        do throws(Errno) {
+            _ = try SystemCall.checking { fstat(descriptor, &info) }
+        } catch {
+            throw SupervisorError(code: .invalidConfiguration, message: "\(path): cannot stat: \(error)")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw SupervisorError(
+                code: .invalidConfiguration, message: "\(path): not a regular file (\(kind(of: info.st_mode)))")
+        }
+        if info.st_size > maximumSize { throw tooLarge(path) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -68,11 +87,26 @@ public enum ConfigurationFile {
             }
             if count == 0 { return bytes }
             bytes.append(contentsOf: chunk[..<count])
-            if bytes.count > maximumSize {
-                throw SupervisorError(
-                    code: .invalidConfiguration,
-                    message: "\(path): larger than \(maximumSize >> 20) MiB; is it the right file?")
-            }
+            // The file may grow while it is read.
+            if bytes.count > maximumSize { throw tooLarge(path) }
+        }
+    }
+
+    private static func tooLarge(_ path: String) -> SupervisorError {
+        SupervisorError(
+            code: .invalidConfiguration, message: "\(path): larger than \(maximumSize >> 20) MiB; is it the right file?"
+        )
+    }
+
+    /// What a file that is not a regular file is, in words, from its `st_mode`.
+    private static func kind(of mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFDIR: return "a folder"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "file type 0" + String(mode & S_IFMT, radix: 8)
         }
     }
 }

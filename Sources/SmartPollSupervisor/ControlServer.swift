@@ -13,6 +13,18 @@ import SmartPollProtocol
 /// plus one reply queued; a client whose queued output has not moved for ``sendTimeout`` is
 /// disconnected; and a watcher, whose events do not wait for requests, is disconnected when
 /// it holds more than ``maximumOutput``.
+///
+/// No client holds the loop for long: a turn takes at most
+/// ``ClientConnectionStateMachine/requestsPerTurn`` of a client's requests, and a big `result`
+/// or `results` reply is encoded in slices as the socket drains (``SlicedReply``), its outputs
+/// a snapshot taken when the request was answered.
+///
+/// A refused peer (`permission_denied`, `busy`) gets its error line; then its writing side is
+/// shut down and what it sends is read and dropped for at most ``lingerTime`` and
+/// ``lingerBytes`` before the descriptor is closed, so that a client that writes its request
+/// before it reads sees the reply rather than EPIPE or ECONNRESET. At most ``maximumLingering``
+/// peers linger at once (more are closed at once, as before); lingering peers do not count
+/// toward ``maximumConnections``.
 final class ControlServer {
     /// Answers one request; call `respond` exactly once, now or later.
     typealias Handler = (_ request: Request, _ client: ClientConnection, _ respond: @escaping (Reply) -> Void) -> Void
@@ -39,6 +51,23 @@ final class ControlServer {
 
     private(set) var clients: [Int32: ClientConnection] = [:]
     private var nextClientID = 0
+
+    /// How long a refused peer's input is read and dropped before its descriptor is closed.
+    static let lingerTime: Duration = .seconds(1)
+    /// The most bytes read from a refused peer: a request line at the default limit and more.
+    static let lingerBytes = 2 << 20
+    /// The most refused peers lingering at once.
+    static let maximumLingering = 64
+
+    /// A refused peer whose input is read and dropped until it ends or a bound is reached.
+    private struct Lingering {
+        let generation: Int
+        var discarded: Int
+        var timer: EventLoop.TimerID?
+    }
+
+    private var lingering: [Int32: Lingering] = [:]
+    private var lingerGeneration = 0
 
     init(
         loop: EventLoop, listener: Int32, maximumConnections: Int, maximumLineLength: Int,
@@ -123,10 +152,51 @@ final class ControlServer {
         }
     }
 
-    /// One error line, best effort, then the connection is closed.
+    /// One error line, best effort; then the linger (see the type's notes), or, when too many
+    /// peers linger already, the connection is closed at once.
     private func refuse(_ descriptor: Int32, _ error: ProtocolError) {
         let line = Reply(id: .null, body: .failure(error)).encodedLine()
         _ = line.withUnsafeBytes { sp_send(descriptor, $0.baseAddress, $0.count) }
+        // Closing with unread input would reset the connection, and the client could lose the
+        // reply (ECONNRESET) or never read it (EPIPE on its write): read its input out first.
+        guard lingering.count < Self.maximumLingering, Glibc.shutdown(descriptor, Int32(SHUT_WR)) == 0 else {
+            Glibc.close(descriptor)
+            return
+        }
+        do {
+            try loop.register(descriptor, for: .readable) { [weak self] _ in self?.drainRefused(descriptor) }
+        } catch {
+            Glibc.close(descriptor)
+            return
+        }
+        lingerGeneration += 1
+        let generation = lingerGeneration
+        lingering[descriptor] = Lingering(generation: generation, discarded: 0)
+        lingering[descriptor]?.timer = loop.schedule(after: Self.lingerTime) { [weak self] in
+            guard let self, self.lingering[descriptor]?.generation == generation else { return }
+            self.lingering[descriptor]?.timer = nil
+            self.endLinger(descriptor)
+        }
+    }
+
+    /// Reads once from a lingering peer and drops the bytes; ends the linger at its end of
+    /// input, an error, or ``lingerBytes``.
+    private func drainRefused(_ descriptor: Int32) {
+        guard lingering[descriptor] != nil else { return }
+        let count = Glibc.read(descriptor, loop.readBuffer.baseAddress, loop.readBuffer.count)
+        if count > 0 {
+            lingering[descriptor]?.discarded += count
+            if let entry = lingering[descriptor], entry.discarded < Self.lingerBytes { return }
+        } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
+            return
+        }
+        endLinger(descriptor)
+    }
+
+    private func endLinger(_ descriptor: Int32) {
+        guard let entry = lingering.removeValue(forKey: descriptor) else { return }
+        if let timer = entry.timer { loop.cancel(timer) }
+        loop.forget(descriptor)
         Glibc.close(descriptor)
     }
 
@@ -164,6 +234,12 @@ final class ControlServer {
                     self?.perform(client.machine.eventBatchEnded(), for: client)
                 }
                 return
+            case .continueNextTurn:
+                loop.callNextTurn { [weak self, weak client] in
+                    guard let self, let client else { return }
+                    self.perform(client.machine.nextTurnStarted(), for: client)
+                }
+                action = client.machine.nextTurnRequested()
             case .setInterest(let interest):
                 var events: EventLoop.Events = []
                 if interest.contains(.readable) { events.insert(.readable) }
@@ -199,9 +275,11 @@ final class ControlServer {
     }
 
     /// Answers the requests framed so far, in order, while the client's queued output stays
-    /// under ``pauseInputAbove``: one read can hold a thousand requests whose replies are large
-    /// (`result` of a 1 MiB output), and they must neither pile up in memory nor keep the loop
-    /// from other clients. The rest wait in the framer until the output drains. Their replies
+    /// under ``pauseInputAbove`` and no sliced reply is being written, at most
+    /// ``ClientConnectionStateMachine/requestsPerTurn`` of them: one read can hold thousands of
+    /// requests, or a thousand whose replies are large (`result` of a 1 MiB output), and they
+    /// must neither pile up in memory nor keep the loop from timers and other clients. The rest
+    /// wait in the framer until the output drains or the next turn. The replies of one batch
     /// leave together, in one send.
     private func dispatchRequests(_ client: ClientConnection) -> ClientConnectionStateMachine.Action {
         client.machine.beginBatch()
@@ -238,14 +316,18 @@ final class ControlServer {
     }
 
     private func reply(_ reply: Reply, slot: Int, to client: ClientConnection) {
-        perform(client.machine.replyReady(slot: slot, reply), for: client)
+        if let slices = SlicedReply(reply) {
+            perform(client.machine.replyReady(slot: slot, slices: slices), for: client)
+        } else {
+            perform(client.machine.replyReady(slot: slot, reply), for: client)
+        }
     }
 
     /// Sends as much queued output as the socket takes. Returns false when the connection was
     /// closed (the peer is gone).
     private func flush(_ client: ClientConnection) -> Bool {
         let descriptor = client.descriptor
-        while client.machine.unsentCount > 0 {
+        while client.machine.prepareOutput() {
             let sent = client.machine.sendOutput { sp_send(descriptor, $0.baseAddress, $0.count) }
             if sent >= 0 {
                 continue
@@ -291,8 +373,10 @@ final class ControlServer {
         for client in Array(clients.values) where flush(client) {
             perform(client.machine.closeRequested(), for: client)
         }
+        for descriptor in Array(lingering.keys) { endLinger(descriptor) }
         loop.deregister(listener)
     }
 }
 
 extension Reply: ClientOutputQueue.Line {}
+extension SlicedReply: ClientOutputQueue.Slices {}

@@ -26,6 +26,10 @@ public enum HookConfiguration: Sendable, Hashable {
         /// How long the hook's processes have after SIGTERM (a timeout, `stop`, `shutdown`)
         /// before SIGKILL; 5 s unless `kill_grace` says otherwise, as for a task.
         public var killGrace: Duration = .seconds(5)
+        /// The rate limit on its stderr lines in the log, as a task's (`log_rate`, `log_burst`),
+        /// for each run on its own.
+        public var logRate = TaskConfiguration.defaultLogRate
+        public var logBurst = TaskConfiguration.defaultLogBurst
 
         public init(command: [String]) {
             self.command = command

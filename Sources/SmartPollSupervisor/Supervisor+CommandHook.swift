@@ -45,7 +45,8 @@ extension Supervisor {
             command: SpawnRequest(
                 arguments: hook.command, environment: environment, workingDirectory: hook.workingDirectory),
             input: Array((emit.data ?? "").utf8), capture: 1 << 20, maximumDirectives: configuration.maximumDirectives,
-            timeout: hook.timeout, teardown: Teardown(grace: hook.killGrace))
+            timeout: hook.timeout, teardown: Teardown(grace: hook.killGrace),
+            stderrLimiter: StderrRateLimiter(rate: hook.logRate, burst: hook.logBurst, now: loop.now))
         let run: TaskRun
         do {
             run = try launch(specification)

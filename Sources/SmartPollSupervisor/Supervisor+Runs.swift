@@ -18,11 +18,21 @@ extension Supervisor {
         command.credentials = configuration.credentials
         let waiters = tasks[index].waitingForNextRun
         tasks[index].waitingForNextRun = []
+        let limiter: StderrRateLimiter
+        if let existing = tasks[index].stderrLimiter, existing.rate == configuration.logRate,
+            existing.burst == configuration.logBurst
+        {
+            limiter = existing
+        } else {
+            limiter = StderrRateLimiter(rate: configuration.logRate, burst: configuration.logBurst, now: loop.now)
+            tasks[index].stderrLimiter = limiter
+        }
         let specification = TaskRun.Specification(
             owner: .task(name: name, configuration: configuration), runID: runID, generation: generation,
             due: due.nanoseconds, command: command, input: nil, capture: configuration.capture,
             maximumDirectives: self.configuration.maximumDirectives, timeout: configuration.timeout,
-            teardown: Teardown(signal: configuration.killSignal, grace: configuration.killGrace), waiters: waiters)
+            teardown: Teardown(signal: configuration.killSignal, grace: configuration.killGrace),
+            stderrLimiter: limiter, waiters: waiters)
         let run: TaskRun
         do {
             run = try launch(specification)

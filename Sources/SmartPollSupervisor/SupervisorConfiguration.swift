@@ -67,9 +67,12 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     static let taskKeys = [
         "command", "cwd", "env", "start", "every", "jitter", "timeout", "kill_signal", "kill_grace",
         "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture", "user", "group",
+        "log_rate", "log_burst",
     ]
     static let backoffKeys = ["initial", "max", "factor"]
-    static let hookKeys = ["schedule", "command", "cwd", "env", "timeout", "kill_grace"]
+    static let hookKeys = ["schedule", "command", "cwd", "env", "timeout", "kill_grace", "log_rate", "log_burst"]
+    /// `log_rate` and `log_burst`: lines; 0 turns the limit off.
+    static let logLimitRange: ClosedRange<Int64> = 0...1_000_000_000
 
     /// Parses and validates a configuration.
     ///
@@ -287,6 +290,12 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         if let value = object["capture"] {
             task.capture = reader.integer(value, at: path.key("capture"), in: 0...(1 << 30)) ?? task.capture
         }
+        if let value = object["log_rate"] {
+            task.logRate = reader.integer(value, at: path.key("log_rate"), in: logLimitRange) ?? task.logRate
+        }
+        if let value = object["log_burst"] {
+            task.logBurst = reader.integer(value, at: path.key("log_burst"), in: logLimitRange) ?? task.logBurst
+        }
         if object["user"] != nil || object["group"] != nil {
             task.credentials = parseCredentials(user: object["user"], group: object["group"], at: path, reader: &reader)
         }
@@ -322,7 +331,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         reader.rejectUnknownKeys(object, at: path, known: hookKeys)
         switch (object["schedule"], object["command"]) {
         case (let schedule?, nil):
-            for key in ["cwd", "env", "timeout", "kill_grace"] where object[key] != nil {
+            for key in ["cwd", "env", "timeout", "kill_grace", "log_rate", "log_burst"] where object[key] != nil {
                 reader.problem(path.key(key), "only a command hook takes \(key)")
             }
             let schedulePath = path.key("schedule")
@@ -351,6 +360,12 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             }
             if let value = object["kill_grace"] {
                 hook.killGrace = reader.duration(value, at: path.key("kill_grace"), .nonNegative) ?? hook.killGrace
+            }
+            if let value = object["log_rate"] {
+                hook.logRate = reader.integer(value, at: path.key("log_rate"), in: logLimitRange) ?? hook.logRate
+            }
+            if let value = object["log_burst"] {
+                hook.logBurst = reader.integer(value, at: path.key("log_burst"), in: logLimitRange) ?? hook.logBurst
             }
             return .command(hook)
         case (_?, _?):

@@ -32,10 +32,27 @@ struct SupervisorLog {
 
     var format: Format = .text
     var level: Level = .info
+    /// Where lines go: copies of this log share it, and its bounded buffer.
+    var writer: LogWriter = .standardError
 
-    /// Writes one line: `message` plus `fields` (`task=w1 run=3 pid=42`).
+    /// The message of the line that reports lines the log's destination did not take in time.
+    static func droppedMessage(_ count: Int) -> String {
+        "\(count) log lines dropped (the log's destination was not reading)"
+    }
+
+    /// Whether a line of `level` would be written: callers with costly messages ask first.
+    func accepts(_ level: Level) -> Bool { level >= self.level }
+
+    /// Writes one line: `message` plus `fields` (`task=w1 run=3 pid=42`). Never waits for the
+    /// log's destination: the line is queued in ``writer``, or dropped and counted when its
+    /// buffer is full (see ``LogWriter``).
     func write(_ level: Level, _ message: String, _ fields: [(String, String)] = []) {
         guard level >= self.level else { return }
+        writer.append(line(level, message, fields))
+    }
+
+    /// One formatted line, its newline included.
+    func line(_ level: Level, _ message: String, _ fields: [(String, String)] = []) -> [UInt8] {
         var line: String
         switch format {
         case .text:
@@ -67,14 +84,6 @@ struct SupervisorLog {
             line = JSONValue.object(object).serialized()
         }
         line += "\n"
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { if errno == EINTR { continue } else { return } }
-                offset += written
-            }
-        }
+        return Array(line.utf8)
     }
 }

@@ -45,9 +45,14 @@ public enum SupervisorMain {
                 + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)\n"
                 + configuration.firstRunSummary.joined(separator: "\n")
         }
+        let log = SupervisorLog(format: format, level: level)
+        log.writer.setReport { count in log.line(.warning, SupervisorLog.droppedMessage(count)) }
+        // The log is written by a thread of its own: what it still holds goes out before the exit
+        // (or before the error that ends it), waiting at most 1 s for a destination that does not
+        // read.
+        defer { log.writer.flush(within: .seconds(1)) }
         let supervisor = try Supervisor(
-            configuration: configuration, socketPath: socket, log: SupervisorLog(format: format, level: level),
-            environment: environment)
+            configuration: configuration, socketPath: socket, log: log, environment: environment)
         try supervisor.serve()
         return nil
     }

@@ -49,6 +49,12 @@ public struct TaskConfiguration: Sendable, Hashable {
     public var onSuccess: [String] = []
     /// Bytes of stdout kept as the result; the rest is drained and the result marked truncated.
     public var capture: Int = 1 << 20
+    /// Stderr lines a second that reach the log (`log_rate`), beyond a burst of `logBurst`
+    /// lines; the others are counted and reported. 0 (either): no limit.
+    public var logRate = TaskConfiguration.defaultLogRate
+    public var logBurst = TaskConfiguration.defaultLogBurst
+    public static let defaultLogRate = 1_000
+    public static let defaultLogBurst = 10_000
     /// The user and group its processes run as (`user`, `group`: a supervisor running as root
     /// only), without supplementary groups; nil: the supervisor's.
     public var credentials: SpawnRequest.Credentials?

@@ -37,6 +37,8 @@ final class TaskRun {
         var maximumDirectives: Int
         var timeout: Duration?
         var teardown: Teardown
+        /// The rate limit on its stderr lines in the log, shared by a task's runs.
+        var stderrLimiter: StderrRateLimiter
         /// `run --wait` requests answered when the run ends.
         var waiters: [(Reply.Body) -> Void] = []
     }
@@ -79,7 +81,26 @@ final class TaskRun {
     private(set) var output: [UInt8] = []
     private(set) var truncated = false
     private var stderrTail: [UInt8] = []
+    /// The current stderr line when it spans reads (a line within one read is logged from the
+    /// read buffer, not copied).
     private var stderrLine: [UInt8] = []
+    /// Stderr bytes read but not split into lines yet: a turn logs at most
+    /// ``stderrLinesPerTurn`` lines; the rest waits here for the next turn, and the pipe is not
+    /// read meanwhile (the child waits, everyone else does not).
+    private var stderrBacklog: [UInt8] = []
+    private var stderrBacklogStart = 0
+    /// A turn to go on with the backlog has been asked for.
+    private var stderrContinues = false
+    private let stderrLimiter: StderrRateLimiter
+    /// The fields of its stderr lines in the log, made at the first (a run without stderr,
+    /// the common case, does not pay for them).
+    private lazy var stderrFields: [(String, String)] = [
+        (kind, name), ("run", "\(runID)"), ("pid", "\(pid)"), ("stream", "stderr"),
+    ]
+    /// The run's process has ended and its pipes are read for the last time, a bounded part
+    /// each turn, before `onEnd`.
+    private var finishing = false
+    private var finishingTurns = 0
     private var directiveFramer: LineFramer
     private(set) var directives: [Command] = []
     /// Why the run failed although the process may have exited 0 (a bad directive).
@@ -91,6 +112,17 @@ final class TaskRun {
     private var directiveDescriptor: Int32?
 
     static let stderrTailLimit = 4_096
+    /// A turn's work on a run's stderr: at most this many lines formatted for the log (about
+    /// 1 ms of a debug build's formatting), and at most ``stderrScansPerTurn`` lines looked at
+    /// (newlines found with memchr and counted against the rate limit, not formatted). With one
+    /// read of at most 64 KiB a pipe per turn, a timer or a signal waits at most one such turn
+    /// however fast a child writes.
+    static let stderrLinesPerTurn = 256
+    static let stderrScansPerTurn = 8_192
+    /// Turns a run's pipes are still read after its process ended (one read of 64 KiB each a
+    /// turn, so at most 1 MiB a pipe): a grandchild that escaped containment and holds a pipe
+    /// open cannot keep the run from ending.
+    static let finishingReads = 16
 
     /// Starts a run: its pipes, its process, its input, its timeout; then the event loop
     /// watches it until it ends and `onEnd` is called.
@@ -175,6 +207,7 @@ final class TaskRun {
         due = specification.due
         started = loop.now
         startedWall = Timestamp.now()
+        stderrLimiter = specification.stderrLimiter
         waiters = specification.waiters
         capture = specification.capture
         maximumDirectives = specification.maximumDirectives
@@ -326,22 +359,26 @@ final class TaskRun {
 
     // MARK: Pipes
 
-    /// Reads what `descriptor` holds now, at most 16 buffers per call so that a flooding child
-    /// cannot monopolize the loop (epoll is level-triggered: the rest comes next time); closes
-    /// it at end of file.
-    private func drain(_ descriptor: Int32) {
-        for _ in 0..<16 {
+    /// One turn's work on `descriptor`: one read of at most 64 KiB (epoll is level-triggered:
+    /// what is left wakes the next turn), consumed at once (stdout, directives) or a bounded
+    /// number of lines at a time (stderr, whose backlog is handled first); closes the pipe at
+    /// end of file.
+    ///
+    /// - Returns: whether the pipe may hold more (a full read, or a stderr backlog).
+    @discardableResult
+    private func drain(_ descriptor: Int32) -> Bool {
+        if descriptor == errorDescriptor && stderrBacklogStart < stderrBacklog.count { return true }
+        while true {
             let readBuffer = loop.readBuffer
             let count = read(descriptor, readBuffer.baseAddress, readBuffer.count)
             if count > 0 {
                 consume(descriptor, count)
-                if count < readBuffer.count { return }
-                continue
+                return count == readBuffer.count || stderrBacklogStart < stderrBacklog.count
             }
             if count < 0 && errno == EINTR { continue }
-            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }
             closePipe(descriptor)
-            return
+            return false
         }
     }
 
@@ -352,6 +389,7 @@ final class TaskRun {
             output.append(contentsOf: bytes.prefix(room))
             if count > room { truncated = true }
         } else if descriptor == errorDescriptor {
+            // The tail of `status` sees every byte, logged or not.
             if count >= TaskRun.stderrTailLimit {
                 stderrTail.removeAll(keepingCapacity: true)
                 stderrTail.append(contentsOf: bytes.suffix(TaskRun.stderrTailLimit))
@@ -361,8 +399,18 @@ final class TaskRun {
                     stderrTail.removeFirst(stderrTail.count - TaskRun.stderrTailLimit)
                 }
             }
-            splitStderrLines(bytes)
+            // A pipe with a backlog is not read (see drain), so the backlog is empty here.
+            assert(stderrBacklog.isEmpty)
+            let consumed = logStderr(bytes)
+            if consumed < count {
+                stderrBacklog.removeAll(keepingCapacity: true)
+                stderrBacklog.append(contentsOf: bytes[consumed...])
+                stderrBacklogStart = 0
+                continueStderrNextTurn()
+            }
         } else if descriptor == directiveDescriptor {
+            // Bounded by the read (64 KiB) and by max_directives (lines past a failure are not
+            // decoded).
             directiveFramer.append(bytes)
             while let frame = directiveFramer.next() {
                 switch frame {
@@ -373,17 +421,55 @@ final class TaskRun {
         }
     }
 
-    /// Logs stderr line by line, a line longer than 4 KiB in pieces of 4 KiB, looking for
+    private func continueStderrNextTurn() {
+        guard !stderrContinues, !finishing else { return }
+        stderrContinues = true
+        loop.callNextTurn { [weak self] in
+            guard let self else { return }
+            self.stderrContinues = false
+            guard !self.finishing else { return }
+            self.logStderrBacklog()
+            if self.stderrBacklogStart < self.stderrBacklog.count { self.continueStderrNextTurn() }
+        }
+    }
+
+    /// Logs a turn's share of the backlog; once it is empty and the pipe closed, the last line
+    /// without a newline too.
+    private func logStderrBacklog() {
+        if stderrBacklogStart < stderrBacklog.count {
+            let consumed = stderrBacklog.withUnsafeBytes { buffer in
+                logStderr(UnsafeRawBufferPointer(rebasing: buffer[stderrBacklogStart...]))
+            }
+            stderrBacklogStart += consumed
+            if stderrBacklogStart == stderrBacklog.count {
+                stderrBacklog.removeAll(keepingCapacity: true)
+                stderrBacklogStart = 0
+            }
+        }
+        if stderrBacklog.isEmpty && errorDescriptor == nil && !stderrLine.isEmpty {
+            var budget = 1
+            endStderrLine(nil, budget: &budget, now: loop.now)
+        }
+    }
+
+    /// Splits stderr into lines, a line longer than 4 KiB in pieces of 4 KiB, looking for
     /// newlines with memchr a segment at a time (byte by byte, 100 MB of stderr took the loop 18 s
-    /// in a debug build).
-    private func splitStderrLines(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress else { return }
+    /// in a debug build); logs the lines the rate limit lets through, counts the others.
+    ///
+    /// - Returns: how many bytes it took: all of them, or fewer once the turn's lines are used
+    ///   up (``stderrLinesPerTurn`` logged, ``stderrScansPerTurn`` looked at).
+    private func logStderr(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress else { return 0 }
+        let now = loop.now
         let limit = 4_096
+        var budget = TaskRun.stderrLinesPerTurn
+        var scans = TaskRun.stderrScansPerTurn
         var index = 0
-        while index < bytes.count {
+        while index < bytes.count && budget > 0 && scans > 0 {
             if stderrLine.count >= limit {
                 // A full line ends here; a newline right after it ends nothing more.
-                logStderrLine()
+                endStderrLine(nil, budget: &budget, now: now)
+                scans -= 1
                 if bytes[index] == 10 {
                     index += 1
                     continue
@@ -392,20 +478,39 @@ final class TaskRun {
             let end = min(bytes.count, index + limit - stderrLine.count)
             if let found = memchr(base + index, 10, end - index) {
                 let newline = base.distance(to: UnsafeRawPointer(found))
-                stderrLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<newline]))
-                logStderrLine()
+                endStderrLine(UnsafeRawBufferPointer(rebasing: bytes[index..<newline]), budget: &budget, now: now)
+                scans -= 1
                 index = newline + 1
             } else {
                 stderrLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
                 index = end
             }
         }
+        if let dropped = stderrLimiter.takeReport(now: now) { reportDroppedStderr(dropped) }
+        return index
     }
 
-    private func logStderrLine() {
-        let text = String(decoding: stderrLine, as: UTF8.self)
-        stderrLine.removeAll(keepingCapacity: true)
-        log.write(.info, text, [(kind, name), ("run", "\(runID)"), ("pid", "\(pid)"), ("stream", "stderr")])
+    /// Ends the current stderr line, whose last part is `rest` (nil: all of it is in
+    /// `stderrLine`): logged when the rate limit lets it through, counted otherwise.
+    private func endStderrLine(_ rest: UnsafeRawBufferPointer?, budget: inout Int, now: Int64) {
+        defer { stderrLine.removeAll(keepingCapacity: true) }
+        guard log.accepts(.info), stderrLimiter.admit(now: now) else { return }
+        budget -= 1
+        let text: String
+        if stderrLine.isEmpty, let rest {
+            text = String(decoding: rest, as: UTF8.self)
+        } else {
+            if let rest { stderrLine.append(contentsOf: rest) }
+            text = String(decoding: stderrLine, as: UTF8.self)
+        }
+        log.write(.info, text, stderrFields)
+    }
+
+    private func reportDroppedStderr(_ count: Int) {
+        log.write(
+            .warning,
+            "\(count) stderr lines dropped (log_rate \(stderrLimiter.rate)/s, log_burst \(stderrLimiter.burst))",
+            [(kind, name), ("run", "\(runID)")])
     }
 
     private func takeDirective(_ line: [UInt8]) {
@@ -445,7 +550,11 @@ final class TaskRun {
         if descriptor == outputDescriptor { outputDescriptor = nil }
         if descriptor == errorDescriptor {
             errorDescriptor = nil
-            if !stderrLine.isEmpty { logStderrLine() }
+            // The last line without a newline, unless lines before it wait in the backlog.
+            if stderrBacklog.isEmpty && !stderrLine.isEmpty {
+                var budget = 1
+                endStderrLine(nil, budget: &budget, now: loop.now)
+            }
         }
         if descriptor == directiveDescriptor {
             directiveDescriptor = nil
@@ -482,8 +591,8 @@ final class TaskRun {
         subreaper?.untrack(pid)
     }
 
-    /// Collects the exit status, reads what the pipes still hold, accounts for the cgroup's CPU
-    /// time and removes it, and reports the end.
+    /// Collects the exit status, accounts for the cgroup's CPU time and removes it, then reads
+    /// what the pipes still hold, a bounded part each turn, and reports the end.
     private func finish() {
         collectStatus()
         cpuMilliseconds = processCPUMilliseconds
@@ -495,18 +604,42 @@ final class TaskRun {
                     [(kind, name), ("run", "\(runID)")])
             }
         }
-        for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
-            drain(descriptor)
-            if descriptor == outputDescriptor || descriptor == errorDescriptor || descriptor == directiveDescriptor {
-                closePipe(descriptor)
-            }
-        }
         input?.close()
         input = nil
         if let timer = timeoutTimer { loop.cancel(timer) }
         if let timer = killTimer { loop.cancel(timer) }
         timeoutTimer = nil
         killTimer = nil
+        finishing = true
+        readPipesBeforeEnd()
+    }
+
+    /// One turn of the last reads: the stderr backlog's share, else one read a pipe (a pipe
+    /// that is empty or at end of file is closed, and so is every pipe after
+    /// ``finishingReads`` turns); the run ends once the pipes are closed and the backlog
+    /// logged.
+    private func readPipesBeforeEnd() {
+        logStderrBacklog()
+        if stderrBacklog.isEmpty {
+            finishingTurns += 1
+            for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
+                let more = finishingTurns <= TaskRun.finishingReads && drain(descriptor)
+                let stillOpen =
+                    descriptor == outputDescriptor || descriptor == errorDescriptor
+                    || descriptor == directiveDescriptor
+                if !more && stillOpen { closePipe(descriptor) }
+            }
+        }
+        if outputDescriptor != nil || errorDescriptor != nil || directiveDescriptor != nil || !stderrBacklog.isEmpty {
+            // From now on the pipes are read here only, a bounded number of times (usually the
+            // first turn closes them all, without this system call).
+            for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
+                loop.deregister(descriptor)
+            }
+            loop.callNextTurn { [weak self] in self?.readPipesBeforeEnd() }
+            return
+        }
+        if let dropped = stderrLimiter.takeReport(now: loop.now, force: true) { reportDroppedStderr(dropped) }
         onEnd(self)
     }
 }

@@ -16,6 +16,9 @@ struct TaskRuntime {
     /// The last successful result.
     var result: TaskResult?
     var current: TaskRun?
+    /// The rate limit on its stderr lines, shared by its runs; made again when `log_rate` or
+    /// `log_burst` change.
+    var stderrLimiter: StderrRateLimiter?
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
 

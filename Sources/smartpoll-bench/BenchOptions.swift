@@ -21,9 +21,11 @@ struct BenchOptions: Sendable {
             case "--only": only = rest.popFirst()
             case "--count": count = rest.popFirst() ?? ""
             case "--fixture": fixture = rest.popFirst() ?? ""
+            // How long contrib/bench/run's load scenarios measure; make bench passes BENCH_ARGS to both.
+            case "--seconds": _ = rest.popFirst()
             default:
                 let usage = """
-                    usage: smartpoll-bench [--quick] [--repeat N] [--only cycles|schedule_call|cadence|idle|protocol]
+                    usage: smartpoll-bench [--quick] [--repeat N] [--seconds N] [--only cycles|schedule_call|cadence|idle|protocol]
                            smartpoll-bench --count protocol_ping|protocol_status100|state_machine
                            smartpoll-bench --fixture status100
 

@@ -138,11 +138,15 @@ struct ManualPageTests {
     @Test func everyConfigurationKeyIsDocumentedWithTypeDefaultAndExample() throws {
         let page = try Repository.read("man/smartpoll.json.5")
         // The keys the configuration reader accepts, from its error message for an unknown key.
-        let probe = try runCommand(
-            Binaries.supervisor, ["--check", "--config", "/dev/stdin"],
-            input:
-                #"{"bogus": 1, "tasks": {"t": {"command": ["true"], "bogus": 1, "backoff": {"bogus": 1}}}, "hooks": {"h": {"schedule": {}, "bogus": 1}}}"#
-        )
+        // A regular file: the configuration may not be a pipe such as /dev/stdin.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "smartpoll-keys-\(UUID().uuidString.prefix(8)).json"
+        ).path
+        try
+            #"{"bogus": 1, "tasks": {"t": {"command": ["true"], "bogus": 1, "backoff": {"bogus": 1}}}, "hooks": {"h": {"schedule": {}, "bogus": 1}}}"#
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let probe = try runCommand(Binaries.supervisor, ["--check", "--config", file])
         let keys = Set(
             probe.error.split(separator: "\n").flatMap { line -> [String] in
                 guard let range = line.range(of: "expected one of ") else { return [] }

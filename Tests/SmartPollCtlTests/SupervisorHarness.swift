@@ -101,6 +101,8 @@ final class SupervisorHarness {
 
     /// Whether the folder stays when the harness goes (for a supervisor restarted on it).
     var keepsFolder = false
+    /// Lets the log's reader go on after `stallsLog` stopped it.
+    private let logResumed = DispatchSemaphore(value: 0)
 
     /// Writes `configuration` (the JSON text, `$DIR` replaced by the folder) to the folder and
     /// starts the supervisor; returns once it logged that it listens.
@@ -113,10 +115,12 @@ final class SupervisorHarness {
     ///     (`["/bin/sh", "-c", "...; exec \"$0\" \"$@\""]`).
     ///   - standardInput: the supervisor's stdin (default /dev/null).
     ///   - waitsUntilListening: false returns as soon as the process runs.
+    ///   - stallsLog: the log (the supervisor's stderr) is not read once it says it listens,
+    ///     until ``resumeLog()``: a destination that does not read.
     init(
         _ configuration: String?, arguments: [String] = [], folderMode: Int = 0o700, folder existing: String? = nil,
         environment extra: [String: String] = [:], launcher: [String]? = nil, standardInput: FileHandle? = nil,
-        waitsUntilListening: Bool = true
+        waitsUntilListening: Bool = true, stallsLog: Bool = false
     ) throws {
         folder =
             existing
@@ -159,10 +163,12 @@ final class SupervisorHarness {
         let lock = logLock
         let reader = logPipe.fileHandleForReading
         let limit = logLimit
+        let resumed = logResumed
         Thread {
             var chunk = [UInt8](repeating: 0, count: 65_536)
             var isReady = false
             var seen = 0
+            var stalled = stallsLog
             while true {
                 let count = chunk.withUnsafeMutableBytes { Glibc.read(reader.fileDescriptor, $0.baseAddress, $0.count) }
                 if count < 0 && errno == EINTR { continue }
@@ -178,6 +184,10 @@ final class SupervisorHarness {
                 }
                 seen = log.value!.count
                 lock.unlock()
+                if stalled && isReady {
+                    resumed.wait()
+                    stalled = false
+                }
             }
             if !isReady { ready.signal() }
             withExtendedLifetime(reader) {}
@@ -208,6 +218,11 @@ final class SupervisorHarness {
             try? FileManager.default.removeItem(atPath: folder)
             Containment.removeSubtree(identity: identity)
         }
+    }
+
+    /// Reads the log again after `stallsLog` stopped it.
+    func resumeLog() {
+        logResumed.signal()
     }
 
     /// Sends `signal` to the supervisor (SIGKILL: a crash).

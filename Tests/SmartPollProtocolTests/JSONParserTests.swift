@@ -14,6 +14,23 @@ struct JSONParserTests {
         }
     }
 
+    @Test("a lone surrogate escape is refused in any string, and a pair is kept")
+    func loneSurrogatesAreRefused() throws {
+        for text in [
+            #"{"id":"\ud800","cmd":"ping"}"#, #"{"id":"\uDC00"}"#, #"["a\ud83dx"]"#, #"{"k\udfff":1}"#,
+            #""\ud83d\u0041""#, #""\ude00\ud83d""#, #""\ud800\ud800""#, #""x\ud800""#,
+        ] {
+            let error = strictError(text)
+            #expect(error?.code == .badRequest, "\(text)")
+            #expect(error?.message.contains("lone surrogate \\u") == true, "\(text): \(error?.message ?? "-")")
+            #expect(throws: ProtocolError.self) { try JSONParser.parse(text, mode: .lenient) }
+        }
+        #expect(
+            strictError(#"{"id":"\ud800","cmd":"ping"}"#)?.message.hasPrefix(
+                "invalid JSON at byte 7: lone surrogate \\ud800") == true)
+        #expect(try JSONParser.parse(#""\ud83d\ude00\\ud800\uffff""#, mode: .strict) == .string("😀\\ud800\u{FFFF}"))
+    }
+
     @Test("values of every type parse, keeping key order")
     func valuesParseWithKeyOrder() throws {
         let value = try JSONParser.parse(#" {"z":null,"a":[true,false,-3,2.5,"s"],"m":{"k":"v"}} "#, mode: .strict)

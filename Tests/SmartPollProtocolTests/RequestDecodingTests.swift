@@ -35,6 +35,18 @@ struct RequestDecodingTests {
         }
     }
 
+    @Test("a request with a lone surrogate anywhere is refused with bad_request, naming it")
+    func loneSurrogateRequestsAreRefused() throws {
+        for line in [
+            #"{"id":"\ud800","cmd":"ping"}"#, #"{"cmd":"result","task":"w\udc00"}"#,
+            #"{"cmd":"emit","hook":"h","data":"x\udbff"}"#,
+        ] {
+            let refusal = try #require(failure(line), "\(line)")
+            #expect(refusal.reply.encoded().contains(#""code":"bad_request""#))
+            #expect(refusal.reply.encoded().contains("lone surrogate"), "\(refusal.reply.encoded())")
+        }
+    }
+
     @Test("the failure carries the id when it could be read")
     func failureEchoesReadableId() {
         #expect(failure(#"{"id":"abc","cmd":"nope"}"#)?.id == .string("abc"))

@@ -63,7 +63,7 @@ extension ClientConnectionStateMachine {
     ) -> (String, [Action]) {
         var sent = ""
         var actions: [Action] = []
-        if unsentCount > 0 {
+        if prepareOutput() {
             let count = min(unsentCount, socketTakes)
             // A socket that takes nothing fails the send with EAGAIN.
             _ = sendOutput { buffer in
@@ -74,6 +74,50 @@ extension ClientConnectionStateMachine {
         }
         actions.append(flushEnded())
         return (sent, actions)
+    }
+}
+
+/// A reply in slices of `sliceSize` bytes of one letter each (A, B, ...), ending in a newline.
+private struct LetterSlices: ClientOutputQueue.Slices {
+    let sliceSize: Int
+    let sliceCount: Int
+    var written = 0
+
+    var isFinished: Bool { written == sliceCount }
+
+    mutating func encodeSlice(into output: inout [UInt8], budget: Int) {
+        output.append(contentsOf: repeatElement(UInt8(ascii: "A") + UInt8(written % 26), count: sliceSize))
+        written += 1
+        if isFinished { output.append(10) }
+    }
+
+    var expected: String {
+        (0..<sliceCount).map { String(repeating: Character(UnicodeScalar(65 + UInt8($0 % 26))), count: sliceSize) }
+            .joined() + "\n"
+    }
+}
+
+extension ClientConnectionStateMachine {
+    /// What a driver does for `.flush` when the socket takes `perSend` bytes a send and `sends`
+    /// sends: the bytes sent, and `flushEnded`'s action (after the stall timer's, if it blocked).
+    fileprivate mutating func flushAll(perSend: Int = .max, sends: Int = .max) -> (String, [Action]) {
+        var sent: [UInt8] = []
+        var actions: [Action] = []
+        var left = sends
+        while prepareOutput() {
+            guard left > 0 else {
+                actions.append(sendWouldBlock(now: 0, sendTimeout: 1_000))
+                break
+            }
+            left -= 1
+            _ = sendOutput { buffer in
+                let count = min(buffer.count, perSend)
+                sent.append(contentsOf: buffer.prefix(count))
+                return count
+            }
+        }
+        actions.append(flushEnded())
+        return (String(decoding: sent, as: UTF8.self), actions)
     }
 }
 
@@ -340,11 +384,116 @@ private func request(_ text: String, _ slot: Int) -> Machine.Frame {
     @Test func aReplyAnsweredDuringTheBatchOfAnotherRequestWaitsForTheBatchEnd() {
         // The replies to a burst of pipelined requests leave in one send.
         var m = machine()
-        #expect(m.read(String(repeating: "p\n", count: 100)) == .dispatch)
+        let count = Machine.requestsPerTurn
+        #expect(m.read(String(repeating: "p\n", count: count)) == .dispatch)
         let frames = m.takeFrames()
-        #expect(frames.count == 100)
-        for slot in 0..<100 { #expect(m.reply(slot, "r") == .none) }
+        #expect(frames.count == count)
+        for slot in 0..<count { #expect(m.reply(slot, "r") == .none) }
         #expect(m.endBatch() == .flush)
-        #expect(m.flush() == (String(repeating: "r\n", count: 100), [.none]))
+        #expect(m.flush() == (String(repeating: "r\n", count: count), [.none]))
+    }
+
+    @Test func aTurnTakesAtMostItsShareOfPipelinedRequestsAndTheRestWaitForTheNextTurn() {
+        var m = machine()
+        let lines = (0..<150).map { "p\($0)\n" }.joined()
+        #expect(m.inputReady(hangUp: false) == .read)
+        #expect(m.read(lines) == .dispatch)
+        var (taken, action) = m.answerFrames()
+        #expect(taken.count == Machine.requestsPerTurn && action == .flush)
+        var (sent, actions) = m.flush()
+        #expect(sent.hasPrefix("reply-p0\n") && sent.hasSuffix("reply-p63\n"), "one send for the batch")
+        #expect(actions == [.continueNextTurn])
+        #expect(m.nextTurnRequested() == .setInterest([]), "nothing more is read while frames wait")
+        #expect(m.inputReady(hangUp: false) == .none, "frames wait: nothing is read")
+
+        #expect(m.nextTurnStarted() == .dispatch)
+        (taken, action) = m.answerFrames()
+        #expect(taken.first == "p64" && taken.count == Machine.requestsPerTurn && action == .flush)
+        (sent, actions) = m.flush()
+        #expect(actions == [.continueNextTurn])
+        #expect(m.nextTurnRequested() == .none)
+        #expect(m.nextTurnStarted() == .dispatch)
+        (taken, action) = m.answerFrames()
+        #expect(taken.count == 150 - 2 * Machine.requestsPerTurn && taken.last == "p149" && action == .flush)
+        (sent, actions) = m.flush()
+        #expect(actions == [.setInterest(.readable)], "every request answered: reading again")
+        #expect(m.state == .serving(.reading))
+    }
+
+    @Test func aNextTurnIsAskedForOnceAndIsHarmlessAfterTheConnectionClosed() {
+        var m = machine()
+        #expect(m.read(String(repeating: "x\n", count: Machine.requestsPerTurn + 1)) == .dispatch)
+        _ = m.answerFrames()
+        #expect(m.flush().1 == [.continueNextTurn])
+        #expect(m.nextTurnRequested() == .setInterest([]))
+        // A flush in the same turn (the socket writable) does not ask again.
+        #expect(m.flush().1 == [.none])
+        #expect(m.readFailed() == .close(.peerGone))
+        #expect(m.nextTurnStarted() == .none)
+        #expect(m.nextTurnRequested() == .none)
+    }
+
+    @Test func aSlicedReplyIsWrittenAsTheSocketDrainsAndRequestsBehindItWait() {
+        var m = machine()
+        let slices = LetterSlices(sliceSize: 30_000, sliceCount: 10)
+        #expect(m.read("results\nping\n") == .dispatch)
+        m.beginBatch()
+        guard case .request(_, let slot) = m.nextFrame() else { Issue.record("no frame"); return }
+        #expect(m.replyReady(slot: slot, slices: slices) == .none, "held in the batch")
+        #expect(m.nextFrame() == nil, "ping waits for the sliced reply")
+        #expect(m.endBatch() == .flush)
+        #expect(m.unsentCount == 0 && m.isProducing, "nothing encoded before the socket can take it")
+
+        // The client reads nothing: slices stop at the low-water mark.
+        var (sent, actions) = m.flushAll(sends: 0)
+        #expect(sent.isEmpty)
+        #expect(m.unsentCount == 90_000, "three slices: over 64 KiB, no more")
+        #expect(actions == [.armStallTimer(deadline: 1_000), .setInterest(.writable)])
+        // A fast reader: what was queued, then at most four slices a flush, and the rest on the
+        // next writable report.
+        (sent, actions) = m.flushAll()
+        #expect(sent.count == 90_000 + Machine.slicesPerFlush * 30_000 && m.isProducing)
+        #expect(actions == [.none], "still writable, frames waiting: nothing changes")
+        var all = sent
+        while m.isProducing {
+            (sent, actions) = m.flushAll(perSend: 50_000)
+            all += sent
+        }
+        #expect(all == slices.expected)
+        #expect(actions == [.dispatch], "the ping behind it is taken once the reply is whole")
+        var taken: [String]
+        var action: Action
+        (taken, action) = m.answerFrames()
+        #expect(taken == ["ping"] && action == .flush)
+        (sent, actions) = m.flushAll()
+        #expect(sent == "reply-ping\n" && actions == [.setInterest(.readable)])
+    }
+
+    @Test func repliesAndSlicesAnsweredOutOfOrderLeaveInRequestOrder() {
+        var m = machine()
+        #expect(m.read("a\nb\nc\n") == .dispatch)
+        _ = m.takeFrames()
+        let slices = LetterSlices(sliceSize: 10, sliceCount: 3)
+        #expect(m.reply(2, "C") == .none)
+        #expect(m.replyReady(slot: 1, slices: slices) == .none)
+        #expect(m.endBatch() == .flush)
+        #expect(m.flushAll().0.isEmpty, "nothing is due before A")
+        #expect(m.reply(0, "A") == .flush)
+        let (sent, _) = m.flushAll()
+        #expect(sent == "A\n" + slices.expected + "C\n")
+        #expect(!m.owesReplies && !m.isProducing)
+    }
+
+    @Test func aClosedConnectionDropsItsSlicedReply() {
+        var m = machine()
+        #expect(m.read("results\n") == .dispatch)
+        _ = m.takeFrames()
+        #expect(m.replyReady(slot: 0, slices: LetterSlices(sliceSize: 100_000, sliceCount: 50)) == .none)
+        #expect(m.endBatch() == .flush)
+        #expect(m.flushAll(sends: 1).0.count == 100_000)
+        #expect(m.sendFailed() == .close(.peerGone))
+        #expect(!m.isProducing && m.unsentCount == 0)
+        let more = m.prepareOutput()
+        #expect(!more)
     }
 }

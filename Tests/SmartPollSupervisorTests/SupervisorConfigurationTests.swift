@@ -183,6 +183,29 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         #expect(found.count == 2)
     }
 
+    @Test func logRateAndLogBurstAreReadOnTasksAndCommandHooksAndChecked() throws {
+        let defaults = try parse(#"{"tasks": {"t": {"command": ["true"]}}, "hooks": {"h": {"command": ["true"]}}}"#)
+        #expect(defaults.tasks["t"]?.logRate == 1_000 && defaults.tasks["t"]?.logBurst == 10_000)
+        #expect(defaults.hooks["h"] == .command(HookConfiguration.CommandHook(command: ["true"])))
+        let set = try parse(
+            """
+            {"tasks": {"t": {"command": ["true"], "log_rate": 0, "log_burst": 50}},
+             "hooks": {"h": {"command": ["true"], "log_rate": 5, "log_burst": 0}}}
+            """)
+        #expect(set.tasks["t"]?.logRate == 0 && set.tasks["t"]?.logBurst == 50)
+        guard case .command(let hook)? = set.hooks["h"] else { throw HarnessFailure("no command hook") }
+        #expect(hook.logRate == 5 && hook.logBurst == 0)
+        let found = problems(
+            """
+            {"tasks": {"t": {"command": ["true"], "log_rate": -1, "log_burst": 1.5}},
+             "hooks": {"h": {"schedule": {"t": "0s"}, "log_rate": 10}}}
+            """)
+        #expect(found.contains("test.json: tasks.t.log_rate: must be at least 0 and at most 1000000000, got -1"))
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.t.log_burst: expected a whole number") })
+        #expect(found.contains("test.json: hooks.h.log_rate: only a command hook takes log_rate"))
+        #expect(found.count == 3)
+    }
+
     @Test func badDurationsAreRejectedWithTheReason() {
         let found = problems(
             """

@@ -1,0 +1,108 @@
+import SmartPollTestSupport
+import Testing
+
+@testable import SmartPollProtocol
+
+@Suite("replies written in slices")
+struct SlicedReplyTests {
+    let time = Timestamp(nanosecondsSinceEpoch: 1_700_000_000_123_000_000)
+
+    /// The slices of `reply`, each of about `budget` bytes, put end to end.
+    func sliced(_ reply: Reply, budget: Int, minimum: Int = 1) -> (bytes: [UInt8], slices: Int)? {
+        guard var slicer = SlicedReply(reply, minimumOutputBytes: minimum) else { return nil }
+        var output: [UInt8] = []
+        var slices = 0
+        while !slicer.isFinished {
+            let before = output.count
+            slicer.encodeSlice(into: &output, budget: budget)
+            slices += 1
+            // A slice may write nothing while it checks UTF-8, never more than a few times the budget.
+            #expect(output.count - before <= 6 * budget + 256)
+            if slices > 1_000_000 { return nil }
+        }
+        return (output, slices)
+    }
+
+    func outputs(seed: UInt64) -> [[UInt8]] {
+        var random = SplitMix64(seed: seed)
+        let text = Array("plain \"quoted\" back\\slash\ttab\n é 😀 \u{7F} \u{1} end".utf8)
+        var binary = (0..<5_000).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        binary[0] = 0xFF
+        let lateInvalid: [UInt8] = Array(Array(repeating: text, count: 200).joined()) + [0xC3]
+        let longText: [UInt8] = Array(Array(repeating: text, count: 300).joined())
+        let wide: [UInt8] = Array(Array(repeating: Array("é😀".utf8), count: 3_000).joined())
+        return [longText, binary, lateInvalid, [], Array("x".utf8), wide]
+    }
+
+    @Test("the slices of results, put end to end, are the reply encoded at once, whatever the budget")
+    func resultsSlicesEqualTheWholeReply() throws {
+        let results = outputs(seed: 7).enumerated().map { index, output in
+            TaskResult(task: "t\(index) \"q\"", run: index + 1, time: time, output: output, truncated: index % 2 == 0)
+        }
+        for id: JSONValue in [.null, .int(42), .string("a\"b")] {
+            let reply = Reply(id: id, body: .results(results))
+            let whole = reply.encodedLine()
+            for budget in [1, 2, 3, 7, 100, 4_096, 65_536, 1 << 22] {
+                let (bytes, slices) = try #require(sliced(reply, budget: budget))
+                #expect(bytes == whole, "budget \(budget)")
+                if budget <= 4_096 { #expect(slices > 5) }
+            }
+        }
+    }
+
+    @Test("the slices of result are the reply encoded at once, text and Base64 alike")
+    func resultSlicesEqualTheWholeReply() throws {
+        for output in outputs(seed: 11) where !output.isEmpty {
+            let reply = Reply(
+                id: .string("r"),
+                body: .result(TaskResult(task: "w", run: 3, time: time, output: output, truncated: true)))
+            for budget in [1, 5, 1_000, 1 << 20] {
+                #expect(try #require(sliced(reply, budget: budget)).bytes == reply.encodedLine())
+            }
+        }
+    }
+
+    @Test("a multi-byte character cut by a slice of the UTF-8 check still makes the output text")
+    func characterCutByTheCheckStaysText() throws {
+        // 4095 ASCII bytes, then a 4-byte character across the first check's 4096-byte cut.
+        let output: [UInt8] =
+            Array(repeating: UInt8(ascii: "a"), count: 4_095) + Array("😀".utf8) + Array(repeating: 98, count: 9_000)
+        let reply = Reply(body: .result(TaskResult(task: "w", run: 1, time: time, output: output, truncated: false)))
+        let (bytes, _) = try #require(sliced(reply, budget: 1))
+        #expect(bytes == reply.encodedLine())
+        #expect(String(decoding: bytes, as: UTF8.self).contains(#""output":"aaa"#))
+    }
+
+    @Test("small replies and other replies are not sliced")
+    func smallRepliesAreNotSliced() {
+        let small = TaskResult(
+            task: "w", run: 1, time: time, output: Array(repeating: 65, count: 1_000), truncated: false)
+        #expect(SlicedReply(Reply(body: .result(small))) == nil)
+        #expect(SlicedReply(Reply(body: .results([small, small]))) == nil)
+        #expect(SlicedReply(Reply(body: .results([]))) == nil)
+        #expect(SlicedReply(Reply(body: .ok)) == nil)
+        let big = TaskResult(
+            task: "w", run: 1, time: time, output: Array(repeating: 65, count: 70_000), truncated: false)
+        #expect(SlicedReply(Reply(body: .result(big))) != nil)
+        #expect(SlicedReply(Reply(body: .results([small, big]))) != nil)
+    }
+
+    @Test("Base64 appended in pieces of multiples of 3 bytes equals Base64 of the whole")
+    func base64InPieces() {
+        var random = SplitMix64(seed: 3)
+        for count in [0, 1, 2, 3, 4, 5, 6, 299, 300, 301] {
+            let bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            var output: [UInt8] = []
+            bytes.withUnsafeBufferPointer { buffer in
+                var offset = 0
+                while offset < count {
+                    let end = min(count, offset + 3 * (1 + offset % 4))
+                    Base64.encode(UnsafeBufferPointer(rebasing: buffer[offset..<end]), appendingTo: &output)
+                    offset = end
+                }
+            }
+            #expect(String(decoding: output, as: UTF8.self) == Base64.encode(bytes))
+            #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        }
+    }
+}
