@@ -97,10 +97,9 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
              "hooks": {"re fresh": {"schedule": {"fech": "0s"}}}}
             """)
         #expect(
-            found.contains(
-                #"test.json: tasks.fetch.comand: unknown key (did you mean "command"?); "#
-                    + "expected one of command, cwd, env, start, every, jitter, timeout, kill_signal, kill_grace, on_failure, backoff, max_retries, on_change, on_success, capture, user, group"
-            ), "\(found)")
+            found.contains {
+                $0.hasPrefix(#"test.json: tasks.fetch.comand: unknown key (did you mean "command"?); expected one of "#)
+            }, "\(found)")
         #expect(found.contains("test.json: tasks.fetch.command: missing; a task needs a command (an array of strings)"))
         #expect(found.contains { $0.hasPrefix("test.json: tasks.fetch.every: missing unit") })
         #expect(
