@@ -18,8 +18,9 @@ public enum Command: Sendable, Hashable {
     case unschedule(task: String)
     /// The library's `stopTimer(task)`; the reply says whether the task is ready.
     case stopTimer(task: String)
-    /// Schedule the task now; with `wait`, reply when the run this caused ends.
-    case run(task: String, wait: Bool)
+    /// Schedule the task now; with `wait`, reply when the run this caused ends; with `output`
+    /// too, the reply carries that run's stdout (failed run or not).
+    case run(task: String, wait: Bool, output: Bool = false)
     /// Stop the task's running process (TERM, grace, KILL).
     case cancel(task: String)
     /// The task's last successful result.
@@ -54,7 +55,7 @@ public enum Command: Sendable, Hashable {
             case .status, .watch: return ["tasks"]
             case .schedule: return ["task", "after", "at", "sooner"]
             case .unschedule, .stopTimer, .cancel, .result: return ["task"]
-            case .run: return ["task", "wait"]
+            case .run: return ["task", "wait", "output"]
             case .emit: return ["hook", "data"]
             case .stop, .start, .restart: return ["wait"]
             }
@@ -87,7 +88,7 @@ public enum Command: Sendable, Hashable {
     public var task: String? {
         switch self {
         case .schedule(let task, _, _), .unschedule(let task), .stopTimer(let task),
-            .run(let task, _), .cancel(let task), .result(let task):
+            .run(let task, _, _), .cancel(let task), .result(let task):
             return task
         case .ping, .status, .results, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
             return nil
@@ -119,7 +120,13 @@ public enum Command: Sendable, Hashable {
         case .schedule: return try decodeSchedule(request, task: try task())
         case .unschedule: return .unschedule(task: try task())
         case .stopTimer: return .stopTimer(task: try task())
-        case .run: return .run(task: try task(), wait: try request.bool("wait", default: false))
+        case .run:
+            let wait = try request.bool("wait", default: false)
+            let output = try request.bool("output", default: false)
+            if output && !wait {
+                throw ProtocolError(.invalidArgument, "output needs wait: true (the output of the run waited for)")
+            }
+            return .run(task: try task(), wait: wait, output: output)
         case .cancel: return .cancel(task: try task())
         case .result: return .result(task: try task())
         case .results: return .results
@@ -200,11 +207,15 @@ public enum Command: Sendable, Hashable {
         case .unschedule(let task), .stopTimer(let task), .cancel(let task), .result(let task):
             writer.key("task")
             writer.string(task)
-        case .run(let task, let wait):
+        case .run(let task, let wait, let output):
             writer.key("task")
             writer.string(task)
             writer.key("wait")
             writer.bool(wait)
+            if output {
+                writer.key("output")
+                writer.bool(true)
+            }
         case .emit(let hook, let data):
             writer.key("hook")
             writer.string(hook)

@@ -212,7 +212,7 @@ public struct Reply: Sendable, Hashable {
                 decoded.append(result)
             }
             body = .results(decoded)
-        case .run(_, let wait) where wait:
+        case .run(_, let wait, _) where wait:
             body = .runFinished(try RunOutcome.decode(reader))
         case .reload:
             body = .reloaded(try ReloadReply.decode(reader))

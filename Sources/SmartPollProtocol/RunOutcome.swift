@@ -16,11 +16,19 @@ public struct RunOutcome: Sendable, Hashable {
     public var error: String?
     /// The last 4 KiB of the run's stderr, as `status` keeps them.
     public var stderrTail: String
+    /// With `"output": true` in the request: the run's own stdout (`"output"`, or
+    /// `"output_base64"` when it is not UTF-8), whether the run succeeded or not; nil otherwise.
+    public var output: [UInt8]?
+    /// Whether ``output`` was cut at the task's `capture`.
+    public var truncated = false
 
     public init(
         task: String, run: Int, exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool,
-        cancelled: Bool = false, error: String? = nil, stderrTail: String = ""
+        cancelled: Bool = false, error: String? = nil, stderrTail: String = "", output: [UInt8]? = nil,
+        truncated: Bool = false
     ) {
+        self.output = output
+        self.truncated = truncated
         self.task = task
         self.run = run
         self.exitCode = exitCode
@@ -62,6 +70,23 @@ public struct RunOutcome: Sendable, Hashable {
         writer.string(error)
         writer.key("stderr_tail")
         writer.string(stderrTail)
+        guard let output else { return }
+        if let text = String(validating: output, as: UTF8.self) {
+            writer.key("output")
+            writer.string(text)
+        } else {
+            writer.key("output_base64")
+            writer.string(Base64.encode(output))
+        }
+        writer.key("truncated")
+        writer.bool(truncated)
+    }
+
+    /// The members before the output, for ``SlicedReply``, which writes the output itself.
+    func writeMembersBeforeOutput(to writer: inout JSONWriter) {
+        var head = self
+        head.output = nil
+        head.writeMembers(to: &writer)
     }
 
     static func decode(_ reader: ObjectReader) throws(ProtocolError) -> RunOutcome {
@@ -75,6 +100,17 @@ public struct RunOutcome: Sendable, Hashable {
             // Absent from supervisors before these keys.
             cancelled: try reader.bool("cancelled", default: false),
             error: try reader.optionalString("error"),
-            stderrTail: try reader.optionalString("stderr_tail") ?? "")
+            stderrTail: try reader.optionalString("stderr_tail") ?? "",
+            output: try Self.decodeOutput(reader),
+            truncated: try reader.bool("truncated", default: false))
+    }
+
+    private static func decodeOutput(_ reader: ObjectReader) throws(ProtocolError) -> [UInt8]? {
+        if let text = try reader.optionalString("output") { return Array(text.utf8) }
+        guard let encoded = try reader.optionalString("output_base64") else { return nil }
+        guard let bytes = Base64.decode(encoded) else {
+            throw ProtocolError.badRequest("invalid Base64").inField(reader.fieldName("output_base64"))
+        }
+        return bytes
     }
 }

@@ -1,4 +1,4 @@
-/// A `result` or `results` reply whose outputs are large, encoded a slice at a time as the
+/// A `result`, `results` or `run` (with `output`) reply whose outputs are large, encoded a slice at a time as the
 /// socket drains instead of all at once: `results` of ten 1 MiB binary outputs is 13 MiB of
 /// Base64, about a second of one turn of the loop in a debug build.
 ///
@@ -20,6 +20,9 @@ public struct SlicedReply: Sendable {
     private let results: [TaskResult]
     /// `results` (an object of results) or `result` (one result's members in the reply).
     private let isResults: Bool
+    /// For `run` with `wait` and `output`: the outcome, whose members come before the output
+    /// (``results`` then holds its output as one result).
+    private let outcome: RunOutcome?
     private var phase: Phase
 
     private enum Phase: Sendable {
@@ -30,14 +33,24 @@ public struct SlicedReply: Sendable {
         case finished
     }
 
-    /// The reply in slices, or nil when it is neither `result` nor `results`, or when its
-    /// outputs add up to fewer than `minimumOutputBytes`.
+    /// The reply in slices, or nil when it is neither `result`, `results` nor a `run` outcome
+    /// with its output, or when its outputs add up to fewer than `minimumOutputBytes`.
     public init?(_ reply: Reply, minimumOutputBytes: Int = SlicedReply.minimumOutputBytes) {
+        var outcome: RunOutcome?
         switch reply.body {
         case .result(let result):
             guard result.output.count >= minimumOutputBytes else { return nil }
             results = [result]
             isResults = false
+        case .runFinished(let finished):
+            guard let output = finished.output, output.count >= minimumOutputBytes else { return nil }
+            results = [
+                TaskResult(
+                    task: finished.task, run: finished.run, time: Timestamp(nanosecondsSinceEpoch: 0), output: output,
+                    truncated: finished.truncated)
+            ]
+            isResults = false
+            outcome = finished
         case .results(let all):
             guard !all.isEmpty, all.reduce(0, { $0 + $1.output.count }) >= minimumOutputBytes else { return nil }
             results = all
@@ -46,6 +59,7 @@ public struct SlicedReply: Sendable {
             return nil
         }
         id = reply.id
+        self.outcome = outcome
         phase = .checking(index: 0, offset: 0)
     }
 
@@ -121,7 +135,11 @@ public struct SlicedReply: Sendable {
             writer.key(name: result.task)
             writer.beginObject()
         }
-        result.writeMembersBeforeOutput(to: &writer)
+        if let outcome {
+            outcome.writeMembersBeforeOutput(to: &writer)
+        } else {
+            result.writeMembersBeforeOutput(to: &writer)
+        }
         writer.key(isText ? "output" : "output_base64")
         writer.raw(UInt8(ascii: "\""))
         writer.append(to: &output)

@@ -80,9 +80,18 @@ extension Supervisor {
                 .schedule(
                     ScheduleReply(
                         task: name, scheduled: next != nil, next: next.map(wall), ready: ready, running: running)))
-        case .run(let name, let wait):
+        case .run(let name, let wait, let withOutput):
             guard let task = taskID(name), requireRunningLoop() else { return }
-            if wait { tasks[Int(task.index)].waitingForNextRun.append(reply) }
+            if wait {
+                // Every waiter of a run gets its outcome with the output (a shared copy-on-write
+                // array); those that did not ask for it get it without.
+                tasks[Int(task.index)].waitingForNextRun.append { body in
+                    guard !withOutput, case .runFinished(var outcome) = body else { return reply(body) }
+                    outcome.output = nil
+                    outcome.truncated = false
+                    reply(.runFinished(outcome))
+                }
+            }
             carryOut(policy.schedule(task, after: .zero, now: now))
             pump()
             if !wait { durableReply(.ok) }

@@ -231,7 +231,7 @@ extension Supervisor {
         let outcome = RunOutcome(
             task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal,
             timedOut: last.timedOut, succeeded: last.succeeded, cancelled: cancelled, error: last.error,
-            stderrTail: last.stderrTail)
+            stderrTail: last.stderrTail, output: end.output ?? [], truncated: end.truncated)
         let waiters = end.waiters
         let reply = { for waiter in waiters { waiter(.runFinished(outcome)) } }
         if durable { whenDurable(urgent: false, reply) } else { reply() }

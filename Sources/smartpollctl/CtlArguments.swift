@@ -66,7 +66,7 @@ struct CtlArguments {
                 continue
             }
             switch word {
-            case "--wait", "--sooner": flags.insert(word)
+            case "--wait", "--sooner", "--output": flags.insert(word)
             case "--at": at = try value(word, &remaining)
             default:
                 if word.hasPrefix("--at=") {
@@ -76,7 +76,7 @@ struct CtlArguments {
                 if word.hasPrefix("--") && word.count > 2 {
                     throw UsageError(
                         message: "unknown option \"\(word)\" for \(name)"
-                            + suggestion(for: word, among: ["--wait", "--sooner", "--at"] + globalOptions))
+                            + suggestion(for: word, among: ["--wait", "--sooner", "--at", "--output"] + globalOptions))
                 }
                 words.append(word)
             }
@@ -115,9 +115,13 @@ struct CtlArguments {
             default: parsed.request = .result(task: words[0])
             }
         case "run":
-            try allow(["--wait"])
+            try allow(["--wait", "--output"])
             try count(1...1)
-            parsed.request = .run(task: words[0], wait: flags.contains("--wait"))
+            if flags.contains("--output") && !flags.contains("--wait") {
+                throw UsageError(message: "run --output needs --wait (it prints the output of the run waited for)")
+            }
+            parsed.request = .run(
+                task: words[0], wait: flags.contains("--wait"), output: flags.contains("--output"))
         case "emit":
             try allow([])
             try count(1...2)

@@ -10,7 +10,8 @@ let usage = """
                                         schedule at an RFC 3339 time
       unschedule TASK                   clear the task's schedule
       stop-timer TASK                   stop the pending timer; prints whether the task is ready
-      run TASK [--wait]                 run now; with --wait, exit with the run's status
+      run TASK [--wait [--output]]      run now; with --wait, exit with the run's status (and say
+                                        how it failed); --output prints that run's own stdout
       cancel TASK                       end the task's running process (TERM, grace, KILL)
       result TASK                       print the last successful output
       results                           print every task's last successful output

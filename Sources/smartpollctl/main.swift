@@ -156,6 +156,12 @@ case .results(let results):
         if result.output.last != 10 && !result.output.isEmpty { standardOutput([10]) }
     }
 case .runFinished(let outcome):
+    if let output = outcome.output {
+        standardOutput(output)
+        if outcome.truncated {
+            standardError("smartpollctl: note: the output of \(outcome.task) run \(outcome.run) was truncated\n")
+        }
+    }
     if !outcome.succeeded { standardError("smartpollctl: " + Rendering.runFailure(outcome) + "\n") }
     exit(outcome.shellExitStatus)
 case .reloaded(let reload):

@@ -66,7 +66,7 @@ struct CompletionTests {
         #expect(lines[1] == "start status stop stop-timer")
         #expect(lines[2] == "--help --json --socket --timeout --utc --version")
         // The global options may follow the command too.
-        #expect(lines[3] == "--json --socket --timeout --utc --wait")
+        #expect(lines[3] == "--json --output --socket --timeout --utc --wait")
         #expect(lines[4] == "--at --json --socket --sooner --timeout --utc")
         #expect(lines[5] == "schedule stop-timer unschedule")
         #expect(lines[6] == "--at --json --socket --sooner --timeout --utc")

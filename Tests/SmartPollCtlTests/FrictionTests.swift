@@ -242,4 +242,33 @@ struct FrictionTests {
         #expect(outcome.cancelled)
         #expect(!outcome.succeeded)
     }
+
+    @Test func runWaitOutputPrintsThatRunsOwnStdoutFailedOrNot() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+              "counter": {"command": ["sh", "-c", "echo run $SMARTPOLL_RUN; [ $SMARTPOLL_RUN -ne 2 ]"],
+                          "on_failure": "continue"},
+              "binary": {"command": ["sh", "-c", "printf '\\\\377\\\\376abc'"]},
+              "big": {"command": ["sh", "-c", "head -c 300000 /dev/zero | tr '\\\\0' x"]}}}
+            """)
+        let first = try supervisor.ctl("run", "counter", "--wait", "--output")
+        #expect(first.status == 0)
+        #expect(first.output == "run 1\n")
+        // The second run fails: its own output still comes, while `result` keeps run 1's.
+        let second = try supervisor.ctl("run", "counter", "--wait", "--output")
+        #expect(second.status == 1)
+        #expect(second.output == "run 2\n")
+        #expect(try supervisor.ctl("result", "counter").output == "run 1\n")
+        let binary = try supervisor.ctl("--json", "run", "binary", "--wait", "--output")
+        #expect(try json(binary.output)["output_base64"] == .string("//5hYmM="), "\(binary.output)")
+        // A big output leaves in slices (over 64 KiB): the same bytes.
+        let big = try supervisor.ctl("run", "big", "--wait", "--output")
+        #expect(big.output == String(repeating: "x", count: 300_000))
+        let plain = try json(try supervisor.ctl("--json", "run", "counter", "--wait").output)
+        #expect(plain["output"] == nil, "no output unless asked")
+        let usage = try supervisor.ctl("run", "counter", "--output")
+        #expect(usage.status == 2)
+        #expect(usage.error.contains("--output needs --wait"))
+    }
 }

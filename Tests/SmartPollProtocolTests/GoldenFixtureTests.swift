@@ -50,6 +50,7 @@ struct GoldenFixtureTests {
         case "result", "result-base64", "result-none": return .result(task: "weather1")
         case "results": return .results
         case "run-wait", "run-wait-signal": return .run(task: "weather1", wait: true)
+        case "run-wait-output": return .run(task: "weather1", wait: true, output: true)
         case "reload": return .reload
         default: return .shutdown
         }

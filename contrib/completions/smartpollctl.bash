@@ -78,7 +78,7 @@ _smartpollctl() {
         status | watch) tasks=yes ;;
         schedule) options="--sooner --at"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
         unschedule | stop-timer | cancel | result) (( ${#arguments[@]} == 0 )) && tasks=yes ;;
-        run) options="--wait"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
+        run) options="--wait --output"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
         start | stop | restart) options="--wait" ;;
         emit | results | reload | shutdown | ping) ;;
         hook)

@@ -52,5 +52,6 @@ complete -c smartpollctl -n '__fish_seen_subcommand_from hook; and not __fish_se
 complete -c smartpollctl -n '__fish_seen_subcommand_from status watch schedule unschedule stop-timer run cancel result' \
     -a '(__smartpollctl_tasks)' -d Task
 complete -c smartpollctl -n '__fish_seen_subcommand_from run start stop restart' -l wait -d 'Wait until it is done'
+complete -c smartpollctl -n '__fish_seen_subcommand_from run' -l output -d "With --wait, print the run's own stdout"
 complete -c smartpollctl -n '__fish_seen_subcommand_from schedule' -l sooner -d 'Keep the sooner of the old and the new schedule'
 complete -c smartpollctl -n '__fish_seen_subcommand_from schedule' -l at -x -d 'An RFC 3339 time instead of a delay'
