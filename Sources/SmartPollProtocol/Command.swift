@@ -27,8 +27,10 @@ public enum Command: Sendable, Hashable {
     case result(task: String)
     /// The last successful result of every task.
     case results
-    /// Trigger the event hook `hook` with optional data (its stdin).
-    case emit(hook: String, data: String?)
+    /// Trigger the event hook `hook` with optional data (its stdin), exact bytes: on the wire
+    /// `"data"` when they are UTF-8, `"data_base64"` otherwise (as results carry
+    /// `"output_base64"`).
+    case emit(hook: String, data: [UInt8]?)
     /// End the loop's run.
     case stop(wait: Bool)
     /// Start a new run of the loop.
@@ -56,7 +58,7 @@ public enum Command: Sendable, Hashable {
             case .schedule: return ["task", "after", "at", "sooner"]
             case .unschedule, .stopTimer, .cancel, .result: return ["task"]
             case .run: return ["task", "wait", "output"]
-            case .emit: return ["hook", "data"]
+            case .emit: return ["hook", "data", "data_base64"]
             case .stop, .start, .restart: return ["wait"]
             }
         }
@@ -130,13 +132,32 @@ public enum Command: Sendable, Hashable {
         case .cancel: return .cancel(task: try task())
         case .result: return .result(task: try task())
         case .results: return .results
-        case .emit: return .emit(hook: try request.string("hook"), data: try request.optionalString("data"))
+        case .emit: return .emit(hook: try request.string("hook"), data: try decodeEmitData(request))
         case .stop: return .stop(wait: try request.bool("wait", default: false))
         case .start: return .start(wait: try request.bool("wait", default: false))
         case .restart: return .restart(wait: try request.bool("wait", default: false))
         case .reload: return .reload
         case .watch: return .watch(tasks: try request.optionalStringArray("tasks"))
         case .shutdown: return .shutdown
+        }
+    }
+
+    /// `data` (text) or `data_base64` (any bytes), not both; neither: no data.
+    private static func decodeEmitData(_ request: ObjectReader) throws(ProtocolError) -> [UInt8]? {
+        let text = try request.optionalString("data")
+        let encoded = try request.optionalString("data_base64")
+        switch (text, encoded) {
+        case (let text?, nil):
+            return Array(text.utf8)
+        case (nil, let encoded?):
+            guard let bytes = Base64.decode(encoded) else {
+                throw ProtocolError(.invalidArgument, "data_base64 is not valid Base64")
+            }
+            return bytes
+        case (nil, nil):
+            return nil
+        case (_?, _?):
+            throw ProtocolError(.invalidArgument, "give data or data_base64, not both")
         }
     }
 
@@ -220,8 +241,13 @@ public enum Command: Sendable, Hashable {
             writer.key("hook")
             writer.string(hook)
             if let data {
-                writer.key("data")
-                writer.string(data)
+                if let text = String(validating: data, as: UTF8.self) {
+                    writer.key("data")
+                    writer.string(text)
+                } else {
+                    writer.key("data_base64")
+                    writer.string(Base64.encode(data))
+                }
             }
         case .stop(let wait), .start(let wait), .restart(let wait):
             writer.key("wait")

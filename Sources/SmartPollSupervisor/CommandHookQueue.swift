@@ -8,7 +8,7 @@ struct CommandHookQueue {
     struct Emit {
         var name: String
         var hook: HookConfiguration.CommandHook
-        var data: String?
+        var data: [UInt8]?
         var reply: (Reply.Body) -> Void
     }
 

@@ -44,7 +44,7 @@ extension Supervisor {
             owner: .hook(name: emit.name), runID: runID, generation: generation, due: loop.now,
             command: SpawnRequest(
                 arguments: hook.command, environment: environment, workingDirectory: hook.workingDirectory),
-            input: Array((emit.data ?? "").utf8), capture: 1 << 20, maximumDirectives: configuration.maximumDirectives,
+            input: emit.data ?? [], capture: 1 << 20, maximumDirectives: configuration.maximumDirectives,
             timeout: hook.timeout, teardown: Teardown(grace: hook.killGrace),
             stderrLimiter: StderrRateLimiter(rate: hook.logRate, burst: hook.logBurst, now: loop.now))
         let run: TaskRun

@@ -1,3 +1,4 @@
+import Glibc
 import SmartPollProtocol
 
 /// The parsed command line.
@@ -126,8 +127,8 @@ struct CtlArguments {
             try allow([])
             try count(1...2)
             parsed.dataFromStandardInput = words.count == 2 && words[1] == "-"
-            parsed.request = .emit(
-                hook: words[0], data: words.count == 2 && !parsed.dataFromStandardInput ? words[1] : nil)
+            let data = words.count == 2 && !parsed.dataFromStandardInput ? words[1] : nil
+            parsed.request = .emit(hook: words[0], data: data.map { rawArgument($0) })
         case "start", "stop", "restart":
             try allow(["--wait"])
             try count(0...0)
@@ -185,6 +186,19 @@ struct CtlArguments {
         "status", "schedule", "unschedule", "stop-timer", "run", "cancel", "result", "results", "emit", "watch",
         "start", "stop", "restart", "reload", "shutdown", "ping", "hook",
     ]
+
+    /// The bytes of the argument that reads as `word`: exactly as given, also when they are not
+    /// UTF-8 (which `CommandLine.arguments` repairs with U+FFFD), so that `emit` passes them on
+    /// unchanged.
+    static func rawArgument(_ word: String) -> [UInt8] {
+        guard word.unicodeScalars.contains("\u{FFFD}") else { return Array(word.utf8) }
+        for index in 1..<Int(CommandLine.argc) {
+            guard let pointer = CommandLine.unsafeArgv[index] else { continue }
+            let bytes = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
+            if String(decoding: bytes, as: UTF8.self) == word { return bytes }
+        }
+        return Array(word.utf8)
+    }
 
     /// `--name=value` as (`--name`, `value`); any other word as (word, nil).
     private static func splitOption(_ word: String) -> (String, String?) {

@@ -65,7 +65,7 @@ if parsed.dataFromStandardInput, case .emit(let hook, _) = command {
         if count == 0 { break }
         data.append(contentsOf: buffer[..<count])
     }
-    command = .emit(hook: hook, data: String(decoding: data, as: UTF8.self))
+    command = .emit(hook: hook, data: data)
 }
 
 let display = TimeDisplay(utc: parsed.utc)

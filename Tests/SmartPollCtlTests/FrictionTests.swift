@@ -271,4 +271,25 @@ struct FrictionTests {
         #expect(usage.status == 2)
         #expect(usage.error.contains("--output needs --wait"))
     }
+
+    @Test func emitPassesBytesThatAreNotUTF8Exactly() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"idle": {"command": ["true"]}},
+             "hooks": {"h": {"command": ["sh", "-c", "cat > $DIR/got"]}}}
+            """)
+        let stdin = try runCommand(
+            "/bin/sh", ["-c", #"printf '\377\376\000abc\n' | smartpollctl --socket "$0" emit h -"#, supervisor.socket],
+            environment: ["PATH": Binaries.folder + ":/usr/bin:/bin"])
+        #expect(stdin.status == 0, "\(stdin.error)")
+        let got = try Data(contentsOf: URL(fileURLWithPath: supervisor.path("got")))
+        #expect(Array(got) == [0xFF, 0xFE, 0x00, 0x61, 0x62, 0x63, 0x0A])
+        // From the argument too (a shell can pass any bytes but NUL).
+        let argument = try runCommand(
+            "/bin/sh", ["-c", #"smartpollctl --socket "$0" emit h "$(printf '\377x\351')""#, supervisor.socket],
+            environment: ["PATH": Binaries.folder + ":/usr/bin:/bin"])
+        #expect(argument.status == 0, "\(argument.error)")
+        let again = try Data(contentsOf: URL(fileURLWithPath: supervisor.path("got")))
+        #expect(Array(again) == [0xFF, 0x78, 0xE9])
+    }
 }

@@ -108,7 +108,7 @@ struct GoldenFixtureTests {
         let clear = try Request.decode(Fixtures.line("requests", "schedule-at-null.json")).get()
         #expect(clear.command == .schedule(task: "weather1", when: .at(nil), sooner: false))
         let emit = try Request.decode(Fixtures.line("requests", "emit.json")).get()
-        #expect(emit.command == .emit(hook: "refresh", data: "line one\nline \"two\"\u{0}end"))
+        #expect(emit.command == .emit(hook: "refresh", data: Array("line one\nline \"two\"\u{0}end".utf8)))
         let noId = try Request.decode(Fixtures.line("requests", "ping-without-id.json")).get()
         #expect(noId.id == nil)
         let nullId = try Request.decode(Fixtures.line("requests", "ping-null-id.json")).get()

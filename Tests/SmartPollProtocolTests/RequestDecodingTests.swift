@@ -21,7 +21,8 @@ struct RequestDecodingTests {
             .schedule(task: "a", when: .at(nil), sooner: false),
             .unschedule(task: "a"), .stopTimer(task: "a"), .run(task: "a", wait: false),
             .run(task: "a", wait: true), .cancel(task: "a"), .result(task: "a"), .results,
-            .emit(hook: "h", data: nil), .emit(hook: "h", data: "\u{1}\t\"\\é😀"),
+            .emit(hook: "h", data: nil), .emit(hook: "h", data: Array("\u{1}\t\"\\é😀".utf8)),
+            .emit(hook: "h", data: [0xFF, 0xFE, 0, 0x61]),
             .stop(wait: true), .start(wait: false), .restart(wait: true), .reload,
             .watch(tasks: nil), .watch(tasks: ["x"]), .shutdown,
         ]
@@ -155,5 +156,24 @@ struct RequestDecodingTests {
                 "bad_request", "unknown_command", "unknown_task", "unknown_hook", "invalid_argument",
                 "not_running", "too_large", "permission_denied", "busy", "shutting_down", "internal",
             ])
+    }
+
+    @Test func emitDataThatIsNotUTF8TravelsAsBase64AndComesBackExact() throws {
+        let bytes: [UInt8] = [0xFF, 0xFE, 0x00, 0x61, 0x62, 0x63, 0x0A]
+        let line = Request(id: .int(1), command: .emit(hook: "h", data: bytes)).encoded()
+        #expect(line == #"{"id":1,"cmd":"emit","hook":"h","data_base64":"//4AYWJjCg=="}"#)
+        #expect(try Request.decode(line).get().command == .emit(hook: "h", data: bytes))
+        let both = Request.decode(#"{"cmd":"emit","hook":"h","data":"x","data_base64":"eA=="}"#)
+        guard case .failure(let failure) = both else {
+            Issue.record("data and data_base64 together were accepted")
+            return
+        }
+        #expect(failure.error.code == .invalidArgument)
+        let bad = Request.decode(#"{"cmd":"emit","hook":"h","data_base64":"not base64!"}"#)
+        guard case .failure(let badFailure) = bad else {
+            Issue.record("invalid Base64 was accepted")
+            return
+        }
+        #expect(badFailure.error.code == .invalidArgument)
     }
 }
