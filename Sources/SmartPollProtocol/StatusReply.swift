@@ -1,5 +1,5 @@
 /// The reply to `status`:
-/// `{"id":..,"ok":true,"loop":{...},"tasks":[...],"state_file":{...},"containment":{...}}`.
+/// `{"id":..,"ok":true,"loop":{...},"tasks":[...],"state_file":{...},"containment":{...},"hooks":[...]}`.
 public struct StatusReply: Sendable, Hashable {
     public var loop: LoopStatus
     /// The tasks asked for (all of them by default), in the supervisor's order.
@@ -8,11 +8,14 @@ public struct StatusReply: Sendable, Hashable {
     public var stateFile: StateFileStatus?
     /// How runs are contained; `nil` (the member left out) from a supervisor that does not say.
     public var containment: ContainmentStatus?
+    /// The command hook running and those waiting their turn, in order.
+    public var hooks: [HookRunStatus]
 
     public init(
         loop: LoopStatus, tasks: [TaskStatus], stateFile: StateFileStatus? = nil,
-        containment: ContainmentStatus? = nil
+        containment: ContainmentStatus? = nil, hooks: [HookRunStatus] = []
     ) {
+        self.hooks = hooks
         self.loop = loop
         self.tasks = tasks
         self.stateFile = stateFile
@@ -32,6 +35,10 @@ public struct StatusReply: Sendable, Hashable {
             writer.key("containment")
             containment.write(to: &writer)
         }
+        writer.key("hooks")
+        writer.beginArray()
+        for hook in hooks { hook.write(to: &writer) }
+        writer.endArray()
     }
 
     static func decode(_ reader: ObjectReader) throws(ProtocolError) -> StatusReply {
@@ -56,6 +63,17 @@ public struct StatusReply: Sendable, Hashable {
         let containment = try reader.optionalObject("containment").map { (reader) throws(ProtocolError) in
             try ContainmentStatus.decode(reader)
         }
-        return StatusReply(loop: loop, tasks: tasks, stateFile: stateFile, containment: containment)
+        var hooks: [HookRunStatus] = []
+        // Optional: absent from supervisors before it.
+        if case .array(let elements)? = reader.object["hooks"] {
+            for (index, element) in elements.enumerated() {
+                guard case .object(let object) = element else {
+                    throw ProtocolError.badRequest("expected an object, got \(element.shortDescription)").inField(
+                        "hooks[\(index)]")
+                }
+                hooks.append(try HookRunStatus.decode(ObjectReader(object, path: "hooks[\(index)].")))
+            }
+        }
+        return StatusReply(loop: loop, tasks: tasks, stateFile: stateFile, containment: containment, hooks: hooks)
     }
 }

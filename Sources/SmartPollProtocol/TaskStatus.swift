@@ -1,6 +1,6 @@
 /// One task of a `status` reply:
 /// `{"name":"w1","scheduled":true,"ready":false,"next":T,"running":false,
-/// "pid":null,"run":null,"runs":N,"failures":N,"last":{...}}`.
+/// "pid":null,"run":null,"runs":N,"failures":N,"cancelled":N,"last":{...}}`.
 public struct TaskStatus: Sendable, Hashable {
     public var name: String
     /// Whether a deadline is pending.
@@ -16,15 +16,19 @@ public struct TaskStatus: Sendable, Hashable {
     public var run: Int?
     /// Finished runs.
     public var runs: Int
-    /// Failed runs among ``runs``.
+    /// Failed runs among ``runs`` (not counting cancelled ones).
     public var failures: Int
+    /// Runs among ``runs`` that `cancel`, `stop` (the loop's end) or a reload ended before
+    /// they could finish (and that did not exit 0 anyway): an operator's doing, not a failure.
+    public var cancelled: Int
     /// The last finished run; `nil` before the first run ends.
     public var last: LastRun?
 
     public init(
         name: String, scheduled: Bool, ready: Bool, next: Timestamp?, running: Bool,
-        pid: Int?, run: Int?, runs: Int, failures: Int, last: LastRun?
+        pid: Int?, run: Int?, runs: Int, failures: Int, cancelled: Int = 0, last: LastRun?
     ) {
+        self.cancelled = cancelled
         self.name = name
         self.scheduled = scheduled
         self.ready = ready
@@ -57,6 +61,8 @@ public struct TaskStatus: Sendable, Hashable {
         writer.int(runs)
         writer.key("failures")
         writer.int(failures)
+        writer.key("cancelled")
+        writer.int(cancelled)
         writer.key("last")
         if let last { last.write(to: &writer) } else { writer.null() }
         writer.endObject()
@@ -73,6 +79,8 @@ public struct TaskStatus: Sendable, Hashable {
             run: try reader.optionalInt("run"),
             runs: try reader.int("runs"),
             failures: try reader.int("failures"),
+            // Absent from supervisors before the counter.
+            cancelled: try reader.optionalInt("cancelled") ?? 0,
             last: try reader.optionalObject("last").map { (last) throws(ProtocolError) in try LastRun.decode(last) })
     }
 }

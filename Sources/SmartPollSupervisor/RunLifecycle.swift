@@ -68,6 +68,8 @@ struct RunLifecycle: Sendable {
     private(set) var state: State = .running
     private(set) var timedOut = false
     private(set) var cancelled = false
+    /// Whether the loop's end (`stop`, `restart`, `shutdown`, a fatal failure) ended the run.
+    private(set) var stopped = false
     let timeout: Duration?
     let teardown: Teardown
     /// Whether the run is a cgroup of its own: its end then waits until the cgroup is empty.
@@ -98,7 +100,7 @@ struct RunLifecycle: Sendable {
     /// is still recorded: a `cancel` during a timeout's grace makes the run cancelled too).
     mutating func terminate(_ cause: Cause) -> [Action] {
         guard !hasExited else { return [] }
-        if cause != .stopped { cancelled = true }
+        if cause != .stopped { cancelled = true } else { stopped = true }
         guard state == .running else { return [] }
         return beginTeardown()
     }

@@ -169,10 +169,26 @@ extension Supervisor {
                 name: names[index], scheduled: schedule != .none, ready: ready,
                 next: policy.machine.next(task).map(wall),
                 running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
-                runs: tasks[index].runs, failures: tasks[index].failures, last: tasks[index].last)
+                runs: tasks[index].runs, failures: tasks[index].failures, cancelled: tasks[index].cancelled,
+                last: tasks[index].last)
         }
         return StatusReply(
             loop: loopStatus, tasks: rows, stateFile: persistence?.status,
-            containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path))
+            containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path),
+            hooks: hookStatus())
+    }
+
+    /// The command hook in flight and those queued behind it.
+    private func hookStatus() -> [HookRunStatus] {
+        var hooks: [HookRunStatus] = []
+        if let inFlight = self.hooks.inFlight {
+            let run = inFlight.run
+            var name = ""
+            if case .hook(let hook) = run.owner { name = hook }
+            hooks.append(
+                HookRunStatus(name: name, running: true, run: run.runID, pid: Int(run.pid), started: run.startedWall))
+        }
+        for pending in self.hooks.pending { hooks.append(HookRunStatus(name: pending.name, running: false)) }
+        return hooks
     }
 }

@@ -108,7 +108,7 @@ extension Supervisor {
                 RunEnd(
                     name: name, incarnation: owner?.incarnation, configuration: configuration,
                     generation: run.generation, pid: run.pid, last: last, outcome: outcome, output: run.output,
-                    truncated: run.truncated, waiters: run.waiters))
+                    truncated: run.truncated, waiters: run.waiters, interrupted: run.cancelled || run.stopped))
         }
     }
 
@@ -151,6 +151,9 @@ extension Supervisor {
         var truncated = false
         /// `run --wait` requests for this run.
         var waiters: [(Reply.Body) -> Void]
+        /// Whether `cancel`, the loop's end or a reload ended the run: a failure it then shows
+        /// counts as cancelled, not failed.
+        var interrupted = false
     }
 
     /// A task's run ended. While a command hook runs, its end waits for the hook's: no task
@@ -181,7 +184,9 @@ extension Supervisor {
         let index = Int(task.index)
         if tasks[index].current?.runID == last.run { tasks[index].current = nil }
         tasks[index].runs += 1
-        if !last.succeeded { tasks[index].failures += 1 }
+        if !last.succeeded {
+            if end.interrupted { tasks[index].cancelled += 1 } else { tasks[index].failures += 1 }
+        }
         tasks[index].last = last
         var changed = false
         if end.generation == generation && loopStatus.state == .running {

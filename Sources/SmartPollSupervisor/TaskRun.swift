@@ -241,6 +241,8 @@ final class TaskRun {
     var hasExited: Bool { lifecycle.hasExited }
     var timedOut: Bool { lifecycle.timedOut }
     var cancelled: Bool { lifecycle.cancelled }
+    /// Whether the loop's end ended the run (see ``RunLifecycle/stopped``).
+    var stopped: Bool { lifecycle.stopped }
 
     /// Whether the run succeeded: exit 0, no timeout, no cancel, valid directives.
     var succeeded: Bool { lifecycle.succeeded(status: status, directiveError: directiveError) }

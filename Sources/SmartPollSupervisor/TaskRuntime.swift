@@ -12,6 +12,8 @@ struct TaskRuntime {
     var prepared: PreparedCommand?
     var runs = 0
     var failures = 0
+    /// Runs cancelled or stopped before they could finish (``TaskStatus/cancelled``).
+    var cancelled = 0
     var last: LastRun?
     /// The last successful result.
     var result: TaskResult?

@@ -27,7 +27,7 @@ enum Rendering {
                 header += "\nstate: \(state.path) (nothing written yet)"
             }
         }
-        var rows = [["TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES"]]
+        var rows = [["TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES", "CANCELLED"]]
         for task in status.tasks {
             let state =
                 task.running
@@ -38,9 +38,20 @@ enum Rendering {
             let exit =
                 task.last.map { HumanFormat.outcome(exitCode: $0.exitCode, signal: $0.signal, timedOut: $0.timedOut) }
                 ?? "-"
-            rows.append([task.name, state, next, last, exit, "\(task.runs)", "\(task.failures)"])
+            rows.append([task.name, state, next, last, exit, "\(task.runs)", "\(task.failures)", "\(task.cancelled)"])
         }
-        return header + "\n" + HumanFormat.table(rows)
+        var hooks = ""
+        for hook in status.hooks {
+            if hook.running {
+                let since = hook.started.map { ", started \(HumanFormat.relative($0, now: now))" } ?? ""
+                hooks +=
+                    "\nhook \(hook.name): running" + (hook.pid.map { " (\($0))" } ?? "")
+                    + (hook.run.map { ", run \($0)" } ?? "") + since
+            } else {
+                hooks += "\nhook \(hook.name): waiting for the hook before it"
+            }
+        }
+        return header + hooks + "\n" + HumanFormat.table(rows)
     }
 
     /// `smartpollctl run --wait`'s line for a failed run: `w1 run 7 failed: exit 3: last stderr

@@ -39,12 +39,12 @@ struct CommandTests {
         #expect(lines[0].hasPrefix("loop: running since "))
         #expect(
             lines[1].split(separator: " ", omittingEmptySubsequences: true) == [
-                "TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES",
+                "TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES", "CANCELLED",
             ])
         let echo = try #require(lines.first { $0.hasPrefix("echo ") })
-        #expect(echo.split(separator: " ", omittingEmptySubsequences: true).suffix(3) == ["0", "1", "0"])
+        #expect(echo.split(separator: " ", omittingEmptySubsequences: true).suffix(4) == ["0", "1", "0", "0"])
         let reply = try json(try supervisor.ctl("--json", "status", "echo").output)
-        #expect(reply.keys == ["id", "ok", "loop", "tasks", "state_file", "containment"])
+        #expect(reply.keys == ["id", "ok", "loop", "tasks", "state_file", "containment", "hooks"])
         #expect(reply["state_file"] == .null, "no state_dir configured")
         guard case .array(let tasks)? = reply["tasks"], case .object(let task)? = tasks.first else {
             Issue.record("no tasks in \(reply)")
@@ -52,7 +52,9 @@ struct CommandTests {
         }
         #expect(tasks.count == 1)
         #expect(
-            task.keys == ["name", "scheduled", "ready", "next", "running", "pid", "run", "runs", "failures", "last"])
+            task.keys == [
+                "name", "scheduled", "ready", "next", "running", "pid", "run", "runs", "failures", "cancelled", "last",
+            ])
         guard case .object(let last)? = task["last"] else { Issue.record("no last run"); return }
         #expect(
             last.keys == [

@@ -292,4 +292,37 @@ struct FrictionTests {
         let again = try Data(contentsOf: URL(fileURLWithPath: supervisor.path("got")))
         #expect(Array(again) == [0xFF, 0x78, 0xE9])
     }
+
+    @Test func statusShowsTheCommandHookThatRunsAndThoseWaiting() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"idle": {"command": ["true"]}},
+             "hooks": {"slow": {"command": ["sh", "-c", "echo started > $DIR/slow; sleep 30"]},
+                       "next": {"command": ["true"]}}}
+            """)
+        let first = try supervisor.connect()
+        try first.send(Request(id: .int(1), command: .emit(hook: "slow", data: nil)))
+        let second = try supervisor.connect()
+        try second.send(Request(id: .int(2), command: .emit(hook: "next", data: nil)))
+        let deadline = Date().addingTimeInterval(10)
+        var hooks: [JSONValue] = []
+        while Date() < deadline {
+            let status = try json(try supervisor.ctl("--json", "status").output)
+            if case .array(let list)? = status["hooks"], list.count == 2 {
+                hooks = list
+                break
+            }
+            usleep(20_000)
+        }
+        guard hooks.count == 2, case .object(let running) = hooks[0], case .object(let waiting) = hooks[1] else {
+            Issue.record("status never showed both hooks: \(hooks)")
+            return
+        }
+        #expect(running["name"] == .string("slow") && running["running"] == .bool(true))
+        #expect(running["pid"] != .null && running["run"] != .null)
+        #expect(waiting["name"] == .string("next") && waiting["running"] == .bool(false))
+        let table = try supervisor.ctl("status")
+        #expect(table.output.contains("hook slow: running ("), "\(table.output)")
+        #expect(table.output.contains("hook next: waiting"), "\(table.output)")
+    }
 }

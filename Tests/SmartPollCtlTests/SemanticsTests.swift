@@ -318,7 +318,25 @@ struct SemanticsTests {
         let status = try json(try supervisor.ctl("--json", "status").output)
         guard case .object(let loop)? = status["loop"] else { throw HarnessError("no loop") }
         #expect(loop["state"] == .string("running"), "on_failure fatal is for the task failing, not for a cancel")
-        #expect(try statusRow(supervisor, "long")["failures"] == .int(1))
+        // A cancel is the operator's doing: it counts as cancelled, not as a failure.
+        let row = try statusRow(supervisor, "long")
+        #expect(row["failures"] == .int(0))
+        #expect(row["cancelled"] == .int(1))
+        #expect(row["runs"] == .int(1))
+    }
+
+    @Test func runsTheLoopsEndInterruptsCountAsCancelled() throws {
+        let supervisor = try SupervisorHarness(#"{"tasks": {"long": {"command": ["sleep", "100"]}}}"#)
+        let events = try supervisor.watch(["long"])
+        #expect(try supervisor.ctl("run", "long").status == 0)
+        try events.until { started($0, "long") }
+        #expect(try supervisor.ctl("stop", "--wait").status == 0)
+        let row = try statusRow(supervisor, "long")
+        #expect(row["failures"] == .int(0))
+        #expect(row["cancelled"] == .int(1))
+        let table = try supervisor.ctl("status")
+        let long = try #require(table.output.split(separator: "\n").first { $0.hasPrefix("long ") })
+        #expect(long.split(separator: " ", omittingEmptySubsequences: true).suffix(3) == ["1", "0", "1"])
     }
 }
 

@@ -61,14 +61,14 @@ struct ReplyAndEventTests {
         let line = Reply(id: 1, body: .status(StatusReply(loop: loop, tasks: [], stateFile: failing))).encoded()
         #expect(
             line.hasSuffix(
-                #","state_file":{"path":"/s/state.json","saved":null,"error":"disk full","failing_since":"2026-11-30T01:44:32.123Z"}}"#
+                #","state_file":{"path":"/s/state.json","saved":null,"error":"disk full","failing_since":"2026-11-30T01:44:32.123Z"},"hooks":[]}"#
             ))
         #expect(
             try Reply.decode(line, for: .status(tasks: nil)).body
                 == .status(StatusReply(loop: loop, tasks: [], stateFile: failing)))
         #expect(
             Reply(id: 1, body: .status(StatusReply(loop: loop, tasks: []))).encoded().hasSuffix(
-                #""tasks":[],"state_file":null}"#))
+                #""tasks":[],"state_file":null,"hooks":[]}"#))
         let older = try Reply.decode(
             #"{"ok":true,"loop":{"state":"running","since":null,"runs":1,"error":null},"tasks":[]}"#,
             for: .status(tasks: nil))
