@@ -61,7 +61,7 @@ private func sample() -> SavedState {
         let store = StateStore(directory: folder.state)
         try store.prepare()
         try store.save(sample(), pid: 1)
-        #expect(folder.names() == ["results", "state.json"])
+        #expect(folder.names() == ["journal", "results", "state.json"])
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
         #expect(folder.bytes("results/binary.v2:x@y.41") == [0, 0xFF, 0xC3, 10], "results are stored raw")
 
@@ -158,7 +158,7 @@ private func sample() -> SavedState {
         try reader.prepare()
         let loaded = reader.load()
         #expect(loaded.state == sample())
-        #expect(folder.names() == ["results", "state.json"])
+        #expect(folder.names() == ["journal", "results", "state.json"])
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
         #expect(
             loaded.notes.map(\.message).contains { $0.contains("state.json.tmp, left by a write that was interrupted") }
