@@ -169,4 +169,21 @@ struct StateFileSafetyTests {
         third.keepsFolder = true
         #expect(try run(third, "t") > after)
     }
+
+    /// Item 8b: failures above runs cannot come from a supervisor: the file is moved aside.
+    @Test func aStateFileWhoseCountersContradictEachOtherIsMovedAside() throws {
+        let folder = try freshFolder()
+        let text =
+            #"{"format":"smartpoll-state","version":1,"written":"2026-11-30T01:44:32.123Z","pid":1,"last_run":5,"#
+            + #""tasks":{"t":{"runs":1,"failures":7,"consecutive_failures":0,"next":null,"interrupted_run":null,"#
+            + #""last":null,"result":null}}}"#
+        try text.write(toFile: folder + "/state/state.json", atomically: true, encoding: .utf8)
+        let supervisor = try SupervisorHarness(
+            #"{"state_dir": "$DIR/state", "tasks": {"t": {"command": ["true"]}}}"#, folder: folder)
+        #expect(
+            supervisor.logText.contains(
+                "\(folder)/state/state.json is unusable (its counters contradict each other: task \"t\" has more "
+                    + "failures (7) than runs (1)); moved it aside"), "\(supervisor.logText)")
+        #expect(try statusRow(supervisor, "t").failures == 0)
+    }
 }
