@@ -511,12 +511,14 @@ final class StateStore: @unchecked Sendable {
                 throw abandon(failure(StateStore.resultsName, step: SP_FILE_STEP_FSYNC_DIRECTORY, error: error))
             }
         }
+        // The mark first: a torn tail may cut the batch anywhere, and a task's record must
+        // never survive without the mark that covers its run (the counters would contradict).
         var bytes: [UInt8] = []
+        if next.lastRunID != mirror.lastRunID { bytes += StateJournal.encode(.lastRun(next.lastRunID)) }
         for (name, task) in changed {
             bytes += StateJournal.encode(.task(name, task, references[name] ?? nil))
         }
         for name in removed { bytes += StateJournal.encode(.removed(name)) }
-        if next.lastRunID != mirror.lastRunID { bytes += StateJournal.encode(.lastRun(next.lastRunID)) }
         var step = SP_FILE_STEP_NONE
         do throws(Errno) {
             _ = try SystemCall.checking {
