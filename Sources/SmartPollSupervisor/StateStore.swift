@@ -649,7 +649,16 @@ final class StateStore: @unchecked Sendable {
             // be written again), and the old one may come back after a crash (its results stay).
             obsoleteFiles.formUnion(durableFiles.values.map(\.file).filter { !kept.contains($0) })
             durableFiles = references
-            try? startJournalAfresh(generation: generation, after: state)
+            // Which state.json a crash leaves is unknown: the old journal stays (it continues the
+            // old one and is ignored with the new one), and the next write compacts again, with
+            // a generation above both.
+            journalGeneration = generation
+            mirror = state
+            needsCompaction = true
+            if journalDescriptor >= 0 {
+                SystemCall.close(journalDescriptor)
+                journalDescriptor = -1
+            }
             throw problem
         }
         snapshotLength = bytes.count
