@@ -55,10 +55,28 @@ int sp_renameat(int dirfd, const char *from, const char *to) {
     return renameat(dirfd, from, dirfd, to);
 }
 
+int sp_remove_stale(int dirfd, const char *name, mode_t *kind) {
+    struct stat info;
+    if (fstatat(dirfd, name, &info, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : -1;
+    *kind = info.st_mode & S_IFMT;
+    // A folder may hold someone's files: it is left alone, and the write that needs its name fails.
+    if (S_ISDIR(info.st_mode)) return 0;
+    if (unlinkat(dirfd, name, 0) != 0) return errno == ENOENT ? 0 : -1;
+    return 1;
+}
+
 int sp_write_file_synced(int dirfd, const char *name, const void *bytes, size_t length, sp_file_step *step) {
+    // Whatever has the name (a leftover, or a symbolic link or FIFO planted there) is replaced,
+    // never followed or written through: unlinked, then created afresh with O_EXCL.
+    mode_t kind = 0;
+    (void)sp_remove_stale(dirfd, name, &kind);
+    if (S_ISDIR(kind)) {
+        *step = SP_FILE_STEP_OPEN;
+        return sp_fail(EISDIR);
+    }
     int fd;
     do {
-        fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         *step = SP_FILE_STEP_OPEN;
@@ -140,7 +158,8 @@ static void sp_close_read_only(int fd) {
 int sp_read_file(int dirfd, const char *name, size_t limit, void **bytes, size_t *length) {
     int fd;
     do {
-        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        // O_NONBLOCK: a FIFO planted at the name must not block open; fstat below refuses it.
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) return -1;
     struct stat info;
@@ -196,4 +215,53 @@ int sp_read_file(int dirfd, const char *name, size_t limit, void **bytes, size_t
     *bytes = buffer;
     *length = used;
     return 0;
+}
+
+int sp_open_journal(int dirfd, const char *name, off_t length) {
+    int fd;
+    do {
+        fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -1;
+    struct stat info;
+    int error = 0;
+    if (fstat(fd, &info) != 0) {
+        error = errno;
+    } else if (!S_ISREG(info.st_mode)) {
+        error = EINVAL;
+    } else if (info.st_size != length) {
+        if (ftruncate(fd, length) != 0 || sp_fsync(fd) != 0) error = errno;
+    }
+    if (error != 0) {
+        (void)close(fd);
+        return sp_fail(error);
+    }
+    return fd;
+}
+
+int sp_append_synced(int fd, off_t offset, const void *bytes, size_t length, sp_file_step *step) {
+    const char *cursor = bytes;
+    size_t left = length;
+    off_t at = offset;
+    int error = 0;
+    while (left > 0) {
+        ssize_t written = pwrite(fd, cursor, left, at);
+        if (written < 0) {
+            if (errno == EINTR) continue;
+            error = errno;
+            *step = SP_FILE_STEP_WRITE;
+            break;
+        }
+        cursor += written;
+        left -= (size_t)written;
+        at += written;
+    }
+    if (error == 0 && sp_fsync(fd) != 0) {
+        error = errno;
+        *step = SP_FILE_STEP_FSYNC;
+    }
+    if (error == 0) return 0;
+    // What was written of a failed append is cut off, so that the next append follows whole lines.
+    if (ftruncate(fd, offset) != 0) *step = SP_FILE_STEP_TRUNCATE;
+    return sp_fail(error);
 }

@@ -3,13 +3,45 @@ import SmartPollProtocol
 /// What the supervisor keeps across restarts (SPEC section 7, `state_dir`): per task, its
 /// counters, its last run, its last successful result, when it is next due and the retry
 /// state; and the last run id handed out, so that run ids keep growing across restarts.
-struct SavedState: Equatable {
+struct SavedState: Equatable, Sendable {
+    /// The highest run id that may have been handed out: run ids are reserved in blocks ahead of
+    /// use (``StatePersistence``), so this is the reserved mark, and a restart starts above it.
     var lastRunID = 0
     var tasks: [String: SavedTask] = [:]
+
+    /// Why the counters contradict each other, in one sentence; nil when they agree. A state
+    /// file with such counters was not written by a supervisor (or was damaged where no checksum
+    /// looks) and is moved aside like a corrupt one.
+    func contradiction() -> String? {
+        for name in tasks.keys.sorted() {
+            let task = tasks[name]!
+            let place = "task \"\(name)\""
+            if task.failures > task.runs {
+                return "\(place) has more failures (\(task.failures)) than runs (\(task.runs))"
+            }
+            if task.consecutiveFailures > task.failures {
+                return "\(place) has more consecutive failures (\(task.consecutiveFailures)) than failures "
+                    + "(\(task.failures))"
+            }
+            if let last = task.last, last.run > lastRunID {
+                return "\(place): its last run (\(last.run)) is above the last run id (\(lastRunID))"
+            }
+            if let last = task.last, task.runs == 0 {
+                return "\(place) has a last run (\(last.run)) but no runs"
+            }
+            if let result = task.result, result.run > lastRunID {
+                return "\(place): its result's run (\(result.run)) is above the last run id (\(lastRunID))"
+            }
+            if let run = task.interruptedRun, run > lastRunID || run < 1 {
+                return "\(place): its interrupted run (\(run)) is not between 1 and the last run id (\(lastRunID))"
+            }
+        }
+        return nil
+    }
 }
 
 /// One task's part of ``SavedState``.
-struct SavedTask: Equatable {
+struct SavedTask: Equatable, Sendable {
     var runs = 0
     var failures = 0
     /// Failures since the last success: the `retry` backoff's exponent and `max_retries` count.
@@ -39,45 +71,54 @@ enum SavedStateFormat {
     static let version: Int64 = 1
 
     /// A result's bytes are in `file` under `results/`; this is what the state file says of it.
-    struct ResultReference: Equatable {
+    struct ResultReference: Equatable, Sendable {
         var file: String
         var size: Int
         var checksum: UInt64
     }
 
+    /// The whole state file. `journal`: the generation of the journal that continues it
+    /// (``StateJournal``): a journal of another generation is older than this file and ignored.
     static func encode(
-        _ state: SavedState, resultFiles: [String: ResultReference], written: Timestamp, pid: Int32
+        _ state: SavedState, resultFiles: [String: ResultReference], written: Timestamp, pid: Int32,
+        journal: Int = 0
     ) -> [UInt8] {
         var tasks = JSONObject()
         for name in state.tasks.keys.sorted() {
-            let task = state.tasks[name]!
-            var object = JSONObject()
-            object.append("runs", .int(Int64(task.runs)))
-            object.append("failures", .int(Int64(task.failures)))
-            object.append("consecutive_failures", .int(Int64(task.consecutiveFailures)))
-            object.append("next", task.next.map { .string($0.formatted()) } ?? .null)
-            object.append("interrupted_run", task.interruptedRun.map { .int(Int64($0)) } ?? .null)
-            object.append("last", task.last.map(encode) ?? .null)
-            if let result = task.result, let reference = resultFiles[name] {
-                object.append(
-                    "result",
-                    .object(
-                        JSONObject([
-                            "run": .int(Int64(result.run)), "time": .string(result.time.formatted()),
-                            "truncated": .bool(result.truncated), "file": .string(reference.file),
-                            "size": .int(Int64(reference.size)), "fnv1a64": .string(hex(reference.checksum)),
-                        ])))
-            } else {
-                object.append("result", .null)
-            }
-            tasks.append(name, .object(object))
+            tasks.append(name, encode(state.tasks[name]!, reference: resultFiles[name]))
         }
         let root = JSONValue.object(
             JSONObject([
                 "format": .string(format), "version": .int(version), "written": .string(written.formatted()),
-                "pid": .int(Int64(pid)), "last_run": .int(Int64(state.lastRunID)), "tasks": .object(tasks),
+                "pid": .int(Int64(pid)), "last_run": .int(Int64(state.lastRunID)), "journal": .int(Int64(journal)),
+                "tasks": .object(tasks),
             ]))
         return Array((root.serialized() + "\n").utf8)
+    }
+
+    /// One task's object, as the state file and the journal hold it; its result only with the
+    /// reference to the file that holds its bytes.
+    static func encode(_ task: SavedTask, reference: ResultReference?) -> JSONValue {
+        var object = JSONObject()
+        object.append("runs", .int(Int64(task.runs)))
+        object.append("failures", .int(Int64(task.failures)))
+        object.append("consecutive_failures", .int(Int64(task.consecutiveFailures)))
+        object.append("next", task.next.map { .string($0.formatted()) } ?? .null)
+        object.append("interrupted_run", task.interruptedRun.map { .int(Int64($0)) } ?? .null)
+        object.append("last", task.last.map(encode) ?? .null)
+        if let result = task.result, let reference {
+            object.append(
+                "result",
+                .object(
+                    JSONObject([
+                        "run": .int(Int64(result.run)), "time": .string(result.time.formatted()),
+                        "truncated": .bool(result.truncated), "file": .string(reference.file),
+                        "size": .int(Int64(reference.size)), "fnv1a64": .string(hex(reference.checksum)),
+                    ])))
+        } else {
+            object.append("result", .null)
+        }
+        return .object(object)
     }
 
     private static func encode(_ last: LastRun) -> JSONValue {
@@ -97,9 +138,18 @@ enum SavedStateFormat {
         var message: String
     }
 
+    /// What ``decode(_:)`` found in a state file.
+    struct Decoded {
+        var state: SavedState
+        var references: [String: ResultReference]
+        /// The generation of the journal that continues this file.
+        var journal: Int
+    }
+
     /// Decodes `state.json`; results come back without their bytes (`output` empty), with the
-    /// reference to their file.
-    static func decode(_ bytes: [UInt8]) throws(Problem) -> (SavedState, [String: ResultReference]) {
+    /// reference to their file. Counters that contradict each other are refused
+    /// (``SavedState/contradiction()``).
+    static func decode(_ bytes: [UInt8]) throws(Problem) -> Decoded {
         let root: JSONValue
         do {
             root = try JSONParser.parse(bytes, mode: .strict)
@@ -116,46 +166,59 @@ enum SavedStateFormat {
         }
         var state = SavedState()
         state.lastRunID = try top.count("last_run")
+        // Files written before the journal existed have no generation: 0, as a fresh journal.
+        let journal = top.object["journal"] == nil ? 0 : try top.count("journal")
         var references: [String: ResultReference] = [:]
         guard case .object(let tasks)? = top.object["tasks"] else {
             throw Problem(message: "\"tasks\" is missing or not an object")
         }
         for (name, value) in tasks.pairs {
-            let fields = try Fields(value, "task \"\(name)\"")
-            var task = SavedTask()
-            task.runs = try fields.count("runs")
-            task.failures = try fields.count("failures")
-            task.consecutiveFailures = try fields.count("consecutive_failures")
-            task.next = try fields.optionalTime("next")
-            task.interruptedRun = try fields.optionalInt("interrupted_run")
-            if let last = try fields.optionalFields("last") {
-                task.last = LastRun(
-                    run: try last.int("run"), started: try last.time("started"), ended: try last.time("ended"),
-                    durationMilliseconds: try last.double("duration_ms"), exitCode: try last.optionalInt("exit_code"),
-                    signal: try last.optionalInt("signal"), timedOut: try last.bool("timed_out"),
-                    succeeded: try last.bool("succeeded"), error: try last.optionalString("error"),
-                    stderrTail: try last.string("stderr_tail"))
-            }
-            if let result = try fields.optionalFields("result") {
-                let file = try result.string("file")
-                guard !file.isEmpty, !file.contains("/"), file != ".", file != ".." else {
-                    throw Problem(message: "task \"\(name)\": result file name \"\(file)\" is not a plain file name")
-                }
-                guard let checksum = UInt64(try result.string("fnv1a64"), radix: 16) else {
-                    throw Problem(message: "task \"\(name)\": \"fnv1a64\" is not a hexadecimal number")
-                }
-                task.result = TaskResult(
-                    task: name, run: try result.int("run"), time: try result.time("time"),
-                    output: [], truncated: try result.bool("truncated"))
-                references[name] = ResultReference(file: file, size: try result.count("size"), checksum: checksum)
-            }
+            let (task, reference) = try decodeTask(name, value)
             state.tasks[name] = task
+            references[name] = reference
         }
-        return (state, references)
+        if let contradiction = state.contradiction() {
+            throw Problem(message: "its counters contradict each other: \(contradiction)")
+        }
+        return Decoded(state: state, references: references, journal: journal)
+    }
+
+    /// One task's object (``encode(_:reference:)``).
+    static func decodeTask(_ name: String, _ value: JSONValue) throws(Problem) -> (SavedTask, ResultReference?) {
+        let fields = try Fields(value, "task \"\(name)\"")
+        var task = SavedTask()
+        task.runs = try fields.count("runs")
+        task.failures = try fields.count("failures")
+        task.consecutiveFailures = try fields.count("consecutive_failures")
+        task.next = try fields.optionalTime("next")
+        task.interruptedRun = try fields.optionalInt("interrupted_run")
+        if let last = try fields.optionalFields("last") {
+            task.last = LastRun(
+                run: try last.int("run"), started: try last.time("started"), ended: try last.time("ended"),
+                durationMilliseconds: try last.double("duration_ms"), exitCode: try last.optionalInt("exit_code"),
+                signal: try last.optionalInt("signal"), timedOut: try last.bool("timed_out"),
+                succeeded: try last.bool("succeeded"), error: try last.optionalString("error"),
+                stderrTail: try last.string("stderr_tail"))
+        }
+        var reference: ResultReference?
+        if let result = try fields.optionalFields("result") {
+            let file = try result.string("file")
+            guard !file.isEmpty, !file.contains("/"), file != ".", file != ".." else {
+                throw Problem(message: "task \"\(name)\": result file name \"\(file)\" is not a plain file name")
+            }
+            guard let checksum = UInt64(try result.string("fnv1a64"), radix: 16) else {
+                throw Problem(message: "task \"\(name)\": \"fnv1a64\" is not a hexadecimal number")
+            }
+            task.result = TaskResult(
+                task: name, run: try result.int("run"), time: try result.time("time"),
+                output: [], truncated: try result.bool("truncated"))
+            reference = ResultReference(file: file, size: try result.count("size"), checksum: checksum)
+        }
+        return (task, reference)
     }
 
     /// FNV-1a, 64 bits: enough to notice a result file that is not the one written.
-    static func checksum(_ bytes: [UInt8]) -> UInt64 {
+    static func checksum(_ bytes: some Sequence<UInt8>) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes {
             hash ^= UInt64(byte)

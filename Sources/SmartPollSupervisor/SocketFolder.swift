@@ -28,23 +28,33 @@ enum SocketFolder {
             throw SupervisorError(
                 code: .systemCallFailed, message: "cannot use the socket's folder \(folder): \(error)")
         }
+        try check(info, of: folder, userID: userID)
+    }
+
+    /// Throws unless `info` (of `folder`) is a folder owned by `userID` or root and not writable
+    /// by its group or others. `role` names the folder in the messages; `risk` says what someone
+    /// else who can write it could do. The state directory gets the same check.
+    static func check(
+        _ info: stat, of folder: String, userID: uid_t, role: String = "the socket's folder",
+        risk: String = "who could replace the socket"
+    ) throws(SupervisorError) {
         let mode = info.st_mode & 0o7777
         let modeText = "0" + String(mode, radix: 8)
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw SupervisorError(code: .systemCallFailed, message: "the socket's folder \(folder) is not a folder")
+            throw SupervisorError(code: .systemCallFailed, message: "\(role) \(folder) is not a folder")
         }
         guard info.st_uid == userID || info.st_uid == 0 else {
             throw SupervisorError(
                 code: .systemCallFailed,
-                message: "refusing the socket's folder \(folder): it belongs to uid \(info.st_uid), "
+                message: "refusing \(role) \(folder): it belongs to uid \(info.st_uid), "
                     + "not to uid \(userID) or root; use a folder of your own (mode 0700)")
         }
         guard mode & 0o022 == 0 else {
             let who = mode & 0o002 != 0 ? "everyone" : "its group"
             throw SupervisorError(
                 code: .systemCallFailed,
-                message: "refusing the socket's folder \(folder): it is writable by \(who) (mode \(modeText)), "
-                    + "who could replace the socket; use a folder of its own that only its owner can write (mode 0700)")
+                message: "refusing \(role) \(folder): it is writable by \(who) (mode \(modeText)), "
+                    + "\(risk); use a folder of its own that only its owner can write (mode 0700)")
         }
     }
 

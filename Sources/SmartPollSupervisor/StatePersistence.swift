@@ -1,26 +1,53 @@
 import SmartPollProtocol
 
-/// The supervisor's bookkeeping for its `state_dir`: whether the state changed since the last
-/// write, when the next write is due, who waits for it, and how the last one went.
+/// The supervisor's bookkeeping for its `state_dir`: which tasks changed since the last write,
+/// when the next write is due, who waits for it, how the last one went, and the run ids
+/// reserved ahead of use.
 ///
 /// Writes are coalesced: a change arms one timer, at most one write per ``interval`` for
 /// changes that runs make (a burst of runs costs one write), at once for a client's request.
-/// A failed write is retried after a growing delay (1 s up to 30 s) and leaves the previous
-/// state file whole.
+/// One write is in flight at a time, on the ``StateWriter``'s thread; what changes meanwhile
+/// goes into the next. A failed write is retried after a growing delay (1 s up to 30 s) and
+/// leaves what the files held whole.
+///
+/// - Complexity: a change is O(1) (its task joins ``dirtyTasks``); a write costs the loop
+///   O(changed tasks).
 final class StatePersistence {
     let store: StateStore
     /// The least time between two writes caused by runs.
     static let interval: Duration = .milliseconds(100)
     static let longestRetryDelay: Duration = .seconds(30)
+    /// Run ids are reserved this many at a time, durably, before any of them is handed out;
+    /// the next block is asked for when half of one is used.
+    static let runIDBlock = 1_000
 
-    /// Something changed that the state file does not hold yet.
-    var isDirty = false
+    /// Tasks whose saved state changed since the last write was handed to the writer.
+    var dirtyTasks: Set<String> = []
+    /// Every task changed (a reload, the loop starting or stopping): the next write holds every
+    /// task and drops the ones the configuration no longer has.
+    var allDirty = false
+    /// A run id mark to make durable with the next write.
+    var pendingRunIDMark: Int?
+    /// The highest run id mark that is durable, and the highest asked for (durable or not).
+    var durableRunIDMark = 0
+    var requestedRunIDMark = 0
+    /// A run id above the durable mark was handed out (writes fail): said once in the log.
+    var warnedAboveMark = false
+
+    /// The writer thread; nil before the loop starts serving and after shutdown (writes are
+    /// done on the loop's thread then).
+    var writer: StateWriter?
+    /// The write in flight: its number, and what it holds (put back as changed if it fails).
+    var inFlight: (number: Int, tasks: [String], complete: Bool, runIDMark: Int?)?
+    var lastNumber = 0
+
     var timer: EventLoop.TimerID?
     var timerDeadline: Int64?
     /// When the last write began (monotonic ns).
     var lastWriteStarted: Int64 = .min / 2
-    /// Replies waiting until what they acknowledge is on disk.
-    var waiters: [() -> Void] = []
+    /// Replies waiting until what they acknowledge is on disk: until the write numbered
+    /// `number` is durable.
+    var waiters: [(number: Int, action: () -> Void)] = []
     /// The last successful write.
     var saved: Timestamp?
     /// Why writes fail, while they do; and since when.
@@ -41,6 +68,9 @@ final class StatePersistence {
     init(store: StateStore) {
         self.store = store
     }
+
+    /// Something changed that no write handed to the writer holds yet.
+    var isDirty: Bool { allDirty || !dirtyTasks.isEmpty || pendingRunIDMark != nil }
 
     var status: StateFileStatus {
         StateFileStatus(path: store.statePath, saved: saved, error: error, failingSince: failingSince)

@@ -31,8 +31,7 @@ extension Supervisor {
     }
 
     private func launchHook(_ emit: CommandHookQueue.Emit) {
-        nextRunID += 1
-        let runID = nextRunID
+        let runID = takeRunID()
         let hook = emit.hook
         let environment = childEnvironment(
             hook.environment,

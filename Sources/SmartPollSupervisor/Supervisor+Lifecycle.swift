@@ -73,10 +73,7 @@ extension Supervisor {
         // Reached again when a run that ended while a command hook ran is accounted for.
         guard !hasShutDown else { return }
         hasShutDown = true
-        if persistence != nil {
-            saveState()
-            if let error = persistence?.error { log.write(.error, "state: the final write failed: \(error)") }
-        }
+        finalStateWrite()
         server.shutdown()
         loop.stop()
     }

@@ -17,27 +17,35 @@ extension Supervisor {
     /// run begins (``applyRestoredSchedules()``).
     ///
     /// - Throws: when another supervisor holds the directory's lock.
+    ///   A state directory someone else could write is refused (``StateStore/checkOwnership(userID:)``).
+    ///   Then the first block of run ids is reserved, durably, and the writer thread starts.
     func restoreState() throws(SupervisorError) {
         guard let persistence else { return }
         let store = persistence.store
+        try store.checkOwnership()
         do {
             try store.prepare()
         } catch {
             recordStateFailure(error)
-            scheduleSave(urgent: false)
+            persistence.allDirty = true
+            try startStateWriter(reservingAbove: 0)
             return
         }
         try store.lock()
         let loaded = store.load()
         for note in loaded.notes { log.write(note.level, "state: \(note.message)") }
-        guard let state = loaded.state else { return }
+        store.openJournal()
+        guard let state = loaded.state else { return try startStateWriter(reservingAbove: 0) }
+        // The mark is the highest id that may have been handed out: start above it.
         nextRunID = max(nextRunID, state.lastRunID)
+        persistence.durableRunIDMark = state.lastRunID
         var results = 0
         for (name, saved) in state.tasks.sorted(by: { $0.key < $1.key }) {
             guard let index = task(named: name).map({ Int($0.index) }) else {
                 log.write(
                     .warning, "state: task \(name) is no longer in the configuration; its saved state is dropped",
                     [("task", name)])
+                persistence.allDirty = true
                 continue
             }
             tasks[index].runs = saved.runs
@@ -57,8 +65,30 @@ extension Supervisor {
             [
                 ("file", store.statePath), ("tasks", "\(state.tasks.count)"),
                 ("results", "\(results)"), ("schedules", "\(persistence.restoredSchedules.count)"),
-                ("last_run", "\(state.lastRunID)"),
+                ("last_run", "\(state.lastRunID)"), ("journal_records", "\(loaded.journalRecords)"),
             ])
+        try startStateWriter(reservingAbove: nextRunID)
+    }
+
+    /// Reserves the first block of run ids durably, on the loop's thread (it is not serving
+    /// yet), then hands the files to the writer thread.
+    private func startStateWriter(reservingAbove run: Int) throws(SupervisorError) {
+        guard let persistence else { return }
+        let mark = run + StatePersistence.runIDBlock
+        persistence.requestedRunIDMark = mark
+        if persistence.failure == nil {
+            persistence.lastNumber += 1
+            let job = StateWriter.Job(
+                number: persistence.lastNumber, changes: StateStore.Changes(lastRunID: mark))
+            persistence.inFlight = (job.number, [], false, mark)
+            writeNow(job)
+        } else {
+            persistence.pendingRunIDMark = mark
+        }
+        persistence.writer = try StateWriter(store: persistence.store, loop: loop, pid: getpid()) {
+            [unowned self] completion in self.stateWritten(completion)
+        }
+        if persistence.isDirty { scheduleSave(urgent: false) }
     }
 
     /// Puts the restored schedules in place, once, after the run hooks of the loop's first run:
@@ -86,48 +116,95 @@ extension Supervisor {
 
     // MARK: What is saved
 
-    /// The state as it would be restored now.
-    func savedState() -> SavedState {
-        var state = SavedState(lastRunID: nextRunID)
-        let schedules = persistence?.frozenSchedules ?? currentSchedules()
-        for (index, name) in names.enumerated() {
-            let task = tasks[index]
-            var saved = SavedTask(
-                runs: task.runs, failures: task.failures, consecutiveFailures: policy.consecutiveFailures[index],
-                last: task.last, result: task.result)
-            if let entry = schedules[name] ?? persistence?.restoredSchedules[name] {
-                saved.next = entry.next
-                saved.interruptedRun = entry.interruptedRun
-            }
-            state.tasks[name] = saved
+    /// A task's state as it would be restored now.
+    ///
+    /// - Complexity: O(log n) (its schedule in the policy).
+    func savedTask(_ index: Int) -> SavedTask {
+        let task = tasks[index]
+        var saved = SavedTask(
+            runs: task.runs, failures: task.failures, consecutiveFailures: policy.consecutiveFailures[index],
+            last: task.last, result: task.result)
+        let name = names[index]
+        let schedule =
+            if let frozen = persistence?.frozenSchedules { frozen[name] } else { currentSchedule(index) }
+        if let entry = schedule ?? persistence?.restoredSchedules[name] {
+            saved.next = entry.next
+            saved.interruptedRun = entry.interruptedRun
         }
-        return state
+        return saved
     }
 
-    /// When each task is next due, as wall-clock time, while the loop runs: its schedule, or
-    /// for a run in flight the time it fell due (a crash cuts it short, so it is due again).
+    /// When each task is next due, as wall-clock time, while the loop runs (see
+    /// ``currentSchedule(_:)``).
+    ///
+    /// - Complexity: O(n): for shutdown only.
     func currentSchedules() -> [String: (next: Timestamp, interruptedRun: Int?)] {
-        guard loopStatus.state == .running else { return [:] }
         var schedules: [String: (next: Timestamp, interruptedRun: Int?)] = [:]
         for index in names.indices {
-            var next = policy.machine.next(TaskID(index)).map(wall)
-            var interrupted: Int?
-            if let run = tasks[index].current, run.generation == generation {
-                let due = wall(Instant(nanoseconds: run.due))
-                interrupted = run.runID
-                next = min(next ?? due, due)
-            }
-            if let next { schedules[names[index]] = (next, interrupted) }
+            if let entry = currentSchedule(index) { schedules[names[index]] = entry }
         }
         return schedules
     }
 
+    /// When a task is next due, as wall-clock time, while the loop runs: its schedule, or for a
+    /// run in flight the time it fell due (a crash cuts it short, so it is due again).
+    func currentSchedule(_ index: Int) -> (next: Timestamp, interruptedRun: Int?)? {
+        guard loopStatus.state == .running else { return nil }
+        var next = policy.machine.next(TaskID(index)).map(wall)
+        var interrupted: Int?
+        if let run = tasks[index].current, run.generation == generation {
+            let due = wall(Instant(nanoseconds: run.due))
+            interrupted = run.runID
+            next = min(next ?? due, due)
+        }
+        return next.map { ($0, interrupted) }
+    }
+
+    /// The next run id. Ids are reserved durably in blocks ahead of use, so that no id handed
+    /// out before a crash is handed out again after it; the next block is asked for when half
+    /// of one is used.
+    ///
+    /// - Important: While writes fail, ids above the durable mark are still handed out (runs do
+    ///   not stop for a full disk); after a crash then, those ids may come again. The log says
+    ///   so once (smartpoll-supervisor(8), FILES).
+    func takeRunID() -> Int {
+        nextRunID += 1
+        guard let persistence else { return nextRunID }
+        if nextRunID + StatePersistence.runIDBlock / 2 > persistence.requestedRunIDMark {
+            let mark = nextRunID + StatePersistence.runIDBlock
+            persistence.requestedRunIDMark = mark
+            persistence.pendingRunIDMark = mark
+            scheduleSave(urgent: true)
+        }
+        if nextRunID > persistence.durableRunIDMark && !persistence.warnedAboveMark {
+            persistence.warnedAboveMark = true
+            log.write(
+                .warning,
+                "state: run \(nextRunID) is above the run ids reserved on disk (\(persistence.durableRunIDMark)) "
+                    + "because state writes fail; after a crash now, run ids from \(persistence.durableRunIDMark + 1) "
+                    + "may be handed out again")
+        }
+        return nextRunID
+    }
+
     // MARK: When it is saved
 
-    /// Something the state file holds changed: a write follows within ``StatePersistence/interval``.
+    /// Every task's saved state may have changed (a reload, the loop starting or stopping): a
+    /// write of every task follows within ``StatePersistence/interval``.
+    ///
+    /// - Complexity: O(1) now; the write it causes is O(n).
     func stateChanged() {
         guard let persistence else { return }
-        persistence.isDirty = true
+        persistence.allDirty = true
+        scheduleSave(urgent: false)
+    }
+
+    /// `task`'s saved state changed: a write of it follows within ``StatePersistence/interval``.
+    ///
+    /// - Complexity: O(1).
+    func stateChanged(task: TaskID) {
+        guard let persistence else { return }
+        persistence.dirtyTasks.insert(names[Int(task.index)])
         scheduleSave(urgent: false)
     }
 
@@ -135,13 +212,19 @@ extension Supervisor {
     /// `state_dir`, when nothing is pending, or while writes fail). `urgent`: write at the end
     /// of this turn of the loop instead of waiting for the coalescing interval.
     func whenDurable(urgent: Bool, _ action: @escaping () -> Void) {
-        guard let persistence, persistence.isDirty, persistence.error == nil else { return action() }
-        persistence.waiters.append(action)
-        scheduleSave(urgent: urgent)
+        guard let persistence, persistence.error == nil else { return action() }
+        if persistence.isDirty {
+            persistence.waiters.append((persistence.lastNumber + 1, action))
+            scheduleSave(urgent: urgent)
+        } else if let inFlight = persistence.inFlight {
+            persistence.waiters.append((inFlight.number, action))
+        } else {
+            action()
+        }
     }
 
     private func scheduleSave(urgent: Bool) {
-        guard let persistence else { return }
+        guard let persistence, persistence.writer != nil else { return }
         let current = loop.now
         var target =
             urgent ? current : max(current, persistence.lastWriteStarted + StatePersistence.interval.nanosecondsClamped)
@@ -156,37 +239,118 @@ extension Supervisor {
         }
     }
 
-    /// Writes the state now; then answers whoever waited for it, success or not.
+    /// Hands what changed to the writer thread, unless a write is in flight (its completion
+    /// calls this again).
+    ///
+    /// - Complexity: O(changed tasks), O(n) after ``stateChanged()``.
     func saveState() {
-        guard let persistence else { return }
+        guard let persistence, persistence.inFlight == nil, persistence.isDirty else { return }
         if let timer = persistence.timer {
             loop.cancel(timer)
             persistence.timer = nil
             persistence.timerDeadline = nil
         }
         persistence.lastWriteStarted = loop.now
+        var changes = StateStore.Changes(complete: persistence.allDirty, lastRunID: persistence.pendingRunIDMark)
+        if persistence.allDirty {
+            changes.tasks = names.indices.map { (names[$0], savedTask($0)) }
+        } else {
+            changes.tasks.reserveCapacity(persistence.dirtyTasks.count)
+            for name in persistence.dirtyTasks {
+                // A task a reload removed since: the reload made every task dirty.
+                guard let task = task(named: name) else { continue }
+                changes.tasks.append((name, savedTask(Int(task.index))))
+            }
+        }
+        persistence.lastNumber += 1
+        let job = StateWriter.Job(number: persistence.lastNumber, changes: changes)
+        persistence.inFlight = (job.number, changes.tasks.map(\.name), changes.complete, changes.lastRunID)
+        persistence.dirtyTasks = []
+        persistence.allDirty = false
+        persistence.pendingRunIDMark = nil
+        if let writer = persistence.writer { writer.submit(job) } else { writeNow(job) }
+    }
+
+    /// Does `job` on the loop's thread: before the writer starts and after it stopped.
+    private func writeNow(_ job: StateWriter.Job) {
+        guard let persistence else { return }
+        var failure: SupervisorError?
         do {
-            try persistence.store.save(savedState(), pid: getpid())
+            try persistence.store.write(job.changes, pid: getpid())
+        } catch {
+            failure = error
+        }
+        stateWritten(StateWriter.Completion(number: job.number, failure: failure, notes: persistence.store.takeNotes()))
+    }
+
+    /// A write ended: answers whoever waited for it (success or not), and hands over what
+    /// changed meanwhile.
+    private func stateWritten(_ completion: StateWriter.Completion) {
+        guard let persistence, let inFlight = persistence.inFlight, inFlight.number == completion.number else { return }
+        persistence.inFlight = nil
+        for note in completion.notes { log.write(.warning, "state: \(note)") }
+        if let failure = completion.failure {
+            // What it held is written again with the next write, as it is then.
+            persistence.dirtyTasks.formUnion(inFlight.tasks)
+            if inFlight.complete { persistence.allDirty = true }
+            if let mark = inFlight.runIDMark {
+                persistence.pendingRunIDMark = max(persistence.pendingRunIDMark ?? 0, mark)
+            }
+            recordStateFailure(failure)
+            // Replies are not held back while writes fail: they could wait forever.
+            let waiters = persistence.waiters
+            persistence.waiters = []
+            for waiter in waiters { waiter.action() }
+        } else {
             if let failingSince = persistence.failingSince {
                 log.write(
                     .info, "state: saved again after failing since \(failingSince.formatted())",
                     [("file", persistence.store.statePath)])
             }
             let recovered = persistence.error != nil
-            persistence.isDirty = false
+            if let mark = inFlight.runIDMark {
+                persistence.durableRunIDMark = max(persistence.durableRunIDMark, mark)
+                if nextRunID <= persistence.durableRunIDMark { persistence.warnedAboveMark = false }
+            }
             persistence.saved = Timestamp.now()
             persistence.failure = nil
             persistence.failingSince = nil
             persistence.retryAt = nil
             persistence.retryDelay = .seconds(1)
             if recovered { notifyStatus() }
-        } catch {
-            recordStateFailure(error)
-            if !isShuttingDown { scheduleSave(urgent: false) }
+            var remaining: [(number: Int, action: () -> Void)] = []
+            var answered: [() -> Void] = []
+            for waiter in persistence.waiters {
+                if waiter.number <= completion.number {
+                    answered.append(waiter.action)
+                } else {
+                    remaining.append(waiter)
+                }
+            }
+            persistence.waiters = remaining
+            for action in answered { action() }
         }
-        let waiters = persistence.waiters
-        persistence.waiters = []
-        for waiter in waiters { waiter() }
+        if persistence.isDirty && !isShuttingDown { scheduleSave(urgent: !persistence.waiters.isEmpty) }
+    }
+
+    /// At shutdown: waits for the write in flight, stops the writer thread, and writes what is
+    /// left on the loop's thread (it serves no more).
+    func finalStateWrite() {
+        guard let persistence else { return }
+        if let timer = persistence.timer {
+            loop.cancel(timer)
+            persistence.timer = nil
+            persistence.timerDeadline = nil
+        }
+        if let writer = persistence.writer {
+            persistence.writer = nil
+            for completion in writer.stop() { stateWritten(completion) }
+            // Every job's completion has come back by now; none is in flight.
+            persistence.inFlight = nil
+        }
+        persistence.retryAt = nil
+        saveState()
+        if let error = persistence.error { log.write(.error, "state: the final write failed: \(error)") }
     }
 
     /// A write failed: logged when the reason changes, shown in `status`, retried later.
@@ -198,9 +362,9 @@ extension Supervisor {
         let first = persistence.failingSince == nil
         if first { persistence.failingSince = Timestamp.now() }
         persistence.failure = problem
-        persistence.isDirty = true
         persistence.retryAt = loop.now + persistence.retryDelay.nanosecondsClamped
         persistence.retryDelay = min(persistence.retryDelay * 2, StatePersistence.longestRetryDelay)
         if first { notifyStatus() }
+        if !isShuttingDown { scheduleSave(urgent: false) }
     }
 }

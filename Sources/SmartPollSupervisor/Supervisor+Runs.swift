@@ -8,8 +8,7 @@ extension Supervisor {
     /// Starts a run of a task the policy says is due.
     func start(_ task: TaskID, due: Instant) {
         let index = Int(task.index)
-        nextRunID += 1
-        let runID = nextRunID
+        let runID = takeRunID()
         let name = names[index]
         let configuration = policy.configurations[index]
         var command = SpawnRequest(arguments: configuration.command, workingDirectory: configuration.workingDirectory)
@@ -211,7 +210,7 @@ extension Supervisor {
                 ])
         }
         publishFinished(end, changed: changed)
-        stateChanged()
+        stateChanged(task: task)
         // `run --wait` acknowledges the result: the reply waits until the state file has it.
         answer(end, durable: true)
         notifyStatus(throttled: true)

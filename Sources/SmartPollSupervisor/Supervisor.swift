@@ -304,7 +304,7 @@ final class Supervisor {
     /// A task's schedule changed to `next`: watchers hear it and the state file will have it;
     /// a `run --wait` for a run that will now not happen is answered.
     func announceSchedule(_ task: TaskID, next: Instant?) {
-        stateChanged()
+        stateChanged(task: task)
         let index = Int(task.index)
         if let next {
             publish(.taskScheduled(task: names[index], next: wall(next)))

@@ -176,18 +176,20 @@ struct DurabilityTests {
             {"state_dir": "$DIR/state", "tasks": {"t": {"command": ["echo", "ok"]}}}
             """)
         #expect(try eventually { try stateFile(supervisor)?.saved != nil })
-        // A folder where the temporary file goes: every write fails (EISDIR), even as root.
-        let blocker = supervisor.path("state/state.json.tmp")
-        try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: false)
+        // Folders where the next runs' result files go: every write fails (EISDIR), even as root.
+        let blockers = (1...200).map { supervisor.path("state/results/t.\($0)") }
+        for blocker in blockers where !FileManager.default.fileExists(atPath: blocker) {
+            try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: false)
+        }
         #expect(try supervisor.ctl("run", "t", "--wait").status == 0, "tasks go on running")
         let failing = try #require(try stateFile(supervisor))
-        #expect(failing.error == "cannot create \(supervisor.path("state/state.json.tmp")): Is a directory")
+        let prefix = "cannot create \(supervisor.path("state/results/t."))"
+        #expect(failing.error?.hasPrefix(prefix) == true && failing.error?.hasSuffix(": Is a directory") == true)
         #expect(failing.failingSince != nil)
         #expect(try supervisor.ctl("status").output.contains("state: NOT SAVED since "))
-        #expect(
-            supervisor.logText.contains("state: cannot create \(blocker): Is a directory; the supervisor keeps running")
-        )
-        try FileManager.default.removeItem(atPath: blocker)
+        #expect(supervisor.logText.contains("state: \(prefix)"))
+        #expect(supervisor.logText.contains(": Is a directory; the supervisor keeps running"))
+        for blocker in blockers { try? FileManager.default.removeItem(atPath: blocker) }
         #expect(try eventually { try stateFile(supervisor)?.error == nil }, "the next retry succeeds")
         #expect(try stateFile(supervisor)?.failingSince == nil)
         #expect(supervisor.logText.contains("state: saved again after failing since "))
@@ -213,12 +215,13 @@ struct DurabilityTests {
         #expect(try eventually { try stateFile(supervisor)?.saved != nil }, "and writes a new state file")
     }
 
-    /// How many times `state.json` is replaced in `folder` during `seconds`.
+    /// How many times the state is written in `folder` during `seconds`: `state.json` replaced
+    /// or the journal appended to.
     private func stateWrites(in folder: String, during seconds: TimeInterval) throws -> Int {
         let inotify = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard inotify >= 0 else { throw HarnessError("inotify_init1 failed") }
         defer { close(inotify) }
-        guard inotify_add_watch(inotify, folder, UInt32(IN_MOVED_TO)) >= 0 else {
+        guard inotify_add_watch(inotify, folder, UInt32(IN_MOVED_TO | IN_MODIFY)) >= 0 else {
             throw HarnessError("inotify_add_watch failed")
         }
         let deadline = Date().addingTimeInterval(seconds)
@@ -234,7 +237,7 @@ struct DurabilityTests {
                 let nameStart = offset + MemoryLayout<inotify_event>.size
                 let name = String(
                     decoding: buffer[nameStart..<nameStart + nameLength].prefix { $0 != 0 }, as: UTF8.self)
-                if name == "state.json" { writes += 1 }
+                if name == "state.json" || name == "journal" { writes += 1 }
                 offset = nameStart + nameLength
             }
         }

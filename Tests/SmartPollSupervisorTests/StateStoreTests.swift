@@ -61,7 +61,7 @@ private func sample() -> SavedState {
         let store = StateStore(directory: folder.state)
         try store.prepare()
         try store.save(sample(), pid: 1)
-        #expect(folder.names() == ["results", "state.json"])
+        #expect(folder.names() == ["journal", "results", "state.json"])
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
         #expect(folder.bytes("results/binary.v2:x@y.41") == [0, 0xFF, 0xC3, 10], "results are stored raw")
 
@@ -158,7 +158,7 @@ private func sample() -> SavedState {
         try reader.prepare()
         let loaded = reader.load()
         #expect(loaded.state == sample())
-        #expect(folder.names() == ["results", "state.json"])
+        #expect(folder.names() == ["journal", "results", "state.json"])
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
         #expect(
             loaded.notes.map(\.message).contains { $0.contains("state.json.tmp, left by a write that was interrupted") }
@@ -225,5 +225,202 @@ private func sample() -> SavedState {
         #expect(SavedStateFormat.checksum([]) == 0xcbf2_9ce4_8422_2325)
         #expect(SavedStateFormat.checksum(Array("a".utf8)) == 0xaf63_dc4c_8601_ec8c)
         #expect(SavedStateFormat.hex(0xaf) == "00000000000000af")
+    }
+}
+
+/// The journal that continues `state.json`: writes that cost what changed, a torn tail, the
+/// compaction and a crash between its steps, counters that contradict each other, files that
+/// are not regular files, and the run id mark.
+@Suite struct StateJournalTests {
+    private func reopened(_ folder: ScratchFolder) throws -> (StateStore, StateStore.Loaded) {
+        let store = StateStore(directory: folder.state)
+        try store.prepare()
+        let loaded = store.load()
+        store.openJournal()
+        return (store, loaded)
+    }
+
+    private func changed(_ state: inout SavedState, _ name: String, runs: Int) -> StateStore.Changes {
+        state.tasks[name]!.runs = runs
+        return StateStore.Changes(tasks: [(name, state.tasks[name]!)])
+    }
+
+    @Test func aWriteAppendsOnlyTheChangedTasksRecords() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        var state = sample()
+        try store.write(
+            StateStore.Changes(tasks: state.tasks.map { ($0.key, $0.value) }, complete: true, lastRunID: 41), pid: 1)
+        let snapshot = try #require(folder.bytes("state.json"))
+        let journalBefore = try #require(folder.bytes("journal"))
+        try store.write(changed(&state, "never", runs: 0), pid: 1)
+        #expect(folder.bytes("journal") == journalBefore, "a task as it is on disk needs no record")
+        state.tasks["never"]!.runs = 3
+        state.tasks["never"]!.failures = 1
+        try store.write(StateStore.Changes(tasks: [("never", state.tasks["never"]!)], lastRunID: 1_041), pid: 1)
+        #expect(folder.bytes("state.json") == snapshot, "the snapshot is not rewritten")
+        let journal = StateJournal.decode(try #require(folder.bytes("journal")))
+        #expect(journal.problem == nil)
+        #expect(journal.records.count == 2, "\(journal.records)")
+        #expect(journal.records.first == .lastRun(1_041), "the mark comes before the records it covers")
+        #expect(journal.records.last.map { if case .task("never", _, _) = $0 { true } else { false } } == true)
+        state.lastRunID = 1_041
+        let loaded = try reopened(folder).1
+        #expect(loaded.state == state, "\(loaded.notes)")
+    }
+
+    @Test func aTornTailIsIgnoredAndCutOff() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        var state = sample()
+        try store.save(state, pid: 1)
+        try store.write(changed(&state, "never", runs: 1), pid: 1)
+        let whole = try #require(folder.bytes("journal"))
+        // A crash in the middle of the next append: half a line, then a line whose checksum fails.
+        var next = state
+        let record = StateJournal.encode(.task("never", changed(&next, "never", runs: 2).tasks[0].task, nil))
+        folder.write("journal", whole + record.prefix(record.count / 2))
+        let (_, loaded) = try reopened(folder)
+        #expect(loaded.state == state)
+        #expect(loaded.notes.contains { $0.level == .warning && $0.message.contains("torn") }, "\(loaded.notes)")
+        #expect(folder.bytes("journal") == whole, "the torn tail is cut off")
+        var damaged = record
+        damaged[20] ^= 1
+        folder.write("journal", whole + damaged)
+        let (again, loadedAgain) = try reopened(folder)
+        #expect(loadedAgain.state == state)
+        #expect(loadedAgain.notes.contains { $0.message.contains("checksum does not match") })
+        // And appends go on after the whole lines.
+        try again.write(changed(&state, "never", runs: 5), pid: 1)
+        #expect(try reopened(folder).1.state == state)
+    }
+
+    @Test func aCompactionWritesASnapshotAndAFreshJournalAndACrashBetweenLeavesAConsistentPair() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        var state = sample()
+        try store.save(state, pid: 1)
+        let oldJournal = try #require(folder.bytes("journal"))
+        try store.write(changed(&state, "never", runs: 1), pid: 1)
+        let generation = store.journalGeneration
+        // A compaction by hand: what a crash between its two steps leaves is the new snapshot
+        // with the journal of the generation before.
+        let journalBefore = try #require(folder.bytes("journal"))
+        try store.save(state, pid: 1)
+        #expect(store.journalGeneration == generation + 1)
+        #expect(folder.bytes("journal")!.count < journalBefore.count, "a fresh journal")
+        #expect(try reopened(folder).1.state == state)
+        folder.write("journal", journalBefore)
+        let (_, crashed) = try reopened(folder)
+        #expect(crashed.state == state, "the older journal is ignored; the snapshot holds it all")
+        #expect(crashed.notes.contains { $0.message.contains("older than state.json") })
+        // The other crash: before the snapshot's rename, the old pair is whole.
+        #expect(oldJournal.count < journalBefore.count)
+    }
+
+    @Test func aJournalThatOutgrowsTheSnapshotIsCompacted() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        var state = SavedState()
+        state.tasks["big"] = SavedTask(
+            runs: 1, failures: 1, consecutiveFailures: 1,
+            last: LastRun(
+                run: 1, started: time, ended: time, durationMilliseconds: 1, exitCode: 1, signal: nil,
+                timedOut: false, succeeded: false, error: "exit status 1",
+                stderrTail: String(repeating: "e", count: 4_096)))
+        state.lastRunID = 1_000_000
+        try store.save(state, pid: 1)
+        let generation = store.journalGeneration
+        for runs in 2...400 {
+            state.tasks["big"]!.runs = runs
+            try store.write(StateStore.Changes(tasks: [("big", state.tasks["big"]!)]), pid: 1)
+        }
+        #expect(store.journalGeneration > generation, "1.6 MB of journal for a 4 KB snapshot")
+        #expect(folder.bytes("journal")!.count < StateStore.smallestCompactedJournal)
+        #expect(try reopened(folder).1.state == state)
+    }
+
+    @Test func aRemovedTaskAndItsResultFileGo() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        var state = sample()
+        try store.write(
+            StateStore.Changes(tasks: state.tasks.map { ($0.key, $0.value) }, complete: true, lastRunID: 41), pid: 1)
+        #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
+        state.tasks["text"] = nil
+        try store.write(StateStore.Changes(tasks: state.tasks.map { ($0.key, $0.value) }, complete: true), pid: 1)
+        #expect(folder.names("/results") == ["binary.v2:x@y.41"])
+        #expect(try reopened(folder).1.state == state)
+    }
+
+    @Test(arguments: [
+        (#""runs":1,"failures":2,"consecutive_failures":0"#, "", "more failures (2) than runs (1)"),
+        (#""runs":3,"failures":1,"consecutive_failures":2"#, "", "more consecutive failures (2) than failures (1)"),
+        (#""runs":1,"failures":0,"consecutive_failures":0"#, "run", "its last run (9) is above the last run id (5)"),
+    ])
+    func aStateFileWhoseCountersContradictEachOtherIsMovedAside(counters: String, last: String, reason: String) throws {
+        let folder = try ScratchFolder()
+        try StateStore(directory: folder.state).save(SavedState(), pid: 1)
+        let lastRun =
+            last.isEmpty
+            ? "null"
+            : #"{"run":9,"started":"2026-11-30T01:44:32.123Z","ended":"2026-11-30T01:44:32.123Z","duration_ms":1,"exit_code":0,"signal":null,"timed_out":false,"succeeded":true,"error":null,"stderr_tail":""}"#
+        let text =
+            #"{"format":"smartpoll-state","version":1,"last_run":5,"journal":1,"tasks":{"a":{\#(counters),"next":null,"interrupted_run":null,"last":\#(lastRun),"result":null}}}"#
+        folder.write("state.json", Array(text.utf8))
+        let (_, loaded) = try reopened(folder)
+        #expect(loaded.state == nil)
+        let error = try #require(loaded.notes.first { $0.level == .error }?.message)
+        #expect(
+            error.contains("its counters contradict each other: task \"a\" has \(reason)") || error.contains(reason),
+            "\(error)")
+        #expect(error.contains("moved it aside to \(folder.state)/state.json.corrupt-"))
+        #expect(folder.names().contains { $0.hasPrefix("state.json.corrupt-") })
+    }
+
+    @Test func aFIFOOrALinkAtTheStateFileIsMovedAsideWithoutBlockingOrFollowing() throws {
+        let folder = try ScratchFolder()
+        try StateStore(directory: folder.state).save(sample(), pid: 1)
+        try FileManager.default.removeItem(atPath: folder.state + "/state.json")
+        #expect(mkfifo(folder.state + "/state.json", 0o600) == 0)
+        let (store, loaded) = try reopened(folder)
+        #expect(loaded.state == nil)
+        #expect(loaded.notes.contains { $0.message.contains("cannot read it: it is a FIFO, not a regular file") })
+        try store.save(sample(), pid: 1)
+        #expect(try reopened(folder).1.state == sample())
+
+        let outside = folder.path + "/outside.json"
+        try FileManager.default.moveItem(atPath: folder.state + "/state.json", toPath: outside)
+        #expect(symlink(outside, folder.state + "/state.json") == 0)
+        let (_, linked) = try reopened(folder)
+        #expect(linked.state == nil, "a link is not followed")
+        #expect(linked.notes.contains { $0.message.contains("it is a symbolic link, not a regular file") })
+    }
+
+    @Test func aLinkPlantedAtATemporaryNameIsRemovedNotFollowed() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        try store.save(sample(), pid: 1)
+        let outside = folder.path + "/outside"
+        folder.write("../outside", Array("mine".utf8))
+        for name in [StateStore.temporaryName, StateStore.journalTemporaryName] {
+            #expect(symlink(outside, folder.state + "/" + name) == 0)
+        }
+        try store.save(sample(), pid: 1)
+        #expect(FileManager.default.contents(atPath: outside) == Data("mine".utf8))
+        let notes = store.takeNotes()
+        #expect(notes.count == 2 && notes.allSatisfy { $0.contains("a symbolic link in the way of the next write") })
+        #expect(try reopened(folder).1.state == sample())
+    }
+
+    @Test func theRunIDMarkIsDurableAndOnlyGrows() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        try store.write(StateStore.Changes(lastRunID: 1_000), pid: 1)
+        #expect(try reopened(folder).1.state?.lastRunID == 1_000)
+        let (again, _) = try reopened(folder)
+        try again.write(StateStore.Changes(lastRunID: 1_500), pid: 1)
+        try again.write(StateStore.Changes(lastRunID: 1_200), pid: 1)
+        #expect(try reopened(folder).1.state?.lastRunID == 1_500)
     }
 }
