@@ -19,6 +19,10 @@ struct SavedState: Equatable, Sendable {
             if task.failures > task.runs {
                 return "\(place) has more failures (\(task.failures)) than runs (\(task.runs))"
             }
+            if task.failures + task.cancelled > task.runs {
+                return "\(place) has more failed and cancelled runs (\(task.failures) + \(task.cancelled)) than runs "
+                    + "(\(task.runs))"
+            }
             if task.consecutiveFailures > task.failures {
                 return "\(place) has more consecutive failures (\(task.consecutiveFailures)) than failures "
                     + "(\(task.failures))"
@@ -44,6 +48,8 @@ struct SavedState: Equatable, Sendable {
 struct SavedTask: Equatable, Sendable {
     var runs = 0
     var failures = 0
+    /// Runs that `cancel` or the loop's end interrupted (not failures).
+    var cancelled = 0
     /// Failures since the last success: the `retry` backoff's exponent and `max_retries` count.
     var consecutiveFailures = 0
     var last: LastRun?
@@ -102,6 +108,7 @@ enum SavedStateFormat {
         var object = JSONObject()
         object.append("runs", .int(Int64(task.runs)))
         object.append("failures", .int(Int64(task.failures)))
+        object.append("cancelled", .int(Int64(task.cancelled)))
         object.append("consecutive_failures", .int(Int64(task.consecutiveFailures)))
         object.append("next", task.next.map { .string($0.formatted()) } ?? .null)
         object.append("interrupted_run", task.interruptedRun.map { .int(Int64($0)) } ?? .null)
@@ -189,6 +196,8 @@ enum SavedStateFormat {
         var task = SavedTask()
         task.runs = try fields.count("runs")
         task.failures = try fields.count("failures")
+        // Absent from state files written before the counter.
+        task.cancelled = try fields.has("cancelled") ? fields.count("cancelled") : 0
         task.consecutiveFailures = try fields.count("consecutive_failures")
         task.next = try fields.optionalTime("next")
         task.interruptedRun = try fields.optionalInt("interrupted_run")
@@ -253,6 +262,8 @@ enum SavedStateFormat {
         }
 
         /// A count or id: 0 to 2^53, so that adding to it can never overflow.
+        func has(_ key: String) -> Bool { object[key] != nil }
+
         func count(_ key: String) throws(Problem) -> Int {
             let value = try int(key)
             guard value >= 0 && value <= 1 << 53 else {

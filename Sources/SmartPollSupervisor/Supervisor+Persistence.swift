@@ -50,6 +50,7 @@ extension Supervisor {
             }
             tasks[index].runs = saved.runs
             tasks[index].failures = saved.failures
+            tasks[index].cancelled = saved.cancelled
             policy.restore(consecutiveFailures: saved.consecutiveFailures, of: TaskID(index))
             tasks[index].last = saved.last
             if let result = saved.result {
@@ -122,7 +123,8 @@ extension Supervisor {
     func savedTask(_ index: Int) -> SavedTask {
         let task = tasks[index]
         var saved = SavedTask(
-            runs: task.runs, failures: task.failures, consecutiveFailures: policy.consecutiveFailures[index],
+            runs: task.runs, failures: task.failures, cancelled: task.cancelled,
+            consecutiveFailures: policy.consecutiveFailures[index],
             last: task.last, result: task.result)
         let name = names[index]
         let schedule =

@@ -325,4 +325,27 @@ struct FrictionTests {
         #expect(table.output.contains("hook slow: running ("), "\(table.output)")
         #expect(table.output.contains("hook next: waiting"), "\(table.output)")
     }
+
+    @Test func theCancelledCounterSurvivesARestart() throws {
+        let first = try SupervisorHarness(
+            """
+            {"state_dir": "$DIR/state", "tasks": {"long": {"command": ["sleep", "100"]}}}
+            """)
+        first.keepsFolder = true
+        let events = try first.watch(["long"])
+        #expect(try first.ctl("run", "long").status == 0)
+        _ = try events.until {
+            if case .taskStarted = $0.kind { return true }
+            return false
+        }
+        #expect(try first.ctl("cancel", "long").status == 0)
+        try events.finishes(of: "long")
+        #expect(try first.ctl("shutdown").status == 0)
+        #expect(try first.waitForExit() == 0)
+        let second = try SupervisorHarness(nil, folder: first.folder)
+        let row = try second.statusRow("long")
+        #expect(row["cancelled"] == .int(1), "\(row)")
+        #expect(row["failures"] == .int(0))
+        #expect(row["runs"] == .int(1))
+    }
 }

@@ -12,11 +12,7 @@ struct SemanticsTests {
     }
 
     private func statusRow(_ supervisor: SupervisorHarness, _ task: String) throws -> JSONObject {
-        let reply = try json(try supervisor.ctl("--json", "status", task).output)
-        guard case .array(let rows)? = reply["tasks"], case .object(let row)? = rows.first else {
-            throw HarnessError("no status row for \(task)")
-        }
-        return row
+        try supervisor.statusRow(task)
     }
 
     @Test func directiveFromInsideATaskSchedulesAnotherTask() throws {

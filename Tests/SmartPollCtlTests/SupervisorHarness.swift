@@ -256,6 +256,15 @@ final class SupervisorHarness {
         try runCommand(Binaries.ctl, ["--socket", socket] + arguments, input: input)
     }
 
+    /// The task's row of `smartpollctl --json status TASK`.
+    func statusRow(_ task: String) throws -> JSONObject {
+        let reply = try json(try ctl("--json", "status", task).output)
+        guard case .array(let rows)? = reply["tasks"], case .object(let row)? = rows.first else {
+            throw HarnessError("no status row for \(task)")
+        }
+        return row
+    }
+
     /// A protocol connection of this test's own.
     func connect() throws -> ControlClient {
         let client = try ControlClient(path: socket)
