@@ -240,15 +240,7 @@ public enum Command: Sendable, Hashable {
         case .emit(let hook, let data):
             writer.key("hook")
             writer.string(hook)
-            if let data {
-                if let text = String(validating: data, as: UTF8.self) {
-                    writer.key("data")
-                    writer.string(text)
-                } else {
-                    writer.key("data_base64")
-                    writer.string(Base64.encode(data))
-                }
-            }
+            if let data { writer.bytes(data, textKey: "data", base64Key: "data_base64") }
         case .stop(let wait), .start(let wait), .restart(let wait):
             writer.key("wait")
             writer.bool(wait)

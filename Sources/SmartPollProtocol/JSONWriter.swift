@@ -137,6 +137,18 @@ struct JSONWriter: ~Copyable {
     }
 
     /// Writes `"name":` for a key that is data (a task's name), escaped as a string.
+    /// Bytes as a member: `"textKey":"..."` when they are valid UTF-8, else
+    /// `"base64Key":"..."` in standard padded Base64 (a result's output, an event's data).
+    mutating func bytes(_ bytes: [UInt8], textKey: StaticString, base64Key: StaticString) {
+        if let text = String(validating: bytes, as: UTF8.self) {
+            key(textKey)
+            string(text)
+        } else {
+            key(base64Key)
+            string(Base64.encode(bytes))
+        }
+    }
+
     mutating func key(name: String) {
         separate()
         writeEscaped(name)

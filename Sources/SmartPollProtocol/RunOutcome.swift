@@ -71,13 +71,7 @@ public struct RunOutcome: Sendable, Hashable {
         writer.key("stderr_tail")
         writer.string(stderrTail)
         guard let output else { return }
-        if let text = String(validating: output, as: UTF8.self) {
-            writer.key("output")
-            writer.string(text)
-        } else {
-            writer.key("output_base64")
-            writer.string(Base64.encode(output))
-        }
+        writer.bytes(output, textKey: "output", base64Key: "output_base64")
         writer.key("truncated")
         writer.bool(truncated)
     }

@@ -27,13 +27,7 @@ public struct TaskResult: Sendable, Hashable {
 
     func writeMembers(to writer: inout JSONWriter) {
         writeMembersBeforeOutput(to: &writer)
-        if let text = outputText {
-            writer.key("output")
-            writer.string(text)
-        } else {
-            writer.key("output_base64")
-            writer.string(Base64.encode(output))
-        }
+        writer.bytes(output, textKey: "output", base64Key: "output_base64")
         writer.key("truncated")
         writer.bool(truncated)
     }

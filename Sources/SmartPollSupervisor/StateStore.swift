@@ -492,24 +492,16 @@ final class StateStore: @unchecked Sendable {
                 references[name] = .some(nil)
                 continue
             }
-            let file = "\(name).\(result.run)"
-            if let durable = durableFiles[name], durable.file == file {
-                references[name] = durable
-                continue
-            }
             do throws(SupervisorError) {
-                references[name] = try writeResult(result.output, file: file)
+                references[name] = try resultFile(of: name, result, written: &written)
             } catch {
                 throw abandon(error)
             }
-            written.append(file)
         }
-        if !written.isEmpty {
-            do throws(Errno) {
-                _ = try SystemCall.checking { sp_fsync(resultsDescriptor) }
-            } catch {
-                throw abandon(failure(StateStore.resultsName, step: SP_FILE_STEP_FSYNC_DIRECTORY, error: error))
-            }
+        do throws(SupervisorError) {
+            try flushResults(written)
+        } catch {
+            throw abandon(error)
         }
         // The mark first: a torn tail may cut the batch anywhere, and a task's record must
         // never survive without the mark that covers its run (the counters would contradict).
@@ -608,24 +600,16 @@ final class StateStore: @unchecked Sendable {
         }
         for (name, task) in state.tasks {
             guard let result = task.result else { continue }
-            let file = "\(name).\(result.run)"
-            if let durable = durableFiles[name], durable.file == file {
-                references[name] = durable
-                continue
-            }
             do throws(SupervisorError) {
-                references[name] = try writeResult(result.output, file: file)
+                references[name] = try resultFile(of: name, result, written: &written)
             } catch {
                 throw abandon(error)
             }
-            written.append(file)
         }
-        if !written.isEmpty {
-            do throws(Errno) {
-                _ = try SystemCall.checking { sp_fsync(resultsDescriptor) }
-            } catch {
-                throw abandon(failure(StateStore.resultsName, step: SP_FILE_STEP_FSYNC_DIRECTORY, error: error))
-            }
+        do throws(SupervisorError) {
+            try flushResults(written)
+        } catch {
+            throw abandon(error)
         }
         let generation = journalGeneration + 1
         let bytes = SavedStateFormat.encode(
@@ -720,6 +704,29 @@ final class StateStore: @unchecked Sendable {
     /// `.systemCallFailed`, with the sentence the log and `status` show.
     private static func failed(_ message: String) -> SupervisorError {
         SupervisorError(code: .systemCallFailed, message: message)
+    }
+
+    /// The file that holds `result`: the durable one when it is the same run's, else a new one
+    /// written (and fsynced) now and added to `written`.
+    private func resultFile(
+        of name: String, _ result: TaskResult, written: inout [String]
+    ) throws(SupervisorError) -> SavedStateFormat.ResultReference {
+        let file = "\(name).\(result.run)"
+        if let durable = durableFiles[name], durable.file == file { return durable }
+        let reference = try writeResult(result.output, file: file)
+        written.append(file)
+        return reference
+    }
+
+    /// Flushes the results folder once new result files are in it, so that their names
+    /// survive a crash before any record names them.
+    private func flushResults(_ written: [String]) throws(SupervisorError) {
+        guard !written.isEmpty else { return }
+        do throws(Errno) {
+            _ = try SystemCall.checking { sp_fsync(resultsDescriptor) }
+        } catch {
+            throw failure(StateStore.resultsName, step: SP_FILE_STEP_FSYNC_DIRECTORY, error: error)
+        }
     }
 
     private func failure(_ file: String, step: sp_file_step, error: Errno) -> SupervisorError {
