@@ -65,7 +65,10 @@ public struct StatusReply: Sendable, Hashable {
         }
         var hooks: [HookRunStatus] = []
         // Optional: absent from supervisors before it.
-        if case .array(let elements)? = reader.object["hooks"] {
+        if let hooksValue = reader.object["hooks"] {
+            guard case .array(let elements) = hooksValue else {
+                throw ProtocolError.badRequest("expected an array, got \(hooksValue.shortDescription)").inField("hooks")
+            }
             for (index, element) in elements.enumerated() {
                 guard case .object(let object) = element else {
                     throw ProtocolError.badRequest("expected an object, got \(element.shortDescription)").inField(

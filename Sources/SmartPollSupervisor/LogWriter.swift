@@ -127,7 +127,8 @@ final class LogWriter: @unchecked Sendable {
     func flush(within timeout: Duration) -> Bool {
         var deadline = timespec()
         clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let total = Int64(deadline.tv_nsec) + timeout.nanosecondsClamped
+        // At most an hour: the sum cannot overflow, and no caller waits longer.
+        let total = Int64(deadline.tv_nsec) + min(timeout.nanosecondsClamped, 3_600_000_000_000)
         deadline.tv_sec += Int(total / 1_000_000_000)
         deadline.tv_nsec = Int(total % 1_000_000_000)
         pthread_mutex_lock(lock)

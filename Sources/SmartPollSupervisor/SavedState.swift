@@ -261,9 +261,10 @@ enum SavedStateFormat {
             return Int(value)
         }
 
-        /// A count or id: 0 to 2^53, so that adding to it can never overflow.
+        /// Whether the object has `key` (a key added after the first version may be missing).
         func has(_ key: String) -> Bool { object[key] != nil }
 
+        /// A count or id: 0 to 2^53, so that adding to it can never overflow.
         func count(_ key: String) throws(Problem) -> Int {
             let value = try int(key)
             guard value >= 0 && value <= 1 << 53 else {

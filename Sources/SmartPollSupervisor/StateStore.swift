@@ -536,6 +536,13 @@ final class StateStore: @unchecked Sendable {
         // Best effort: a result file no record names is deleted at the next start.
         for file in obsolete { _ = unlinkat(resultsDescriptor, file, 0) }
         mirror = next
+    }
+
+    /// Compacts (a new snapshot, then a fresh journal) when the journal has outgrown the
+    /// snapshot. Called by the writer thread after it has reported a write done, so that the
+    /// replies that waited for that write do not wait for the compaction too.
+    func compactIfDue(pid: Int32) {
+        guard journalDescriptor >= 0, !needsCompaction else { return }
         if journalLength > max(snapshotLength, StateStore.smallestCompactedJournal, nextCompactionLength) {
             do throws(SupervisorError) {
                 try save(mirror, pid: pid)

@@ -52,8 +52,8 @@ final class StateWriter {
         func serve() {
             while true {
                 var entry = pollfd(fd: wake, events: Int16(POLLIN), revents: 0)
-                // Signals are blocked on every thread (they go to the loop's signalfd); EINTR
-                // only repeats the wait.
+                // The thread blocks every signal (see start(): they go to the loop's
+                // signalfd); EINTR would only repeat the wait.
                 _ = poll(&entry, 1, -1)
                 _ = sp_eventfd_drain(wake)
                 while true {
@@ -74,6 +74,9 @@ final class StateWriter {
                     let completion = Completion(number: job.number, failure: failure, notes: store.takeNotes())
                     mailbox.withLock { $0.completions.append(completion) }
                     _ = sp_eventfd_signal(done)
+                    // After the completion: the replies waiting for this write go now; changes
+                    // made meanwhile wait for the compaction (its notes go with the next write).
+                    if failure == nil { store.compactIfDue(pid: pid) }
                 }
             }
         }
@@ -115,6 +118,13 @@ final class StateWriter {
             throw error
         }
         let box = Unmanaged.passRetained(shared).toOpaque()
+        // The thread starts with every signal blocked (it inherits this mask): signals are the
+        // loop's, through its signalfd.
+        var all = sigset_t()
+        var previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         let result = pthread_create(
             &thread, nil,
             { raw in

@@ -17,7 +17,13 @@ extension Supervisor {
         case .stopped:
             return "the loop is stopped; start it with smartpollctl start"
         case .failed:
-            return "the loop is failed (\(loopStatus.error ?? "")); start it again with smartpollctl start"
+            let error = "the loop is failed (\(loopStatus.error ?? ""))"
+            if let restartAt = loopStatus.restartAt {
+                let wait = max(0, restartAt.nanosecondsSinceEpoch - Timestamp.now().nanosecondsSinceEpoch)
+                return error + "; it restarts by itself in \(DurationFormat.format(.nanoseconds(wait))) "
+                    + "(restart policy), or now with smartpollctl start"
+            }
+            return error + "; start it again with smartpollctl start"
         }
     }
 
@@ -183,8 +189,7 @@ extension Supervisor {
         var hooks: [HookRunStatus] = []
         if let inFlight = self.hooks.inFlight {
             let run = inFlight.run
-            var name = ""
-            if case .hook(let hook) = run.owner { name = hook }
+            guard case .hook(let name) = run.owner else { preconditionFailure("a command hook's run has a hook owner") }
             hooks.append(
                 HookRunStatus(name: name, running: true, run: run.runID, pid: Int(run.pid), started: run.startedWall))
         }

@@ -17,7 +17,7 @@ extension Supervisor {
         if let activatedListener { listener = activatedListener } else { listener = try bindSocket() }
         defer {
             // A socket systemd passed belongs to its socket unit: it stays, for the next start.
-            if activatedListener == nil { unlink(socketPath) }
+            if activatedListener == nil { unlink(bindPath) }
             close(listener)
         }
         server = try ControlServer(
@@ -100,7 +100,7 @@ extension Supervisor {
     /// Creates the parent directory (0700) if missing, refuses a socket a live supervisor
     /// answers on, replaces a stale one, and listens.
     private func bindSocket() throws(SupervisorError) -> Int32 {
-        let path = socketPath
+        let path = bindPath
         let directory = SocketFolder.folder(of: path)
         if mkdir(directory, 0o700) == 0 {
             // Members of socket_group must be able to reach the socket inside.

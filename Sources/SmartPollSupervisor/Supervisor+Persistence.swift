@@ -23,14 +23,10 @@ extension Supervisor {
         guard let persistence else { return }
         let store = persistence.store
         try store.checkOwnership()
-        do {
-            try store.prepare()
-        } catch {
-            recordStateFailure(error)
-            persistence.allDirty = true
-            try startStateWriter(reservingAbove: 0)
-            return
-        }
+        // A directory that cannot be made or opened now may still hold a state (its results
+        // folder unreadable, say): starting without it would later write a state that forgets
+        // it, so the start is refused with the reason, as for a directory others can write.
+        try store.prepare()
         try store.lock()
         let loaded = store.load()
         for note in loaded.notes { log.write(note.level, "state: \(note.message)") }

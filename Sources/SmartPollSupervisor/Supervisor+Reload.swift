@@ -79,6 +79,8 @@ extension Supervisor {
         server.sendTimeout = new.sendTimeout
         loopRestart.reconfigure(new.restart)
         if new.restart == nil { cancelLoopRestart() }
+        // A policy added while the loop is failed applies to that failure too.
+        if new.restart != nil, loopStatus.state == .failed, loopStatus.restartAt == nil { armLoopRestart() }
 
         let list = { (names: [String]) in names.isEmpty ? "-" : names.joined(separator: ",") }
         log.write(

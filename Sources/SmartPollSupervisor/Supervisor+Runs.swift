@@ -230,8 +230,8 @@ extension Supervisor {
     private func answer(_ end: RunEnd, durable: Bool) {
         guard !end.waiters.isEmpty else { return }
         let last = end.last
-        var cancelled = false
-        if case .cancelled = end.outcome { cancelled = true }
+        // As `status` counts it: `cancel`, the loop's end or a reload interrupted the run.
+        let cancelled = end.interrupted && !last.succeeded
         let outcome = RunOutcome(
             task: end.name, run: last.run, exitCode: last.exitCode, signal: last.signal,
             timedOut: last.timedOut, succeeded: last.succeeded, cancelled: cancelled, error: last.error,

@@ -13,6 +13,9 @@ final class Supervisor {
     /// The configuration in effect; `reload` replaces it (all but the keys that need a restart).
     var configuration: SupervisorConfiguration
     let socketPath: String
+    /// The path the socket is bound, checked and removed with: ``socketPath``, or the relative
+    /// path it came from when the absolute one is too long for a socket address (108 bytes).
+    let bindPath: String
     let loop: EventLoop
     var log: SupervisorLog
     var server: ControlServer!
@@ -71,7 +74,8 @@ final class Supervisor {
     let subreaper: Subreaper?
 
     init(
-        configuration: SupervisorConfiguration, socketPath: String, log: SupervisorLog, environment: [String: String]
+        configuration: SupervisorConfiguration, socketPath: String, bindPath: String? = nil, log: SupervisorLog,
+        environment: [String: String]
     ) throws(SupervisorError) {
         self.configuration = configuration
         self.log = log
@@ -81,8 +85,10 @@ final class Supervisor {
                 log.write(.info, "socket activation: serving on \(path), the socket systemd passed (not \(socketPath))")
             }
             self.socketPath = path
+            self.bindPath = path
         } else {
             self.socketPath = socketPath
+            self.bindPath = bindPath ?? socketPath
         }
         notifier = SystemdNotifier(environment: environment)
         persistence = configuration.stateDirectory.map { StatePersistence(store: StateStore(directory: $0)) }
@@ -269,7 +275,7 @@ final class Supervisor {
     // MARK: The loop's restart policy
 
     /// The loop failed: with a `restart` policy, it starts again after the policy's delay.
-    private func armLoopRestart() {
+    func armLoopRestart() {
         cancelLoopRestart()
         guard let at = loopRestart.loopFailed(now: now) else { return }
         loopStatus.restartAt = wall(at)

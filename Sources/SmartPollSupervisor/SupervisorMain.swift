@@ -37,9 +37,12 @@ public enum SupervisorMain {
         let configuration = try ConfigurationFile.load(path)
         // Absolute, as tasks see it in SMARTPOLL_SOCKET: a task with a cwd of its own must reach
         // the same socket.
-        let socket = absolute(
-            SocketPath.resolve(
-                explicit: options.socket, configured: configuration.socket, environment: environment, userID: getuid()))
+        let given = SocketPath.resolve(
+            explicit: options.socket, configured: configuration.socket, environment: environment, userID: getuid())
+        let socket = absolute(given)
+        // A socket address holds 107 bytes: a relative path that fits is bound as given even
+        // when its absolute form would not (tasks still get the absolute one).
+        let bindPath = socket.utf8.count < 108 ? socket : given
         if options.checkOnly {
             return "\(path): valid: \(configuration.tasks.count) task\(configuration.tasks.count == 1 ? "" : "s"), "
                 + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)\n"
@@ -52,7 +55,7 @@ public enum SupervisorMain {
         // read.
         defer { log.writer.flush(within: .seconds(1)) }
         let supervisor = try Supervisor(
-            configuration: configuration, socketPath: socket, log: log, environment: environment)
+            configuration: configuration, socketPath: socket, bindPath: bindPath, log: log, environment: environment)
         try supervisor.serve()
         return nil
     }

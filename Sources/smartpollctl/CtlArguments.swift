@@ -190,9 +190,12 @@ struct CtlArguments {
     /// The bytes of the argument that reads as `word`: exactly as given, also when they are not
     /// UTF-8 (which `CommandLine.arguments` repairs with U+FFFD), so that `emit` passes them on
     /// unchanged.
+    ///
+    /// The last argument that reads so is taken: `emit`'s data is its last word (a hook name
+    /// before it that reads the same is not).
     static func rawArgument(_ word: String) -> [UInt8] {
         guard word.unicodeScalars.contains("\u{FFFD}") else { return Array(word.utf8) }
-        for index in 1..<Int(CommandLine.argc) {
+        for index in stride(from: Int(CommandLine.argc) - 1, through: 1, by: -1) {
             guard let pointer = CommandLine.unsafeArgv[index] else { continue }
             let bytes = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
             if String(decoding: bytes, as: UTF8.self) == word { return bytes }

@@ -6,10 +6,13 @@ enum Rendering {
         let loop = status.loop
         var header = "loop: \(loop.state.rawValue)"
         if let restartAt = loop.restartAt {
+            // `loop: failed, restarting in 8s (since 01:44:32.123, 3.0s ago), run 2`
             let delta = restartAt.nanosecondsSinceEpoch - now.nanosecondsSinceEpoch
             header += delta > 50_000_000 ? ", restarting in \(HumanFormat.span(delta))" : ", restarting now"
-        }
-        if let since = loop.since {
+            if let since = loop.since {
+                header += " (since \(display.clock(since)), \(HumanFormat.relative(since, now: now)))"
+            }
+        } else if let since = loop.since {
             header += " since \(display.clock(since)) (\(HumanFormat.relative(since, now: now)))"
         }
         header += ", run \(loop.runs)"

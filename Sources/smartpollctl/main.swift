@@ -32,7 +32,9 @@ func fail(_ status: Int32, _ code: String, _ message: String) -> Never {
 
 let environment: (String) -> String? = ProcessEnvironment.value
 let arguments = Array(CommandLine.arguments.dropFirst())
-if arguments.contains("-h") || arguments.contains("--help") || arguments.first == "help" {
+// Help anywhere among the options, but not after `--`, where `-h` is an argument (data).
+let options = arguments.prefix(while: { $0 != "--" })
+if options.contains("-h") || options.contains("--help") || arguments.first == "help" {
     standardOutput(Array(usage.utf8))
     exit(0)
 }

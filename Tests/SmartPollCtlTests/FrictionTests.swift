@@ -93,7 +93,9 @@ struct FrictionTests {
         #expect(!refused.error.contains("start it with smartpollctl start"), "\(refused.error)")
         try supervisor.ctl("stop")
         let stopped = try supervisor.ctl("schedule", "stubborn", "1s")
-        #expect(stopped.error.contains("start it with smartpollctl start") || stopped.error.contains("starting"))
+        #expect(
+            stopped.error.contains("the loop is starting") || stopped.error.contains("the loop is stopped"),
+            "\(stopped.error)")
     }
 
     @Test func unknownTasksAndHooksGetASuggestion() throws {

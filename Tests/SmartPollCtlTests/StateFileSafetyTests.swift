@@ -103,6 +103,21 @@ struct StateFileSafetyTests {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
+    @Test func aStateDirectoryThatCannotBeOpenedAtStartIsRefusedRatherThanForgotten() throws {
+        let folder = try freshFolder()
+        // A results folder that is a file: the directory and its state.json cannot be used.
+        try FileManager.default.createDirectory(atPath: folder + "/state", withIntermediateDirectories: true)
+        chmod(folder + "/state", 0o700)
+        try "{}".write(toFile: folder + "/state/results", atomically: true, encoding: .utf8)
+        try #"{"state_dir": "\#(folder)/state", "tasks": {"t": {"command": ["true"]}}}"#.write(
+            toFile: folder + "/smartpoll.json", atomically: true, encoding: .utf8)
+        let result = try runCommand(
+            Binaries.supervisor, ["--config", folder + "/smartpoll.json", "--socket", folder + "/s.sock"])
+        #expect(result.status == 1, "\(result)")
+        #expect(result.error.contains("cannot open \(folder)/state/results"), "\(result.error)")
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
     @Test func aSymbolicLinkPlantedAtATemporaryNameDoesNotStopWrites() throws {
         let supervisor = try SupervisorHarness(
             #"{"state_dir": "$DIR/state", "tasks": {"t": {"command": ["echo", "ok"]}}}"#)

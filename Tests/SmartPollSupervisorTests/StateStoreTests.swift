@@ -245,6 +245,32 @@ private func sample() -> SavedState {
         return StateStore.Changes(tasks: [(name, state.tasks[name]!)])
     }
 
+    @Test func aStateFileOfTheVersionBeforeTheJournalStillLoads() throws {
+        // As the supervisor before the journal wrote it: no "journal" generation, no journal
+        // file, no "cancelled" counter.
+        let folder = try ScratchFolder()
+        try FileManager.default.createDirectory(atPath: folder.state + "/results", withIntermediateDirectories: true)
+        let output = Array("42\n".utf8)
+        folder.write("results/w1.17", output)
+        let hex = String(SavedStateFormat.checksum(output), radix: 16)
+        let checksum = String(repeating: "0", count: 16 - hex.count) + hex
+        let text = #"""
+            {"format":"smartpoll-state","version":1,"written":"2026-11-30T01:44:32.123Z","pid":7,"last_run":17,\#
+            "tasks":{"w1":{"runs":3,"failures":1,"consecutive_failures":0,"next":"2026-11-30T01:45:00.000Z",\#
+            "interrupted_run":null,"last":{"run":17,"started":"2026-11-30T01:44:31.000Z",\#
+            "ended":"2026-11-30T01:44:32.000Z","duration_ms":1000.0,"exit_code":0,"signal":null,\#
+            "timed_out":false,"succeeded":true,"error":null,"stderr_tail":""},\#
+            "result":{"run":17,"time":"2026-11-30T01:44:32.000Z","truncated":false,"file":"w1.17",\#
+            "size":3,"fnv1a64":"\#(checksum)"}}}}
+            """#
+        folder.write("state.json", Array(text.utf8))
+        let (_, loaded) = try reopened(folder)
+        let task = try #require(loaded.state?.tasks["w1"], "\(loaded.notes)")
+        #expect(task.runs == 3 && task.failures == 1 && task.cancelled == 0)
+        #expect(task.result?.output == output)
+        #expect(loaded.state?.lastRunID == 17)
+    }
+
     @Test func aWriteAppendsOnlyTheChangedTasksRecords() throws {
         let folder = try ScratchFolder()
         let (store, _) = try reopened(folder)
@@ -334,6 +360,8 @@ private func sample() -> SavedState {
         for runs in 2...400 {
             state.tasks["big"]!.runs = runs
             try store.write(StateStore.Changes(tasks: [("big", state.tasks["big"]!)]), pid: 1)
+            // As the writer thread does, once each write is reported done.
+            store.compactIfDue(pid: 1)
         }
         #expect(store.journalGeneration > generation, "1.6 MB of journal for a 4 KB snapshot")
         #expect(folder.bytes("journal")!.count < StateStore.smallestCompactedJournal)
