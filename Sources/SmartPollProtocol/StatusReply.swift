@@ -23,11 +23,21 @@ public struct StatusReply: Sendable, Hashable {
     }
 
     func writeMembers(to writer: inout JSONWriter) {
+        writeMembersBeforeTasks(to: &writer)
+        for task in tasks { task.write(to: &writer) }
+        writeMembersAfterTasks(to: &writer)
+    }
+
+    /// `"loop":{...},"tasks":[`: what comes before the rows (``SlicedStatusReply``).
+    func writeMembersBeforeTasks(to writer: inout JSONWriter) {
         writer.key("loop")
         loop.write(to: &writer)
         writer.key("tasks")
         writer.beginArray()
-        for task in tasks { task.write(to: &writer) }
+    }
+
+    /// `],"state_file":...}` but the reply's closing brace: what comes after the rows.
+    func writeMembersAfterTasks(to writer: inout JSONWriter) {
         writer.endArray()
         writer.key("state_file")
         if let stateFile { stateFile.write(to: &writer) } else { writer.null() }

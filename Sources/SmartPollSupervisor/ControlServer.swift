@@ -318,6 +318,8 @@ final class ControlServer {
     private func reply(_ reply: Reply, slot: Int, to client: ClientConnection) {
         if let slices = SlicedReply(reply) {
             perform(client.machine.replyReady(slot: slot, slices: slices), for: client)
+        } else if let slices = SlicedStatusReply(reply) {
+            perform(client.machine.replyReady(slot: slot, slices: slices), for: client)
         } else {
             perform(client.machine.replyReady(slot: slot, reply), for: client)
         }
@@ -380,3 +382,4 @@ final class ControlServer {
 
 extension Reply: ClientOutputQueue.Line {}
 extension SlicedReply: ClientOutputQueue.Slices {}
+extension SlicedStatusReply: ClientOutputQueue.Slices {}

@@ -77,6 +77,37 @@ struct StateScaleTests {
         // Every 50 ms: most of its beats (a debug build on a busy machine keeps well over half).
         let expected = elapsed / 0.05
         #expect(Double(beatRuns) > expected / 2 / slowdown, "\(beatRuns) beats in \(elapsed) s")
+        // A client that pulls the whole status (5,000 rows, 4 KiB tails each: 20 MB) holds
+        // nobody up: the reply leaves in slices while the quiet client's pings go on (debug
+        // build: the slowest ping 29 ms in slices, 400 ms with the reply encoded at once).
+        let socket = supervisor.socket
+        let pulled = DispatchSemaphore(value: 0)
+        let statusSizes = Box<[Int]>()
+        Thread {
+            var sizes: [Int] = []
+            let puller = try? ControlClient(path: socket)
+            puller?.setTimeout(.seconds(60))
+            for _ in 0..<2 {
+                if let (_, line) = try? puller?.call(Request(id: .int(9), command: .status(tasks: nil))) {
+                    sizes.append(line.count)
+                }
+            }
+            statusSizes.value = sizes
+            pulled.signal()
+        }.start()
+        var pingsDuringStatus: [TimeInterval] = []
+        while pulled.wait(timeout: .now()) == .timedOut, pingsDuringStatus.count < 2_000 {
+            let start = Date()
+            let (reply, _) = try client.call(Request(id: .int(4), command: .ping))
+            #expect(reply.isSuccess)
+            pingsDuringStatus.append(Date().timeIntervalSince(start))
+            usleep(10_000)
+        }
+        #expect(
+            statusSizes.value?.count == 2 && (statusSizes.value?.min() ?? 0) > 20_000_000, "\(statusSizes.value ?? [])")
+        #expect(
+            (pingsDuringStatus.max() ?? 0) < 0.25 * slowdown,
+            "pings while status was pulled: max \(pingsDuringStatus.max() ?? 0) s of \(pingsDuringStatus.count)")
         // And the acknowledged schedules are on disk: a restart sees them.
         supervisor.keepsFolder = true
         supervisor.signal(SIGKILL)

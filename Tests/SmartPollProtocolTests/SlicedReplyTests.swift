@@ -50,6 +50,43 @@ struct SlicedReplyTests {
         }
     }
 
+    @Test("the slices of a status of many tasks are the reply encoded at once, whatever the budget")
+    func statusSlicesEqualTheWholeReply() throws {
+        let tail = String(repeating: "line \"with\" escapes\t\n", count: 150)
+        let tasks = (0..<300).map { index in
+            TaskStatus(
+                name: "task-\(index)", scheduled: index % 2 == 0, ready: false, next: index % 3 == 0 ? time : nil,
+                running: false, pid: nil, run: nil, runs: index, failures: index / 2, cancelled: index / 3,
+                last: index % 4 == 0
+                    ? nil
+                    : LastRun(
+                        run: index, started: time, ended: time, durationMilliseconds: 1.5, exitCode: 0, signal: nil,
+                        timedOut: false, succeeded: true, error: nil, stderrTail: tail))
+        }
+        let status = StatusReply(
+            loop: LoopStatus(state: .running, since: time, runs: 1, error: nil), tasks: tasks,
+            stateFile: StateFileStatus(path: "/s/state.json", saved: time, error: nil, failingSince: nil),
+            containment: ContainmentStatus(mode: .cgroup, root: "/sys/fs/cgroup/x"),
+            hooks: [HookRunStatus(name: "h", running: true, run: 3, pid: 4, started: time)])
+        for id: JSONValue in [.null, .int(42), .string("a\"b")] {
+            let reply = Reply(id: id, body: .status(status))
+            let whole = reply.encodedLine()
+            for budget in [1, 100, 4_096, 65_536, 1 << 24] {
+                var slicer = try #require(SlicedStatusReply(reply))
+                var bytes: [UInt8] = []
+                var slices = 0
+                while !slicer.isFinished {
+                    slicer.encodeSlice(into: &bytes, budget: budget)
+                    slices += 1
+                }
+                #expect(bytes == whole, "budget \(budget)")
+                if budget <= 4_096 { #expect(slices > 100) }
+            }
+        }
+        let small = Reply(id: .int(1), body: .status(StatusReply(loop: status.loop, tasks: Array(tasks.prefix(3)))))
+        #expect(SlicedStatusReply(small) == nil, "a small status goes at once")
+    }
+
     @Test("the slices of result are the reply encoded at once, text and Base64 alike")
     func resultSlicesEqualTheWholeReply() throws {
         for output in outputs(seed: 11) where !output.isEmpty {
