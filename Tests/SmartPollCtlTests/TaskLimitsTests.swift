@@ -45,6 +45,24 @@ struct TaskLimitsTests {
         #expect(try supervisor.ctl("status", "spin").output.contains("KILL"), "the table names the signal")
     }
 
+    @Test func aReloadThatChangesThemIsATaskChangeAndTheNextRunUsesThem() throws {
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {"t": {"command": ["sh", "-c", "echo $(nice) $(ulimit -n)"],
+                             "nice": 3, "rlimits": {"nofile": 64}}}}
+            """)
+        #expect(try supervisor.ctl("run", "t", "--wait").status == 0)
+        #expect(try supervisor.ctl("result", "t").output == "3 64\n")
+        try """
+        {"tasks": {"t": {"command": ["sh", "-c", "echo $(nice) $(ulimit -n)"],
+                         "nice": 7, "rlimits": {"nofile": 32}}}}
+        """.write(toFile: supervisor.configurationPath, atomically: true, encoding: .utf8)
+        let reply = try json(try supervisor.ctl("--json", "reload").output)
+        #expect(reply["changed"] == ["t"], "\(reply)")
+        #expect(try supervisor.ctl("run", "t", "--wait").status == 0)
+        #expect(try supervisor.ctl("result", "t").output == "7 32\n")
+    }
+
     @Test func aLimitTheKernelRefusesFailsTheRunNamingTheStep() throws {
         // Above /proc/sys/fs/nr_open: refused even to a supervisor running as root.
         let supervisor = try SupervisorHarness(
