@@ -66,10 +66,25 @@ struct sp_child_args {
     int set_credentials;
     uid_t uid;
     gid_t gid;
+    int set_nice;
+    int nice;
+    unsigned int set_limits;
+    unsigned long long limits[4];
     pid_t parent;
     uint64_t reset_signals;
     volatile int err;
-    volatile int failed_in_cwd;
+    volatile sp_spawn_step failed_step;
+};
+
+// The resources of sp_spawn_options.set_limits, bit i for limits[i], with the step that names it.
+static const struct {
+    int resource;
+    sp_spawn_step step;
+} sp_limit_resources[4] = {
+    {RLIMIT_NOFILE, SP_SPAWN_STEP_LIMIT_NOFILE},
+    {RLIMIT_AS, SP_SPAWN_STEP_LIMIT_AS},
+    {RLIMIT_CPU, SP_SPAWN_STEP_LIMIT_CPU},
+    {RLIMIT_CORE, SP_SPAWN_STEP_LIMIT_CORE},
 };
 
 // This process's id, asked once (and again in a forked child): a spawn passes it to
@@ -172,6 +187,25 @@ SP_CHILD_CODE static int sp_child_main(void *p) {
         (void)syscall(SYS_close, cgroup_fd);
     }
 
+    // The nice value and the resource limits before the credentials change: a lower nice
+    // value than the supervisor's needs CAP_SYS_NICE and a raised hard limit CAP_SYS_RESOURCE,
+    // which a root supervisor has and the task's user may not. A task without them makes no
+    // call here. The kernel's struct rlimit64 is two 64-bit values on every architecture.
+    if (a->set_nice && syscall(SYS_setpriority, PRIO_PROCESS, 0, a->nice) != 0) {
+        a->failed_step = SP_SPAWN_STEP_NICE;
+        sp_child_fail(a);
+    }
+    if (a->set_limits != 0) {
+        for (int i = 0; i < 4; i++) {
+            if (!(a->set_limits & (1U << i))) continue;
+            const unsigned long long limit[2] = {a->limits[i], a->limits[i]};
+            if (syscall(SYS_prlimit64, 0, sp_limit_resources[i].resource, limit, NULL) != 0) {
+                a->failed_step = sp_limit_resources[i].step;
+                sp_child_fail(a);
+            }
+        }
+    }
+
     // A task with `user` or `group` (the supervisor is root): supplementary groups cleared,
     // then the group, then the user, so that each step still has the privilege it needs. Raw
     // calls, because glibc's setuid and setgid broadcast the change to every thread of the
@@ -201,7 +235,7 @@ SP_CHILD_CODE static int sp_child_main(void *p) {
     }
 
     if (a->cwd != NULL && syscall(SYS_chdir, a->cwd) < 0) {
-        a->failed_in_cwd = 1;
+        a->failed_step = SP_SPAWN_STEP_CWD;
         sp_child_fail(a);
     }
 
@@ -361,7 +395,8 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     if (options == NULL || options->file == NULL || options->argv == NULL || options->envp == NULL) {
         return sp_fail(EINVAL);
     }
-    options->failed_in_cwd = 0;
+    options->failed_step = SP_SPAWN_STEP_OTHER;
+    if (options->set_nice && (options->nice < -20 || options->nice > 19)) return sp_fail(EINVAL);
 
     char *path = NULL;
     if (sp_resolve_program(options->file, options->envp, options->cwd, &path) != 0) return -1;
@@ -391,10 +426,14 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         .set_credentials = options->set_credentials != 0,
         .uid = options->uid,
         .gid = options->gid,
+        .set_nice = options->set_nice != 0,
+        .nice = options->nice,
+        .set_limits = options->set_limits & (SP_LIMIT_NOFILE | SP_LIMIT_AS | SP_LIMIT_CPU | SP_LIMIT_CORE),
+        .limits = {options->limit_nofile, options->limit_as, options->limit_cpu, options->limit_core},
         .parent = sp_own_pid(),
         .reset_signals = sp_signals_to_reset(),
         .err = 0,
-        .failed_in_cwd = 0,
+        .failed_step = SP_SPAWN_STEP_OTHER,
     };
 
     if (sp_child_stack == NULL) {
@@ -435,7 +474,7 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         // A pidfd is released even when close reports an error.
         if (pidfd >= 0) (void)close(pidfd);
-        options->failed_in_cwd = args.failed_in_cwd;
+        options->failed_step = args.failed_step;
         return sp_fail(args.err);
     }
 

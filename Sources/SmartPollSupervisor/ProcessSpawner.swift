@@ -9,14 +9,16 @@ import SmartPollSystem
 /// id), receives SIGKILL when the spawning thread dies, starts with default
 /// signal dispositions and an empty mask, and has exactly descriptors 0-3 open;
 /// with ``SpawnRequest/credentials``, it runs as that user and group, without
-/// supplementary groups.
+/// supplementary groups; with ``SpawnRequest/nice`` and ``SpawnRequest/resourceLimits``, it
+/// starts with that nice value and those limits.
 public enum ProcessSpawner {
     /// Starts the program of `request` and returns at once.
     ///
     /// - Throws: `.spawnFailed` when the request is malformed or the program
     ///   cannot be started, with a message such as
-    ///   `cannot run "/nonexistent": No such file or directory`. No child is
-    ///   left behind then.
+    ///   `cannot run "/nonexistent": No such file or directory`; a step of the
+    ///   child's set-up names itself (`cannot run "sh": cannot set its nice value
+    ///   to -5: Permission denied`). No child is left behind then.
     /// - Important: the parent-death signal is tied to the calling *thread*:
     ///   spawn from a thread that lives as long as the supervisor, not from a
     ///   pool thread that may be retired.
@@ -50,7 +52,15 @@ public enum ProcessSpawner {
 
         var pid: pid_t = -1
         var pidfd: Int32 = -1
-        var failedInDirectory = false
+        var failedStep = SP_SPAWN_STEP_OTHER
+        let limits = request.resourceLimits
+        var limitBits: UInt32 = 0
+        if !limits.isEmpty {
+            if limits.openFiles != nil { limitBits |= UInt32(SP_LIMIT_NOFILE) }
+            if limits.addressSpace != nil { limitBits |= UInt32(SP_LIMIT_AS) }
+            if limits.cpuSeconds != nil { limitBits |= UInt32(SP_LIMIT_CPU) }
+            if limits.coreBytes != nil { limitBits |= UInt32(SP_LIMIT_CORE) }
+        }
         /// Why the child could not be started, or nil when it was.
         func spawn(
             _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
@@ -72,13 +82,20 @@ public enum ProcessSpawner {
                     set_credentials: request.credentials == nil ? 0 : 1,
                     uid: request.credentials?.userID ?? 0,
                     gid: request.credentials?.groupID ?? 0,
-                    failed_in_cwd: 0
+                    set_nice: request.nice == nil ? 0 : 1,
+                    nice: request.nice ?? 0,
+                    set_limits: limitBits,
+                    limit_nofile: limits.openFiles ?? 0,
+                    limit_as: limits.addressSpace ?? 0,
+                    limit_cpu: limits.cpuSeconds ?? 0,
+                    limit_core: limits.coreBytes ?? 0,
+                    failed_step: SP_SPAWN_STEP_OTHER
                 )
                 do throws(Errno) {
                     _ = try SystemCall.checking { sp_spawn(&options, &pid, &pidfd) }
                     return nil
                 } catch {
-                    failedInDirectory = options.failed_in_cwd != 0
+                    failedStep = options.failed_step
                     return error
                 }
             }
@@ -97,14 +114,34 @@ public enum ProcessSpawner {
             }
         }
         if let result {
+            switch failedStep {
+            case SP_SPAWN_STEP_NICE:
+                throw failure("cannot set its nice value to \(request.nice ?? 0): \(result)")
+            case SP_SPAWN_STEP_LIMIT_NOFILE:
+                throw failure(limitFailure("nofile", limits.openFiles, result))
+            case SP_SPAWN_STEP_LIMIT_AS:
+                throw failure(limitFailure("as", limits.addressSpace, result))
+            case SP_SPAWN_STEP_LIMIT_CPU:
+                throw failure(limitFailure("cpu", limits.cpuSeconds, result))
+            case SP_SPAWN_STEP_LIMIT_CORE:
+                throw failure(limitFailure("core", limits.coreBytes, result))
+            default:
+                break
+            }
             if let directory = request.workingDirectory,
-                failedInDirectory || cannotEnter(directory, because: result)
+                failedStep == SP_SPAWN_STEP_CWD || cannotEnter(directory, because: result)
             {
                 throw failure("cannot enter its working directory \(directory): \(result)")
             }
             throw failure(result.description)
         }
         return SpawnedProcess(pid: pid, pidfd: pidfd >= 0 ? pidfd : nil)
+    }
+
+    /// `cannot set its rlimit nofile to 64: Operation not permitted`.
+    private static func limitFailure(_ name: String, _ value: UInt64?, _ error: Errno) -> String {
+        let shown = value == SpawnRequest.ResourceLimits.infinity ? "infinity" : "\(value ?? 0)"
+        return "cannot set its rlimit \(name) to \(shown): \(error)"
     }
 
     /// Whether a spawn that failed with `error` before the child ran (looking for the program

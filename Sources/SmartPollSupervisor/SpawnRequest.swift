@@ -38,6 +38,11 @@ public struct SpawnRequest: Sendable {
     /// A descriptor of the `cgroup.procs` file of the cgroup the child is to be born in (the
     /// caller keeps it), or `nil` to leave the child in the supervisor's cgroup.
     public var cgroupProcesses: Int32?
+    /// The nice value the child starts with (-20 to 19), or `nil` to keep the supervisor's. A
+    /// value below the supervisor's needs CAP_SYS_NICE (the spawn fails with EACCES otherwise).
+    public var nice: Int32?
+    /// The resource limits the child starts with; those left `nil` are the supervisor's.
+    public var resourceLimits = ResourceLimits()
     /// When set, the argument vector and environment as prepared C strings, used instead of
     /// `arguments` and `environment` (which still name the program in messages).
     var prepared: PreparedCommand?
@@ -71,6 +76,35 @@ public struct SpawnRequest: Sendable {
             self.userID = userID
             self.groupID = groupID
         }
+    }
+
+    /// Resource limits of a child (setrlimit(2)), each set as both its soft and its hard limit, as
+    /// `ulimit -n N` does. Raising a hard limit above the supervisor's needs CAP_SYS_RESOURCE
+    /// (the spawn fails with EPERM otherwise).
+    public struct ResourceLimits: Hashable, Sendable {
+        /// A value meaning no limit (RLIM_INFINITY).
+        public static let infinity = UInt64.max
+
+        /// `nofile`: the most open descriptors (RLIMIT_NOFILE).
+        public var openFiles: UInt64?
+        /// `as`: the most bytes of address space (RLIMIT_AS).
+        public var addressSpace: UInt64?
+        /// `cpu`: the most seconds of CPU time; SIGKILL at the limit (RLIMIT_CPU).
+        public var cpuSeconds: UInt64?
+        /// `core`: the largest core dump in bytes; 0 for none (RLIMIT_CORE).
+        public var coreBytes: UInt64?
+
+        public init(
+            openFiles: UInt64? = nil, addressSpace: UInt64? = nil, cpuSeconds: UInt64? = nil, coreBytes: UInt64? = nil
+        ) {
+            self.openFiles = openFiles
+            self.addressSpace = addressSpace
+            self.cpuSeconds = cpuSeconds
+            self.coreBytes = coreBytes
+        }
+
+        /// Whether no limit is set: the child then makes no system call for them.
+        public var isEmpty: Bool { openFiles == nil && addressSpace == nil && cpuSeconds == nil && coreBytes == nil }
     }
 
     /// The program as named in the request, for messages.

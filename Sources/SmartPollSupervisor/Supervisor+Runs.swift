@@ -15,6 +15,8 @@ extension Supervisor {
         command.prepared = preparedCommand(index, configuration)
         command.preparedExtras = ["SMARTPOLL_RUN=\(runID)"]
         command.credentials = configuration.credentials
+        command.nice = configuration.nice
+        command.resourceLimits = configuration.resourceLimits
         let waiters = tasks[index].waitingForNextRun
         tasks[index].waitingForNextRun = []
         let limiter: StderrRateLimiter

@@ -67,9 +67,13 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     static let taskKeys = [
         "command", "cwd", "env", "start", "every", "jitter", "timeout", "kill_signal", "kill_grace",
         "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture", "user", "group",
-        "log_rate", "log_burst",
+        "log_rate", "log_burst", "nice", "rlimits",
     ]
     static let backoffKeys = ["initial", "max", "factor"]
+    /// The names of `rlimits`, in the order of ``SpawnRequest/ResourceLimits``.
+    static let resourceLimitKeys = ["nofile", "as", "cpu", "core"]
+    /// Task keys that no hook takes (a command hook runs with the supervisor's limits).
+    static let taskOnlyKeys = ["nice", "rlimits"]
     static let hookKeys = ["schedule", "command", "cwd", "env", "timeout", "kill_grace", "log_rate", "log_burst"]
     /// `log_rate` and `log_burst`: lines; 0 turns the limit off.
     static let logLimitRange: ClosedRange<Int64> = 0...1_000_000_000
@@ -299,6 +303,12 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         if object["user"] != nil || object["group"] != nil {
             task.credentials = parseCredentials(user: object["user"], group: object["group"], at: path, reader: &reader)
         }
+        if let value = object["nice"] {
+            task.nice = reader.integer(value, at: path.key("nice"), in: -20...19).map(Int32.init)
+        }
+        if let value = object["rlimits"] {
+            task.resourceLimits = parseResourceLimits(value, at: path.key("rlimits"), reader: &reader)
+        }
         return (task, command != nil)
     }
 
@@ -323,12 +333,42 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         return backoff
     }
 
+    /// `{"nofile": 64, "core": 0, "cpu": "infinity"}`: non-negative whole numbers, or
+    /// `"infinity"` for no limit. Names not in ``resourceLimitKeys`` are rejected.
+    private static func parseResourceLimits(
+        _ value: JSONValue, at path: ConfigurationPath, reader: inout ConfigurationReader
+    ) -> SpawnRequest.ResourceLimits {
+        var limits = SpawnRequest.ResourceLimits()
+        guard let object = reader.object(value, at: path) else { return limits }
+        reader.rejectUnknownKeys(object, at: path, known: resourceLimitKeys)
+        func limit(_ name: String) -> UInt64? {
+            guard let value = object[name] else { return nil }
+            if case .string("infinity") = value { return SpawnRequest.ResourceLimits.infinity }
+            guard case .int = value else {
+                reader.problem(
+                    path.key(name), "expected a whole number or \"infinity\", got \(value.shortDescription)")
+                return nil
+            }
+            return reader.integer(value, at: path.key(name), in: 0...Int64.max).map(UInt64.init)
+        }
+        limits.openFiles = limit("nofile")
+        limits.addressSpace = limit("as")
+        limits.cpuSeconds = limit("cpu")
+        limits.coreBytes = limit("core")
+        return limits
+    }
+
     private static func parseHook(
         _ value: JSONValue, at path: ConfigurationPath, tasks: [String: TaskConfiguration],
         reader: inout ConfigurationReader
     ) -> HookConfiguration? {
         guard let object = reader.object(value, at: path) else { return nil }
-        reader.rejectUnknownKeys(object, at: path, known: hookKeys)
+        for key in taskOnlyKeys where object[key] != nil {
+            reader.problem(path.key(key), "only a task takes \(key)")
+        }
+        // Reported once, above, rather than also as unknown keys.
+        let others = JSONObject(object.pairs.filter { !taskOnlyKeys.contains($0.key) })
+        reader.rejectUnknownKeys(others, at: path, known: hookKeys)
         switch (object["schedule"], object["command"]) {
         case (let schedule?, nil):
             for key in ["cwd", "env", "timeout", "kill_grace", "log_rate", "log_burst"] where object[key] != nil {

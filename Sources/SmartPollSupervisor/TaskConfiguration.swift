@@ -58,6 +58,12 @@ public struct TaskConfiguration: Sendable, Hashable {
     /// The user and group its processes run as (`user`, `group`: a supervisor running as root
     /// only), without supplementary groups; nil: the supervisor's.
     public var credentials: SpawnRequest.Credentials?
+    /// `nice`: the nice value its processes start with (-20 to 19); nil: the supervisor's. A
+    /// value below the supervisor's needs CAP_SYS_NICE, or each run fails to start.
+    public var nice: Int32?
+    /// `rlimits`: the resource limits its processes start with (each as soft and hard limit);
+    /// those not given are the supervisor's.
+    public var resourceLimits = SpawnRequest.ResourceLimits()
 
     public init(command: [String]) {
         self.command = command

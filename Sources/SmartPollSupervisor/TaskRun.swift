@@ -28,8 +28,8 @@ final class TaskRun {
         var generation: Int
         /// When it fell due (monotonic ns).
         var due: Int64
-        /// The command: argv, environment (or its prepared form), cwd, credentials. Its
-        /// descriptors are the launcher's to fill in.
+        /// The command: argv, environment (or its prepared form), cwd, credentials, nice value and
+        /// resource limits. Its descriptors are the launcher's to fill in.
         var command: SpawnRequest
         /// Written to its stdin, then closed; nil: stdin is /dev/null.
         var input: [UInt8]?

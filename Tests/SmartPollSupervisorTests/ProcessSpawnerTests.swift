@@ -330,6 +330,91 @@ import Testing
         #expect(try statusAfterTheSpawningThreadEnds(request) == .signaled(SIGKILL))
     }
 
+    // MARK: Nice value and resource limits
+
+    /// What `script` printed on stdout with `request`'s other settings, and how it ended.
+    private func runLimited(
+        _ script: String, _ configure: (inout SpawnRequest) -> Void
+    ) throws -> (
+        TerminationStatus, String
+    ) {
+        var request = SpawnRequest(arguments: ["/bin/sh", "-c", script], environment: standardEnvironment)
+        configure(&request)
+        let output = try Pipe()
+        request.standardOutput = .fileDescriptor(output.writeEnd!)
+        var process = try ProcessSpawner.spawn(request)
+        defer { process.close() }
+        output.closeWriteEnd()
+        let text = try readUntilEndOfFile([output.readEnd!])[0]
+        return (try waitForExit(process), text)
+    }
+
+    private static let limitsScript = "echo $(nice) $(ulimit -Sn) $(ulimit -Hn) $(ulimit -c) $(ulimit -t) $(ulimit -v)"
+
+    @Test func niceValueAndResourceLimitsAreSetBeforeExec() throws {
+        let (status, text) = try runLimited(Self.limitsScript) { request in
+            // 19 is allowed to anyone: a higher nice value needs no privilege.
+            request.nice = 19
+            request.resourceLimits = SpawnRequest.ResourceLimits(
+                openFiles: 64, addressSpace: SpawnRequest.ResourceLimits.infinity, cpuSeconds: 100, coreBytes: 0)
+        }
+        #expect(status == .exited(0))
+        #expect(text == "19 64 64 0 100 unlimited\n")
+    }
+
+    @Test func withoutThemTheChildKeepsTheSupervisorsNiceValueAndLimits() throws {
+        var limit = rlimit()
+        #expect(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        let (status, text) = try runLimited("echo $(nice) $(ulimit -Sn)") { _ in }
+        #expect(status == .exited(0))
+        #expect(text == "\(Glibc.nice(0)) \(limit.rlim_cur)\n")
+    }
+
+    @Test func aRootSupervisorLowersNiceAndRaisesHardLimitsForATaskOfAnotherUser() throws {
+        // Both need privilege the task's user lacks: the shim sets them before dropping it.
+        guard getuid() == 0 else { return #expect(getuid() != 0, "needs root") }
+        var limit = rlimit()
+        #expect(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        // A container's root may lack CAP_SYS_RESOURCE: then only the nice value is checked.
+        let capabilities =
+            try runShell("grep CapEff: /proc/self/status").output.split(whereSeparator: \.isWhitespace).last
+            .flatMap { UInt64($0, radix: 16) } ?? 0
+        let canRaise = capabilities & (1 << 24) != 0
+        let raised = canRaise ? min(UInt64(limit.rlim_max) + 1_000, 1 << 20) : UInt64(limit.rlim_max)
+        let (status, text) = try runLimited("echo $(id -u) $(nice) $(ulimit -Hn)") { request in
+            request.credentials = SpawnRequest.Credentials(userID: 65534, groupID: 65534)
+            request.nice = -5
+            request.resourceLimits.openFiles = raised
+        }
+        #expect(status == .exited(0))
+        #expect(text == "65534 -5 \(raised)\n")
+    }
+
+    @Test func aRefusedLimitFailsTheSpawnNamingTheStep() throws {
+        // Above /proc/sys/fs/nr_open: refused even to root.
+        var request = SpawnRequest(arguments: ["/bin/true"])
+        request.resourceLimits.openFiles = 1 << 40
+        let before = try childrenOfThisThread()
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message:
+                    "cannot run \"/bin/true\": cannot set its rlimit nofile to 1099511627776: Operation not permitted"
+            )
+        ) { try ProcessSpawner.spawn(request) }
+        #expect(try childrenOfThisThread() == before, "no child is left behind")
+
+        guard getuid() != 0 else { return }
+        // A lower nice value than ours needs CAP_SYS_NICE.
+        var lower = SpawnRequest(arguments: ["/bin/true"])
+        lower.nice = -20
+        #expect(
+            throws: SupervisorError(
+                code: .spawnFailed,
+                message: "cannot run \"/bin/true\": cannot set its nice value to -20: Permission denied")
+        ) { try ProcessSpawner.spawn(lower) }
+    }
+
     @Test func environmentPassesThroughExactly() throws {
         let environment = ["PLAIN=1", "EQUALS=a=b==c", "NEWLINES=line 1\nline 2\n", "EMPTY=", "PATH=/bin:/usr/bin"]
         let result = try runChild(["/usr/bin/env", "-0"], environment: environment)

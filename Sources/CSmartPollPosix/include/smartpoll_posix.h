@@ -14,6 +14,35 @@ extern "C" {
 
 SP_ASSUME_NONNULL_BEGIN
 
+/// The step of the child's set-up that made a spawn fail, for the message: the step that is
+/// not the program itself names what could not be done (`cannot enter its working directory`,
+/// `cannot set its nice value`, `cannot set its rlimit nofile`).
+typedef enum sp_spawn_step {
+    /// Starting the program, or a step with no name of its own (a descriptor, the cgroup move).
+    SP_SPAWN_STEP_OTHER = 0,
+    /// Entering `cwd`.
+    SP_SPAWN_STEP_CWD = 1,
+    /// setpriority to `nice` (EACCES: a lower value than the supervisor's, without CAP_SYS_NICE).
+    SP_SPAWN_STEP_NICE = 2,
+    /// prlimit of RLIMIT_NOFILE, RLIMIT_AS, RLIMIT_CPU, RLIMIT_CORE (EPERM: above the hard limit,
+    /// without CAP_SYS_RESOURCE; for nofile also above /proc/sys/fs/nr_open).
+    SP_SPAWN_STEP_LIMIT_NOFILE = 3,
+    SP_SPAWN_STEP_LIMIT_AS = 4,
+    SP_SPAWN_STEP_LIMIT_CPU = 5,
+    SP_SPAWN_STEP_LIMIT_CORE = 6,
+} sp_spawn_step;
+
+/// The bits of `sp_spawn_options.set_limits`: which resource limits the child sets.
+enum {
+    SP_LIMIT_NOFILE = 1,
+    SP_LIMIT_AS = 2,
+    SP_LIMIT_CPU = 4,
+    SP_LIMIT_CORE = 8,
+};
+
+/// A limit value meaning no limit (the kernel's RLIM64_INFINITY).
+#define SP_LIMIT_INFINITY (~0ULL)
+
 /// What `sp_spawn` starts. All pointers are borrowed for the duration of the call.
 typedef struct sp_spawn_options {
     /// The program: a path (anything with a `/`, relative to `cwd` when given)
@@ -42,13 +71,29 @@ typedef struct sp_spawn_options {
     int set_credentials;
     uid_t uid;
     gid_t gid;
-    /// Set by a spawn that fails: non-zero when the failing step was entering `cwd` (the error
-    /// names the folder then, not the program).
-    int failed_in_cwd;
+    /// Non-zero: the child sets its nice value to `nice` (-20 to 19; the kernel clamps others),
+    /// after the cgroup move and before the credentials change, so that a root supervisor may
+    /// give a task running as another user a lower value than its own. Zero: it keeps the
+    /// supervisor's, with no system call.
+    int set_nice;
+    int nice;
+    /// SP_LIMIT_* bits: the resource limits the child sets, each as both its soft and its hard
+    /// limit (as `ulimit -n N` does), to the value below (SP_LIMIT_INFINITY: no limit): open
+    /// descriptors, bytes of address space, seconds of CPU time, bytes of a core dump. Set after
+    /// the cgroup move and before the credentials change (raising a hard limit needs
+    /// CAP_SYS_RESOURCE, which the new user lacks). 0: the supervisor's limits, no system call.
+    unsigned int set_limits;
+    unsigned long long limit_nofile;
+    unsigned long long limit_as;
+    unsigned long long limit_cpu;
+    unsigned long long limit_core;
+    /// Set by a spawn that fails: the step of the child's set-up that failed (SP_SPAWN_STEP_CWD:
+    /// the error names the folder then, not the program); SP_SPAWN_STEP_OTHER otherwise.
+    sp_spawn_step failed_step;
 } sp_spawn_options;
 
 /// Starts a child in its own session and process group, in the cgroup of `cgroup_procs_fd` when
-/// given (as `uid` and `gid` when
+/// given, with the nice value and resource limits asked for (as `uid` and `gid` when
 /// `set_credentials`), with SIGKILL as its parent-death signal, an empty signal mask, default signal dispositions (the
 /// parent's are read at its first spawn and after each
 /// sp_spawn_dispositions_changed()), descriptors 0-3 as given and nothing else
@@ -56,8 +101,9 @@ typedef struct sp_spawn_options {
 ///
 /// Returns 0 and sets `*pid_out` and `*pidfd_out` (a CLOEXEC pidfd, or -1 when
 /// the kernel has none: the caller falls back to the pid), or -1 with errno:
-/// ENOENT or EACCES when the program cannot be found or run, the errno of the
-/// failing step otherwise (in the child too). On failure no child is left behind
+/// ENOENT or EACCES when the program cannot be found or run, EINVAL for a `nice` out of
+/// range, the errno of the failing step otherwise (in the child too, with `failed_step`
+/// naming it). On failure no child is left behind
 /// (it is reaped) and both outputs are -1.
 ///
 /// - Important: the parent-death signal fires when the *thread* that called
