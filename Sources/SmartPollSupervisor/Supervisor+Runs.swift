@@ -108,7 +108,8 @@ extension Supervisor {
             taskRunEnded(
                 RunEnd(
                     name: name, incarnation: owner?.incarnation, configuration: configuration,
-                    generation: run.generation, pid: run.pid, last: last, outcome: outcome, output: run.output,
+                    due: Instant(nanoseconds: run.due), generation: run.generation, pid: run.pid, last: last,
+                    outcome: outcome, output: run.output,
                     truncated: run.truncated, waiters: run.waiters, interrupted: run.cancelled || run.stopped))
         }
     }
@@ -129,7 +130,7 @@ extension Supervisor {
         publish(.taskStarted(task: name, run: runID, pid: 0, due: wall(due), lateMilliseconds: lateness(due)))
         let end = RunEnd(
             name: name, incarnation: tasks[index].incarnation, configuration: configuration,
-            generation: generation, pid: 0, last: last,
+            due: due, generation: generation, pid: 0, last: last,
             outcome: .failed(reason: "task \(name) run \(runID): \(reason)"), output: nil, waiters: waiters)
         loop.schedule(after: .zero) { [unowned self] in self.taskRunEnded(end) }
     }
@@ -142,6 +143,8 @@ extension Supervisor {
         var incarnation: Int?
         /// The definition the run started with.
         var configuration: TaskConfiguration
+        /// The time it fell due (the scheduler's due time it started for).
+        var due: Instant
         var generation: Int
         /// 0 for a command that never started.
         var pid: Int32
@@ -198,7 +201,8 @@ extension Supervisor {
                     task: end.name, run: last.run, time: Timestamp.now(), output: output, truncated: truncated)
                 end.outcome = .succeeded(changed: changed, directives: directives)
             }
-            let report = SupervisorPolicy.Report(task: task, outcome: end.outcome, configuration: end.configuration)
+            let report = SupervisorPolicy.Report(
+                task: task, outcome: end.outcome, configuration: end.configuration, due: end.due)
             carryOut(policy.runEnded(report, now: now, instant: instant, random: &random))
         } else {
             policy.lateRunEnded(task)

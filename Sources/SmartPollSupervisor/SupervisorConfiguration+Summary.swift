@@ -7,6 +7,7 @@ extension SupervisorConfiguration {
     /// ```
     ///   fetch    first runs when the loop starts, then every 10s
     ///   publish  runs when scheduled: on_change of fetch, hook refresh
+    ///   beat     first runs when the loop starts, then every 1s from its due time
     /// ```
     public var firstRunSummary: [String] {
         var triggers: [String: [String]] = [:]
@@ -24,19 +25,22 @@ extension SupervisorConfiguration {
         return names.map { name in
             let task = tasks[name]!
             var when: String
+            let every = task.every.map {
+                "every \(DurationFormat.format($0))" + (task.everyFrom == .due ? " from its due time" : "")
+            }
             if let start = task.start {
                 when =
                     start == .zero
                     ? "first runs when the loop starts"
                     : "first runs \(DurationFormat.format(start)) after the loop starts"
-                if let every = task.every { when += ", then every \(DurationFormat.format(every))" }
+                if let every { when += ", then " + every }
             } else {
                 let by = triggers[name] ?? []
                 when =
                     by.isEmpty
                     ? "runs only when asked (smartpollctl run or schedule, or a directive)"
                     : "runs when scheduled: " + by.joined(separator: ", ")
-                if let every = task.every { when += "; then every \(DurationFormat.format(every))" }
+                if let every { when += "; then " + every }
             }
             return "  " + name + String(repeating: " ", count: width - name.count + 2) + when
         }

@@ -65,7 +65,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     ]
     static let restartKeys = ["after", "max"]
     static let taskKeys = [
-        "command", "cwd", "env", "start", "every", "jitter", "timeout", "kill_signal", "kill_grace",
+        "command", "cwd", "env", "start", "every", "every_from", "jitter", "timeout", "kill_signal", "kill_grace",
         "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture", "user", "group",
         "log_rate", "log_burst", "nice", "rlimits",
     ]
@@ -257,6 +257,13 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             task.start = nil
         case let value?:
             task.start = reader.duration(value, at: path.key("start"), .nonNegative)
+        }
+        if let value = object["every_from"], let text = reader.string(value, at: path.key("every_from")) {
+            if let everyFrom = TaskConfiguration.EveryFrom(rawValue: text) {
+                task.everyFrom = everyFrom
+            } else {
+                reader.problem(path.key("every_from"), "expected \"end\" or \"due\", got \(value.shortDescription)")
+            }
         }
         if let value = object["jitter"] {
             task.jitter = reader.duration(value, at: path.key("jitter"), .nonNegative) ?? .zero

@@ -41,6 +41,17 @@ struct SupervisorPolicy {
         var outcome: Outcome
         /// The definition the run started with: a reload's changes apply from the next run.
         var configuration: TaskConfiguration
+        /// The time the run fell due (the scheduler's due time it started for): `every_from:
+        /// due` counts from it.
+        var due: Instant
+    }
+
+    /// The last beat `every_from: due` scheduled a task for: the beat on its grid, and the time
+    /// it was scheduled for (the beat plus jitter). A run that starts for `scheduled` continues
+    /// the grid from `beat`, so jitter never moves the grid.
+    struct EveryBeat: Hashable {
+        var beat: Instant
+        var scheduled: Instant
     }
 
     /// What a reload changed, by name, and where each kept task went.
@@ -60,12 +71,15 @@ struct SupervisorPolicy {
     private(set) var configurations: [TaskConfiguration]
     /// Failures since the last success, per task: `retry`'s backoff and `max_retries`.
     private(set) var consecutiveFailures: [Int]
+    /// Per task, the last beat `every_from: due` scheduled, if any.
+    private(set) var everyBeats: [EveryBeat?]
 
     init(configuration: SupervisorConfiguration) {
         names = configuration.taskNames
         indexByName = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
         configurations = names.map { configuration.tasks[$0]! }
         consecutiveFailures = Array(repeating: 0, count: names.count)
+        everyBeats = Array(repeating: nil, count: names.count)
         machine = SchedulerStateMachine(taskCount: names.count, maximumRunning: configuration.maximumRunning)
     }
 
@@ -175,10 +189,15 @@ struct SupervisorPolicy {
             newIndex[Int($0.index)].map(TaskID.init)
         }
         var failures = Array(repeating: 0, count: newNames.count)
+        var beats = [EveryBeat?](repeating: nil, count: newNames.count)
         for (old, position) in newIndex.enumerated() {
-            if let position { failures[position] = consecutiveFailures[old] }
+            if let position {
+                failures[position] = consecutiveFailures[old]
+                beats[position] = everyBeats[old]
+            }
         }
         consecutiveFailures = failures
+        everyBeats = beats
         names = newNames
         indexByName = newIndexByName
         configurations = newNames.map { new.tasks[$0]! }
@@ -197,7 +216,8 @@ struct SupervisorPolicy {
     /// A run of the current loop's run ended: its task hook, then the task may run again.
     ///
     /// - On success: its directives, in order; `on_change` (when the result changed) and
-    ///   `on_success` scheduled now; then, if it is not scheduled, `every` (+ jitter).
+    ///   `on_success` scheduled now; then, if it is not scheduled, `every` (+ jitter), counted
+    ///   from now or, with `every_from: due`, from the run's due time.
     /// - Cancelled: only `every`.
     /// - On failure, `on_failure`: `fatal` ends the loop; `continue` reschedules by `every`;
     ///   `retry` schedules it after the backoff (+ jitter), and is fatal after `max_retries`.
@@ -218,15 +238,15 @@ struct SupervisorPolicy {
                 for name in configuration.onChange { scheduleNow(name, now: now, into: &actions) }
             }
             for name in configuration.onSuccess { scheduleNow(name, now: now, into: &actions) }
-            rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
+            rescheduleByEvery(report, now: now, random: &random, into: &actions)
         case .cancelled:
-            rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
+            rescheduleByEvery(report, now: now, random: &random, into: &actions)
         case .failed(let reason):
             switch configuration.onFailure {
             case .fatal:
                 actions.append(.endLoop(error: reason))
             case .continue:
-                rescheduleByEvery(report.task, configuration, now: now, random: &random, into: &actions)
+                rescheduleByEvery(report, now: now, random: &random, into: &actions)
             case .retry:
                 consecutiveFailures[index] += 1
                 let failures = consecutiveFailures[index]
@@ -275,12 +295,42 @@ struct SupervisorPolicy {
         actions.append(changed(task))
     }
 
+    /// `every` (+ jitter) after the end of the run, or after its beat with `every_from: due`,
+    /// unless something already scheduled the task.
     private mutating func rescheduleByEvery<Random: RandomNumberGenerator>(
-        _ task: TaskID, _ configuration: TaskConfiguration, now: Instant, random: inout Random,
-        into actions: inout [Action]
+        _ report: Report, now: Instant, random: inout Random, into actions: inout [Action]
     ) {
+        let task = report.task
+        let configuration = report.configuration
         guard let every = configuration.every, machine.next(task) == nil else { return }
-        machine.schedule(task, after: every + Self.jitter(configuration.jitter, &random), now: now)
+        let jitter = Self.jitter(configuration.jitter, &random)
+        switch configuration.everyFrom {
+        case .end:
+            machine.schedule(task, after: every + jitter, now: now)
+        case .due:
+            let index = Int(task.index)
+            // A run that started for the beat last scheduled continues its grid; any other
+            // (`run`, a directive, a hook) starts a new grid at its own due time.
+            let previous = everyBeats[index]
+            let anchor = previous.flatMap { $0.scheduled == report.due ? $0.beat : nil } ?? report.due
+            let beat = Self.nextBeat(after: anchor, every: every, now: now)
+            let scheduled = beat.advanced(by: jitter)
+            everyBeats[index] = EveryBeat(beat: beat, scheduled: scheduled)
+            machine.schedule(task, at: scheduled, now: now)
+        }
         actions.append(changed(task))
+    }
+
+    /// The first beat `anchor + k * every` (k ≥ 1) that is not before `now`: the beats that
+    /// passed are skipped, never run in a burst.
+    /// - Precondition: `every` is positive.
+    static func nextBeat(after anchor: Instant, every: Duration, now: Instant) -> Instant {
+        let period = every.nanosecondsClamped
+        let first = anchor.advanced(by: every)
+        guard first < now else { return first }
+        // The number of periods from `first` to `now`, rounded up: ceil(late / period).
+        let late = now.nanoseconds &- first.nanoseconds
+        let (skipped, overflow) = ((late - 1) / period + 1).multipliedReportingOverflow(by: period)
+        return first.advanced(by: .nanoseconds(overflow ? .max : skipped))
     }
 }

@@ -36,6 +36,8 @@ public struct TaskConfiguration: Sendable, Hashable {
     /// The run hook: scheduled after this delay every time the loop starts; nil: not at start.
     public var start: Duration?
     public var every: Duration?
+    /// What `every` counts from: the end of a run (the default) or the time it fell due.
+    public var everyFrom: EveryFrom = .end
     public var jitter: Duration = .zero
     public var timeout: Duration?
     public var killSignal: Int32 = SIGTERM

@@ -138,6 +138,33 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
             ])
     }
 
+    @Test func everyFromIsEndByDefaultDueWhenAskedAndCheckedAtLoad() throws {
+        let configuration = try parse(
+            """
+            {"tasks": {
+              "drift": {"command": ["true"], "every": "10s"},
+              "end": {"command": ["true"], "every": "10s", "every_from": "end"},
+              "grid": {"command": ["true"], "every": "1s", "every_from": "due"}}}
+            """)
+        #expect(configuration.tasks["drift"]?.everyFrom == .end)
+        #expect(configuration.tasks["end"]?.everyFrom == .end)
+        #expect(configuration.tasks["grid"]?.everyFrom == .due)
+        #expect(
+            configuration.firstRunSummary == [
+                "  drift  first runs when the loop starts, then every 10s",
+                "  end    first runs when the loop starts, then every 10s",
+                "  grid   first runs when the loop starts, then every 1s from its due time",
+            ])
+        let found = problems(
+            """
+            {"tasks": {"a": {"command": ["true"], "every": "1s", "every_from": "start"},
+                       "b": {"command": ["true"], "every": "1s", "every_from": 1}}}
+            """)
+        #expect(found.contains(#"test.json: tasks.a.every_from: expected "end" or "due", got "start""#))
+        #expect(found.contains("test.json: tasks.b.every_from: expected a string, got 1"))
+        #expect(found.count == 2, "\(found)")
+    }
+
     @Test func unknownKeysAreRejectedAtEveryLevelWithTheirPath() {
         let found = problems(
             """

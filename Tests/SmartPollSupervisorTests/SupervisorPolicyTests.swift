@@ -54,14 +54,15 @@ import Testing
         return task
     }
 
+    /// The end of `name`'s run at `time`; `due`: the time the run fell due (by default, `time`).
     static func end(
         _ name: String, _ outcome: SupervisorPolicy.Report.Outcome, _ policy: inout SupervisorPolicy, at time: Double,
-        random: UInt64 = 1
+        due: Double? = nil, random: UInt64 = 1
     ) -> [SupervisorPolicy.Action] {
         let task = policy.task(named: name)!
         var source = ConstantRandom(word: random)
         let report = SupervisorPolicy.Report(
-            task: task, outcome: outcome, configuration: policy.configurations[Int(task.index)])
+            task: task, outcome: outcome, configuration: policy.configurations[Int(task.index)], due: at(due ?? time))
         return policy.runEnded(report, now: at(time), instant: instant, random: &source)
     }
 
@@ -297,5 +298,104 @@ import Testing
         #expect(policy.consecutiveFailures == [0, 1, 0], "retry state follows its task")
         #expect(policy.configurations[1].every == .seconds(7), "the new definition")
         #expect(policy.machine.runningCount == 0, "the removed task's run is no longer counted")
+    }
+
+    // MARK: every_from
+
+    static let success = SupervisorPolicy.Report.Outcome.succeeded(changed: false, directives: [])
+
+    /// A task run every 1 s from t = 10 s, with `every_from` as given.
+    static func beating(_ everyFrom: TaskConfiguration.EveryFrom, jitter: Duration = .zero) -> SupervisorPolicy {
+        started([
+            "w": task {
+                $0.every = .seconds(1)
+                $0.start = .seconds(10)
+                $0.everyFrom = everyFrom
+                $0.jitter = jitter
+                $0.onFailure = .continue
+            }
+        ])
+    }
+
+    @Test func everyFromDueKeepsTheGridAndSkipsTheBeatsALongRunMissed() {
+        var policy = Self.beating(.due)
+        _ = Self.run("w", &policy, at: 10)
+        let actions = Self.end("w", Self.success, &policy, at: 10.3, due: 10)
+        #expect(actions == [.scheduleChanged(policy.task(named: "w")!, next: Self.at(11))], "not 11.3")
+        _ = Self.run("w", &policy, at: 11)
+        _ = Self.end("w", Self.success, &policy, at: 13.5, due: 11)
+        #expect(Self.next("w", policy) == Self.at(14), "12 and 13 passed during the run: skipped, no burst")
+        _ = Self.run("w", &policy, at: 14.01)
+        _ = Self.end("w", .failed(reason: "exit 1"), &policy, at: 14.2, due: 14)
+        #expect(Self.next("w", policy) == Self.at(15), "a continue failure keeps the grid")
+        _ = Self.run("w", &policy, at: 15)
+        _ = Self.end("w", .cancelled, &policy, at: 16.5, due: 15)
+        #expect(Self.next("w", policy) == Self.at(17), "after a cancel too")
+    }
+
+    @Test func everyFromEndCountsFromTheEndOfTheRunAsBefore() {
+        var policy = Self.beating(.end)
+        #expect(policy.configurations[0].everyFrom == .end)
+        _ = Self.run("w", &policy, at: 10)
+        _ = Self.end("w", Self.success, &policy, at: 10.3, due: 10)
+        #expect(Self.next("w", policy) == Self.at(11.3))
+        _ = Self.run("w", &policy, at: 11.3)
+        _ = Self.end("w", Self.success, &policy, at: 13.5, due: 11.3)
+        #expect(Self.next("w", policy) == Self.at(14.5))
+        #expect(TaskConfiguration(command: ["true"]).everyFrom == .end, "the default")
+    }
+
+    @Test func everyFromDueAddsJitterToEachBeatWithoutMovingTheGrid() {
+        var policy = Self.beating(.due, jitter: .milliseconds(200))
+        _ = Self.run("w", &policy, at: 10)
+        _ = Self.end("w", Self.success, &policy, at: 10.3, due: 10, random: .max)
+        #expect(Self.next("w", policy) == Self.at(11.2), "the beat at 11 plus the whole jitter")
+        _ = Self.run("w", &policy, at: 11.2)
+        _ = Self.end("w", Self.success, &policy, at: 11.25, due: 11.2, random: .max)
+        #expect(Self.next("w", policy) == Self.at(12.2), "12 plus jitter, not 12.4: jitter never accumulates")
+        _ = Self.run("w", &policy, at: 12.2)
+        _ = Self.end("w", Self.success, &policy, at: 12.3, due: 12.2, random: 1)
+        #expect(Self.next("w", policy) == Self.at(13), "no jitter this time: back on the beat")
+    }
+
+    @Test func everyFromDueStartsANewGridFromARunSomethingElseScheduled() {
+        var policy = Self.beating(.due)
+        _ = Self.run("w", &policy, at: 10)
+        _ = Self.end("w", Self.success, &policy, at: 10.3, due: 10)
+        // `run` (or a directive) moves it off the grid: the grid then follows that run's due time.
+        let task = policy.task(named: "w")!
+        _ = policy.schedule(task, after: .zero, now: Self.at(10.5))
+        _ = Self.run("w", &policy, at: 10.5)
+        _ = Self.end("w", Self.success, &policy, at: 10.6, due: 10.5)
+        #expect(Self.next("w", policy) == Self.at(11.5))
+    }
+
+    @Test func changingEveryFromIsATaskChangeOnReload() {
+        var policy = Self.beating(.end)
+        var due = Self.task {
+            $0.every = .seconds(1)
+            $0.start = .seconds(10)
+            $0.everyFrom = .due
+            $0.onFailure = .continue
+        }
+        let plan = policy.reload(Self.configuration(["w": due]), now: Self.at(1))
+        #expect(plan.changed == ["w"] && plan.added.isEmpty && plan.removed.isEmpty)
+        #expect(policy.configurations[0].everyFrom == .due)
+        due.everyFrom = .due
+        #expect(policy.reload(Self.configuration(["w": due]), now: Self.at(2)).changed.isEmpty)
+    }
+
+    @Test func nextBeatIsTheFirstBeatNotBeforeNow() {
+        func beat(_ anchor: Double, _ now: Double) -> Instant {
+            SupervisorPolicy.nextBeat(after: Self.at(anchor), every: .seconds(1), now: Self.at(now))
+        }
+        #expect(beat(10, 10.3) == Self.at(11))
+        #expect(beat(10, 11) == Self.at(11))
+        #expect(
+            SupervisorPolicy.nextBeat(
+                after: Self.at(10), every: .seconds(1), now: Instant(nanoseconds: 11_000_000_001)) == Self.at(12))
+        #expect(beat(10, 13.5) == Self.at(14))
+        #expect(beat(10, 14) == Self.at(14))
+        #expect(beat(10, 1e6 + 0.5) == Self.at(1e6 + 1))
     }
 }
