@@ -11,6 +11,14 @@
 ///   stays ready and enters the start queue once ``taskFinished(_:)`` reports the end of its run
 ///   (including its task hook), so at most one run of a task is in flight.
 ///
+/// A task may also be *held* (``hold(_:)``, ``release(_:)``: the supervisor's `pause`): its
+/// schedule changes as usual, but a held ready task stays out of the start queue, exactly as a
+/// running one does, so ``advance(now:)`` never sees it. Holding is a flag in the task's record
+/// rather than a filter in ``advance(now:)`` because a filter would have to pop and set aside
+/// every held ready task on each step (a scan, and a spin when all ready tasks are held); kept
+/// out of the queue, a held task costs nothing until it is released, which queues it by its due
+/// time (O(log n)), so a task that fell due while held starts at the next step.
+///
 /// - Complexity: every scheduling call, ``advance(now:)`` and ``deadlinesReached(now:)`` per due
 ///   or started task, ``nextStart()`` and ``taskFinished(_:)`` are O(log n) in the number of
 ///   tasks; ``nextDeadline`` is O(1). Only ``runEnded()`` (O(n), once per run of the loop) and
@@ -49,6 +57,7 @@ public struct SchedulerStateMachine: Sendable {
         var time: Int64 = 0
         var kind: UInt8 = Record.none
         var running = false
+        var held = false
     }
 
     private var records: [Record]
@@ -98,6 +107,11 @@ public struct SchedulerStateMachine: Sendable {
 
     public func isRunning(_ task: TaskID) -> Bool {
         records[Int(task.index)].running
+    }
+
+    /// Whether the task is held (``hold(_:)``).
+    public func isHeld(_ task: TaskID) -> Bool {
+        records[Int(task.index)].held
     }
 
     /// The earliest pending deadline, for the driver's single timer.
@@ -203,7 +217,7 @@ public struct SchedulerStateMachine: Sendable {
             let index = Int(first.task)
             records[index].kind = Record.ready
             readyCount += 1
-            if !records[index].running {
+            if !records[index].running && !records[index].held {
                 enqueueStart(first.task, due: first.time)
             }
             fired += 1
@@ -282,7 +296,33 @@ public struct SchedulerStateMachine: Sendable {
         precondition(records[index].running, "\(task) finished but was not running")
         records[index].running = false
         runningCount -= 1
-        if records[index].kind == Record.ready {
+        if records[index].kind == Record.ready && !records[index].held {
+            enqueueStart(task.index, due: records[index].time)
+        }
+    }
+
+    /// Holds the task: from now on it never starts, though its schedule still changes as usual
+    /// and a run in flight goes on. A ready task leaves the start queue and stays ready (its due
+    /// time kept). Valid in either phase; a held task stays held across runs of the loop and
+    /// ``remapped(taskCount:maximumRunning:mapping:)``. Holding a held task changes nothing.
+    /// - Complexity: O(log n).
+    public mutating func hold(_ task: TaskID) {
+        let index = Int(task.index)
+        guard !records[index].held else { return }
+        records[index].held = true
+        if records[index].kind == Record.ready && !records[index].running {
+            startQueue.remove(task.index)
+        }
+    }
+
+    /// Ends ``hold(_:)``: a ready task that is not running joins the start queue by its due time,
+    /// so the next ``advance(now:)`` may start it. Releasing a task not held changes nothing.
+    /// - Complexity: O(log n).
+    public mutating func release(_ task: TaskID) {
+        let index = Int(task.index)
+        guard records[index].held else { return }
+        records[index].held = false
+        if records[index].kind == Record.ready && !records[index].running {
             enqueueStart(task.index, due: records[index].time)
         }
     }
@@ -298,7 +338,7 @@ public struct SchedulerStateMachine: Sendable {
         records[index].running = true
         runningCount += 1
         // A ready task waits for the end of this run, as it would for any run.
-        if records[index].kind == Record.ready {
+        if records[index].kind == Record.ready && !records[index].held {
             startQueue.remove(task.index)
         }
     }
@@ -396,7 +436,7 @@ public struct SchedulerStateMachine: Sendable {
         }
         records[index].kind = Record.ready
         records[index].time = due.nanoseconds
-        if !records[index].running {
+        if !records[index].running && !records[index].held {
             // Moves the task when it is queued already.
             enqueueStart(task.index, due: due.nanoseconds)
         }

@@ -23,6 +23,10 @@ public enum Command: Sendable, Hashable {
     case run(task: String, wait: Bool, output: Bool = false)
     /// Stop the task's running process (TERM, grace, KILL).
     case cancel(task: String)
+    /// Keep the task from starting (its schedule still changes; a run in flight finishes).
+    case pause(task: String)
+    /// Let a paused task start again; one that fell due meanwhile starts at once.
+    case resume(task: String)
     /// The task's last successful result.
     case result(task: String)
     /// The last successful result of every task.
@@ -49,6 +53,7 @@ public enum Command: Sendable, Hashable {
         case ping, status, schedule, unschedule
         case stopTimer = "stop_timer"
         case run, cancel, result, results, emit, stop, start, restart, reload, watch, shutdown
+        case pause, resume
 
         /// The argument keys the command accepts, in wire order.
         public var argumentKeys: [String] {
@@ -56,7 +61,7 @@ public enum Command: Sendable, Hashable {
             case .ping, .results, .reload, .shutdown: return []
             case .status, .watch: return ["tasks"]
             case .schedule: return ["task", "after", "at", "sooner"]
-            case .unschedule, .stopTimer, .cancel, .result: return ["task"]
+            case .unschedule, .stopTimer, .cancel, .result, .pause, .resume: return ["task"]
             case .run: return ["task", "wait", "output"]
             case .emit: return ["hook", "data", "data_base64"]
             case .stop, .start, .restart: return ["wait"]
@@ -83,6 +88,8 @@ public enum Command: Sendable, Hashable {
         case .reload: return .reload
         case .watch: return .watch
         case .shutdown: return .shutdown
+        case .pause: return .pause
+        case .resume: return .resume
         }
     }
 
@@ -90,7 +97,7 @@ public enum Command: Sendable, Hashable {
     public var task: String? {
         switch self {
         case .schedule(let task, _, _), .unschedule(let task), .stopTimer(let task),
-            .run(let task, _, _), .cancel(let task), .result(let task):
+            .run(let task, _, _), .cancel(let task), .result(let task), .pause(let task), .resume(let task):
             return task
         case .ping, .status, .results, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
             return nil
@@ -131,6 +138,8 @@ public enum Command: Sendable, Hashable {
             return .run(task: try task(), wait: wait, output: output)
         case .cancel: return .cancel(task: try task())
         case .result: return .result(task: try task())
+        case .pause: return .pause(task: try task())
+        case .resume: return .resume(task: try task())
         case .results: return .results
         case .emit: return .emit(hook: try request.string("hook"), data: try decodeEmitData(request))
         case .stop: return .stop(wait: try request.bool("wait", default: false))
@@ -225,7 +234,8 @@ public enum Command: Sendable, Hashable {
             }
             writer.key("sooner")
             writer.bool(sooner)
-        case .unschedule(let task), .stopTimer(let task), .cancel(let task), .result(let task):
+        case .unschedule(let task), .stopTimer(let task), .cancel(let task), .result(let task), .pause(let task),
+            .resume(let task):
             writer.key("task")
             writer.string(task)
         case .run(let task, let wait, let output):

@@ -16,6 +16,8 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case invalidArgument = "invalid_argument"
     /// The loop's state forbids the request.
     case notRunning = "not_running"
+    /// The task is paused: `run` cannot start it (resume it first).
+    case paused = "paused"
     /// A line or a value exceeds a limit.
     case tooLarge = "too_large"
     /// The peer is not allowed to talk to the supervisor.

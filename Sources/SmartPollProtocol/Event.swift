@@ -12,6 +12,8 @@
 /// | `task_started` | `task`, `run`, `pid`, `due` (time or null: when it was due), `late_ms` (number or null: how long after `due` the process started) |
 /// | `task_finished` | `task`, `run`, `exit_code`, `signal`, `timed_out`, `succeeded`, `duration_ms`, `changed` |
 /// | `hook_ran` | `hook` |
+/// | `task_paused` | `task` |
+/// | `task_resumed` | `task` |
 /// | `config_reloaded` | `added`, `changed`, `removed` (arrays of task names) |
 ///
 /// Decoding ignores keys it does not know (events may gain keys).
@@ -36,6 +38,10 @@ public struct Event: Sendable, Hashable {
             task: String, run: Int, exitCode: Int?, signal: Int?, timedOut: Bool, succeeded: Bool,
             durationMilliseconds: Double, cpuMilliseconds: Double?, changed: Bool)
         case hookRan(hook: String)
+        /// `pause` paused the task.
+        case taskPaused(task: String)
+        /// `resume` resumed the task.
+        case taskResumed(task: String)
         /// The tasks the new configuration added, changed and removed, each sorted.
         case configReloaded(added: [String], changed: [String], removed: [String])
     }
@@ -51,6 +57,8 @@ public struct Event: Sendable, Hashable {
         case taskFinished = "task_finished"
         case hookRan = "hook_ran"
         case configReloaded = "config_reloaded"
+        case taskPaused = "task_paused"
+        case taskResumed = "task_resumed"
     }
 
     public init(time: Timestamp, kind: Kind) {
@@ -70,6 +78,8 @@ public struct Event: Sendable, Hashable {
         case .taskFinished: return .taskFinished
         case .hookRan: return .hookRan
         case .configReloaded: return .configReloaded
+        case .taskPaused: return .taskPaused
+        case .taskResumed: return .taskResumed
         }
     }
 
@@ -77,7 +87,7 @@ public struct Event: Sendable, Hashable {
     public var task: String? {
         switch kind {
         case .taskScheduled(let task, _), .taskUnscheduled(let task), .taskStarted(let task, _, _, _, _),
-            .taskFinished(let task, _, _, _, _, _, _, _, _):
+            .taskFinished(let task, _, _, _, _, _, _, _, _), .taskPaused(let task), .taskResumed(let task):
             return task
         case .loopStarted, .loopStopped, .loopFailed, .hookRan, .configReloaded:
             return nil
@@ -161,6 +171,9 @@ public struct Event: Sendable, Hashable {
         case .hookRan(let hook):
             writer.key("hook")
             writer.string(hook)
+        case .taskPaused(let task), .taskResumed(let task):
+            writer.key("task")
+            writer.string(task)
         }
         writer.endObject()
     }
@@ -209,6 +222,8 @@ public struct Event: Sendable, Hashable {
                 durationMilliseconds: try reader.double("duration_ms"),
                 cpuMilliseconds: try reader.optionalDouble("cpu_ms"), changed: try reader.bool("changed"))
         case .hookRan: kind = .hookRan(hook: try reader.string("hook"))
+        case .taskPaused: kind = .taskPaused(task: try reader.string("task"))
+        case .taskResumed: kind = .taskResumed(task: try reader.string("task"))
         case .configReloaded:
             kind = .configReloaded(
                 added: try reader.optionalStringArray("added") ?? [],

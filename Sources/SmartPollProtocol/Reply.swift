@@ -12,6 +12,7 @@
 /// | `status` | ``Body/status(_:)`` |
 /// | `schedule` | ``Body/schedule(_:)`` |
 /// | `stop_timer` | ``Body/stopTimer(_:)`` |
+/// | `pause`, `resume` | ``Body/pause(_:)`` |
 /// | `result` | ``Body/result(_:)``, or ``Body/noResult(task:)`` before the first success |
 /// | `results` | ``Body/results(_:)`` |
 /// | `run` with `wait` | ``Body/runFinished(_:)`` |
@@ -35,6 +36,8 @@ public struct Reply: Sendable, Hashable {
         case status(StatusReply)
         case schedule(ScheduleReply)
         case stopTimer(StopTimerReply)
+        /// The reply to `pause` and `resume`.
+        case pause(PauseReply)
         case result(TaskResult)
         /// A `result` reply for a task with no successful result yet:
         /// `"task":"w1","run":null,"time":null,"output":null,"truncated":false`.
@@ -119,6 +122,8 @@ public struct Reply: Sendable, Hashable {
             schedule.writeMembers(to: &writer)
         case .stopTimer(let stopTimer):
             stopTimer.writeMembers(to: &writer)
+        case .pause(let pause):
+            pause.writeMembers(to: &writer)
         case .result(let result):
             result.writeMembers(to: &writer)
         case .noResult(let task):
@@ -185,6 +190,8 @@ public struct Reply: Sendable, Hashable {
             body = .schedule(try ScheduleReply.decode(reader))
         case .stopTimer:
             body = .stopTimer(try StopTimerReply.decode(reader))
+        case .pause, .resume:
+            body = .pause(try PauseReply.decode(reader))
         case .result:
             if let run = object["run"], run.isNull {
                 body = .noResult(task: try reader.string("task"))

@@ -1,6 +1,6 @@
 /// One task of a `status` reply:
 /// `{"name":"w1","scheduled":true,"ready":false,"next":T,"running":false,
-/// "pid":null,"run":null,"runs":N,"failures":N,"cancelled":N,"last":{...}}`.
+/// "pid":null,"run":null,"runs":N,"failures":N,"cancelled":N,"paused":false,"last":{...}}`.
 public struct TaskStatus: Sendable, Hashable {
     public var name: String
     /// Whether a deadline is pending.
@@ -21,14 +21,18 @@ public struct TaskStatus: Sendable, Hashable {
     /// Runs among ``runs`` that `cancel`, `stop` (the loop's end) or a reload ended before
     /// they could finish (and that did not exit 0 anyway): an operator's doing, not a failure.
     public var cancelled: Int
+    /// Whether `pause` keeps the task from starting.
+    public var paused: Bool
     /// The last finished run; `nil` before the first run ends.
     public var last: LastRun?
 
     public init(
         name: String, scheduled: Bool, ready: Bool, next: Timestamp?, running: Bool,
-        pid: Int?, run: Int?, runs: Int, failures: Int, cancelled: Int = 0, last: LastRun?
+        pid: Int?, run: Int?, runs: Int, failures: Int, cancelled: Int = 0, paused: Bool = false,
+        last: LastRun?
     ) {
         self.cancelled = cancelled
+        self.paused = paused
         self.name = name
         self.scheduled = scheduled
         self.ready = ready
@@ -63,6 +67,8 @@ public struct TaskStatus: Sendable, Hashable {
         writer.int(failures)
         writer.key("cancelled")
         writer.int(cancelled)
+        writer.key("paused")
+        writer.bool(paused)
         writer.key("last")
         if let last { last.write(to: &writer) } else { writer.null() }
         writer.endObject()
@@ -81,6 +87,8 @@ public struct TaskStatus: Sendable, Hashable {
             failures: try reader.int("failures"),
             // Absent from supervisors before the counter.
             cancelled: try reader.optionalInt("cancelled") ?? 0,
+            // Absent from supervisors before pause.
+            paused: try reader.bool("paused", default: false),
             last: try reader.optionalObject("last").map { (last) throws(ProtocolError) in try LastRun.decode(last) })
     }
 }

@@ -60,6 +60,8 @@ struct SavedTask: Equatable, Sendable {
     /// The run that was in flight when the state was written; it never ended, so it is due
     /// again (at ``next``) when the supervisor starts.
     var interruptedRun: Int?
+    /// `pause` keeps the task from starting; a restart keeps it paused.
+    var paused = false
 }
 
 /// The state file's JSON form (`state.json`; results live in files of their own, see
@@ -68,7 +70,7 @@ struct SavedTask: Equatable, Sendable {
 /// ```
 /// {"format":"smartpoll-state","version":1,"written":T,"pid":N,"last_run":N,
 ///  "tasks":{"w1":{"runs":N,"failures":N,"consecutive_failures":N,"next":T|null,
-///                 "interrupted_run":N|null,"last":{...as in status...}|null,
+///                 "interrupted_run":N|null,"paused":false,"last":{...as in status...}|null,
 ///                 "result":{"run":N,"time":T,"truncated":false,"file":"w1.17",
 ///                           "size":N,"fnv1a64":"<16 hex digits>"}|null}}}
 /// ```
@@ -112,6 +114,7 @@ enum SavedStateFormat {
         object.append("consecutive_failures", .int(Int64(task.consecutiveFailures)))
         object.append("next", task.next.map { .string($0.formatted()) } ?? .null)
         object.append("interrupted_run", task.interruptedRun.map { .int(Int64($0)) } ?? .null)
+        object.append("paused", .bool(task.paused))
         object.append("last", task.last.map(encode) ?? .null)
         if let result = task.result, let reference {
             object.append(
@@ -201,6 +204,8 @@ enum SavedStateFormat {
         task.consecutiveFailures = try fields.count("consecutive_failures")
         task.next = try fields.optionalTime("next")
         task.interruptedRun = try fields.optionalInt("interrupted_run")
+        // Absent from state files written before pause.
+        task.paused = try fields.has("paused") ? fields.bool("paused") : false
         if let last = try fields.optionalFields("last") {
             task.last = LastRun(
                 run: try last.int("run"), started: try last.time("started"), ended: try last.time("ended"),

@@ -88,6 +88,9 @@ extension Supervisor {
                         task: name, scheduled: next != nil, next: next.map(wall), ready: ready, running: running)))
         case .run(let name, let wait, let withOutput):
             guard let task = taskID(name), requireRunningLoop() else { return }
+            guard !policy.isPaused(task) else {
+                return failure(.paused, "task \(name) is paused; resume it with smartpollctl resume \(name)")
+            }
             if wait {
                 // Every waiter of a run gets its outcome with the output (a shared copy-on-write
                 // array); those that did not ask for it get it without.
@@ -108,6 +111,18 @@ extension Supervisor {
             }
             run.terminate(.cancelled)
             reply(.ok)
+        case .pause(let name), .resume(let name):
+            guard let task = taskID(name) else { return }
+            // A property of the task: allowed whatever the loop's state.
+            let pausing = request.command.name == .pause
+            let changed = pausing ? policy.pause(task) : policy.resume(task)
+            if changed {
+                publish(pausing ? .taskPaused(task: name) : .taskResumed(task: name))
+                stateChanged(task: task)
+                // A resumed task that fell due while paused starts now.
+                if !pausing { pump() }
+            }
+            durableReply(.pause(PauseReply(task: name, paused: pausing)))
         case .result(let name):
             guard let task = taskID(name) else { return }
             if let result = tasks[Int(task.index)].result {
@@ -176,7 +191,7 @@ extension Supervisor {
                 next: policy.machine.next(task).map(wall),
                 running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
                 runs: tasks[index].runs, failures: tasks[index].failures, cancelled: tasks[index].cancelled,
-                last: tasks[index].last)
+                paused: policy.isPaused(task), last: tasks[index].last)
         }
         return StatusReply(
             loop: loopStatus, tasks: rows, stateFile: persistence?.status,

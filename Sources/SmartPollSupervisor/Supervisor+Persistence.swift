@@ -48,6 +48,7 @@ extension Supervisor {
             tasks[index].failures = saved.failures
             tasks[index].cancelled = saved.cancelled
             policy.restore(consecutiveFailures: saved.consecutiveFailures, of: TaskID(index))
+            if saved.paused { policy.pause(TaskID(index)) }
             tasks[index].last = saved.last
             if let result = saved.result {
                 tasks[index].result = result
@@ -122,6 +123,7 @@ extension Supervisor {
             runs: task.runs, failures: task.failures, cancelled: task.cancelled,
             consecutiveFailures: policy.consecutiveFailures[index],
             last: task.last, result: task.result)
+        saved.paused = policy.isPaused(TaskID(index))
         let name = names[index]
         let schedule =
             if let frozen = persistence?.frozenSchedules { frozen[name] } else { currentSchedule(index) }

@@ -152,6 +152,40 @@ struct SupervisorPolicy {
         return [changed(task)]
     }
 
+    // MARK: Pause
+
+    /// Whether the task is paused.
+    func isPaused(_ task: TaskID) -> Bool {
+        machine.isHeld(task)
+    }
+
+    /// `pause`: the task never starts until ``resume(_:)``, while its schedule still changes as
+    /// usual (`every`, hooks, directives, requests) and a run in flight finishes normally.
+    /// Returns whether it was not paused yet. Valid in either phase: pause is a property of the
+    /// task, kept across runs of the loop and reloads.
+    ///
+    /// The flag lives in the scheduler's records (``SchedulerStateMachine/hold(_:)``) rather than
+    /// in a set here that ``advance(now:)`` would consult: the machine then keeps a paused ready
+    /// task out of its start queue, so a step never sees it (no scan, no spin) and stays
+    /// O(log n), and a reload's remapping carries the flag over with the rest of the record.
+    /// - Complexity: O(log n).
+    @discardableResult
+    mutating func pause(_ task: TaskID) -> Bool {
+        guard !machine.isHeld(task) else { return false }
+        machine.hold(task)
+        return true
+    }
+
+    /// `resume`: the task may start again; one that fell due while paused starts at the next
+    /// ``advance(now:)`` (when the loop runs). Returns whether it was paused.
+    /// - Complexity: O(log n).
+    @discardableResult
+    mutating func resume(_ task: TaskID) -> Bool {
+        guard machine.isHeld(task) else { return false }
+        machine.release(task)
+        return true
+    }
+
     /// A retry count restored from the state file.
     mutating func restore(consecutiveFailures count: Int, of task: TaskID) {
         consecutiveFailures[Int(task.index)] = count

@@ -106,13 +106,15 @@ struct CtlArguments {
             try count(at == nil ? 2...2 : 1...1)
             parsed.request = .schedule(
                 task: words[0], when: try when(words.dropFirst().first, at: at), sooner: flags.contains("--sooner"))
-        case "unschedule", "stop-timer", "cancel", "result":
+        case "unschedule", "stop-timer", "cancel", "result", "pause", "resume":
             try allow([])
             try count(1...1)
             switch name {
             case "unschedule": parsed.request = .unschedule(task: words[0])
             case "stop-timer": parsed.request = .stopTimer(task: words[0])
             case "cancel": parsed.request = .cancel(task: words[0])
+            case "pause": parsed.request = .pause(task: words[0])
+            case "resume": parsed.request = .resume(task: words[0])
             default: parsed.request = .result(task: words[0])
             }
         case "run":
@@ -183,7 +185,8 @@ struct CtlArguments {
 
     static let globalOptions = ["--socket", "--json", "--timeout", "--utc"]
     static let commandNames = [
-        "status", "schedule", "unschedule", "stop-timer", "run", "cancel", "result", "results", "emit", "watch",
+        "status", "schedule", "unschedule", "stop-timer", "run", "cancel", "pause", "resume", "result", "results",
+        "emit", "watch",
         "start", "stop", "restart", "reload", "shutdown", "ping", "hook",
     ]
 

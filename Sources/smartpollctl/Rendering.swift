@@ -32,10 +32,15 @@ enum Rendering {
         }
         var rows = [["TASK", "STATE", "NEXT", "LAST", "EXIT", "RUNS", "FAILURES", "CANCELLED"]]
         for task in status.tasks {
-            let state =
+            var state =
                 task.running
                 ? "running" + (task.pid.map { " (\($0))" } ?? "")
                 : task.ready ? "ready" : task.scheduled ? "scheduled" : "idle"
+            if task.paused {
+                state =
+                    task.running
+                    ? state + ", paused" : task.ready ? "paused, ready" : "paused"
+            }
             let next = task.next.map { HumanFormat.relative($0, now: now) } ?? "-"
             let last = task.last.map { HumanFormat.relative($0.ended, now: now) } ?? "-"
             let exit =
@@ -96,6 +101,8 @@ enum Rendering {
             return
                 "\(time) \(task) \(succeeded ? "finished" : "failed") run \(run) exit \(outcome) in \(HumanFormat.span(Int64(duration * 1e6)))\(changed ? ", changed" : "")"
         case .hookRan(let hook): return "\(time) hook \(hook) ran"
+        case .taskPaused(let task): return "\(time) \(task) paused"
+        case .taskResumed(let task): return "\(time) \(task) resumed"
         case .configReloaded(let added, let changed, let removed):
             return "\(time) configuration reloaded: " + reloadSummary(added: added, changed: changed, removed: removed)
         }

@@ -13,6 +13,9 @@ let usage = """
       run TASK [--wait [--output]]      run now; with --wait, exit with the run's status (and say
                                         how it failed); --output prints that run's own stdout
       cancel TASK                       end the task's running process (TERM, grace, KILL)
+      pause TASK                        keep the task from starting (its schedule still moves;
+                                        a run in flight finishes); run is refused while paused
+      resume TASK                       let it start again; if it fell due meanwhile, at once
       result TASK                       print the last successful output
       results                           print every task's last successful output
       emit HOOK [DATA | -]              trigger an event hook; - reads DATA from stdin

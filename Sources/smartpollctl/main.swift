@@ -138,6 +138,8 @@ case .schedule(let schedule):
     } else {
         print("\(schedule.task): not scheduled")
     }
+case .pause(let pause):
+    print("\(pause.task): \(pause.paused ? "paused" : "resumed")")
 case .stopTimer(let stopTimer):
     print("\(stopTimer.task): \(stopTimer.ready ? "ready" : "not scheduled")")
 case .result(let result):

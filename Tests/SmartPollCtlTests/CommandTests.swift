@@ -53,7 +53,8 @@ struct CommandTests {
         #expect(tasks.count == 1)
         #expect(
             task.keys == [
-                "name", "scheduled", "ready", "next", "running", "pid", "run", "runs", "failures", "cancelled", "last",
+                "name", "scheduled", "ready", "next", "running", "pid", "run", "runs", "failures", "cancelled",
+                "paused", "last",
             ])
         guard case .object(let last)? = task["last"] else { Issue.record("no last run"); return }
         #expect(

@@ -20,7 +20,7 @@ struct GoldenFixtureTests {
         let replies = Fixtures.names(in: "replies", suffix: "json")
         for name in [
             "ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none",
-            "results", "run-wait", "reload",
+            "results", "run-wait", "reload", "pause", "resume", "error-paused",
         ] {
             #expect(replies.contains(name + ".json"), "no reply fixture for \(name)")
         }
@@ -47,6 +47,8 @@ struct GoldenFixtureTests {
         case "schedule", "schedule-cleared":
             return .schedule(task: "weather1", when: .after(.seconds(10)), sooner: false)
         case "stop_timer": return .stopTimer(task: "weather1")
+        case "pause": return .pause(task: "weather1")
+        case "resume", "error-paused": return .resume(task: "weather1")
         case "result", "result-base64", "result-none": return .result(task: "weather1")
         case "results": return .results
         case "run-wait", "run-wait-signal": return .run(task: "weather1", wait: true)

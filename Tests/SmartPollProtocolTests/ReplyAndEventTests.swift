@@ -75,6 +75,24 @@ struct ReplyAndEventTests {
         #expect(older.body == .status(StatusReply(loop: loop, tasks: [])))
     }
 
+    @Test("a task's paused flag follows cancelled, and a task row without it (an older supervisor) reads as not paused")
+    func statusPaused() throws {
+        let loop = LoopStatus(state: .running, since: nil, runs: 1, error: nil)
+        let row = TaskStatus(
+            name: "w", scheduled: false, ready: true, next: nil, running: false, pid: nil, run: nil, runs: 0,
+            failures: 0, cancelled: 0, paused: true, last: nil)
+        let line = Reply(id: 1, body: .status(StatusReply(loop: loop, tasks: [row]))).encoded()
+        #expect(line.contains(#""cancelled":0,"paused":true,"last":null"#))
+        #expect(try Reply.decode(line, for: .status(tasks: nil)).body == .status(StatusReply(loop: loop, tasks: [row])))
+        let older = try Reply.decode(
+            line.replacingOccurrences(of: #""paused":true,"#, with: ""), for: .status(tasks: nil))
+        guard case .status(let status) = older.body else {
+            Issue.record("not a status reply: \(older)")
+            return
+        }
+        #expect(status.tasks.map(\.paused) == [false])
+    }
+
     @Test("an unknown error code from a newer peer becomes internal and keeps the code in the message")
     func unknownErrorCodeIsKept() throws {
         let reply = try Reply.decode(
@@ -122,6 +140,7 @@ struct ReplyAndEventTests {
                 task: "a", run: 1, exitCode: nil, signal: 9, timedOut: true, succeeded: false,
                 durationMilliseconds: 0.001, cpuMilliseconds: 0.5, changed: false),
             .hookRan(hook: "h"), .configReloaded(added: ["b"], changed: [], removed: ["a", "c"]),
+            .taskPaused(task: "a"), .taskResumed(task: "a"),
         ]
         #expect(Set(kinds.map { Event(time: Self.time, kind: $0).name }) == Set(Event.Name.allCases))
         for kind in kinds {

@@ -20,7 +20,8 @@ struct RequestDecodingTests {
             .schedule(task: "a", when: .at(time), sooner: true),
             .schedule(task: "a", when: .at(nil), sooner: false),
             .unschedule(task: "a"), .stopTimer(task: "a"), .run(task: "a", wait: false),
-            .run(task: "a", wait: true), .cancel(task: "a"), .result(task: "a"), .results,
+            .run(task: "a", wait: true), .cancel(task: "a"), .pause(task: "a"), .resume(task: "a"), .result(task: "a"),
+            .results,
             .emit(hook: "h", data: nil), .emit(hook: "h", data: Array("\u{1}\t\"\\é😀".utf8)),
             .emit(hook: "h", data: [0xFF, 0xFE, 0, 0x61]),
             .stop(wait: true), .start(wait: false), .restart(wait: true), .reload,
@@ -154,7 +155,7 @@ struct RequestDecodingTests {
         #expect(
             ErrorCode.allCases.map(\.rawValue) == [
                 "bad_request", "unknown_command", "unknown_task", "unknown_hook", "invalid_argument",
-                "not_running", "too_large", "permission_denied", "busy", "shutting_down", "internal",
+                "not_running", "paused", "too_large", "permission_denied", "busy", "shutting_down", "internal",
             ])
     }
 

@@ -50,7 +50,7 @@ private func sample() -> SavedState {
             run: 41, started: time, ended: time, durationMilliseconds: 0, exitCode: 0, signal: nil,
             timedOut: false, succeeded: true, error: nil, stderrTail: ""),
         result: TaskResult(task: "binary.v2:x@y", run: 41, time: time, output: [0, 0xFF, 0xC3, 10], truncated: false),
-        next: time, interruptedRun: 41)
+        next: time, interruptedRun: 41, paused: true)
     state.tasks["never"] = SavedTask()
     return state
 }
@@ -70,6 +70,21 @@ private func sample() -> SavedState {
         let loaded = reader.load()
         #expect(loaded.state == sample())
         #expect(loaded.notes.allSatisfy { $0.level == .info })
+    }
+
+    @Test func aTaskWithoutPausedIsNotPausedAndAPausedOneSaysSo() throws {
+        var task = SavedTask()
+        task.paused = true
+        let encoded = SavedStateFormat.encode(task, reference: nil)
+        guard case .object(let object) = encoded else {
+            Issue.record("not an object: \(encoded)")
+            return
+        }
+        #expect(object["paused"] == .bool(true))
+        #expect(try SavedStateFormat.decodeTask("w", encoded).0.paused)
+        // A state file written before pause.
+        let older = JSONObject(object.pairs.filter { $0.key != "paused" })
+        #expect(try !SavedStateFormat.decodeTask("w", .object(older)).0.paused)
     }
 
     @Test func aResultIsWrittenOnceAndDeletedWhenNoStateFileNamesIt() throws {

@@ -70,6 +70,52 @@ import Testing
         policy.machine.next(policy.task(named: name)!)
     }
 
+    @Test func aPausedTaskKeepsItsEveryScheduleButStartsOnlyWhenResumed() {
+        var policy = Self.started([
+            "w": Self.task {
+                $0.start = .zero; $0.every = .seconds(10)
+            }
+        ])
+        let task = Self.run("w", &policy, at: 0)
+        let pausedNow = policy.pause(task)
+        let pausedAgain = policy.pause(task)
+        #expect(pausedNow, "it was not paused")
+        #expect(!pausedAgain, "pausing twice changes nothing")
+        #expect(policy.isPaused(task))
+        // The run in flight ends normally, and every still schedules the next one.
+        let actions = Self.end("w", .succeeded(changed: false, directives: []), &policy, at: 1)
+        #expect(actions == [.scheduleChanged(task, next: Self.at(11))])
+        #expect(Self.advance(&policy, at: 11).starts == [], "due, but paused")
+        #expect(Self.advance(&policy, at: 30).starts == [])
+        #expect(Self.next("w", policy) == Self.at(11), "it stays due at its beat")
+        // A reload that changes the task keeps it paused.
+        var changed = Self.task {
+            $0.start = .zero; $0.every = .seconds(20)
+        }
+        changed.timeout = .seconds(3)
+        _ = policy.reload(Self.configuration(["w": changed, "x": Self.task()]), now: Self.at(31))
+        let kept = policy.task(named: "w")!
+        #expect(policy.isPaused(kept))
+        #expect(!policy.isPaused(policy.task(named: "x")!))
+        #expect(Self.advance(&policy, at: 32).starts == [])
+        let resumedNow = policy.resume(kept)
+        let resumedAgain = policy.resume(kept)
+        #expect(resumedNow)
+        #expect(!resumedAgain, "resuming twice changes nothing")
+        #expect(Self.advance(&policy, at: 33).starts == [kept], "it fell due while paused: it starts at once")
+    }
+
+    @Test func pauseIsAllowedWhileTheLoopIsStoppedAndLastsIntoItsNextRun() {
+        var policy = SupervisorPolicy(configuration: Self.configuration(["w": Self.task { $0.start = .zero }]))
+        let task = policy.task(named: "w")!
+        let pausedNow = policy.pause(task)
+        #expect(pausedNow)
+        _ = policy.loopStarted(now: Self.at(0))
+        #expect(Self.advance(&policy, at: 0).starts == [])
+        policy.loopEnded()
+        #expect(policy.isPaused(task), "the end of the loop's run does not resume it")
+    }
+
     @Test func loopStartSchedulesEveryTaskWithStartAndNothingElse() {
         var policy = SupervisorPolicy(
             configuration: Self.configuration([

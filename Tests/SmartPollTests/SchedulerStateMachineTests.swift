@@ -4,6 +4,60 @@ import Testing
 @testable import SmartPoll
 
 @Suite struct SchedulerStateMachineTests {
+    @Test func aHeldTaskFallsDueButNeverStartsAndAdvanceDoesNotSpinOnIt() {
+        var machine = runningMachine(2)
+        machine.hold(ID(0))
+        machine.schedule(ID(0), after: .seconds(5), now: at(0))
+        machine.schedule(ID(1), after: .seconds(5), now: at(0))
+        #expect(machine.isHeld(ID(0)) && !machine.isHeld(ID(1)))
+        let first = advanceAll(&machine, now: at(5))
+        #expect(first.started == [1], "the held task fell due but did not start")
+        #expect(first.deadline == nil)
+        #expect(machine.schedule(of: ID(0)) == .ready(due: at(5)), "it keeps its schedule")
+        // Asked again and again, the machine answers wait at once: the held task is not in the
+        // start queue, so it is never handed out nor looked at.
+        for time in 6...8 {
+            #expect(machine.advance(now: at(Int64(time))) == .wait(until: nil))
+        }
+        // Its schedule still moves while held.
+        machine.schedule(ID(0), after: .seconds(10), now: at(8))
+        #expect(machine.schedule(of: ID(0)) == .pending(at: at(18)))
+        #expect(advanceAll(&machine, now: at(18)).started == [])
+        machine.release(ID(0))
+        #expect(!machine.isHeld(ID(0)))
+        let resumed = advanceAll(&machine, now: at(20))
+        #expect(resumed.started == [0], "released, the task that fell due meanwhile starts at once")
+    }
+
+    @Test func aHeldRunningTaskFinishesAndThenWaitsForItsRelease() {
+        var machine = runningMachine(1)
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        #expect(advanceAll(&machine, now: at(0)).started == [0])
+        machine.hold(ID(0))
+        machine.schedule(ID(0), after: .zero, now: at(1))
+        machine.taskFinished(ID(0))
+        #expect(machine.runningCount == 0, "the run in flight ended normally")
+        #expect(advanceAll(&machine, now: at(2)).started == [], "ready, but held")
+        // Holding and releasing twice changes nothing more.
+        machine.hold(ID(0))
+        machine.release(ID(0))
+        machine.release(ID(0))
+        #expect(advanceAll(&machine, now: at(3)).started == [0])
+    }
+
+    @Test func aHoldOutlivesTheLoopsRunAndARemapping() {
+        var machine = SchedulerStateMachine(taskCount: 2)
+        machine.hold(ID(1))
+        machine.runStarted()
+        machine.runEnded()
+        machine.runStarted()
+        machine = machine.remapped(taskCount: 2, maximumRunning: 0) { ID(1 - Int($0.index)) }
+        #expect(machine.isHeld(ID(0)) && !machine.isHeld(ID(1)), "the hold moved with the task")
+        machine.schedule(ID(0), after: .zero, now: at(0))
+        machine.schedule(ID(1), after: .zero, now: at(0))
+        #expect(advanceAll(&machine, now: at(0)).started == [1])
+    }
+
     @Test func anAdoptedRunningTaskHoldsItsSlotAndItsReadinessUntilItFinishes() {
         // A replacement machine (a reload) takes over a run in flight and a ready task.
         var machine = runningMachine(2, maximumRunning: 1)

@@ -17,7 +17,7 @@ function __smartpollctl_tasks
         | string match -ar '"name":"[^"]*"' | string replace -r '^"name":"(.*)"$' '$1'
 end
 
-set -l commands status schedule unschedule stop-timer run cancel result results emit watch start stop restart reload shutdown ping hook help
+set -l commands status schedule unschedule stop-timer run cancel pause resume result results emit watch start stop restart reload shutdown ping hook help
 set -l before_command "not __fish_seen_subcommand_from $commands"
 
 complete -c smartpollctl -f
@@ -34,6 +34,8 @@ complete -c smartpollctl -n $before_command -a unschedule -d "Clear a task's sch
 complete -c smartpollctl -n $before_command -a stop-timer -d 'Stop the pending timer; print whether the task is ready'
 complete -c smartpollctl -n $before_command -a run -d 'Run a task now (--wait: exit with its status)'
 complete -c smartpollctl -n $before_command -a cancel -d "End a task's running process"
+complete -c smartpollctl -n $before_command -a pause -d 'Keep a task from starting (run is refused)'
+complete -c smartpollctl -n $before_command -a resume -d 'Let a paused task start again'
 complete -c smartpollctl -n $before_command -a result -d 'Print the last successful output of a task'
 complete -c smartpollctl -n $before_command -a results -d "Print every task's last successful output"
 complete -c smartpollctl -n $before_command -a emit -d 'Trigger an event hook'
@@ -49,7 +51,7 @@ complete -c smartpollctl -n $before_command -a help -d 'Print the usage'
 
 complete -c smartpollctl -n '__fish_seen_subcommand_from hook; and not __fish_seen_subcommand_from schedule unschedule stop-timer' \
     -a 'schedule unschedule stop-timer' -d 'Directive'
-complete -c smartpollctl -n '__fish_seen_subcommand_from status watch schedule unschedule stop-timer run cancel result' \
+complete -c smartpollctl -n '__fish_seen_subcommand_from status watch schedule unschedule stop-timer run cancel pause resume result' \
     -a '(__smartpollctl_tasks)' -d Task
 complete -c smartpollctl -n '__fish_seen_subcommand_from run start stop restart' -l wait -d 'Wait until it is done'
 complete -c smartpollctl -n '__fish_seen_subcommand_from run' -l output -d "With --wait, print the run's own stdout"
