@@ -27,6 +27,11 @@ public enum Command: Sendable, Hashable {
     case pause(task: String)
     /// Let a paused task start again; one that fell due meanwhile starts at once.
     case resume(task: String)
+    /// The task's last `lines` stderr lines kept (`nil`: all it keeps), oldest first; with
+    /// `follow`, the connection then streams the task's new lines as `task_log` events.
+    ///
+    /// - Important: Decoding guarantees that `lines` is positive when given.
+    case logs(task: String, lines: Int?, follow: Bool)
     /// The task's last successful result.
     case result(task: String)
     /// The last successful result of every task.
@@ -53,7 +58,7 @@ public enum Command: Sendable, Hashable {
         case ping, status, schedule, unschedule
         case stopTimer = "stop_timer"
         case run, cancel, result, results, emit, stop, start, restart, reload, watch, shutdown
-        case pause, resume
+        case pause, resume, logs
 
         /// The argument keys the command accepts, in wire order.
         public var argumentKeys: [String] {
@@ -63,6 +68,7 @@ public enum Command: Sendable, Hashable {
             case .schedule: return ["task", "after", "at", "sooner"]
             case .unschedule, .stopTimer, .cancel, .result, .pause, .resume: return ["task"]
             case .run: return ["task", "wait", "output"]
+            case .logs: return ["task", "lines", "follow"]
             case .emit: return ["hook", "data", "data_base64"]
             case .stop, .start, .restart: return ["wait"]
             }
@@ -90,6 +96,7 @@ public enum Command: Sendable, Hashable {
         case .shutdown: return .shutdown
         case .pause: return .pause
         case .resume: return .resume
+        case .logs: return .logs
         }
     }
 
@@ -97,7 +104,8 @@ public enum Command: Sendable, Hashable {
     public var task: String? {
         switch self {
         case .schedule(let task, _, _), .unschedule(let task), .stopTimer(let task),
-            .run(let task, _, _), .cancel(let task), .result(let task), .pause(let task), .resume(let task):
+            .run(let task, _, _), .cancel(let task), .result(let task), .pause(let task), .resume(let task),
+            .logs(let task, _, _):
             return task
         case .ping, .status, .results, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
             return nil
@@ -140,6 +148,12 @@ public enum Command: Sendable, Hashable {
         case .result: return .result(task: try task())
         case .pause: return .pause(task: try task())
         case .resume: return .resume(task: try task())
+        case .logs:
+            let lines = try request.optionalInt("lines")
+            if let lines, lines <= 0 {
+                throw ProtocolError(.invalidArgument, "lines must be a positive number, got \(lines)").inField("lines")
+            }
+            return .logs(task: try task(), lines: lines, follow: try request.bool("follow", default: false))
         case .results: return .results
         case .emit: return .emit(hook: try request.string("hook"), data: try decodeEmitData(request))
         case .stop: return .stop(wait: try request.bool("wait", default: false))
@@ -247,6 +261,15 @@ public enum Command: Sendable, Hashable {
                 writer.key("output")
                 writer.bool(true)
             }
+        case .logs(let task, let lines, let follow):
+            writer.key("task")
+            writer.string(task)
+            if let lines {
+                writer.key("lines")
+                writer.int(lines)
+            }
+            writer.key("follow")
+            writer.bool(follow)
         case .emit(let hook, let data):
             writer.key("hook")
             writer.string(hook)

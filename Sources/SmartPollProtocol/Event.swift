@@ -14,6 +14,7 @@
 /// | `hook_ran` | `hook` |
 /// | `task_paused` | `task` |
 /// | `task_resumed` | `task` |
+/// | `task_log` | `task`, `run`, `line` (one stderr line of the run, without its newline; only to `logs` with `follow`) |
 /// | `config_reloaded` | `added`, `changed`, `removed` (arrays of task names) |
 ///
 /// Decoding ignores keys it does not know (events may gain keys).
@@ -42,6 +43,9 @@ public struct Event: Sendable, Hashable {
         case taskPaused(task: String)
         /// `resume` resumed the task.
         case taskResumed(task: String)
+        /// A stderr line of a task's run, as the log got it (at most 4 KiB): streamed to `logs`
+        /// with `follow` only, never to `watch`.
+        case taskLog(task: String, run: Int, line: String)
         /// The tasks the new configuration added, changed and removed, each sorted.
         case configReloaded(added: [String], changed: [String], removed: [String])
     }
@@ -59,6 +63,7 @@ public struct Event: Sendable, Hashable {
         case configReloaded = "config_reloaded"
         case taskPaused = "task_paused"
         case taskResumed = "task_resumed"
+        case taskLog = "task_log"
     }
 
     public init(time: Timestamp, kind: Kind) {
@@ -80,6 +85,7 @@ public struct Event: Sendable, Hashable {
         case .configReloaded: return .configReloaded
         case .taskPaused: return .taskPaused
         case .taskResumed: return .taskResumed
+        case .taskLog: return .taskLog
         }
     }
 
@@ -87,7 +93,8 @@ public struct Event: Sendable, Hashable {
     public var task: String? {
         switch kind {
         case .taskScheduled(let task, _), .taskUnscheduled(let task), .taskStarted(let task, _, _, _, _),
-            .taskFinished(let task, _, _, _, _, _, _, _, _), .taskPaused(let task), .taskResumed(let task):
+            .taskFinished(let task, _, _, _, _, _, _, _, _), .taskPaused(let task), .taskResumed(let task),
+            .taskLog(let task, _, _):
             return task
         case .loopStarted, .loopStopped, .loopFailed, .hookRan, .configReloaded:
             return nil
@@ -174,6 +181,13 @@ public struct Event: Sendable, Hashable {
         case .taskPaused(let task), .taskResumed(let task):
             writer.key("task")
             writer.string(task)
+        case .taskLog(let task, let run, let line):
+            writer.key("task")
+            writer.string(task)
+            writer.key("run")
+            writer.int(run)
+            writer.key("line")
+            writer.string(line)
         }
         writer.endObject()
     }
@@ -224,6 +238,9 @@ public struct Event: Sendable, Hashable {
         case .hookRan: kind = .hookRan(hook: try reader.string("hook"))
         case .taskPaused: kind = .taskPaused(task: try reader.string("task"))
         case .taskResumed: kind = .taskResumed(task: try reader.string("task"))
+        case .taskLog:
+            kind = .taskLog(
+                task: try reader.string("task"), run: try reader.int("run"), line: try reader.string("line"))
         case .configReloaded:
             kind = .configReloaded(
                 added: try reader.optionalStringArray("added") ?? [],

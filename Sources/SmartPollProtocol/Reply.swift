@@ -13,6 +13,7 @@
 /// | `schedule` | ``Body/schedule(_:)`` |
 /// | `stop_timer` | ``Body/stopTimer(_:)`` |
 /// | `pause`, `resume` | ``Body/pause(_:)`` |
+/// | `logs` | ``Body/logs(_:)`` (with `follow`, `task_log` events follow it) |
 /// | `result` | ``Body/result(_:)``, or ``Body/noResult(task:)`` before the first success |
 /// | `results` | ``Body/results(_:)`` |
 /// | `run` with `wait` | ``Body/runFinished(_:)`` |
@@ -38,6 +39,8 @@ public struct Reply: Sendable, Hashable {
         case stopTimer(StopTimerReply)
         /// The reply to `pause` and `resume`.
         case pause(PauseReply)
+        /// The reply to `logs`: the task's kept stderr lines.
+        case logs(LogsReply)
         case result(TaskResult)
         /// A `result` reply for a task with no successful result yet:
         /// `"task":"w1","run":null,"time":null,"output":null,"truncated":false`.
@@ -124,6 +127,8 @@ public struct Reply: Sendable, Hashable {
             stopTimer.writeMembers(to: &writer)
         case .pause(let pause):
             pause.writeMembers(to: &writer)
+        case .logs(let logs):
+            logs.writeMembers(to: &writer)
         case .result(let result):
             result.writeMembers(to: &writer)
         case .noResult(let task):
@@ -192,6 +197,8 @@ public struct Reply: Sendable, Hashable {
             body = .stopTimer(try StopTimerReply.decode(reader))
         case .pause, .resume:
             body = .pause(try PauseReply.decode(reader))
+        case .logs:
+            body = .logs(try LogsReply.decode(reader))
         case .result:
             if let run = object["run"], run.isNull {
                 body = .noResult(task: try reader.string("task"))

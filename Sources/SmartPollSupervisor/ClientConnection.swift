@@ -10,6 +10,9 @@ final class ClientConnection {
     /// The tasks whose events a watcher gets (nil: every event); set with
     /// ``ControlServer/startWatching(_:filter:)``.
     var watchFilter: Set<String>?
+    /// The task whose `task_log` events this watcher gets, and nothing else (`logs` with
+    /// `follow`); nil: an ordinary watcher, which gets no `task_log` event.
+    var logFollowTask: String?
     /// The armed timer of `.armStallTimer`, cancelled when the connection closes.
     var stallTimer: EventLoop.TimerID?
 

@@ -91,11 +91,33 @@ final class ControlServer {
         perform(client.machine.watchStarted(), for: client)
     }
 
+    /// Makes `client` a stream of `task`'s `task_log` events only (after its `logs` request with
+    /// `follow` was answered); bounded like any watcher (``maximumWatcherOutput``).
+    func startFollowingLogs(_ client: ClientConnection, task: String) {
+        client.logFollowTask = task
+        perform(client.machine.watchStarted(), for: client)
+    }
+
+    /// Queues a stderr line of `task` as a `task_log` event for the clients following its logs,
+    /// encoded once and only when one does.
+    ///
+    /// - Complexity: O(clients); no allocation when none follows `task`.
+    func broadcastLog(task: String, _ line: LogsReply.Line) {
+        var encoded: [UInt8]?
+        for client in clients.values where client.logFollowTask == task && client.machine.isWatching {
+            if encoded == nil {
+                encoded = Event(time: line.time, kind: .taskLog(task: task, run: line.run, line: line.line))
+                    .encodedLine()
+            }
+            perform(client.machine.eventReady(encoded!), for: client)
+        }
+    }
+
     /// Queues `event` for every watcher it concerns, encoded once; the events of one wake-up of
-    /// the loop leave together, in one send per watcher.
+    /// the loop leave together, in one send per watcher. Log followers get none of them.
     func broadcast(_ event: Event) {
         var line: [UInt8]?
-        for client in clients.values where client.machine.isWatching {
+        for client in clients.values where client.machine.isWatching && client.logFollowTask == nil {
             if let filter = client.watchFilter, let task = event.task, !filter.contains(task) { continue }
             if line == nil { line = event.encodedLine() }
             perform(client.machine.eventReady(line!), for: client)

@@ -123,6 +123,12 @@ extension Supervisor {
                 if !pausing { pump() }
             }
             durableReply(.pause(PauseReply(task: name, paused: pausing)))
+        case .logs(let name, let lines, let follow):
+            guard let task = taskID(name) else { return }
+            // A property of the task: allowed whatever the loop's state.
+            let buffer = logBuffer(of: task)
+            reply(.logs(LogsReply(task: name, lines: buffer.lines(last: lines))))
+            if follow { server.startFollowingLogs(client, task: name) }
         case .result(let name):
             guard let task = taskID(name) else { return }
             if let result = tasks[Int(task.index)].result {
@@ -197,6 +203,24 @@ extension Supervisor {
             loop: loopStatus, tasks: rows, stateFile: persistence?.status,
             containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path),
             hooks: hookStatus())
+    }
+
+    /// The task's `logs` buffer, made at first use and again (keeping its last lines) when
+    /// `log_lines` changed.
+    func logBuffer(of task: TaskID) -> TaskLogBuffer {
+        let index = Int(task.index)
+        let capacity = policy.configurations[index].logLines
+        if let buffer = tasks[index].logBuffer {
+            if buffer.capacity == capacity { return buffer }
+            let resized = buffer.resized(to: capacity)
+            tasks[index].logBuffer = resized
+            return resized
+        }
+        let buffer = TaskLogBuffer(capacity: capacity)
+        let name = names[index]
+        buffer.listener = { [unowned self] line in self.server.broadcastLog(task: name, line) }
+        tasks[index].logBuffer = buffer
+        return buffer
     }
 
     /// The command hook in flight and those queued behind it.

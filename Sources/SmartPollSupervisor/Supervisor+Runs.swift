@@ -33,7 +33,7 @@ extension Supervisor {
             due: due.nanoseconds, command: command, input: nil, capture: configuration.capture,
             maximumDirectives: self.configuration.maximumDirectives, timeout: configuration.timeout,
             teardown: Teardown(signal: configuration.killSignal, grace: configuration.killGrace),
-            stderrLimiter: limiter, waiters: waiters)
+            stderrLimiter: limiter, waiters: waiters, logBuffer: logBuffer(of: task))
         let run: TaskRun
         do {
             run = try launch(specification)

@@ -67,16 +67,19 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     static let taskKeys = [
         "command", "cwd", "env", "start", "every", "every_from", "jitter", "timeout", "kill_signal", "kill_grace",
         "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture", "user", "group",
-        "log_rate", "log_burst", "nice", "rlimits",
+        "log_rate", "log_burst", "log_lines", "nice", "rlimits",
     ]
     static let backoffKeys = ["initial", "max", "factor"]
     /// The names of `rlimits`, in the order of ``SpawnRequest/ResourceLimits``.
     static let resourceLimitKeys = ["nofile", "as", "cpu", "core"]
-    /// Task keys that no hook takes (a command hook runs with the supervisor's limits).
-    static let taskOnlyKeys = ["nice", "rlimits"]
+    /// Task keys that no hook takes (a command hook runs with the supervisor's limits, and keeps
+    /// no `logs` buffer).
+    static let taskOnlyKeys = ["nice", "rlimits", "log_lines"]
     static let hookKeys = ["schedule", "command", "cwd", "env", "timeout", "kill_grace", "log_rate", "log_burst"]
     /// `log_rate` and `log_burst`: lines; 0 turns the limit off.
     static let logLimitRange: ClosedRange<Int64> = 0...1_000_000_000
+    /// `log_lines`: lines kept for `logs`, each up to 4 KiB (a million is up to 4 GiB).
+    static let logLinesRange: ClosedRange<Int64> = 0...1_000_000
 
     /// Parses and validates a configuration.
     ///
@@ -306,6 +309,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         }
         if let value = object["log_burst"] {
             task.logBurst = reader.integer(value, at: path.key("log_burst"), in: logLimitRange) ?? task.logBurst
+        }
+        if let value = object["log_lines"] {
+            task.logLines = reader.integer(value, at: path.key("log_lines"), in: logLinesRange) ?? task.logLines
         }
         if object["user"] != nil || object["group"] != nil {
             task.credentials = parseCredentials(user: object["user"], group: object["group"], at: path, reader: &reader)

@@ -56,6 +56,9 @@ public struct TaskConfiguration: Sendable, Hashable {
     public var logRate = TaskConfiguration.defaultLogRate
     public var logBurst = TaskConfiguration.defaultLogBurst
     public static let defaultLogRate = 1_000
+    /// Stderr lines kept for `logs` (`log_lines`), the last ones of its runs; 0 keeps none.
+    public var logLines = TaskConfiguration.defaultLogLines
+    public static let defaultLogLines = 1_000
     public static let defaultLogBurst = 10_000
     /// The user and group its processes run as (`user`, `group`: a supervisor running as root
     /// only), without supplementary groups; nil: the supervisor's.

@@ -41,6 +41,9 @@ final class TaskRun {
         var stderrLimiter: StderrRateLimiter
         /// `run --wait` requests answered when the run ends.
         var waiters: [(Reply.Body) -> Void] = []
+        /// Where its stderr lines go beside the log (the task's `logs` buffer); nil: nowhere
+        /// (command hooks).
+        var logBuffer: TaskLogBuffer? = nil
     }
 
     let owner: Owner
@@ -92,6 +95,8 @@ final class TaskRun {
     /// A turn to go on with the backlog has been asked for.
     private var stderrContinues = false
     private let stderrLimiter: StderrRateLimiter
+    /// The task's `logs` buffer: it gets the lines the rate limit lets through.
+    private let logBuffer: TaskLogBuffer?
     /// The fields of its stderr lines in the log, made at the first (a run without stderr,
     /// the common case, does not pay for them).
     private lazy var stderrFields: [(String, String)] = [
@@ -208,6 +213,7 @@ final class TaskRun {
         started = loop.now
         startedWall = Timestamp.now()
         stderrLimiter = specification.stderrLimiter
+        logBuffer = specification.logBuffer
         waiters = specification.waiters
         capture = specification.capture
         maximumDirectives = specification.maximumDirectives
@@ -496,7 +502,9 @@ final class TaskRun {
     /// `stderrLine`): logged when the rate limit lets it through, counted otherwise.
     private func endStderrLine(_ rest: UnsafeRawBufferPointer?, budget: inout Int, now: Int64) {
         defer { stderrLine.removeAll(keepingCapacity: true) }
-        guard log.accepts(.info), stderrLimiter.admit(now: now) else { return }
+        let logs = log.accepts(.info)
+        // The `logs` buffer gets the lines the rate limit lets through, whatever the log level.
+        guard logs || logBuffer != nil, stderrLimiter.admit(now: now) else { return }
         budget -= 1
         let text: String
         if stderrLine.isEmpty, let rest {
@@ -505,7 +513,8 @@ final class TaskRun {
             if let rest { stderrLine.append(contentsOf: rest) }
             text = String(decoding: stderrLine, as: UTF8.self)
         }
-        log.write(.info, text, stderrFields)
+        if logs { log.write(.info, text, stderrFields) }
+        logBuffer?.append(time: Timestamp.now(), run: runID, line: text)
     }
 
     private func reportDroppedStderr(_ count: Int) {

@@ -21,6 +21,9 @@ struct TaskRuntime {
     /// The rate limit on its stderr lines, shared by its runs; made again when `log_rate` or
     /// `log_burst` change.
     var stderrLimiter: StderrRateLimiter?
+    /// Its last stderr lines for `logs` (`log_lines`), shared by its runs; made at the first run
+    /// or `logs -f`, made again (keeping the last lines) when `log_lines` changes.
+    var logBuffer: TaskLogBuffer?
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
 

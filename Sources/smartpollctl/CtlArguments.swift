@@ -61,14 +61,17 @@ struct CtlArguments {
         var words: [String] = []
         var flags: Set<String> = []
         var at: String?
+        // `logs -n N`.
+        var lineCount: String?
         while let word = remaining.popFirst() {
             if remaining.startIndex > literalFrom {
                 words.append(word)
                 continue
             }
             switch word {
-            case "--wait", "--sooner", "--output": flags.insert(word)
+            case "--wait", "--sooner", "--output", "-f": flags.insert(word)
             case "--at": at = try value(word, &remaining)
+            case "-n": lineCount = try value(word, &remaining)
             default:
                 if word.hasPrefix("--at=") {
                     at = String(word.dropFirst(5))
@@ -87,6 +90,7 @@ struct CtlArguments {
                 throw UsageError(message: "\(name) does not take \(extra)")
             }
             if at != nil && !atAllowed { throw UsageError(message: "\(name) does not take --at") }
+            if lineCount != nil && name != "logs" { throw UsageError(message: "\(name) does not take -n") }
         }
         func count(_ range: ClosedRange<Int>) throws(UsageError) {
             guard range.contains(words.count) else {
@@ -117,6 +121,17 @@ struct CtlArguments {
             case "resume": parsed.request = .resume(task: words[0])
             default: parsed.request = .result(task: words[0])
             }
+        case "logs":
+            try allow(["-f"])
+            try count(1...1)
+            var lines: Int?
+            if let lineCount {
+                guard let number = Int(lineCount), number > 0 else {
+                    throw UsageError(message: "-n takes a positive number of lines, not \"\(lineCount)\"")
+                }
+                lines = number
+            }
+            parsed.request = .logs(task: words[0], lines: lines, follow: flags.contains("-f"))
         case "run":
             try allow(["--wait", "--output"])
             try count(1...1)
@@ -186,7 +201,7 @@ struct CtlArguments {
     static let globalOptions = ["--socket", "--json", "--timeout", "--utc"]
     static let commandNames = [
         "status", "schedule", "unschedule", "stop-timer", "run", "cancel", "pause", "resume", "result", "results",
-        "emit", "watch",
+        "emit", "watch", "logs",
         "start", "stop", "restart", "reload", "shutdown", "ping", "hook",
     ]
 

@@ -103,9 +103,15 @@ enum Rendering {
         case .hookRan(let hook): return "\(time) hook \(hook) ran"
         case .taskPaused(let task): return "\(time) \(task) paused"
         case .taskResumed(let task): return "\(time) \(task) resumed"
+        case .taskLog(_, let run, let line): return logLine(time: event.time, run: run, line: line, display: display)
         case .configReloaded(let added, let changed, let removed):
             return "\(time) configuration reloaded: " + reloadSummary(added: added, changed: changed, removed: removed)
         }
+    }
+
+    /// A line of `logs`: `17:05:03.123 run 3: fetched 12 records`.
+    static func logLine(time: Timestamp, run: Int, line: String, display: TimeDisplay) -> String {
+        "\(display.clock(time)) run \(run): \(line)"
     }
 
     /// `added b; changed a, c; removed d`, or `no task changed`.

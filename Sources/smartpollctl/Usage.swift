@@ -20,6 +20,8 @@ let usage = """
       results                           print every task's last successful output
       emit HOOK [DATA | -]              trigger an event hook; - reads DATA from stdin
       watch [TASK...]                   print events as they happen, until interrupted
+      logs TASK [-n N] [-f]             print the task's last stderr lines (all kept, or the last
+                                        N); -f then prints new ones until interrupted
       start | stop | restart [--wait]   start, stop or restart the loop
       reload                            re-read the configuration file and apply what changed
                                         (unchanged tasks keep their schedule, run and result)

@@ -96,8 +96,25 @@ if case .failure(let error) = reply.body {
     fail(1, error.code.rawValue, error.message)
 }
 
-if case .watch = command {
-    // The reply was {"ok":true}; now events, one per line, until the supervisor goes away.
+if case .logs(_, _, let follow) = command, case .logs(let logs) = reply.body {
+    if parsed.json {
+        standardOutput(line + [10])
+    } else {
+        var text = ""
+        for entry in logs.lines {
+            text += Rendering.logLine(time: entry.time, run: entry.run, line: entry.line, display: display) + "\n"
+        }
+        standardOutput(Array(text.utf8))
+    }
+    if !follow { exit(0) }
+}
+
+var streamsEvents = false
+if case .watch = command { streamsEvents = true }
+if case .logs(_, _, true) = command { streamsEvents = true }
+if streamsEvents {
+    // After `watch` (reply {"ok":true}) or `logs -f`: events, one per line, until the
+    // supervisor goes away.
     client.deadline = nil
     while true {
         let event: [UInt8]
@@ -172,7 +189,7 @@ case .reloaded(let reload):
     print(Rendering.reload(reload))
 case .ok:
     if case .unschedule(let task) = command { print("\(task): not scheduled") }
-case .failure:
+case .failure, .logs:
     break
 }
 exit(0)

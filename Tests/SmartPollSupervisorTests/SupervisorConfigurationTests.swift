@@ -232,6 +232,25 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         #expect(found.count == 3)
     }
 
+    @Test func logLinesIsReadOnTasksOnlyAndChecked() throws {
+        let defaults = try parse(#"{"tasks": {"t": {"command": ["true"]}}}"#)
+        #expect(defaults.tasks["t"]?.logLines == 1_000)
+        let set = try parse(
+            #"{"tasks": {"t": {"command": ["true"], "log_lines": 0}, "u": {"command": ["true"], "log_lines": 5}}}"#)
+        #expect(set.tasks["t"]?.logLines == 0 && set.tasks["u"]?.logLines == 5)
+        let found = problems(
+            """
+            {"tasks": {"t": {"command": ["true"], "log_lines": -1}, "u": {"command": ["true"], "log_lines": "10"},
+                       "v": {"command": ["true"], "log_lines": 1000001}},
+             "hooks": {"h": {"command": ["true"], "log_lines": 10}}}
+            """)
+        #expect(found.contains("test.json: tasks.t.log_lines: must be at least 0 and at most 1000000, got -1"))
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.u.log_lines: expected a whole number") })
+        #expect(found.contains("test.json: tasks.v.log_lines: must be at least 0 and at most 1000000, got 1000001"))
+        #expect(found.contains("test.json: hooks.h.log_lines: only a task takes log_lines"))
+        #expect(found.count == 4, "\(found)")
+    }
+
     @Test func badDurationsAreRejectedWithTheReason() {
         let found = problems(
             """
