@@ -20,7 +20,7 @@ struct GoldenFixtureTests {
         let replies = Fixtures.names(in: "replies", suffix: "json")
         for name in [
             "ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none",
-            "results", "run-wait", "reload", "pause", "resume", "error-paused",
+            "results", "run-wait", "reload", "pause", "resume", "error-paused", "logs",
         ] {
             #expect(replies.contains(name + ".json"), "no reply fixture for \(name)")
         }
@@ -49,6 +49,7 @@ struct GoldenFixtureTests {
         case "stop_timer": return .stopTimer(task: "weather1")
         case "pause": return .pause(task: "weather1")
         case "resume", "error-paused": return .resume(task: "weather1")
+        case "logs": return .logs(task: "weather1", lines: 2, follow: true)
         case "result", "result-base64", "result-none": return .result(task: "weather1")
         case "results": return .results
         case "run-wait", "run-wait-signal": return .run(task: "weather1", wait: true)

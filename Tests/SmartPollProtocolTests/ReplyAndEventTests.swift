@@ -140,7 +140,7 @@ struct ReplyAndEventTests {
                 task: "a", run: 1, exitCode: nil, signal: 9, timedOut: true, succeeded: false,
                 durationMilliseconds: 0.001, cpuMilliseconds: 0.5, changed: false),
             .hookRan(hook: "h"), .configReloaded(added: ["b"], changed: [], removed: ["a", "c"]),
-            .taskPaused(task: "a"), .taskResumed(task: "a"),
+            .taskPaused(task: "a"), .taskResumed(task: "a"), .taskLog(task: "a", run: 3, line: "fetched \"x\"\t"),
         ]
         #expect(Set(kinds.map { Event(time: Self.time, kind: $0).name }) == Set(Event.Name.allCases))
         for kind in kinds {

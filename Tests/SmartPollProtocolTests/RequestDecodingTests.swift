@@ -21,7 +21,7 @@ struct RequestDecodingTests {
             .schedule(task: "a", when: .at(nil), sooner: false),
             .unschedule(task: "a"), .stopTimer(task: "a"), .run(task: "a", wait: false),
             .run(task: "a", wait: true), .cancel(task: "a"), .pause(task: "a"), .resume(task: "a"), .result(task: "a"),
-            .results,
+            .results, .logs(task: "a", lines: nil, follow: false), .logs(task: "a", lines: 5, follow: true),
             .emit(hook: "h", data: nil), .emit(hook: "h", data: Array("\u{1}\t\"\\é😀".utf8)),
             .emit(hook: "h", data: [0xFF, 0xFE, 0, 0x61]),
             .stop(wait: true), .start(wait: false), .restart(wait: true), .reload,
@@ -35,6 +35,20 @@ struct RequestDecodingTests {
             #expect(!line.contains("\n"))
             #expect(try Request.decode(line).get() == request, "\(line)")
         }
+    }
+
+    @Test("logs takes a positive number of lines")
+    func logsLinesMustBePositive() {
+        for bad in ["0", "-1"] {
+            guard case .failure(let failure) = Request.decode(#"{"cmd":"logs","task":"a","lines":\#(bad)}"#) else {
+                Issue.record("lines \(bad) was accepted")
+                continue
+            }
+            #expect(failure.error.code == .invalidArgument, "\(failure.error)")
+        }
+        #expect(
+            (try? Request.decode(#"{"cmd":"logs","task":"a"}"#).get())?.command
+                == .logs(task: "a", lines: nil, follow: false))
     }
 
     @Test("a request with a lone surrogate anywhere is refused with bad_request, naming it")

@@ -6,7 +6,7 @@
 # given with --socket on the line being completed, else the default one); when none answers,
 # none are offered, silently.
 
-_smartpollctl_commands="status schedule unschedule stop-timer run cancel pause resume result results emit watch start stop restart reload shutdown ping hook help"
+_smartpollctl_commands="status schedule unschedule stop-timer run cancel pause resume result results emit watch logs start stop restart reload shutdown ping hook help"
 _smartpollctl_options="--socket --json --timeout --utc --help --version"
 # Global options may also stand after the command.
 _smartpollctl_global="--socket --json --timeout --utc"
@@ -67,8 +67,8 @@ _smartpollctl() {
     for word in "${COMP_WORDS[@]:index+1:COMP_CWORD-index-1}"; do
         if [[ $skip == yes ]]; then skip=no; continue; fi
         case $word in
-            --socket | --timeout | --at) skip=yes ;;
-            --*) ;;
+            --socket | --timeout | --at | -n) skip=yes ;;
+            --* | -f) ;;
             *) arguments+=("$word") ;;
         esac
     done
@@ -79,6 +79,7 @@ _smartpollctl() {
         schedule) options="--sooner --at"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
         unschedule | stop-timer | cancel | pause | resume | result) (( ${#arguments[@]} == 0 )) && tasks=yes ;;
         run) options="--wait --output"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
+        logs) options="-n -f"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
         start | stop | restart) options="--wait" ;;
         emit | results | reload | shutdown | ping) ;;
         hook)

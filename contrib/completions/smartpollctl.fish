@@ -17,7 +17,7 @@ function __smartpollctl_tasks
         | string match -ar '"name":"[^"]*"' | string replace -r '^"name":"(.*)"$' '$1'
 end
 
-set -l commands status schedule unschedule stop-timer run cancel pause resume result results emit watch start stop restart reload shutdown ping hook help
+set -l commands status schedule unschedule stop-timer run cancel pause resume result results emit watch logs start stop restart reload shutdown ping hook help
 set -l before_command "not __fish_seen_subcommand_from $commands"
 
 complete -c smartpollctl -f
@@ -36,6 +36,7 @@ complete -c smartpollctl -n $before_command -a run -d 'Run a task now (--wait: e
 complete -c smartpollctl -n $before_command -a cancel -d "End a task's running process"
 complete -c smartpollctl -n $before_command -a pause -d 'Keep a task from starting (run is refused)'
 complete -c smartpollctl -n $before_command -a resume -d 'Let a paused task start again'
+complete -c smartpollctl -n $before_command -a logs -d "Print a task's last stderr lines (-f: follow)"
 complete -c smartpollctl -n $before_command -a result -d 'Print the last successful output of a task'
 complete -c smartpollctl -n $before_command -a results -d "Print every task's last successful output"
 complete -c smartpollctl -n $before_command -a emit -d 'Trigger an event hook'
@@ -51,9 +52,11 @@ complete -c smartpollctl -n $before_command -a help -d 'Print the usage'
 
 complete -c smartpollctl -n '__fish_seen_subcommand_from hook; and not __fish_seen_subcommand_from schedule unschedule stop-timer' \
     -a 'schedule unschedule stop-timer' -d 'Directive'
-complete -c smartpollctl -n '__fish_seen_subcommand_from status watch schedule unschedule stop-timer run cancel pause resume result' \
+complete -c smartpollctl -n '__fish_seen_subcommand_from status watch schedule unschedule stop-timer run cancel pause resume result logs' \
     -a '(__smartpollctl_tasks)' -d Task
 complete -c smartpollctl -n '__fish_seen_subcommand_from run start stop restart' -l wait -d 'Wait until it is done'
 complete -c smartpollctl -n '__fish_seen_subcommand_from run' -l output -d "With --wait, print the run's own stdout"
+complete -c smartpollctl -n '__fish_seen_subcommand_from logs' -s n -x -d 'Only the last N lines'
+complete -c smartpollctl -n '__fish_seen_subcommand_from logs' -s f -d 'Follow: print new lines until interrupted'
 complete -c smartpollctl -n '__fish_seen_subcommand_from schedule' -l sooner -d 'Keep the sooner of the old and the new schedule'
 complete -c smartpollctl -n '__fish_seen_subcommand_from schedule' -l at -x -d 'An RFC 3339 time instead of a delay'
