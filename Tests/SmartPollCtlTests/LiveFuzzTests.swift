@@ -21,6 +21,17 @@ struct LiveFuzzTests {
 
     static let taskNames: Set<String> = ["weather1", "weather2", "publish"]
 
+    /// Whether a request that succeeds turns its connection into an event stream (`watch` of
+    /// tasks that exist, `logs` with `follow` of one): its further lines are not requests, and
+    /// the stream does not end by itself.
+    static func turnsIntoAStream(_ command: Command) -> Bool {
+        switch command {
+        case .watch(let tasks): return (tasks ?? []).allSatisfy(taskNames.contains)
+        case .logs(let task, _, let follow): return follow && taskNames.contains(task)
+        default: return false
+        }
+    }
+
     static let configuration = """
         {"max_connections": 512,
          "tasks": {
@@ -117,9 +128,7 @@ struct LiveFuzzTests {
             expected += 1
             // A watch for tasks that all exist turns the connection into an event stream, and
             // the rest of its input is ignored.
-            if case .success(let request) = Request.decode(Array(trimmed)), case .watch(let tasks) = request.command,
-                (tasks ?? []).allSatisfy(Self.taskNames.contains)
-            {
+            if case .success(let request) = Request.decode(Array(trimmed)), Self.turnsIntoAStream(request.command) {
                 watches = true
                 break
             }
@@ -328,15 +337,12 @@ struct Mutator {
     mutating func requestLine() -> [UInt8] {
         while true {
             let line = randomLine()
-            // Never a shutdown, which ends what is under test, and no watch that takes, after
-            // which a connection's further lines are not requests (a connection ends with one
-            // now and then instead).
+            // Never a shutdown, which ends what is under test, and no watch (or `logs` that
+            // follows) that takes, after which a connection's further lines are not requests (a
+            // connection ends with one now and then instead).
             if case .success(let request) = Request.decode(line) {
                 if case .shutdown = request.command { continue }
-                if case .watch(let tasks) = request.command, (tasks ?? []).allSatisfy(LiveFuzzTests.taskNames.contains)
-                {
-                    continue
-                }
+                if LiveFuzzTests.turnsIntoAStream(request.command) { continue }
             }
             return line
         }
