@@ -24,21 +24,29 @@ public struct LogsReply: Sendable, Hashable {
     }
 
     func writeMembers(to writer: inout JSONWriter) {
+        writeMembersBeforeLines(to: &writer)
+        for index in lines.indices { writeLine(index, to: &writer) }
+        writer.endArray()
+    }
+
+    /// `"task":T,"lines":[`: what comes before the lines (``SlicedStatusReply`` slices them too).
+    func writeMembersBeforeLines(to writer: inout JSONWriter) {
         writer.key("task")
         writer.string(task)
         writer.key("lines")
         writer.beginArray()
-        for line in lines {
-            writer.beginObject()
-            writer.key("time")
-            writer.timestamp(line.time)
-            writer.key("run")
-            writer.int(line.run)
-            writer.key("line")
-            writer.string(line.line)
-            writer.endObject()
-        }
-        writer.endArray()
+    }
+
+    func writeLine(_ index: Int, to writer: inout JSONWriter) {
+        let line = lines[index]
+        writer.beginObject()
+        writer.key("time")
+        writer.timestamp(line.time)
+        writer.key("run")
+        writer.int(line.run)
+        writer.key("line")
+        writer.string(line.line)
+        writer.endObject()
     }
 
     static func decode(_ reader: ObjectReader) throws(ProtocolError) -> LogsReply {

@@ -1,4 +1,4 @@
-/// A `status` reply of many tasks, encoded a few rows at a time as the socket drains instead of
+/// A `status` reply of many tasks (or a `logs` reply of many lines), encoded a few rows at a time as the socket drains instead of
 /// all at once: 5,000 tasks with 4 KiB stderr tails are 20 MB of JSON, seconds of one turn of
 /// the loop in a debug build.
 ///
@@ -14,8 +14,21 @@ public struct SlicedStatusReply: Sendable {
     public static let minimumEstimatedBytes = 64 << 10
 
     private let id: JSONValue
-    private let status: StatusReply
+    private let content: Content
     private var phase: Phase
+
+    /// What the rows are: a status's tasks, or a `logs` reply's lines.
+    private enum Content: Sendable {
+        case status(StatusReply)
+        case logs(LogsReply)
+
+        var rowCount: Int {
+            switch self {
+            case .status(let status): status.tasks.count
+            case .logs(let logs): logs.lines.count
+            }
+        }
+    }
 
     private enum Phase: Sendable {
         case head
@@ -27,15 +40,25 @@ public struct SlicedStatusReply: Sendable {
     /// The reply in slices, or nil when it is no `status` reply or is estimated under
     /// `minimumEstimatedBytes` (about 300 bytes a task plus its stderr tail).
     public init?(_ reply: Reply, minimumEstimatedBytes: Int = SlicedStatusReply.minimumEstimatedBytes) {
-        guard case .status(let status) = reply.body else { return nil }
         var estimate = 0
-        for task in status.tasks {
-            estimate += 300 + (task.last?.stderrTail.utf8.count ?? 0)
-            if estimate >= minimumEstimatedBytes { break }
+        switch reply.body {
+        case .status(let status):
+            for task in status.tasks {
+                estimate += 300 + (task.last?.stderrTail.utf8.count ?? 0)
+                if estimate >= minimumEstimatedBytes { break }
+            }
+            content = .status(status)
+        case .logs(let logs):
+            for line in logs.lines {
+                estimate += 60 + line.line.utf8.count
+                if estimate >= minimumEstimatedBytes { break }
+            }
+            content = .logs(logs)
+        default:
+            return nil
         }
         guard estimate >= minimumEstimatedBytes else { return nil }
         id = reply.id
-        self.status = status
         phase = .head
     }
 
@@ -60,16 +83,25 @@ public struct SlicedStatusReply: Sendable {
                 writer.value(id)
                 writer.key("ok")
                 writer.bool(true)
-                status.writeMembersBeforeTasks(to: &writer)
+                switch content {
+                case .status(let status): status.writeMembersBeforeTasks(to: &writer)
+                case .logs(let logs): logs.writeMembersBeforeLines(to: &writer)
+                }
                 writer.append(to: &output)
                 phase = .row(0)
-            case .row(let index) where index < status.tasks.count:
+            case .row(let index) where index < content.rowCount:
                 if index > 0 { writer.raw(UInt8(ascii: ",")) }
-                status.tasks[index].write(to: &writer)
+                switch content {
+                case .status(let status): status.tasks[index].write(to: &writer)
+                case .logs(let logs): logs.writeLine(index, to: &writer)
+                }
                 writer.append(to: &output)
                 phase = .row(index + 1)
             case .row:
-                status.writeMembersAfterTasks(to: &writer)
+                switch content {
+                case .status(let status): status.writeMembersAfterTasks(to: &writer)
+                case .logs: writer.endArray()
+                }
                 writer.endObject()
                 writer.append(to: &output)
                 output.append(10)

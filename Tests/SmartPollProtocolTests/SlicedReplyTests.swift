@@ -87,6 +87,22 @@ struct SlicedReplyTests {
         #expect(SlicedStatusReply(small) == nil, "a small status goes at once")
     }
 
+    @Test("the slices of a logs reply of many lines are the reply encoded at once")
+    func logsSlicesEqualTheWholeReply() throws {
+        let text = String(repeating: "a \"quoted\" line\t", count: 200)
+        let lines = (0..<500).map { LogsReply.Line(time: time, run: $0 + 1, line: "\($0) " + text) }
+        let reply = Reply(id: .int(7), body: .logs(LogsReply(task: "w1", lines: lines)))
+        let whole = reply.encodedLine()
+        for budget in [1, 100, 65_536, 1 << 24] {
+            var slicer = try #require(SlicedStatusReply(reply))
+            var bytes: [UInt8] = []
+            while !slicer.isFinished { slicer.encodeSlice(into: &bytes, budget: budget) }
+            #expect(bytes == whole, "budget \(budget)")
+        }
+        let small = Reply(id: .int(1), body: .logs(LogsReply(task: "w1", lines: Array(lines.prefix(2)))))
+        #expect(SlicedStatusReply(small) == nil, "a few lines go at once")
+    }
+
     @Test("the slices of result are the reply encoded at once, text and Base64 alike")
     func resultSlicesEqualTheWholeReply() throws {
         for output in outputs(seed: 11) where !output.isEmpty {
