@@ -32,6 +32,10 @@ public enum Command: Sendable, Hashable {
     ///
     /// - Important: Decoding guarantees that `lines` is positive when given.
     case logs(task: String, lines: Int?, follow: Bool)
+    /// The task's last `limit` finished runs kept (`nil`: all it keeps), newest first.
+    ///
+    /// - Important: Decoding guarantees that `limit` is not negative when given.
+    case history(task: String, limit: Int?)
     /// The task's last successful result.
     case result(task: String)
     /// The last successful result of every task.
@@ -59,6 +63,7 @@ public enum Command: Sendable, Hashable {
         case stopTimer = "stop_timer"
         case run, cancel, result, results, emit, stop, start, restart, reload, watch, shutdown
         case pause, resume, logs
+        case history
 
         /// The argument keys the command accepts, in wire order.
         public var argumentKeys: [String] {
@@ -69,6 +74,7 @@ public enum Command: Sendable, Hashable {
             case .unschedule, .stopTimer, .cancel, .result, .pause, .resume: return ["task"]
             case .run: return ["task", "wait", "output"]
             case .logs: return ["task", "lines", "follow"]
+            case .history: return ["task", "limit"]
             case .emit: return ["hook", "data", "data_base64"]
             case .stop, .start, .restart: return ["wait"]
             }
@@ -97,6 +103,7 @@ public enum Command: Sendable, Hashable {
         case .pause: return .pause
         case .resume: return .resume
         case .logs: return .logs
+        case .history: return .history
         }
     }
 
@@ -105,7 +112,7 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .schedule(let task, _, _), .unschedule(let task), .stopTimer(let task),
             .run(let task, _, _), .cancel(let task), .result(let task), .pause(let task), .resume(let task),
-            .logs(let task, _, _):
+            .logs(let task, _, _), .history(let task, _):
             return task
         case .ping, .status, .results, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
             return nil
@@ -154,6 +161,12 @@ public enum Command: Sendable, Hashable {
                 throw ProtocolError(.invalidArgument, "lines must be a positive number, got \(lines)").inField("lines")
             }
             return .logs(task: try task(), lines: lines, follow: try request.bool("follow", default: false))
+        case .history:
+            let limit = try request.optionalInt("limit")
+            if let limit, limit < 0 {
+                throw ProtocolError.badRequest("limit must not be negative, got \(limit)").inField("limit")
+            }
+            return .history(task: try task(), limit: limit)
         case .results: return .results
         case .emit: return .emit(hook: try request.string("hook"), data: try decodeEmitData(request))
         case .stop: return .stop(wait: try request.bool("wait", default: false))
@@ -270,6 +283,13 @@ public enum Command: Sendable, Hashable {
             }
             writer.key("follow")
             writer.bool(follow)
+        case .history(let task, let limit):
+            writer.key("task")
+            writer.string(task)
+            if let limit {
+                writer.key("limit")
+                writer.int(limit)
+            }
         case .emit(let hook, let data):
             writer.key("hook")
             writer.string(hook)

@@ -45,6 +45,13 @@ public struct LastRun: Sendable, Hashable {
 
     func write(to writer: inout JSONWriter) {
         writer.beginObject()
+        writeMembers(to: &writer, stderrTail: true)
+        writer.endObject()
+    }
+
+    /// The members of the `last` object; without `stderr_tail` for a `history` entry, which
+    /// shares the rest with `last` (so that the two cannot diverge).
+    func writeMembers(to writer: inout JSONWriter, stderrTail includesTail: Bool) {
         writer.key("run")
         writer.int(run)
         writer.key("started")
@@ -56,14 +63,16 @@ public struct LastRun: Sendable, Hashable {
         writer.outcomeMembers(exitCode: exitCode, signal: signal, timedOut: timedOut, succeeded: succeeded)
         writer.key("error")
         writer.string(error)
-        writer.key("stderr_tail")
-        writer.string(stderrTail)
+        if includesTail {
+            writer.key("stderr_tail")
+            writer.string(stderrTail)
+        }
         writer.key("cpu_ms")
         if let cpuMilliseconds { writer.double(cpuMilliseconds) } else { writer.null() }
-        writer.endObject()
     }
 
-    static func decode(_ reader: ObjectReader) throws(ProtocolError) -> LastRun {
+    /// `stderrTail: false`: a `history` entry's, which has no `stderr_tail` (empty here).
+    static func decode(_ reader: ObjectReader, stderrTail includesTail: Bool = true) throws(ProtocolError) -> LastRun {
         LastRun(
             run: try reader.int("run"),
             started: try reader.timestamp("started"),
@@ -74,7 +83,7 @@ public struct LastRun: Sendable, Hashable {
             timedOut: try reader.bool("timed_out"),
             succeeded: try reader.bool("succeeded"),
             error: try reader.optionalString("error"),
-            stderrTail: try reader.string("stderr_tail"),
+            stderrTail: includesTail ? try reader.string("stderr_tail") : "",
             cpuMilliseconds: try reader.optionalDouble("cpu_ms"))
     }
 }

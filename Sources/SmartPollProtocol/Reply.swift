@@ -41,6 +41,8 @@ public struct Reply: Sendable, Hashable {
         case pause(PauseReply)
         /// The reply to `logs`: the task's kept stderr lines.
         case logs(LogsReply)
+        /// The reply to `history`: the task's kept runs, newest first.
+        case history(HistoryReply)
         case result(TaskResult)
         /// A `result` reply for a task with no successful result yet:
         /// `"task":"w1","run":null,"time":null,"output":null,"truncated":false`.
@@ -129,6 +131,8 @@ public struct Reply: Sendable, Hashable {
             pause.writeMembers(to: &writer)
         case .logs(let logs):
             logs.writeMembers(to: &writer)
+        case .history(let history):
+            history.writeMembers(to: &writer)
         case .result(let result):
             result.writeMembers(to: &writer)
         case .noResult(let task):
@@ -199,6 +203,8 @@ public struct Reply: Sendable, Hashable {
             body = .pause(try PauseReply.decode(reader))
         case .logs:
             body = .logs(try LogsReply.decode(reader))
+        case .history:
+            body = .history(try HistoryReply.decode(reader))
         case .result:
             if let run = object["run"], run.isNull {
                 body = .noResult(task: try reader.string("task"))

@@ -21,11 +21,13 @@ public struct SlicedStatusReply: Sendable {
     private enum Content: Sendable {
         case status(StatusReply)
         case logs(LogsReply)
+        case history(HistoryReply)
 
         var rowCount: Int {
             switch self {
             case .status(let status): status.tasks.count
             case .logs(let logs): logs.lines.count
+            case .history(let history): history.entries.count
             }
         }
     }
@@ -54,6 +56,12 @@ public struct SlicedStatusReply: Sendable {
                 if estimate >= minimumEstimatedBytes { break }
             }
             content = .logs(logs)
+        case .history(let history):
+            for entry in history.entries {
+                estimate += 300 + (entry.stderrLast?.utf8.count ?? 0) + (entry.run.error?.utf8.count ?? 0)
+                if estimate >= minimumEstimatedBytes { break }
+            }
+            content = .history(history)
         default:
             return nil
         }
@@ -86,6 +94,7 @@ public struct SlicedStatusReply: Sendable {
                 switch content {
                 case .status(let status): status.writeMembersBeforeTasks(to: &writer)
                 case .logs(let logs): logs.writeMembersBeforeLines(to: &writer)
+                case .history(let history): history.writeMembersBeforeEntries(to: &writer)
                 }
                 writer.append(to: &output)
                 phase = .row(0)
@@ -94,13 +103,14 @@ public struct SlicedStatusReply: Sendable {
                 switch content {
                 case .status(let status): status.tasks[index].write(to: &writer)
                 case .logs(let logs): logs.writeLine(index, to: &writer)
+                case .history(let history): history.entries[index].write(to: &writer)
                 }
                 writer.append(to: &output)
                 phase = .row(index + 1)
             case .row:
                 switch content {
                 case .status(let status): status.writeMembersAfterTasks(to: &writer)
-                case .logs: writer.endArray()
+                case .logs, .history: writer.endArray()
                 }
                 writer.endObject()
                 writer.append(to: &output)

@@ -8,6 +8,9 @@ struct SavedState: Equatable, Sendable {
     /// use (``StatePersistence``), so this is the reserved mark, and a restart starts above it.
     var lastRunID = 0
     var tasks: [String: SavedTask] = [:]
+    /// Each task's `history` (apart from ``SavedTask``: a run's end appends one entry to the
+    /// journal, never the whole ring). A task without an entry has none.
+    var histories: [String: RunHistory] = [:]
 
     /// Why the counters contradict each other, in one sentence; nil when they agree. A state
     /// file with such counters was not written by a supervisor (or was damaged where no checksum
@@ -72,8 +75,11 @@ struct SavedTask: Equatable, Sendable {
 ///  "tasks":{"w1":{"runs":N,"failures":N,"consecutive_failures":N,"next":T|null,
 ///                 "interrupted_run":N|null,"paused":false,"last":{...as in status...}|null,
 ///                 "result":{"run":N,"time":T,"truncated":false,"file":"w1.17",
-///                           "size":N,"fnv1a64":"<16 hex digits>"}|null}}}
+///                           "size":N,"fnv1a64":"<16 hex digits>"}|null}},
+///  "history":{"w1":[{...a history entry as the reply has it...}, ...oldest first]}}
 /// ```
+///
+/// `history` is absent from files written before it (no task has any).
 enum SavedStateFormat {
     static let format = "smartpoll-state"
     static let version: Int64 = 1
@@ -95,11 +101,15 @@ enum SavedStateFormat {
         for name in state.tasks.keys.sorted() {
             tasks.append(name, encode(state.tasks[name]!, reference: resultFiles[name]))
         }
+        var histories = JSONObject()
+        for name in state.histories.keys.sorted() where !state.histories[name]!.isEmpty {
+            histories.append(name, .array(state.histories[name]!.oldestFirst().map(encode)))
+        }
         let root = JSONValue.object(
             JSONObject([
                 "format": .string(format), "version": .int(version), "written": .string(written.formatted()),
                 "pid": .int(Int64(pid)), "last_run": .int(Int64(state.lastRunID)), "journal": .int(Int64(journal)),
-                "tasks": .object(tasks),
+                "tasks": .object(tasks), "history": .object(histories),
             ]))
         return Array((root.serialized() + "\n").utf8)
     }
@@ -141,6 +151,37 @@ enum SavedStateFormat {
                 "timed_out": .bool(last.timedOut), "succeeded": .bool(last.succeeded),
                 "error": last.error.map { .string($0) } ?? .null, "stderr_tail": .string(last.stderrTail),
             ]))
+    }
+
+    /// A `history` entry, with the members of the `history` reply's.
+    static func encode(_ entry: HistoryReply.Entry) -> JSONValue {
+        let run = entry.run
+        return .object(
+            JSONObject([
+                "run": .int(Int64(run.run)), "started": .string(run.started.formatted()),
+                "ended": .string(run.ended.formatted()), "duration_ms": .double(run.durationMilliseconds),
+                "exit_code": run.exitCode.map { .int(Int64($0)) } ?? .null,
+                "signal": run.signal.map { .int(Int64($0)) } ?? .null,
+                "timed_out": .bool(run.timedOut), "succeeded": .bool(run.succeeded),
+                "error": run.error.map { .string($0) } ?? .null,
+                "cpu_ms": run.cpuMilliseconds.map { .double($0) } ?? .null, "changed": .bool(entry.changed),
+                "output_bytes": .int(Int64(entry.outputBytes)),
+                "stderr_last": entry.stderrLast.map { .string($0) } ?? .null,
+            ]))
+    }
+
+    /// A `history` entry (``encode(_:)-(HistoryReply.Entry)``); `place` says where, for errors.
+    static func decodeEntry(_ value: JSONValue, _ place: String) throws(Problem) -> HistoryReply.Entry {
+        let fields = try Fields(value, place)
+        let run = LastRun(
+            run: try fields.count("run"), started: try fields.time("started"), ended: try fields.time("ended"),
+            durationMilliseconds: try fields.double("duration_ms"), exitCode: try fields.optionalInt("exit_code"),
+            signal: try fields.optionalInt("signal"), timedOut: try fields.bool("timed_out"),
+            succeeded: try fields.bool("succeeded"), error: try fields.optionalString("error"), stderrTail: "",
+            cpuMilliseconds: try fields.optionalDouble("cpu_ms"))
+        return HistoryReply.Entry(
+            run: run, changed: try fields.bool("changed"), outputBytes: try fields.count("output_bytes"),
+            stderrLast: try fields.optionalString("stderr_last"))
     }
 
     /// Why a state file cannot be used, in one sentence.
@@ -186,6 +227,21 @@ enum SavedStateFormat {
             let (task, reference) = try decodeTask(name, value)
             state.tasks[name] = task
             references[name] = reference
+        }
+        // Absent from files written before history.
+        if let value = top.object["history"] {
+            guard case .object(let histories) = value else { throw Problem(message: "\"history\" is not an object") }
+            for (name, value) in histories.pairs {
+                guard case .array(let elements) = value else {
+                    throw Problem(message: "the history of task \"\(name)\" is not an array")
+                }
+                var history = RunHistory(capacity: elements.count)
+                for (index, element) in elements.enumerated() {
+                    history.append(
+                        try decodeEntry(element, "history of task \"\(name)\" [\(index)]"), keeping: elements.count)
+                }
+                state.histories[name] = history
+            }
         }
         if let contradiction = state.contradiction() {
             throw Problem(message: "its counters contradict each other: \(contradiction)")
@@ -284,6 +340,11 @@ enum SavedStateFormat {
             case .int(let value)?: return Int(value)
             default: throw wrong(key, "an integer or null")
             }
+        }
+
+        func optionalDouble(_ key: String) throws(Problem) -> Double? {
+            if case .null? = object[key] { return nil }
+            return try double(key)
         }
 
         func double(_ key: String) throws(Problem) -> Double {

@@ -8,6 +8,7 @@ import SmartPollProtocol
 /// 0123456789abcdef {"task":"w1","state":{...one task, as in state.json...}}
 /// 0123456789abcdef {"removed":"w1"}
 /// 0123456789abcdef {"last_run":N}
+/// 0123456789abcdef {"history":"w1","keep":N,"entry":{...one history entry...}}
 /// ```
 ///
 /// Each line starts with the FNV-1a 64 checksum of its JSON text (16 hex digits and a space):
@@ -26,6 +27,9 @@ enum StateJournal {
         case removed(String)
         /// The run id high-water mark: no run id above it has been handed out.
         case lastRun(Int)
+        /// A run ended: its `history` entry, appended to the task's ring, which then keeps the
+        /// newest `keep` (the task's `history` then).
+        case history(String, keep: Int, HistoryReply.Entry)
     }
 
     static func header(generation: Int) -> [UInt8] {
@@ -44,6 +48,12 @@ enum StateJournal {
             line(.object(JSONObject(["removed": .string(name)])))
         case .lastRun(let run):
             line(.object(JSONObject(["last_run": .int(Int64(run))])))
+        case .history(let name, let keep, let entry):
+            line(
+                .object(
+                    JSONObject([
+                        "history": .string(name), "keep": .int(Int64(keep)), "entry": SavedStateFormat.encode(entry),
+                    ])))
         }
     }
 
@@ -127,6 +137,11 @@ enum StateJournal {
             return .task(name, task, reference)
         }
         if case .string(let name)? = object["removed"] { return .removed(name) }
+        if case .string(let name)? = object["history"], case .int(let keep)? = object["keep"], keep >= 0,
+            keep <= 1 << 53, let entry = object["entry"]
+        {
+            return .history(name, keep: Int(keep), try SavedStateFormat.decodeEntry(entry, "history entry of \(name)"))
+        }
         if case .int(let run)? = object["last_run"], run >= 0, run <= 1 << 53 { return .lastRun(Int(run)) }
         throw SavedStateFormat.Problem(message: "an unknown record")
     }

@@ -26,6 +26,11 @@ final class StatePersistence {
     /// Every task changed (a reload, the loop starting or stopping): the next write holds every
     /// task and drops the ones the configuration no longer has.
     var allDirty = false
+    /// `history` entries not handed to the writer yet, in the order of the runs' ends: each a
+    /// journal record of its own (the task's name, its `history` then, the entry).
+    var historyAppends: [StateStore.HistoryAppend] = []
+    /// Those of the write in flight: put back first if it fails.
+    var inFlightHistory: [StateStore.HistoryAppend] = []
     /// A run id mark to make durable with the next write.
     var pendingRunIDMark: Int?
     /// The highest run id mark that is durable, and the highest asked for (durable or not).
@@ -70,7 +75,7 @@ final class StatePersistence {
     }
 
     /// Something changed that no write handed to the writer holds yet.
-    var isDirty: Bool { allDirty || !dirtyTasks.isEmpty || pendingRunIDMark != nil }
+    var isDirty: Bool { allDirty || !dirtyTasks.isEmpty || pendingRunIDMark != nil || !historyAppends.isEmpty }
 
     var status: StateFileStatus {
         StateFileStatus(path: store.statePath, saved: saved, error: error, failingSince: failingSince)

@@ -299,7 +299,10 @@ final class StateStore: @unchecked Sendable {
             decoded.references[name] = reference
         case .removed(let name):
             decoded.state.tasks[name] = nil
+            decoded.state.histories[name] = nil
             decoded.references[name] = nil
+        case .history(let name, let keep, let entry):
+            decoded.state.histories[name, default: RunHistory(capacity: keep)].append(entry, keeping: keep)
         case .lastRun(let run):
             decoded.state.lastRunID = max(decoded.state.lastRunID, run)
         }
@@ -452,7 +455,12 @@ final class StateStore: @unchecked Sendable {
         var complete = false
         /// A new run id high-water mark to make durable.
         var lastRunID: Int?
+        /// Runs that ended, for their tasks' `history`, in order: one journal record each.
+        var historyAppends: [HistoryAppend] = []
     }
+
+    /// One run's `history` entry, for task `name`, whose ring then keeps the newest `keep`.
+    typealias HistoryAppend = (name: String, keep: Int, entry: HistoryReply.Entry)
 
     /// Makes `changes` durable: the new result files first (each fsynced, then the folder), then
     /// their records appended to the journal in one write and fsynced; then deletes the result
@@ -470,7 +478,16 @@ final class StateStore: @unchecked Sendable {
         if changes.complete {
             let kept = Set(changes.tasks.map(\.name))
             removed = next.tasks.keys.filter { !kept.contains($0) }.sorted()
-            for name in removed { next.tasks[name] = nil }
+            for name in removed {
+                next.tasks[name] = nil
+                next.histories[name] = nil
+            }
+        }
+        // Entries of a task removed by this write go with it.
+        let appends = changes.historyAppends.filter { !removed.contains($0.name) }
+        for append in appends {
+            next.histories[append.name, default: RunHistory(capacity: append.keep)].append(
+                append.entry, keeping: append.keep)
         }
         // A task handed over as it already is on disk (every task, after a reload or the loop
         // starting) needs no record: only what changed is appended.
@@ -479,7 +496,7 @@ final class StateStore: @unchecked Sendable {
         if needsCompaction || journalDescriptor < 0 {
             return try save(next, pid: pid)
         }
-        if changed.isEmpty && removed.isEmpty && next.lastRunID == mirror.lastRunID { return }
+        if changed.isEmpty && removed.isEmpty && appends.isEmpty && next.lastRunID == mirror.lastRunID { return }
         var written: [String] = []
         func abandon(_ problem: SupervisorError) -> SupervisorError {
             // Best effort: a result file no record names is deleted at the next start.
@@ -511,6 +528,7 @@ final class StateStore: @unchecked Sendable {
             bytes += StateJournal.encode(.task(name, task, references[name] ?? nil))
         }
         for name in removed { bytes += StateJournal.encode(.removed(name)) }
+        for append in appends { bytes += StateJournal.encode(.history(append.name, keep: append.keep, append.entry)) }
         var step = SP_FILE_STEP_NONE
         do throws(Errno) {
             _ = try SystemCall.checking {

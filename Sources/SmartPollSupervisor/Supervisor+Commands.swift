@@ -129,6 +129,12 @@ extension Supervisor {
             let buffer = logBuffer(of: task)
             reply(.logs(LogsReply(task: name, lines: buffer.lines(last: lines))))
             if follow { server.startFollowingLogs(client, task: name) }
+        case .history(let name, let limit):
+            guard let task = taskID(name) else { return }
+            // A property of the task: allowed whatever the loop's state.
+            let index = Int(task.index)
+            tasks[index].history.trim(to: policy.configurations[index].history)
+            reply(.history(HistoryReply(task: name, entries: tasks[index].history.newestFirst(limit: limit))))
         case .result(let name):
             guard let task = taskID(name) else { return }
             if let result = tasks[Int(task.index)].result {

@@ -50,6 +50,10 @@ extension Supervisor {
             policy.restore(consecutiveFailures: saved.consecutiveFailures, of: TaskID(index))
             if saved.paused { policy.pause(TaskID(index)) }
             tasks[index].last = saved.last
+            if var history = state.histories[name] {
+                history.trim(to: policy.configurations[index].history)
+                tasks[index].history = history
+            }
             if let result = saved.result {
                 tasks[index].result = result
                 results += 1
@@ -252,6 +256,7 @@ extension Supervisor {
         }
         persistence.lastWriteStarted = loop.now
         var changes = StateStore.Changes(complete: persistence.allDirty, lastRunID: persistence.pendingRunIDMark)
+        changes.historyAppends = persistence.historyAppends
         if persistence.allDirty {
             changes.tasks = names.indices.map { (names[$0], savedTask($0)) }
         } else {
@@ -265,6 +270,8 @@ extension Supervisor {
         persistence.lastNumber += 1
         let job = StateWriter.Job(number: persistence.lastNumber, changes: changes)
         persistence.inFlight = (job.number, changes.tasks.map(\.name), changes.complete, changes.lastRunID)
+        persistence.inFlightHistory = changes.historyAppends
+        persistence.historyAppends = []
         persistence.dirtyTasks = []
         persistence.allDirty = false
         persistence.pendingRunIDMark = nil
@@ -288,11 +295,14 @@ extension Supervisor {
     private func stateWritten(_ completion: StateWriter.Completion) {
         guard let persistence, let inFlight = persistence.inFlight, inFlight.number == completion.number else { return }
         persistence.inFlight = nil
+        defer { persistence.inFlightHistory = [] }
         for note in completion.notes { log.write(.warning, "state: \(note)") }
         if let failure = completion.failure {
             // What it held is written again with the next write, as it is then.
             persistence.dirtyTasks.formUnion(inFlight.tasks)
             if inFlight.complete { persistence.allDirty = true }
+            // Before the ones made meanwhile: replay keeps their order.
+            persistence.historyAppends.insert(contentsOf: persistence.inFlightHistory, at: 0)
             if let mark = inFlight.runIDMark {
                 persistence.pendingRunIDMark = max(persistence.pendingRunIDMark ?? 0, mark)
             }

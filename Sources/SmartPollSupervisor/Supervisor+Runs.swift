@@ -216,12 +216,29 @@ extension Supervisor {
                 ])
         }
         publishFinished(end, changed: changed)
+        recordHistory(index, end, changed: changed)
         stateChanged(task: task)
         // `run --wait` acknowledges the result: the reply waits until the state file has it.
         answer(end, durable: true)
         notifyStatus(throttled: true)
         checkQuiescent()
         pump()
+    }
+
+    /// Appends the run to the task's `history` and hands the entry to the state writer (a
+    /// record of its own, so that a run's end costs the state file one entry, not the ring).
+    ///
+    /// - Complexity: O(1) amortised, but for the last line of a stderr tail (at most 4 KiB).
+    private func recordHistory(_ index: Int, _ end: borrowing RunEnd, changed: Bool) {
+        let keeping = policy.configurations[index].history
+        guard keeping > 0 || !tasks[index].history.isEmpty else { return }
+        var run = end.last
+        let stderrLast = HistoryReply.Entry.lastLine(of: run.stderrTail)
+        run.stderrTail = ""
+        let entry = HistoryReply.Entry(
+            run: run, changed: changed, outputBytes: end.output?.count ?? 0, stderrLast: stderrLast)
+        tasks[index].history.append(entry, keeping: keeping)
+        persistence?.historyAppends.append((names[index], keeping, entry))
     }
 
     private func publishFinished(_ end: RunEnd, changed: Bool) {

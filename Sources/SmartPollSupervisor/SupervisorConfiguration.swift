@@ -68,18 +68,22 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         "command", "cwd", "env", "start", "every", "every_from", "jitter", "timeout", "kill_signal", "kill_grace",
         "on_failure", "backoff", "max_retries", "on_change", "on_success", "capture", "user", "group",
         "log_rate", "log_burst", "log_lines", "nice", "rlimits",
+        "history",
     ]
     static let backoffKeys = ["initial", "max", "factor"]
     /// The names of `rlimits`, in the order of ``SpawnRequest/ResourceLimits``.
     static let resourceLimitKeys = ["nofile", "as", "cpu", "core"]
     /// Task keys that no hook takes (a command hook runs with the supervisor's limits, and keeps
     /// no `logs` buffer).
-    static let taskOnlyKeys = ["nice", "rlimits", "log_lines"]
+    static let taskOnlyKeys = ["nice", "rlimits", "log_lines", "history"]
     static let hookKeys = ["schedule", "command", "cwd", "env", "timeout", "kill_grace", "log_rate", "log_burst"]
     /// `log_rate` and `log_burst`: lines; 0 turns the limit off.
     static let logLimitRange: ClosedRange<Int64> = 0...1_000_000_000
     /// `log_lines`: lines kept for `logs`, each up to 4 KiB (a million is up to 4 GiB).
     static let logLinesRange: ClosedRange<Int64> = 0...1_000_000
+    /// `history`: runs kept for `history`, each up to about 600 bytes (100,000 is about 60 MB,
+    /// held twice: by the loop and by the state writer).
+    static let historyRange: ClosedRange<Int64> = 0...100_000
 
     /// Parses and validates a configuration.
     ///
@@ -312,6 +316,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
         }
         if let value = object["log_lines"] {
             task.logLines = reader.integer(value, at: path.key("log_lines"), in: logLinesRange) ?? task.logLines
+        }
+        if let value = object["history"] {
+            task.history = reader.integer(value, at: path.key("history"), in: historyRange) ?? task.history
         }
         if object["user"] != nil || object["group"] != nil {
             task.credentials = parseCredentials(user: object["user"], group: object["group"], at: path, reader: &reader)

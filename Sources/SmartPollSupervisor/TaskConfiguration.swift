@@ -59,6 +59,9 @@ public struct TaskConfiguration: Sendable, Hashable {
     /// Stderr lines kept for `logs` (`log_lines`), the last ones of its runs; 0 keeps none.
     public var logLines = TaskConfiguration.defaultLogLines
     public static let defaultLogLines = 1_000
+    /// Finished runs kept for `history` and in `state_dir` (`history`), the last ones; 0 keeps none.
+    public var history = TaskConfiguration.defaultHistory
+    public static let defaultHistory = 100
     public static let defaultLogBurst = 10_000
     /// The user and group its processes run as (`user`, `group`: a supervisor running as root
     /// only), without supplementary groups; nil: the supervisor's.

@@ -24,6 +24,8 @@ struct TaskRuntime {
     /// Its last stderr lines for `logs` (`log_lines`), shared by its runs; made at the first run
     /// or `logs -f`, made again (keeping the last lines) when `log_lines` changes.
     var logBuffer: TaskLogBuffer?
+    /// Its last finished runs for `history` (task key `history`), restored from `state_dir`.
+    var history = RunHistory(capacity: 0)
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
 

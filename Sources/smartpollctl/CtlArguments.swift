@@ -90,7 +90,9 @@ struct CtlArguments {
                 throw UsageError(message: "\(name) does not take \(extra)")
             }
             if at != nil && !atAllowed { throw UsageError(message: "\(name) does not take --at") }
-            if lineCount != nil && name != "logs" { throw UsageError(message: "\(name) does not take -n") }
+            if lineCount != nil && name != "logs" && name != "history" {
+                throw UsageError(message: "\(name) does not take -n")
+            }
         }
         func count(_ range: ClosedRange<Int>) throws(UsageError) {
             guard range.contains(words.count) else {
@@ -132,6 +134,17 @@ struct CtlArguments {
                 lines = number
             }
             parsed.request = .logs(task: words[0], lines: lines, follow: flags.contains("-f"))
+        case "history":
+            try allow([])
+            try count(1...1)
+            var limit: Int?
+            if let lineCount {
+                guard let number = Int(lineCount), number >= 0 else {
+                    throw UsageError(message: "-n takes a number of runs (0 or more), not \"\(lineCount)\"")
+                }
+                limit = number
+            }
+            parsed.request = .history(task: words[0], limit: limit)
         case "run":
             try allow(["--wait", "--output"])
             try count(1...1)

@@ -109,6 +109,23 @@ enum Rendering {
         }
     }
 
+    /// `history`'s table, newest first: `RUN STARTED DURATION EXIT CHANGED BYTES LAST STDERR`;
+    /// STARTED as `status` shows times (local, or UTC with `--utc`).
+    static func history(_ history: HistoryReply, display: TimeDisplay) -> String {
+        var rows = [["RUN", "STARTED", "DURATION", "EXIT", "CHANGED", "BYTES", "LAST STDERR"]]
+        for entry in history.entries {
+            let run = entry.run
+            var outcome = HumanFormat.outcome(exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut)
+            if let error = run.error, run.exitCode == nil, run.signal == nil, !run.timedOut { outcome = error }
+            rows.append([
+                "\(run.run)", display.full(run.started), HumanFormat.milliseconds(run.durationMilliseconds), outcome,
+                entry.changed ? "yes" : "no", "\(entry.outputBytes)", entry.stderrLast ?? "-",
+            ])
+        }
+        if history.entries.isEmpty { return "\(history.task): no finished runs kept" }
+        return HumanFormat.table(rows)
+    }
+
     /// A line of `logs`: `17:05:03.123 run 3: fetched 12 records`.
     static func logLine(time: Timestamp, run: Int, line: String, display: TimeDisplay) -> String {
         "\(display.clock(time)) run \(run): \(line)"

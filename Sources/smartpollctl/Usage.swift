@@ -22,6 +22,8 @@ let usage = """
       watch [TASK...]                   print events as they happen, until interrupted
       logs TASK [-n N] [-f]             print the task's last stderr lines (all kept, or the last
                                         N); -f then prints new ones until interrupted
+      history TASK [-n N]               print the task's last finished runs, newest first (all
+                                        kept, or the last N)
       start | stop | restart [--wait]   start, stop or restart the loop
       reload                            re-read the configuration file and apply what changed
                                         (unchanged tasks keep their schedule, run and result)

@@ -189,6 +189,8 @@ case .reloaded(let reload):
     print(Rendering.reload(reload))
 case .ok:
     if case .unschedule(let task) = command { print("\(task): not scheduled") }
+case .history(let history):
+    print(Rendering.history(history, display: display))
 case .failure, .logs:
     break
 }
