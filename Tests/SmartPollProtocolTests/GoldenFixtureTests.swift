@@ -21,6 +21,7 @@ struct GoldenFixtureTests {
         for name in [
             "ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none",
             "results", "run-wait", "reload", "pause", "resume", "error-paused", "logs",
+            "history",
         ] {
             #expect(replies.contains(name + ".json"), "no reply fixture for \(name)")
         }
@@ -50,6 +51,7 @@ struct GoldenFixtureTests {
         case "pause": return .pause(task: "weather1")
         case "resume", "error-paused": return .resume(task: "weather1")
         case "logs": return .logs(task: "weather1", lines: 2, follow: true)
+        case "history": return .history(task: "weather1", limit: 2)
         case "result", "result-base64", "result-none": return .result(task: "weather1")
         case "results": return .results
         case "run-wait", "run-wait-signal": return .run(task: "weather1", wait: true)

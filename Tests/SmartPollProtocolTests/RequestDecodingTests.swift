@@ -22,6 +22,7 @@ struct RequestDecodingTests {
             .unschedule(task: "a"), .stopTimer(task: "a"), .run(task: "a", wait: false),
             .run(task: "a", wait: true), .cancel(task: "a"), .pause(task: "a"), .resume(task: "a"), .result(task: "a"),
             .results, .logs(task: "a", lines: nil, follow: false), .logs(task: "a", lines: 5, follow: true),
+            .history(task: "a", limit: nil), .history(task: "a", limit: 0), .history(task: "a", limit: 7),
             .emit(hook: "h", data: nil), .emit(hook: "h", data: Array("\u{1}\t\"\\é😀".utf8)),
             .emit(hook: "h", data: [0xFF, 0xFE, 0, 0x61]),
             .stop(wait: true), .start(wait: false), .restart(wait: true), .reload,
@@ -49,6 +50,19 @@ struct RequestDecodingTests {
         #expect(
             (try? Request.decode(#"{"cmd":"logs","task":"a"}"#).get())?.command
                 == .logs(task: "a", lines: nil, follow: false))
+    }
+
+    @Test("history takes a limit of 0 or more; a bad or negative one is bad_request")
+    func historyLimitMustNotBeNegative() {
+        for bad in ["-1", "\"2\"", "1.5", "true"] {
+            guard case .failure(let failure) = Request.decode(#"{"cmd":"history","task":"a","limit":\#(bad)}"#) else {
+                Issue.record("limit \(bad) was accepted")
+                continue
+            }
+            #expect(failure.error.code == .badRequest, "\(bad): \(failure.error)")
+        }
+        #expect(
+            (try? Request.decode(#"{"cmd":"history","task":"a"}"#).get())?.command == .history(task: "a", limit: nil))
     }
 
     @Test("a request with a lone surrogate anywhere is refused with bad_request, naming it")

@@ -103,6 +103,66 @@ struct SlicedReplyTests {
         #expect(SlicedStatusReply(small) == nil, "a few lines go at once")
     }
 
+    @Test("the slices of a history reply of many entries are the reply encoded at once")
+    func historySlicesEqualTheWholeReply() throws {
+        let last = String(repeating: "é\"", count: 85)
+        let entries = (0..<1_000).map {
+            HistoryReply.Entry(
+                run: LastRun(
+                    run: 1_000 - $0, started: time, ended: time, durationMilliseconds: 1.5, exitCode: $0 % 2,
+                    signal: nil, timedOut: false, succeeded: $0 % 2 == 0, error: $0 % 2 == 0 ? nil : "exit 1",
+                    stderrTail: "", cpuMilliseconds: $0 % 3 == 0 ? nil : 0.25),
+                changed: $0 % 5 == 0, outputBytes: $0, stderrLast: $0 % 7 == 0 ? nil : last)
+        }
+        let reply = Reply(id: .int(7), body: .history(HistoryReply(task: "w1", entries: entries)))
+        let whole = reply.encodedLine()
+        for budget in [1, 100, 65_536, 1 << 24] {
+            var slicer = try #require(SlicedStatusReply(reply))
+            var bytes: [UInt8] = []
+            while !slicer.isFinished { slicer.encodeSlice(into: &bytes, budget: budget) }
+            #expect(bytes == whole, "budget \(budget)")
+        }
+        let decoded = try Reply.decode(whole, for: .history(task: "w1", limit: nil))
+        #expect(decoded.body == reply.body, "decodes back")
+        let small = Reply(id: .int(1), body: .history(HistoryReply(task: "w1", entries: Array(entries.prefix(2)))))
+        #expect(SlicedStatusReply(small) == nil, "a few entries go at once")
+    }
+
+    @Test("a history entry has the members of status's last but stderr_tail, then three of its own")
+    func historyEntryKeysAreLastsKeys() throws {
+        let run = LastRun(
+            run: 3, started: time, ended: time, durationMilliseconds: 2, exitCode: nil, signal: 9, timedOut: true,
+            succeeded: false, error: "timed out", stderrTail: "a\nb\n", cpuMilliseconds: 1)
+        var lastWriter = JSONWriter(capacity: 256)
+        run.write(to: &lastWriter)
+        var entryWriter = JSONWriter(capacity: 256)
+        HistoryReply.Entry(run: run, changed: false, outputBytes: 0, stderrLast: "b").write(to: &entryWriter)
+        func keys(_ writer: borrowing JSONWriter) throws -> [String] {
+            var bytes: [UInt8] = []
+            writer.append(to: &bytes)
+            guard case .object(let object) = try JSONParser.parse(bytes, mode: .strict) else { return [] }
+            return object.keys
+        }
+        #expect(
+            try keys(entryWriter)
+                == (try keys(lastWriter)).filter { $0 != "stderr_tail" } + ["changed", "output_bytes", "stderr_last"])
+    }
+
+    @Test("stderr_last is the last non-empty line, at most 256 bytes, cut on a character boundary")
+    func stderrLastIsTheLastLineCut() {
+        #expect(HistoryReply.Entry.lastLine(of: "") == nil)
+        #expect(HistoryReply.Entry.lastLine(of: "\n\r\n") == nil)
+        #expect(HistoryReply.Entry.lastLine(of: "one\ntwo\r\n\n") == "two")
+        #expect(HistoryReply.Entry.lastLine(of: "only") == "only")
+        let ascii = String(repeating: "x", count: 300)
+        #expect(HistoryReply.Entry.lastLine(of: "first\n" + ascii + "\n") == String(repeating: "x", count: 256))
+        // "a" then two-byte characters: byte 256 is the second byte of one, which is left out.
+        let cut = HistoryReply.Entry.lastLine(of: "a" + String(repeating: "é", count: 150))
+        #expect(cut == "a" + String(repeating: "é", count: 127) && cut?.utf8.count == 255)
+        let emoji = HistoryReply.Entry.lastLine(of: String(repeating: "😀", count: 100))
+        #expect(emoji == String(repeating: "😀", count: 64))
+    }
+
     @Test("the slices of result are the reply encoded at once, text and Base64 alike")
     func resultSlicesEqualTheWholeReply() throws {
         for output in outputs(seed: 11) where !output.isEmpty {

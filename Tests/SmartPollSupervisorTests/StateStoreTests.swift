@@ -467,3 +467,91 @@ private func sample() -> SavedState {
         #expect(try reopened(folder).1.state?.lastRunID == 1_500)
     }
 }
+
+/// `history` in `state_dir`: a journal record a run, the whole rings in the snapshot.
+extension StateJournalTests {
+    private func appends(_ name: String, _ runs: ClosedRange<Int>, keep: Int) -> [StateStore.HistoryAppend] {
+        runs.map { (name, keep, historyEntry($0, exitCode: $0 % 2, stderrLast: $0 % 4 == 0 ? nil : "line \($0)")) }
+    }
+
+    private func history(_ runs: ClosedRange<Int>, keep: Int) -> RunHistory {
+        var ring = RunHistory(capacity: keep)
+        for append in appends("x", runs, keep: keep) { ring.append(append.entry, keeping: keep) }
+        return ring
+    }
+
+    @Test func theHistoryRecordRoundTrips() {
+        let record = StateJournal.Record.history("w1", keep: 100, historyEntry(7, exitCode: 3, stderrLast: "é\"\n"))
+        let bytes = StateJournal.header(generation: 4) + StateJournal.encode(record)
+        let decoded = StateJournal.decode(bytes)
+        #expect(decoded.problem == nil && decoded.generation == 4)
+        #expect(decoded.records == [record])
+        var damaged = bytes
+        damaged[damaged.count - 5] ^= 1
+        #expect(StateJournal.decode(damaged).records.isEmpty, "checksummed like the others")
+    }
+
+    @Test func aRunsEndAppendsOneEntryNotTheRingAndReplayTrims() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        var state = sample()
+        try store.write(
+            StateStore.Changes(tasks: state.tasks.map { ($0.key, $0.value) }, complete: true, lastRunID: 41), pid: 1)
+        var sizes: [Int] = []
+        for run in 1...6 {
+            let before = try #require(folder.bytes("journal")).count
+            try store.write(StateStore.Changes(historyAppends: appends("text", run...run, keep: 4)), pid: 1)
+            sizes.append(try #require(folder.bytes("journal")).count - before)
+        }
+        #expect(sizes.allSatisfy { $0 < 600 } && sizes.max()! - sizes.min()! < 40, "one entry a write: \(sizes)")
+        let journal = StateJournal.decode(try #require(folder.bytes("journal")))
+        #expect(journal.records.filter { if case .history = $0 { true } else { false } }.count == 6)
+        // Replay trims to the bound each record carries.
+        state.histories["text"] = history(3...6, keep: 4)
+        let loaded = try reopened(folder).1
+        #expect(loaded.state == state, "\(loaded.notes)")
+        #expect(loaded.state?.histories["text"]?.newestFirst().map(\.run.run) == [6, 5, 4, 3])
+        // A lower bound in a later record trims what came before.
+        let (again, _) = try reopened(folder)
+        try again.write(StateStore.Changes(historyAppends: appends("text", 7...7, keep: 2)), pid: 1)
+        #expect(try reopened(folder).1.state?.histories["text"]?.newestFirst().map(\.run.run) == [7, 6])
+    }
+
+    @Test func theSnapshotHoldsTheWholeRingsAndARemovedTasksHistoryGoes() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        var state = sample()
+        state.histories["text"] = history(1...5, keep: 100)
+        state.histories["never"] = history(8...9, keep: 100)
+        try store.save(state, pid: 1)
+        let snapshot = String(decoding: try #require(folder.bytes("state.json")), as: UTF8.self)
+        #expect(snapshot.contains(#""history":{"never":["#), "\(snapshot)")
+        let (reader, loaded) = try reopened(folder)
+        #expect(loaded.state == state, "\(loaded.notes)")
+        // A reload removed "text": its history goes with it, in the journal and at the next compaction.
+        state.tasks["text"] = nil
+        state.histories["text"] = nil
+        try reader.write(
+            StateStore.Changes(
+                tasks: state.tasks.map { ($0.key, $0.value) }, complete: true,
+                historyAppends: appends("text", 6...6, keep: 100)), pid: 1)
+        #expect(try reopened(folder).1.state == state)
+        try reader.save(state, pid: 1)
+        #expect(try reopened(folder).1.state == state)
+    }
+
+    @Test func aStateFileWithoutHistoryLoadsWithNone() throws {
+        let folder = try ScratchFolder()
+        let (store, _) = try reopened(folder)
+        let state = sample()
+        try store.save(state, pid: 1)
+        // As a supervisor before history wrote it: no "history" member.
+        var text = String(decoding: try #require(folder.bytes("state.json")), as: UTF8.self)
+        text = text.replacingOccurrences(of: #","history":{}"#, with: "")
+        #expect(!text.contains("history"))
+        folder.write("state.json", Array(text.utf8))
+        let loaded = try reopened(folder).1
+        #expect(loaded.state == state, "\(loaded.notes)")
+        #expect(loaded.state?.histories.isEmpty == true)
+    }
+}

@@ -251,6 +251,25 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         #expect(found.count == 4, "\(found)")
     }
 
+    @Test func historyIsReadOnTasksOnlyAndChecked() throws {
+        let defaults = try parse(#"{"tasks": {"t": {"command": ["true"]}}}"#)
+        #expect(defaults.tasks["t"]?.history == 100)
+        let set = try parse(
+            #"{"tasks": {"t": {"command": ["true"], "history": 0}, "u": {"command": ["true"], "history": 100000}}}"#)
+        #expect(set.tasks["t"]?.history == 0 && set.tasks["u"]?.history == 100_000)
+        let found = problems(
+            """
+            {"tasks": {"t": {"command": ["true"], "history": -1}, "u": {"command": ["true"], "history": 2.5},
+                       "v": {"command": ["true"], "history": 100001}},
+             "hooks": {"h": {"command": ["true"], "history": 10}}}
+            """)
+        #expect(found.contains("test.json: tasks.t.history: must be at least 0 and at most 100000, got -1"))
+        #expect(found.contains { $0.hasPrefix("test.json: tasks.u.history: expected a whole number") })
+        #expect(found.contains("test.json: tasks.v.history: must be at least 0 and at most 100000, got 100001"))
+        #expect(found.contains("test.json: hooks.h.history: only a task takes history"))
+        #expect(found.count == 4, "\(found)")
+    }
+
     @Test func badDurationsAreRejectedWithTheReason() {
         let found = problems(
             """
