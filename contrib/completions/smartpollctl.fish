@@ -17,7 +17,7 @@ function __smartpollctl_tasks
         | string match -ar '"name":"[^"]*"' | string replace -r '^"name":"(.*)"$' '$1'
 end
 
-set -l commands status schedule unschedule stop-timer run cancel pause resume result results emit watch logs start stop restart reload shutdown ping hook help
+set -l commands status schedule unschedule stop-timer run cancel pause resume result results emit watch logs history start stop restart reload shutdown ping hook help
 set -l before_command "not __fish_seen_subcommand_from $commands"
 
 complete -c smartpollctl -f
@@ -37,6 +37,7 @@ complete -c smartpollctl -n $before_command -a cancel -d "End a task's running p
 complete -c smartpollctl -n $before_command -a pause -d 'Keep a task from starting (run is refused)'
 complete -c smartpollctl -n $before_command -a resume -d 'Let a paused task start again'
 complete -c smartpollctl -n $before_command -a logs -d "Print a task's last stderr lines (-f: follow)"
+complete -c smartpollctl -n $before_command -a history -d "Print a task's last finished runs, newest first"
 complete -c smartpollctl -n $before_command -a result -d 'Print the last successful output of a task'
 complete -c smartpollctl -n $before_command -a results -d "Print every task's last successful output"
 complete -c smartpollctl -n $before_command -a emit -d 'Trigger an event hook'
@@ -52,11 +53,12 @@ complete -c smartpollctl -n $before_command -a help -d 'Print the usage'
 
 complete -c smartpollctl -n '__fish_seen_subcommand_from hook; and not __fish_seen_subcommand_from schedule unschedule stop-timer' \
     -a 'schedule unschedule stop-timer' -d 'Directive'
-complete -c smartpollctl -n '__fish_seen_subcommand_from status watch schedule unschedule stop-timer run cancel pause resume result logs' \
+complete -c smartpollctl -n '__fish_seen_subcommand_from status watch schedule unschedule stop-timer run cancel pause resume result logs history' \
     -a '(__smartpollctl_tasks)' -d Task
 complete -c smartpollctl -n '__fish_seen_subcommand_from run start stop restart' -l wait -d 'Wait until it is done'
 complete -c smartpollctl -n '__fish_seen_subcommand_from run' -l output -d "With --wait, print the run's own stdout"
 complete -c smartpollctl -n '__fish_seen_subcommand_from logs' -s n -x -d 'Only the last N lines'
 complete -c smartpollctl -n '__fish_seen_subcommand_from logs' -s f -d 'Follow: print new lines until interrupted'
+complete -c smartpollctl -n '__fish_seen_subcommand_from history' -s n -x -d 'Only the last N runs'
 complete -c smartpollctl -n '__fish_seen_subcommand_from schedule' -l sooner -d 'Keep the sooner of the old and the new schedule'
 complete -c smartpollctl -n '__fish_seen_subcommand_from schedule' -l at -x -d 'An RFC 3339 time instead of a delay'
