@@ -56,14 +56,14 @@ public struct HistoryReply: Sendable, Hashable {
                 if bytes[before] == UInt8(ascii: "\n") { break }
                 start = before
             }
-            var line = Array(bytes[start..<end])
-            if line.count > stderrLastLimit {
-                var cut = stderrLastLimit
+            if let limit = bytes.index(start, offsetBy: stderrLastLimit, limitedBy: end), limit < end {
+                end = limit
                 // Back to the first byte of the character at the cut (continuation bytes are 10xxxxxx).
-                while cut > 0 && line[cut] & 0xC0 == 0x80 { cut -= 1 }
-                line.removeSubrange(cut...)
+                while end > start && bytes[end] & 0xC0 == 0x80 { end = bytes.index(before: end) }
             }
-            return String(decoding: line, as: UTF8.self)
+            // The tail is valid UTF-8 (invalid bytes were replaced) and both ends are on a
+            // character's first byte: the slice is whole characters, copied once.
+            return String(Substring(bytes[start..<end]))
         }
 
         func write(to writer: inout JSONWriter) {

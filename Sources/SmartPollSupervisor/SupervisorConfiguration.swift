@@ -81,8 +81,8 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     static let logLimitRange: ClosedRange<Int64> = 0...1_000_000_000
     /// `log_lines`: lines kept for `logs`, each up to 4 KiB (a million is up to 4 GiB).
     static let logLinesRange: ClosedRange<Int64> = 0...1_000_000
-    /// `history`: runs kept for `history`, each up to about 600 bytes (100,000 is about 60 MB,
-    /// held twice: by the loop and by the state writer).
+    /// `history`: runs kept for `history`, each 136 bytes twice (the loop's and the state
+    /// writer's) plus up to about 370 bytes of shared text (100,000 is at most about 64 MB).
     static let historyRange: ClosedRange<Int64> = 0...100_000
 
     /// Parses and validates a configuration.
