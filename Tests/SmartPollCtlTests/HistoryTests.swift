@@ -71,6 +71,7 @@ struct HistoryTests {
         let rows = table.output.split(separator: "\n").map(String.init)
         #expect(rows.count == 6 && rows[0].hasPrefix("RUN") && rows[0].contains("LAST STDERR"), "\(table.output)")
         #expect(rows.count == 6 && rows[1].hasSuffix("last 5") && rows[2].contains("SIGKILL"), "\(table.output)")
+        #expect(try first.ctl("--utc", "history", "vary").output.contains(" UTC "), "times as status shows them")
         let two = try first.ctl("history", "vary", "-n", "2")
         #expect(two.output.split(separator: "\n").count == 3, "\(two.output)")
         let limited = Self.entries(try json(try first.ctl("--json", "history", "vary", "-n", "2").output))
@@ -90,6 +91,54 @@ struct HistoryTests {
         let afterCrash = Self.entries(try json(try third.ctl("--json", "history", "vary").output))
         #expect(afterCrash.count == 6 && afterCrash.first?["stderr_last"] == .string("last 6"), "\(afterCrash)")
         Self.checkFive(Array(afterCrash.dropFirst()))
+    }
+
+    /// 20,000 runs with 256-byte stderr lines (restored from a state file written here): about
+    /// 8 MB of reply, sent whole and newest first, while other clients are still served.
+    @Test func aLargeHistoryIsSentWholeWhileOthersAreServed() throws {
+        let count = 20_000
+        let line = String(repeating: "é", count: 128)
+        var entries: [String] = []
+        entries.reserveCapacity(count)
+        for run in 1...count {
+            entries.append(
+                #"{"run":\#(run),"started":"2026-11-30T01:44:32.123Z","ended":"2026-11-30T01:44:33.123Z","#
+                    + #""duration_ms":1000.0,"exit_code":0,"signal":null,"timed_out":false,"succeeded":true,"#
+                    + #""error":null,"cpu_ms":null,"changed":false,"output_bytes":\#(run),"stderr_last":"\#(line)"}"#)
+        }
+        let state =
+            #"{"format":"smartpoll-state","version":1,"written":"2026-11-30T01:44:40.000Z","pid":1,"#
+            + #""last_run":\#(count),"journal":0,"tasks":{"big":{"runs":\#(count),"failures":0,"cancelled":0,"#
+            + #""consecutive_failures":0,"next":null,"interrupted_run":null,"paused":false,"last":null,"#
+            + #""result":null}},"history":{"big":[\#(entries.joined(separator: ","))]}}"#
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "smartpoll-e2e-\(UUID().uuidString.prefix(8))"
+        ).path
+        try FileManager.default.createDirectory(
+            atPath: folder + "/state", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try state.write(toFile: folder + "/state/state.json", atomically: true, encoding: .utf8)
+        let supervisor = try SupervisorHarness(
+            #"{"state_dir": "$DIR/state", "tasks": {"big": {"command": ["true"], "history": 100000}}}"#,
+            folder: folder)
+
+        // A client that asks and does not read yet: its reply waits in slices, not in the loop.
+        let slow = try supervisor.connect()
+        try slow.send(Request(id: .int(1), command: .history(task: "big", limit: nil)))
+        let started = Date()
+        #expect(try supervisor.call(.ping).isSuccess)
+        #expect(Date().timeIntervalSince(started) < 1.0 * Double(Sanitizer.slowdown), "ping waited")
+
+        let reply = try json(try supervisor.ctl("--json", "history", "big").output)
+        let history = Self.entries(reply)
+        #expect(history.count == count)
+        #expect(history.first?["run"] == .int(Int64(count)) && history.last?["run"] == .int(1))
+        #expect(history.allSatisfy { $0["stderr_last"] == .string(line) })
+        let slowReply = try Reply.decode(try slow.readLine(), for: .history(task: "big", limit: nil))
+        guard case .history(let whole) = slowReply.body else {
+            Issue.record("not a history reply: \(slowReply)")
+            return
+        }
+        #expect(whole.entries.count == count && whole.entries.first?.outputBytes == count)
     }
 
     @Test func historyKeepsAtMostItsBoundAndStderrLastIsCut() throws {
