@@ -63,6 +63,11 @@ extension Supervisor {
         for name in plan.changed {
             // The command and environment are prepared again at its next run.
             if let task = task(named: name) { newTasks[Int(task.index)].prepared = nil }
+            // A lowered `history` frees its oldest entries now (the state file's go with the
+            // task's next run, or at the next start).
+            if let taskConfiguration = new.tasks[name], let task = task(named: name) {
+                newTasks[Int(task.index)].history.trim(to: taskConfiguration.history)
+            }
         }
         tasks = newTasks
 

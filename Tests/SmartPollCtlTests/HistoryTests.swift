@@ -143,6 +143,31 @@ struct HistoryTests {
         #expect(whole.entries.count == count && whole.entries.first?.outputBytes == count)
     }
 
+    /// A task a reload removes loses its history, on disk too; a renamed task starts afresh.
+    @Test func aRemovedOrRenamedTaskStartsWithoutHistory() throws {
+        let configuration = #"{"state_dir": "$DIR/state", "tasks": {"a": {"command": ["true"]}}}"#
+        let first = try SupervisorHarness(configuration)
+        first.keepsFolder = true
+        defer { try? FileManager.default.removeItem(atPath: first.folder) }
+        try first.ctl("run", "a", "--wait")
+        try first.ctl("run", "a", "--wait")
+        #expect(Self.entries(try json(try first.ctl("--json", "history", "a").output)).count == 2)
+        try #"{"state_dir": "\#(first.folder)/state", "tasks": {"b": {"command": ["true"]}}}"#
+            .write(toFile: first.configurationPath, atomically: true, encoding: .utf8)
+        #expect(try first.ctl("reload").status == 0)
+        #expect(Self.entries(try json(try first.ctl("--json", "history", "b").output)).isEmpty, "renamed: a new task")
+        // The reload's write is durable once a client's request waits for it: `run --wait` does.
+        try first.ctl("run", "b", "--wait")
+        try configuration.replacingOccurrences(of: "$DIR", with: first.folder)
+            .write(toFile: first.configurationPath, atomically: true, encoding: .utf8)
+        first.signal(SIGKILL)
+        #expect(try first.waitForExit() == SIGKILL)
+        let second = try SupervisorHarness(nil, folder: first.folder)
+        #expect(
+            Self.entries(try json(try second.ctl("--json", "history", "a").output)).isEmpty,
+            "the removed task's history went with it")
+    }
+
     @Test func historyKeepsAtMostItsBoundAndStderrLastIsCut() throws {
         let supervisor = try SupervisorHarness(Self.configuration)
         for _ in 1...3 {
