@@ -308,6 +308,28 @@ import Testing
         #expect((try? again.get()) != nil, "thawed, etcd answers again")
     }
 
+    @Test func aThreeMemberClusterServesThroughAnotherMemberWhenOneFreezes() throws {
+        let etcd = try EtcdHarness(members: 3)
+        let loop = try EventLoop()
+        let timeout = Duration.milliseconds(800)
+        let client = try EtcdClient(loop: loop, endpoints: etcd.endpoints, requestTimeout: timeout)
+        let reader = try EtcdClient(loop: loop, endpoints: Array(etcd.endpoints.reversed()))
+        let written = try Self.complete(loop) { client.put(Self.bytes("shared"), Self.bytes("1"), $0) }.get()
+        let read = try Self.complete(loop) { reader.range(Etcd.RangeRequest(keys: .key(Self.bytes("shared"))), $0) }
+            .get()
+        #expect(read.keyValues.first?.value == Self.bytes("1"), "written through member 0, read through member 2")
+        #expect(read.revision >= written.revision)
+        #expect(client.preferredEndpoint == 0)
+        etcd.pause(0)
+        defer { etcd.resume(0) }
+        let frozen = try Self.complete(loop) { client.put(Self.bytes("shared"), Self.bytes("2"), $0) }
+        #expect(Self.failure(frozen) == .timeout)
+        #expect(client.preferredEndpoint == 1, "the next call goes to another member")
+        // Two of three members still make a quorum, whichever of them leads.
+        let after = try Self.complete(loop) { client.put(Self.bytes("shared"), Self.bytes("3"), $0) }
+        #expect((try? after.get().revision) ?? 0 > written.revision)
+    }
+
     @Test func sequentialPutsReuseTheConnection() throws {
         let etcd = try EtcdHarness()
         let loop = try EventLoop()
