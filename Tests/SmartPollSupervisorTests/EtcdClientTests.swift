@@ -330,6 +330,87 @@ import Testing
         #expect((try? after.get().revision) ?? 0 > written.revision)
     }
 
+    @Test func aWatchEndsWithAnErrorWhenItsMemberDies() throws {
+        let etcd = try EtcdHarness()
+        let loop = try EventLoop()
+        let client = try EtcdClient(loop: loop, endpoints: etcd.endpoints)
+        var created = false
+        var ending: EtcdError?
+        var endings = 0
+        let watch = client.watch(.prefix([])) { result in
+            switch result {
+            case .success(let message):
+                created = created || message.created
+                if message.created { loop.stop() }
+            case .failure(let error):
+                ending = error
+                endings += 1
+                loop.stop()
+            }
+        }
+        try Self.run(loop)
+        #expect(created)
+        etcd.kill(0)
+        try Self.run(loop, limit: .seconds(5))
+        #expect(ending == .streamEnded || ending.map { if case .connection = $0 { true } else { false } } == true)
+        // Nothing more: the watch is over, and cancelling it now does nothing.
+        watch.cancel()
+        loop.schedule(after: .milliseconds(100)) { loop.stop() }
+        try Self.run(loop)
+        #expect(endings == 1)
+    }
+
+    @Test func manyConcurrentCallsAllCompleteAndNeverInsideTheCall() throws {
+        let etcd = try EtcdHarness()
+        let loop = try EventLoop()
+        let client = try EtcdClient(loop: loop, endpoints: etcd.endpoints)
+        // More than CurlMultiDriver.completionsPerTurn at once: some carried to the next turn.
+        let total = 3 * CurlMultiDriver.completionsPerTurn
+        var revisions: Set<Int64> = []
+        var failures: [EtcdError] = []
+        var inside = false
+        for index in 0..<total {
+            inside = true
+            client.put(Self.bytes("concurrent/\(index)"), Self.bytes("v")) { result in
+                #expect(!inside, "a completion called from inside put")
+                switch result {
+                case .success(let reply): revisions.insert(reply.revision)
+                case .failure(let error): failures.append(error)
+                }
+                if revisions.count + failures.count == total { loop.stop() }
+            }
+            inside = false
+        }
+        try Self.run(loop, limit: .seconds(15))
+        #expect(failures.isEmpty, "\(failures.first.map(String.init(describing:)) ?? "")")
+        #expect(revisions.count == total, "one revision a put")
+        // A URL curl refuses fails on a later turn, all of them in the same action of curl: the
+        // completions beyond one turn's share wait for the next turn, after a due timer.
+        let unsupported = try EtcdClient(loop: loop, endpoints: ["nope://127.0.0.1:1"])
+        var refusals: [EtcdError] = []
+        var timerFiredAfter: Int?
+        for _ in 0..<total {
+            inside = true
+            unsupported.range(Etcd.RangeRequest(keys: .key([1]))) { result in
+                #expect(!inside)
+                if let error = Self.failure(result) { refusals.append(error) }
+                if refusals.count == 1 {
+                    loop.schedule(at: loop.now) { timerFiredAfter = refusals.count }
+                }
+                if refusals.count == total { loop.stop() }
+            }
+            inside = false
+        }
+        try Self.run(loop)
+        #expect(refusals.count == total)
+        #expect(refusals.allSatisfy { if case .connection = $0 { true } else { false } }, "\(refusals.first!)")
+        // Work carried over from a timer's callback runs at the end of that wake-up; the share
+        // after it waits for the next wait, which finds the timer due.
+        #expect(
+            timerFiredAfter.map { $0 < total && $0 % CurlMultiDriver.completionsPerTurn == 0 } == true,
+            "a due timer between two turns' shares: fired after \(String(describing: timerFiredAfter))")
+    }
+
     @Test func sequentialPutsReuseTheConnection() throws {
         let etcd = try EtcdHarness()
         let loop = try EventLoop()

@@ -81,16 +81,23 @@ final class EtcdHarness {
 
     private func killAll() {
         for member in members where member.process.isRunning {
-            kill(member.process.processIdentifier, SIGKILL)
+            Glibc.kill(member.process.processIdentifier, SIGKILL)
             member.process.waitUntilExit()
         }
     }
 
     /// Freezes member `index` (SIGSTOP): it keeps its sockets and answers nothing.
-    func pause(_ index: Int) { kill(members[index].process.processIdentifier, SIGSTOP) }
+    func pause(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGSTOP) }
+
+    /// Kills member `index` (SIGKILL) and waits for it.
+    func kill(_ index: Int) {
+        let process = members[index].process
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
 
     /// Thaws member `index` (SIGCONT).
-    func resume(_ index: Int) { kill(members[index].process.processIdentifier, SIGCONT) }
+    func resume(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGCONT) }
 
     /// A loopback TCP port that was free a moment ago (bound to port 0, then released).
     static func freePort() throws -> Int {
