@@ -25,7 +25,10 @@ import SmartPollProtocol
 ///   `{"error": {"grpc_code": N, "http_code": N, "message": "..."}}`.
 /// - Errors of unary calls: HTTP 4xx/5xx with `{"error": "...", "message": "...", "code": N}`.
 ///
-/// - Important: Not thread-safe: the loop's thread only.
+/// - Important: Not thread-safe: the loop's thread only. Releasing the client drops the calls in
+///   flight: their completions are never called. A watch has no time limit, so one on a frozen
+///   member (SIGSTOP, a partition that keeps the TCP connection) stays silent rather than failing:
+///   its owner learns of it through its lease keep-alives, which do time out.
 final class EtcdClient {
     /// A watch in progress, until ``cancel()`` or its stream ends.
     final class Watch {
