@@ -15,11 +15,6 @@ static inline CURLMcode sp_curl_multi_set_callbacks(
     return code;
 }
 
-static inline CURLMcode sp_curl_multi_set_max_host_connections(CURLM *multi, long count)
-{
-    return curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, count);
-}
-
 /// One POST of `body` (copied by curl) to `url`, its reply bytes to `write_function`.
 /// `timeout_ms` 0: no limit on the whole transfer (a watch stream); the connect still has
 /// `connect_timeout_ms`.
