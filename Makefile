@@ -27,11 +27,14 @@ DEMO_SOCKET ?= /tmp/smartpoll-demo-$(shell id -u)/supervisor.sock
 
 all: build
 
-# From Debian: libjson-c-dev (json-c, the JSON parser) when pkg-config cannot find it, and
-# mandoc (for make lint) when it is missing.
+# From Debian: libjson-c-dev (json-c, the JSON parser) and libcurl4-openssl-dev (libcurl, the
+# supervisor's HTTP client to etcd) when pkg-config cannot find them, etcd-server (a real etcd
+# for the cluster tests) and mandoc (for make lint) when they are missing.
 deps:
 	@missing=; \
 	pkg-config --exists json-c 2>/dev/null || missing="$$missing libjson-c-dev pkg-config"; \
+	pkg-config --exists libcurl 2>/dev/null || missing="$$missing libcurl4-openssl-dev pkg-config"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v mandoc >/dev/null || missing="$$missing mandoc"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \

@@ -17,6 +17,13 @@ let package = Package(
             pkgConfig: "json-c",
             providers: [.apt(["libjson-c-dev"])]
         ),
+        // libcurl, for the etcd client's HTTP/1.1 to etcd's JSON gateway: the supervisor's only.
+        .systemLibrary(
+            name: "CCurl",
+            path: "Sources/CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .target(name: "CSmartPollPosix"),
         // SystemCall and Errno, for the supervisor and smartpollctl's client alike; swift-system was
         // measured in their place and left out (Sources/SmartPollSystem/SystemCall.swift says why).
@@ -25,7 +32,7 @@ let package = Package(
         .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
         .target(
             name: "SmartPollSupervisor",
-            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem"]
+            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem", "CCurl"]
         ),
         .target(name: "SmartPollClient", dependencies: ["SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem"]),
         .executableTarget(name: "smartpoll-supervisor", dependencies: ["SmartPollSupervisor", "SmartPollProtocol"]),

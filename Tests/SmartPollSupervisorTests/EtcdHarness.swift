@@ -1,0 +1,158 @@
+import Foundation
+import Glibc
+
+/// A real etcd (Debian's `etcd-server`) for a test: one member, or a cluster of three, on free
+/// loopback ports with its data in a fresh temporary folder; every member killed (SIGKILL) and
+/// the folder removed when released.
+///
+/// - Important: A missing etcd is a failure ("run make deps"), never a skipped test.
+final class EtcdHarness {
+    struct Member {
+        let name: String
+        let clientURL: String
+        let peerURL: String
+        let process: Process
+    }
+
+    let folder: String
+    private(set) var members: [Member] = []
+
+    /// The client URLs of the members, in order.
+    var endpoints: [String] { members.map(\.clientURL) }
+
+    /// Starts `size` members and waits until each answers `/health`.
+    init(members size: Int = 1, timeout: Duration = .seconds(20)) throws {
+        guard let executable = EtcdHarness.findExecutable("etcd") else {
+            throw HarnessFailure("etcd is not installed: run make deps (it installs etcd-server)")
+        }
+        folder =
+            FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-etcd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var ports: [(client: Int, peer: Int)] = []
+        for _ in 0..<size { ports.append((try EtcdHarness.freePort(), try EtcdHarness.freePort())) }
+        let cluster = ports.indices.map { "member\($0)=http://127.0.0.1:\(ports[$0].peer)" }.joined(separator: ",")
+        do {
+            for (index, port) in ports.enumerated() {
+                let name = "member\(index)"
+                let clientURL = "http://127.0.0.1:\(port.client)"
+                let peerURL = "http://127.0.0.1:\(port.peer)"
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = [
+                    "--name", name, "--data-dir", "\(folder)/\(name)",
+                    "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+                    "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", "smartpoll-test",
+                    // Fast elections for a loopback cluster.
+                    "--heartbeat-interval", "50", "--election-timeout", "500",
+                ]
+                let log =
+                    FileHandle(forWritingAtPath: "\(folder)/\(name).log")
+                    ?? {
+                        FileManager.default.createFile(atPath: "\(folder)/\(name).log", contents: nil)
+                        return FileHandle(forWritingAtPath: "\(folder)/\(name).log")!
+                    }()
+                process.standardOutput = log
+                process.standardError = log
+                try process.run()
+                members.append(Member(name: name, clientURL: clientURL, peerURL: peerURL, process: process))
+            }
+            let deadline = ContinuousClock.now + timeout
+            for member in members {
+                while !EtcdHarness.isHealthy(member.clientURL) {
+                    guard ContinuousClock.now < deadline, member.process.isRunning else {
+                        throw HarnessFailure(
+                            "etcd \(member.name) did not become healthy; see \(folder)/\(member.name).log")
+                    }
+                    usleep(50_000)
+                }
+            }
+        } catch {
+            killAll()
+            throw error
+        }
+    }
+
+    deinit {
+        killAll()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private func killAll() {
+        for member in members where member.process.isRunning {
+            Glibc.kill(member.process.processIdentifier, SIGKILL)
+            member.process.waitUntilExit()
+        }
+    }
+
+    /// Freezes member `index` (SIGSTOP): it keeps its sockets and answers nothing.
+    func pause(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGSTOP) }
+
+    /// Kills member `index` (SIGKILL) and waits for it.
+    func kill(_ index: Int) {
+        let process = members[index].process
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Thaws member `index` (SIGCONT).
+    func resume(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGCONT) }
+
+    /// A loopback TCP port that was free a moment ago (bound to port 0, then released).
+    static func freePort() throws -> Int {
+        let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socketDescriptor >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
+        defer { close(socketDescriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(socketDescriptor, pointer, length) == 0 && getsockname(socketDescriptor, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw HarnessFailure("bind: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Whether `GET /health` on a client URL says `"health":"true"` (a blocking probe: the
+    /// test's thread, never an event loop's).
+    static func isHealthy(_ clientURL: String) -> Bool {
+        guard let port = Int(clientURL.split(separator: ":").last ?? "") else { return false }
+        let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socketDescriptor >= 0 else { return false }
+        defer { close(socketDescriptor) }
+        var limit = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(socketDescriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socketDescriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { return false }
+        let request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        guard request.withCString({ write(socketDescriptor, $0, strlen($0)) }) > 0 else { return false }
+        var reply: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        while true {
+            let count = read(socketDescriptor, &buffer, buffer.count)
+            guard count > 0 else { break }
+            reply += buffer[..<count]
+        }
+        return String(decoding: reply, as: UTF8.self).contains("\"health\":\"true\"")
+    }
+
+    private static func findExecutable(_ name: String) -> String? {
+        for directory in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] where access("\(directory)/\(name)", X_OK) == 0 {
+            return "\(directory)/\(name)"
+        }
+        return nil
+    }
+}
