@@ -42,6 +42,8 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     public var hooks: [String: HookConfiguration] = [:]
     /// Top-level `restart`: how a failed loop starts again; nil: it waits for `start`.
     public var restart: Restart?
+    /// Top-level `cluster`: this supervisor is one member of an active/standby cluster on etcd.
+    public var cluster: Cluster?
 
     /// `"restart": {"after": "10s", "max": "5m"}`.
     public struct Restart: Sendable, Hashable {
@@ -62,6 +64,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     static let topLevelKeys = [
         "socket", "socket_mode", "socket_group", "state_dir", "max_running", "max_line_bytes",
         "max_connections", "max_directives", "send_timeout", "containment", "cgroup_root", "restart", "tasks", "hooks",
+        "cluster",
     ]
     static let restartKeys = ["after", "max"]
     static let taskKeys = [
@@ -201,6 +204,14 @@ public struct SupervisorConfiguration: Sendable, Hashable {
                 } else {
                     configuration.restart = Restart(after: after, maximum: maximum)
                 }
+            }
+        }
+        if let value = object["cluster"] {
+            configuration.cluster = parseCluster(value, at: path.key("cluster"), reader: &reader)
+            if configuration.stateDirectory != nil {
+                reader.problem(
+                    path.key("cluster"),
+                    "cannot go with state_dir: a cluster keeps its state in etcd (one source of truth)")
             }
         }
         if let value = object["hooks"], let hookObjects = reader.object(value, at: path.key("hooks")) {

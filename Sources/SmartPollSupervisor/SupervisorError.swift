@@ -21,6 +21,9 @@ public struct SupervisorError: Error, Hashable, Sendable, CustomStringConvertibl
         public static let systemCallFailed = Code("systemCallFailed")
         /// The command line is wrong (exit status 64, EX_USAGE).
         public static let usage = Code("usage")
+        /// A cluster member's write to etcd was refused because its leadership key is gone or
+        /// is no longer its own (SPEC section 9): it is deposed.
+        public static let leadershipLost = Code("leadershipLost")
 
         public var description: String { name }
     }
