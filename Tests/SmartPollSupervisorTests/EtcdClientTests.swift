@@ -1,4 +1,5 @@
 import Glibc
+import SmartPollEtcdSupport
 import Testing
 
 @testable import SmartPollSupervisor

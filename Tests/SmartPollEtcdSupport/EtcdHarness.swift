@@ -6,24 +6,30 @@ import Glibc
 /// the folder removed when released.
 ///
 /// - Important: A missing etcd is a failure ("run make deps"), never a skipped test.
-final class EtcdHarness {
-    struct Member {
-        let name: String
-        let clientURL: String
-        let peerURL: String
-        let process: Process
+/// Why a test's etcd could not be started.
+public struct EtcdHarnessFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public final class EtcdHarness {
+    public struct Member {
+        public let name: String
+        public let clientURL: String
+        public let peerURL: String
+        public let process: Process
     }
 
-    let folder: String
-    private(set) var members: [Member] = []
+    public let folder: String
+    public private(set) var members: [Member] = []
 
     /// The client URLs of the members, in order.
-    var endpoints: [String] { members.map(\.clientURL) }
+    public var endpoints: [String] { members.map(\.clientURL) }
 
     /// Starts `size` members and waits until each answers `/health`.
-    init(members size: Int = 1, timeout: Duration = .seconds(20)) throws {
+    public init(members size: Int = 1, timeout: Duration = .seconds(20)) throws {
         guard let executable = EtcdHarness.findExecutable("etcd") else {
-            throw HarnessFailure("etcd is not installed: run make deps (it installs etcd-server)")
+            throw EtcdHarnessFailure("etcd is not installed: run make deps (it installs etcd-server)")
         }
         folder =
             FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-etcd-\(UUID().uuidString)").path
@@ -62,7 +68,7 @@ final class EtcdHarness {
             for member in members {
                 while !EtcdHarness.isHealthy(member.clientURL) {
                     guard ContinuousClock.now < deadline, member.process.isRunning else {
-                        throw HarnessFailure(
+                        throw EtcdHarnessFailure(
                             "etcd \(member.name) did not become healthy; see \(folder)/\(member.name).log")
                     }
                     usleep(50_000)
@@ -87,22 +93,22 @@ final class EtcdHarness {
     }
 
     /// Freezes member `index` (SIGSTOP): it keeps its sockets and answers nothing.
-    func pause(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGSTOP) }
+    public func pause(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGSTOP) }
 
     /// Kills member `index` (SIGKILL) and waits for it.
-    func kill(_ index: Int) {
+    public func kill(_ index: Int) {
         let process = members[index].process
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
     /// Thaws member `index` (SIGCONT).
-    func resume(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGCONT) }
+    public func resume(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGCONT) }
 
     /// A loopback TCP port that was free a moment ago (bound to port 0, then released).
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socketDescriptor >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
+        guard socketDescriptor >= 0 else { throw EtcdHarnessFailure("socket: errno \(errno)") }
         defer { close(socketDescriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -114,13 +120,13 @@ final class EtcdHarness {
                 bind(socketDescriptor, pointer, length) == 0 && getsockname(socketDescriptor, pointer, &length) == 0
             }
         }
-        guard bound else { throw HarnessFailure("bind: errno \(errno)") }
+        guard bound else { throw EtcdHarnessFailure("bind: errno \(errno)") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Whether `GET /health` on a client URL says `"health":"true"` (a blocking probe: the
     /// test's thread, never an event loop's).
-    static func isHealthy(_ clientURL: String) -> Bool {
+    public static func isHealthy(_ clientURL: String) -> Bool {
         guard let port = Int(clientURL.split(separator: ":").last ?? "") else { return false }
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketDescriptor >= 0 else { return false }
