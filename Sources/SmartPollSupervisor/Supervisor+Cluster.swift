@@ -198,7 +198,8 @@ extension Supervisor {
     }
 
     /// A standby's read of the shared state: loads it from etcd (one load for the reads that
-    /// arrive meanwhile), then answers from it.
+    /// arrive meanwhile), then answers from it; when etcd cannot be read, from the copy it read
+    /// last (`status` still shows the member's role and what it knows of the leader).
     func readSharedState(_ answer: @escaping (ProtocolError?) -> Void) {
         if standbyReads != nil {
             standbyReads!.append(answer)
@@ -210,7 +211,6 @@ extension Supervisor {
         store.load { [unowned self] result in
             let pending = self.standbyReads ?? []
             self.standbyReads = nil
-            var failure: ProtocolError?
             switch result {
             case .success(let loaded):
                 // Only a standby's copy is replaced: a leader's own state is the newest.
@@ -218,12 +218,11 @@ extension Supervisor {
                     self.restore(loaded.state ?? SavedState(), everyTask: true)
                 }
             case .failure(let error):
-                failure = .notLeader(
-                    "this standby cannot read the cluster's state from etcd (\(error.message))"
-                        + (self.member?.leader.map { "; ask the leader, \($0)" } ?? ""),
-                    leader: self.member?.leader)
+                self.log.write(
+                    .warning,
+                    "cluster: cannot read the state from etcd (\(error.message)); answering from the copy read last")
             }
-            for answer in pending { answer(failure) }
+            for answer in pending { answer(nil) }
         }
     }
 
