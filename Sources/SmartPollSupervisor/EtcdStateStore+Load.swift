@@ -41,6 +41,7 @@ private final class EtcdStateLoader {
     private var histories: [String: RunHistory] = [:]
     private var sequences: [String: EtcdStateStore.HistorySequence] = [:]
     private var unreadableEntries = 0
+    private var unusable: Set<String> = []
 
     /// One range of one result's chunks, `first..<end`.
     private struct ChunkRange {
@@ -82,6 +83,7 @@ private final class EtcdStateLoader {
         histories = [:]
         sequences = [:]
         unreadableEntries = 0
+        unusable = []
         batches = []
         outputs = [:]
         checksums = [:]
@@ -130,6 +132,19 @@ private final class EtcdStateLoader {
         from: [UInt8], to: [UInt8], limit: Int64, _ page: @escaping ([Etcd.KeyValue]) -> Void,
         then: @escaping () -> Void
     ) {
+        if let hook = store.beforeLoadPage {
+            return hook { [self] in
+                guard isCurrent else { return }
+                requestPage(from: from, to: to, limit: limit, page, then: then)
+            }
+        }
+        requestPage(from: from, to: to, limit: limit, page, then: then)
+    }
+
+    private func requestPage(
+        from: [UInt8], to: [UInt8], limit: Int64, _ page: @escaping ([Etcd.KeyValue]) -> Void,
+        then: @escaping () -> Void
+    ) {
         requests += 1
         var request = Etcd.RangeRequest(keys: .range(from: from, to: to))
         request.limit = limit
@@ -162,6 +177,7 @@ private final class EtcdStateLoader {
             tasks[name] = task
             records[name] = record
         } catch {
+            unusable.insert(name)
             notes.append(
                 (.error, "the saved state of task \(name) in etcd is unusable (\(error.message)); it starts afresh"))
         }
@@ -307,6 +323,7 @@ private final class EtcdStateLoader {
             state.histories[name] = history
         }
         mirror.histories = sequences
+        mirror.unusable = unusable
         if unreadableEntries > 0 {
             notes.append(
                 (.warning, "ignored \(unreadableEntries) history entries in etcd that do not decode"))
@@ -350,7 +367,7 @@ private final class EtcdStateLoader {
     }
 
     private func deliver(_ loaded: StateStore.Loaded, mirror: EtcdStateStore.Mirror) {
-        guard store.adopt(mirror, epoch: epoch) else { return }
+        guard store.adopt(mirror, revision: revision, epoch: epoch) else { return }
         completion(.success(loaded))
     }
 

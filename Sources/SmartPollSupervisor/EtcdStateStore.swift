@@ -45,6 +45,9 @@ final class EtcdStateStore {
         var histories: [String: HistorySequence] = [:]
         /// The highest result generation of each task used so far, written or tried.
         var generations: [String: Int] = [:]
+        /// Tasks whose record in etcd could not be decoded: a complete write that does not have
+        /// them deletes their keys; a write of one replaces its record.
+        var unusable: Set<String> = []
     }
 
     let client: EtcdClient
@@ -58,6 +61,11 @@ final class EtcdStateStore {
     private(set) var compactedRevision: Int64 = 0
     /// Called after each compaction etcd acknowledged, with its revision.
     var onCompaction: ((Int64) -> Void)?
+    /// etcd's revision after the last transaction this store had committed, or of its last load.
+    private(set) var revision: Int64 = 0
+    /// For tests: called before a load reads each page of `tasks/` and `history/`, with the read
+    /// to start; nil starts it at once.
+    var beforeLoadPage: ((@escaping () -> Void) -> Void)?
 
     private(set) var mirror = Mirror()
     /// Bumped by ``forget()``: a completion of an older epoch is dropped.
@@ -106,6 +114,7 @@ final class EtcdStateStore {
         pending = []
         inFlight = nil
         mirror = Mirror()
+        revision = 0
         compacting = false
         writesSinceCheckpoint = 0
         checkpointRevision = 0
@@ -113,8 +122,9 @@ final class EtcdStateStore {
     }
 
     /// After a load of `epoch`: what etcd holds is what was loaded (unless forgotten since).
-    func adopt(_ loaded: Mirror, epoch loadEpoch: Int) -> Bool {
+    func adopt(_ loaded: Mirror, revision: Int64, epoch loadEpoch: Int) -> Bool {
         guard loadEpoch == epoch else { return false }
+        self.revision = revision
         // Generations tried by this store's writes stay used.
         var loaded = loaded
         loaded.generations.merge(mirror.generations) { max($0, $1) }
@@ -181,10 +191,13 @@ final class EtcdStateStore {
                         + "election key changed"),
                 revision: nil)
         case .success(let reply):
+            revision = reply.revision
             if current.plan.isFinished {
-                mirror.lastRunID = current.plan.outcome.lastRunID
-                mirror.tasks = current.plan.outcome.tasks
-                mirror.histories = current.plan.outcome.histories
+                let outcome = current.plan.outcome
+                mirror.lastRunID = outcome.lastRunID
+                mirror.tasks = outcome.tasks
+                mirror.histories = outcome.histories
+                mirror.unusable = outcome.unusable
                 finishWrite(nil, revision: reply.revision)
             } else {
                 sendNextTransaction()

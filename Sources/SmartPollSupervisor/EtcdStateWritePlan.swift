@@ -56,17 +56,21 @@ struct EtcdStateWritePlan {
         }
         var removed: Set<String> = []
         if changes.complete {
-            removed = Set(mirror.tasks.keys).union(mirror.histories.keys).subtracting(order)
+            removed = Set(mirror.tasks.keys).union(mirror.histories.keys).union(mirror.unusable).subtracting(order)
             for name in removed.sorted() {
                 steps.append(.delete(.key(layout.task(name))))
                 steps.append(.delete(.prefix(layout.results(name))))
                 steps.append(.delete(.prefix(layout.history(name))))
                 next.tasks[name] = nil
                 next.histories[name] = nil
+                next.unusable.remove(name)
             }
         }
         for name in order {
+            assert(!name.isEmpty && !name.contains("/"), "a task name is one key segment")
             let task = latest[name]!
+            // An unusable record is replaced by this one.
+            next.unusable.remove(name)
             var stripped = task
             stripped.result?.output = []
             let durable = mirror.tasks[name]

@@ -26,10 +26,10 @@ private final class EtcdStateFixture {
         leadership = Etcd.Compare(key: leadershipKey, target: .createRevision(put.revision))
     }
 
-    func store(compactionWrites: Int = 1000) -> EtcdStateStore {
+    func store(compactionWrites: Int = 1000, compactionInterval: Duration = .seconds(3600)) -> EtcdStateStore {
         EtcdStateStore(
             client: client, keyPrefix: Self.prefix, log: SupervisorLog(level: .error),
-            compactionWrites: compactionWrites, compactionInterval: .seconds(3600))
+            compactionWrites: compactionWrites, compactionInterval: compactionInterval)
     }
 
     /// Runs the loop until a callback stops it; throws after `limit`.
@@ -389,6 +389,64 @@ private func milliseconds(_ duration: Duration) -> Double {
         let state = try #require(try fixture.loadAfresh().state)
         #expect(state.tasks["c"] == current)
         #expect(state.histories["c"] == ring("c", 2...6, keep: 5))
+    }
+
+    @Test func compactionFollowsTimeToo() throws {
+        let fixture = try EtcdStateFixture()
+        // Every write is past the interval: each is a checkpoint, compacted to at the next.
+        let store = fixture.store(compactionInterval: .zero)
+        var compactions: [Int64] = []
+        store.onCompaction = {
+            compactions.append($0)
+            fixture.loop.stop()
+        }
+        #expect(try fixture.write(store, StateStore.Changes(lastRunID: 10)) == nil)
+        let first = store.revision
+        #expect(compactions.isEmpty && store.compactedRevision == 0)
+        #expect(try fixture.write(store, StateStore.Changes(lastRunID: 20)) == nil)
+        if compactions.isEmpty { try fixture.run(limit: .seconds(10)) }
+        #expect(compactions == [first] && store.compactedRevision == first)
+        #expect(try fixture.loadAfresh().state?.lastRunID == 20)
+    }
+
+    @Test func aLoadWhoseRevisionIsCompactedMeanwhileStartsOver() throws {
+        let fixture = try EtcdStateFixture()
+        let store = fixture.store()
+        let tasks = (0..<300).map { ("t\($0)", task("t\($0)", run: $0 + 1, output: Array("r\($0)".utf8))) }
+        #expect(try fixture.write(store, StateStore.Changes(tasks: tasks, complete: true, lastRunID: 500)) == nil)
+        // Between the first page and the second (256 tasks a page), another write and a
+        // compaction past the load's revision.
+        let reader = fixture.store()
+        var pages = 0
+        reader.beforeLoadPage = { next in
+            pages += 1
+            guard pages == 2 else { return next() }
+            fixture.client.put(fixture.leadershipKey, Array("host-a".utf8)) { put in
+                guard case .success(let reply) = put else { return next() }
+                fixture.client.compact(reply.revision) { _ in next() }
+            }
+        }
+        let loaded = try fixture.load(reader)
+        #expect(pages > 4, "started over: \(pages) pages")
+        #expect(loaded.state?.tasks.count == 300)
+        #expect(loaded.state?.tasks["t299"]?.result?.output == Array("r299".utf8))
+        #expect(reader.revision > store.revision)
+    }
+
+    @Test func anUnusableRecordIsReportedAndGoesWithTheNextCompleteWrite() throws {
+        let fixture = try EtcdStateFixture()
+        let store = fixture.store()
+        let good = [("good", task("good", run: 1, output: Array("g".utf8)))]
+        #expect(try fixture.write(store, StateStore.Changes(tasks: good, complete: true, lastRunID: 10)) == nil)
+        let bad = EtcdStateFixture.prefix + Array("state/tasks/bad".utf8)
+        _ = try fixture.complete { fixture.client.put(bad, Array("{\"runs\":".utf8), $0) }.get()
+        let leader = fixture.store()
+        let loaded = try fixture.load(leader)
+        #expect(loaded.state?.tasks.keys.sorted() == ["good"])
+        #expect(loaded.notes.contains { $0.level == .error && $0.message.contains("task bad in etcd is unusable") })
+        #expect(try fixture.write(leader, StateStore.Changes(tasks: good, complete: true)) == nil)
+        #expect(try fixture.keys("tasks/") == ["tasks/good"])
+        #expect(try fixture.loadAfresh().notes.allSatisfy { $0.level < .warning })
     }
 
     @Test func aThousandTasksLoadAndSmallWritesAreOneTransaction() throws {
