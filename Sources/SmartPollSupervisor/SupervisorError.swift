@@ -21,8 +21,10 @@ public struct SupervisorError: Error, Hashable, Sendable, CustomStringConvertibl
         public static let systemCallFailed = Code("systemCallFailed")
         /// The command line is wrong (exit status 64, EX_USAGE).
         public static let usage = Code("usage")
-        /// A cluster member's write to etcd was refused because its leadership key is gone or
-        /// is no longer its own (SPEC section 9): it is deposed.
+        /// etcd could not be reached or refused a request (a cluster member's state store).
+        public static let etcdFailed = Code("etcdFailed")
+        /// A write to etcd was refused because its guard on the leadership key failed: this member
+        /// no longer leads (the refused transaction changed nothing; the write is not retried).
         public static let leadershipLost = Code("leadershipLost")
 
         public var description: String { name }
