@@ -21,7 +21,11 @@ final class EtcdHarness {
     var endpoints: [String] { members.map(\.clientURL) }
 
     /// Starts `size` members and waits until each answers `/health`.
-    init(members size: Int = 1, timeout: Duration = .seconds(20)) throws {
+    ///
+    /// - Parameter clientPorts: the members' client ports, when a test needs to know them before
+    ///   etcd starts (from ``freePort()``); free ports otherwise.
+    init(members size: Int = 1, clientPorts: [Int]? = nil, timeout: Duration = .seconds(20)) throws {
+        precondition(clientPorts.map { $0.count == size } ?? true, "one client port a member")
         guard let executable = EtcdHarness.findExecutable("etcd") else {
             throw HarnessFailure("etcd is not installed: run make deps (it installs etcd-server)")
         }
@@ -29,7 +33,9 @@ final class EtcdHarness {
             FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-etcd-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var ports: [(client: Int, peer: Int)] = []
-        for _ in 0..<size { ports.append((try EtcdHarness.freePort(), try EtcdHarness.freePort())) }
+        for index in 0..<size {
+            ports.append((try clientPorts?[index] ?? EtcdHarness.freePort(), try EtcdHarness.freePort()))
+        }
         let cluster = ports.indices.map { "member\($0)=http://127.0.0.1:\(ports[$0].peer)" }.joined(separator: ",")
         do {
             for (index, port) in ports.enumerated() {
