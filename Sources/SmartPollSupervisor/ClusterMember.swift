@@ -11,7 +11,8 @@ import SmartPoll
 ///   create revision under the election prefix leads (etcd's recipe: the oldest key). The
 ///   current oldest key is learned with a range (sorted by create revision, limit 1) and kept
 ///   current by a watch on the prefix from the range's revision + 1: each event re-ranges; a
-///   watch that ends is started again after a range. A candidate whose key is not the oldest
+///   watch that ends is started again after a range. Each acknowledged keep-alive re-ranges
+///   too, so a watch that falls silent delays what it misses by a third of the lease at most. A candidate whose key is not the oldest
 ///   waits: the watch says when the keys before it go.
 /// - Fence: the leader counts itself leader until the monotonic send time of its last
 ///   acknowledged keep-alive (or of the grant) + lease − margin (``holdsLeadership(now:)``); a
@@ -21,9 +22,13 @@ import SmartPoll
 ///   create revision (the next ``fence``) is larger than any before it.
 /// - etcd out of reach: ``Change/unreachable(_:)`` once per outage, retries with a backoff of
 ///   100 ms doubling up to lease / 2; never leader without a live lease. The client's request
-///   timeout is lease / 3, so that a call to a frozen member fails in time and the next call
-///   goes to the next endpoint (``EtcdClient``'s rotation); a failed keep-alive also restarts
-///   the watch there, since a watch on a frozen member stays silent.
+///   timeout is lease / 4, so that a keep-alive sent to a frozen member fails, and is sent again
+///   to the next endpoint (``EtcdClient``'s rotation), well before the fence deadline: a third
+///   of the lease after the last acknowledged one, plus a quarter, plus a round trip; a failed
+///   keep-alive also restarts the watch there, since a watch on a frozen member stays silent.
+///   A frozen etcd *leader* costs an etcd election on top (about etcd's election timeout, 1 s
+///   by default), during which no keep-alive succeeds: when it ends after the fence deadline,
+///   the leader is deposed and another member leads once etcd has a leader again.
 ///
 /// Every attempt has a generation: a reply or timer of an earlier attempt is ignored.
 ///
@@ -78,6 +83,9 @@ final class ClusterMember {
     let leaseSeconds: Int64
     /// The first retry delay; each failure doubles it up to lease / 2.
     static let firstBackoff = Duration.milliseconds(100)
+
+    /// The watches started so far (the first of each attempt, and each restart).
+    private(set) var watchesStarted = 0
 
     /// Test hook: when set, keep-alives are no longer sent (the timer still runs), as if the
     /// process could not reach etcd; clearing it resumes them.
@@ -143,7 +151,7 @@ final class ClusterMember {
         maximumBackoff = max(Self.firstBackoff, settings.lease / 2)
         fenceSpan = (settings.lease - settings.margin).nanosecondsClamped
         oldestRequest = Etcd.RangeRequest(keys: .prefix(electionPrefix), limit: 1, sortByCreateRevision: true)
-        client = try EtcdClient(loop: loop, endpoints: settings.endpoints, requestTimeout: settings.lease / 3)
+        client = try EtcdClient(loop: loop, endpoints: settings.endpoints, requestTimeout: settings.lease / 4)
     }
 
     deinit {
@@ -453,13 +461,23 @@ final class ClusterMember {
                 if role == .leader { scheduleDeadline() }
                 scheduleKeepAlive(at: sent &+ keepAliveInterval.nanosecondsClamped)
                 if role == .standby, oldest?.key == electionKey { evaluate() }
+                // A range a keep-alive too: what a silent watch misses (one on a member that
+                // froze or lost its quorum while our calls went elsewhere) is known a third of
+                // the lease later at most.
+                guard attempt == generation else { return }
+                refresh()
             case .success:
                 lose("etcd says our lease is gone")
             case .failure(.gateway(code: EtcdError.codeNotFound, message: _, status: _)):
                 lose("etcd says our lease is gone")
             case .failure(let error):
-                let delay = min(keepAliveBackoff, keepAliveInterval)
-                keepAliveBackoff = min(keepAliveBackoff * 2, maximumBackoff)
+                // After a timeout, at once: the time went by already, and the client sends the
+                // next call to the next endpoint. Quick failures (refused) back off.
+                var delay = Duration.zero
+                if error != .timeout {
+                    delay = min(keepAliveBackoff, keepAliveInterval)
+                    keepAliveBackoff = min(keepAliveBackoff * 2, maximumBackoff)
+                }
                 log.write(.debug, "cluster: keep-alive failed: \(error)", [("node", settings.node)])
                 scheduleKeepAlive(at: loop.now &+ delay.nanosecondsClamped)
                 // The watch may be stuck on the member that did not answer: start it again
@@ -488,6 +506,7 @@ final class ClusterMember {
 
     private func startWatch(from revision: Int64) {
         let attempt = generation
+        watchesStarted += 1
         watchSerial &+= 1
         let serial = watchSerial
         watch = client.watch(.prefix(electionPrefix), startRevision: revision) { [weak self] result in
