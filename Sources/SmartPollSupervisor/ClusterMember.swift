@@ -36,7 +36,8 @@ import SmartPoll
 ///   ``EtcdClient`` completion or an ``EventLoop`` timer. `onChange` is called on the loop's
 ///   thread after the member's state is updated (so ``role``, ``leader`` and ``fence`` already
 ///   say what the change says); it may call ``resign(_:)``. Keep the member alive until
-///   ``resign(_:)`` calls back: releasing it drops the calls in flight.
+///   ``resign(_:)`` calls back: releasing it drops the calls in flight. It logs at debug level
+///   only: what the supervisor's log says about a change is the owner's, from `onChange`.
 final class ClusterMember {
     struct Settings {
         /// etcd client URLs (`http://host:port`), at least one.
@@ -421,7 +422,7 @@ final class ClusterMember {
         let wasLeader = role == .leader
         abandonAttempt()
         let attempt = generation
-        log.write(wasLeader ? .warning : .debug, "cluster: \(reason)", [("node", settings.node)])
+        log.write(.debug, "cluster: \(reason)", [("node", settings.node)])
         if wasLeader {
             onChange(.deposed(reason: reason))
             guard attempt == generation else { return }
