@@ -27,7 +27,11 @@ public final class EtcdHarness {
     public var endpoints: [String] { members.map(\.clientURL) }
 
     /// Starts `size` members and waits until each answers `/health`.
-    public init(members size: Int = 1, timeout: Duration = .seconds(20)) throws {
+    ///
+    /// - Parameter clientPorts: the members' client ports, when a test needs to know them before
+    ///   etcd starts (from ``freePort()``); free ports otherwise.
+    public init(members size: Int = 1, clientPorts: [Int]? = nil, timeout: Duration = .seconds(20)) throws {
+        precondition(clientPorts.map { $0.count == size } ?? true, "one client port a member")
         guard let executable = EtcdHarness.findExecutable("etcd") else {
             throw EtcdHarnessFailure("etcd is not installed: run make deps (it installs etcd-server)")
         }
@@ -35,7 +39,9 @@ public final class EtcdHarness {
             FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-etcd-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var ports: [(client: Int, peer: Int)] = []
-        for _ in 0..<size { ports.append((try EtcdHarness.freePort(), try EtcdHarness.freePort())) }
+        for index in 0..<size {
+            ports.append((try clientPorts?[index] ?? EtcdHarness.freePort(), try EtcdHarness.freePort()))
+        }
         let cluster = ports.indices.map { "member\($0)=http://127.0.0.1:\(ports[$0].peer)" }.joined(separator: ",")
         do {
             for (index, port) in ports.enumerated() {
@@ -127,9 +133,38 @@ public final class EtcdHarness {
     /// Whether `GET /health` on a client URL says `"health":"true"` (a blocking probe: the
     /// test's thread, never an event loop's).
     public static func isHealthy(_ clientURL: String) -> Bool {
-        guard let port = Int(clientURL.split(separator: ":").last ?? "") else { return false }
+        let reply = exchange(clientURL, "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        return reply?.contains("\"health\":\"true\"") == true
+    }
+
+    /// The index of the member that leads etcd's Raft group, from each member's
+    /// `/v3/maintenance/status` (blocking probes: the test's thread); nil while there is none.
+    public func leaderIndex() -> Int? {
+        var identifiers: [String] = []
+        var leader: String?
+        for member in members {
+            let body = "{}"
+            let request =
+                "POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            guard let reply = Self.exchange(member.clientURL, request),
+                let bodyStart = reply.range(of: "\r\n\r\n"),
+                let object = try? JSONSerialization.jsonObject(with: Data(reply[bodyStart.upperBound...].utf8))
+                    as? [String: Any],
+                let header = object["header"] as? [String: Any], let identifier = header["member_id"] as? String
+            else { return nil }
+            identifiers.append(identifier)
+            if let named = object["leader"] as? String, named != "0" { leader = leader ?? named }
+        }
+        return leader.flatMap { identifiers.firstIndex(of: $0) }
+    }
+
+    /// Sends `request` to a client URL over a new connection and reads the reply until the
+    /// server closes it (HTTP/1.0), within a second's receive timeout.
+    private static func exchange(_ clientURL: String, _ request: String) -> String? {
+        guard let port = Int(clientURL.split(separator: ":").last ?? "") else { return nil }
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socketDescriptor >= 0 else { return false }
+        guard socketDescriptor >= 0 else { return nil }
         defer { close(socketDescriptor) }
         var limit = timeval(tv_sec: 1, tv_usec: 0)
         setsockopt(socketDescriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
@@ -142,9 +177,8 @@ public final class EtcdHarness {
                 connect(socketDescriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
-        guard connected else { return false }
-        let request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-        guard request.withCString({ write(socketDescriptor, $0, strlen($0)) }) > 0 else { return false }
+        guard connected else { return nil }
+        guard request.withCString({ write(socketDescriptor, $0, strlen($0)) }) > 0 else { return nil }
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1024)
         while true {
@@ -152,7 +186,7 @@ public final class EtcdHarness {
             guard count > 0 else { break }
             reply += buffer[..<count]
         }
-        return String(decoding: reply, as: UTF8.self).contains("\"health\":\"true\"")
+        return String(decoding: reply, as: UTF8.self)
     }
 
     private static func findExecutable(_ name: String) -> String? {

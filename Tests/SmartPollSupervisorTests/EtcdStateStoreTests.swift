@@ -1,5 +1,6 @@
 import Glibc
 import SmartPollProtocol
+import SmartPollEtcdSupport
 import Testing
 
 @testable import SmartPollSupervisor
