@@ -1,6 +1,6 @@
 import Glibc
-import SmartPollProtocol
 import SmartPollEtcdSupport
+import SmartPollProtocol
 import Testing
 
 @testable import SmartPollSupervisor
