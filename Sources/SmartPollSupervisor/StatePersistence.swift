@@ -25,6 +25,9 @@ final class StatePersistence {
     /// The least time between two writes caused by runs.
     static let interval: Duration = .milliseconds(100)
     static let longestRetryDelay: Duration = .seconds(30)
+    /// How long a cluster's leader keeps an acknowledgement waiting while etcd takes no write
+    /// but keeps its lease alive; then the reply is an error (never a success).
+    static let etcdFailureLimit: Duration = .seconds(10)
     /// Run ids are reserved this many at a time, durably, before any of them is handed out;
     /// the next block is asked for when half of one is used.
     static let runIDBlock = 1_000

@@ -35,7 +35,10 @@ extension Supervisor {
             log: log
         ) { [unowned self] change in self.clusterChanged(change) }
         self.member = member
-        let store = EtcdStateStore(client: member.client, keyPrefix: member.keyPrefix, log: log)
+        // The state's calls have a client of their own: a load or a write of a megabyte takes
+        // longer than the keep-alives' timeout (a quarter of the lease) allows.
+        let stateClient = try EtcdClient(loop: loop, endpoints: cluster.endpoints, requestTimeout: cluster.lease)
+        let store = EtcdStateStore(client: stateClient, keyPrefix: member.keyPrefix, log: log)
         persistence = StatePersistence(etcd: store, location: "etcd:\(cluster.keyPrefix)state/")
         loopStatus = LoopStatus(state: .standby, since: Timestamp.now(), runs: 0, error: nil)
         log.write(
@@ -58,12 +61,19 @@ extension Supervisor {
         guard let member else { return }
         switch change {
         case .elected(let fence):
+            // A member that shuts down takes no leadership: its resign (at the end of the
+            // shutdown) hands it on.
+            guard !isShuttingDown else {
+                return log.write(.info, "cluster: elected while shutting down; resigning at the end of it")
+            }
             becomeLeader(fence: fence)
         case .deposed(let reason):
             standDown(reason)
         case .leaderChanged(let leader):
             log.write(.info, "cluster: " + (leader.map { "the leader is \($0)" } ?? "no leader is known"))
-            publish(.leaderChanged(leader: leader, role: member.role == .leader ? .leader : .standby))
+            // `leader` once this member runs the loop (it says so again when its load is done).
+            let leading = member.role == .leader && persistence?.etcdActive == true && !clusterLoading
+            publish(.leaderChanged(leader: leader, role: leading ? .leader : .standby))
             notifyStatus()
         case .unreachable(let message):
             log.write(.warning, "cluster: etcd cannot be reached (\(message)); standby, retrying")
@@ -74,6 +84,10 @@ extension Supervisor {
     private func becomeLeader(fence: Int64) {
         clusterTerm += 1
         clusterLoading = true
+        clusterLoadFailures = 0
+        // A standby's read in flight is dropped (its load would overwrite what the leader's
+        // learns); the reads waiting for it are answered once the leader's load is in place.
+        persistence?.etcd?.forget()
         log.write(.info, "cluster: elected leader; loading the state from etcd", [("fence", "\(fence)")])
         loopStatus = LoopStatus(state: .starting, since: Timestamp.now(), runs: loopStatus.runs, error: nil)
         notifyStatus()
@@ -83,9 +97,19 @@ extension Supervisor {
     private func loadAsLeader(term: Int) {
         guard let persistence, let store = persistence.etcd else { return }
         store.load { [unowned self] result in
-            guard term == self.clusterTerm, self.member?.role == .leader else { return }
+            guard term == self.clusterTerm, self.member?.role == .leader, !self.isShuttingDown else { return }
             switch result {
             case .failure(let error):
+                self.clusterLoadFailures += 1
+                if self.clusterLoadFailures >= Supervisor.clusterLoadAttempts {
+                    // Another member may read etcd better: this one gives the leadership up and
+                    // campaigns again, at the back of the queue.
+                    self.log.write(
+                        .error,
+                        "cluster: cannot load the state from etcd (\(error.message)), "
+                            + "\(self.clusterLoadFailures) times; resigning the leadership")
+                    return self.resignAndCampaign("its state could not be loaded from etcd")
+                }
                 self.log.write(.error, "cluster: cannot load the state from etcd: \(error.message); retrying in 1s")
                 self.loop.schedule(after: .seconds(1)) { [unowned self] in
                     guard term == self.clusterTerm else { return }
@@ -102,17 +126,35 @@ extension Supervisor {
                         ("tasks", "\(state.tasks.count)"), ("results", "\(results)"),
                         ("schedules", "\(persistence.restoredSchedules.count)"), ("last_run", "\(state.lastRunID)"),
                     ])
+                // Reads that came meanwhile see the loaded state.
+                self.answerSharedReads()
                 // The first block of run ids is reserved in etcd before any is handed out.
                 let mark = self.nextRunID + StatePersistence.runIDBlock
                 persistence.requestedRunIDMark = mark
                 persistence.pendingRunIDMark = mark
-                self.whenDurable(urgent: true) { [unowned self] error in
-                    guard term == self.clusterTerm, error == nil else { return }
-                    self.clusterLoading = false
-                    self.publish(.leaderChanged(leader: self.member?.leader, role: .leader))
-                    self.requestStart()
-                }
+                self.startOnceReserved(term: term)
             }
+        }
+    }
+
+    /// Starts the loop once etcd holds the run ids reserved at the election (a write that fails
+    /// is retried; a failure that lasts is answered with an error: then this waits again).
+    private func startOnceReserved(term: Int) {
+        whenDurable(urgent: true) { [unowned self] error in
+            guard term == self.clusterTerm, !self.isShuttingDown else { return }
+            if error != nil { return self.startOnceReserved(term: term) }
+            self.clusterLoading = false
+            self.publish(.leaderChanged(leader: self.member?.leader, role: .leader))
+            self.requestStart()
+        }
+    }
+
+    /// Gives the leadership up (as deposed), then campaigns again.
+    private func resignAndCampaign(_ reason: String) {
+        standDown(reason)
+        member?.resign { [unowned self] in
+            guard !self.isShuttingDown else { return }
+            self.member?.start()
         }
     }
 
@@ -125,6 +167,8 @@ extension Supervisor {
         clusterLoading = false
         persistence.etcdActive = false
         persistence.etcd?.forget()
+        // The load they waited for will not end now: they are answered from the copy held.
+        answerSharedReads()
         let refusal = ProtocolError.notLeader(
             "this member lost its cluster's leadership (\(reason)) before etcd held the change; "
                 + "ask the leader whether it did", leader: member.leader)
@@ -148,6 +192,7 @@ extension Supervisor {
         persistence.failure = nil
         persistence.failingSince = nil
         persistence.retryAt = nil
+        persistence.retryDelay = .seconds(1)
         loopStatus = LoopStatus(state: .standby, since: Timestamp.now(), runs: loopStatus.runs, error: nil)
         if wasLeading {
             log.write(.warning, "cluster: no longer leader (\(reason)); every run killed; standby")
@@ -205,6 +250,11 @@ extension Supervisor {
             standbyReads!.append(answer)
             return
         }
+        // Elected and loading: the read waits for that load.
+        if clusterLoading {
+            standbyReads = [answer]
+            return
+        }
         guard let store = persistence?.etcd else { return answer(nil) }
         standbyReads = [answer]
         let term = clusterTerm
@@ -225,6 +275,16 @@ extension Supervisor {
             for answer in pending { answer(nil) }
         }
     }
+
+    /// Answers the reads waiting for a load from the state held now.
+    func answerSharedReads() {
+        guard let pending = standbyReads else { return }
+        standbyReads = nil
+        for answer in pending { answer(nil) }
+    }
+
+    /// Failed loads after which an elected member resigns.
+    static let clusterLoadAttempts = 5
 
     /// The `cluster` member of `status`.
     var clusterStatus: ClusterStatus? {

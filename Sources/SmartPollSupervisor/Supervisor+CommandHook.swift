@@ -17,7 +17,8 @@ extension Supervisor {
     private func startNextHook() {
         while hooks.inFlight == nil, !hooks.pending.isEmpty {
             let next = hooks.pending.removeFirst()
-            guard loopStatus.state == .running else {
+            // A leader whose fence lapsed stands down (its loop stops) instead.
+            guard loopStatus.state == .running, holdsClusterLeadership() else {
                 refuseStopped(next)
                 continue
             }

@@ -228,7 +228,11 @@ extension Supervisor {
     /// `state_dir`, when nothing is pending, or while writes fail). `urgent`: write at the end
     /// of this turn of the loop instead of waiting for the coalescing interval.
     func whenDurable(urgent: Bool, _ action: @escaping (ProtocolError?) -> Void) {
-        guard let persistence, persistence.error == nil, persistence.acceptsWrites || persistence.store != nil
+        // In a cluster an acknowledgement always waits for etcd, failing or not: the fence
+        // bounds the wait (a leader that cannot write stands down), and so does
+        // ``StatePersistence/etcdFailureLimit``.
+        guard let persistence, persistence.error == nil || persistence.etcd != nil,
+            persistence.acceptsWrites || persistence.store != nil
         else { return action(nil) }
         if persistence.isDirty {
             persistence.waiters.append((persistence.lastNumber + 1, action))
@@ -326,10 +330,25 @@ extension Supervisor {
                 persistence.pendingRunIDMark = max(persistence.pendingRunIDMark ?? 0, mark)
             }
             recordStateFailure(failure)
-            // Replies are not held back while writes fail: they could wait forever.
-            let waiters = persistence.waiters
-            persistence.waiters = []
-            for waiter in waiters { waiter.action(nil) }
+            if persistence.etcd == nil {
+                // Replies are not held back while writes fail: they could wait forever.
+                let waiters = persistence.waiters
+                persistence.waiters = []
+                for waiter in waiters { waiter.action(nil) }
+            } else if let since = persistence.failingSince,
+                Timestamp.now().nanosecondsSinceEpoch - since.nanosecondsSinceEpoch
+                    >= StatePersistence.etcdFailureLimit.nanosecondsClamped
+            {
+                // etcd keeps the lease alive but takes no write (its space quota, say): a change
+                // it never took is never acknowledged.
+                let refusal = ProtocolError(
+                    .internal,
+                    "etcd has not taken the change for \(DurationFormat.format(StatePersistence.etcdFailureLimit)) "
+                        + "(\(failure.message)); it may still be written: check with status")
+                let waiters = persistence.waiters
+                persistence.waiters = []
+                for waiter in waiters { waiter.action(refusal) }
+            }
         } else {
             if let failingSince = persistence.failingSince {
                 log.write(
@@ -394,8 +413,14 @@ extension Supervisor {
         let first = persistence.failingSince == nil
         if first { persistence.failingSince = Timestamp.now() }
         persistence.failure = problem
+        // etcd: retried within a third of the lease (a call that timed out on a frozen member goes
+        // to the next one), so that an acknowledgement waits little.
+        let longest =
+            persistence.etcd == nil
+            ? StatePersistence.longestRetryDelay : (configuration.cluster?.lease ?? .seconds(5)) / 3
+        persistence.retryDelay = min(persistence.retryDelay, longest)
         persistence.retryAt = loop.now + persistence.retryDelay.nanosecondsClamped
-        persistence.retryDelay = min(persistence.retryDelay * 2, StatePersistence.longestRetryDelay)
+        persistence.retryDelay = min(persistence.retryDelay * 2, longest)
         if first { notifyStatus() }
         if !isShuttingDown { scheduleSave(urgent: false) }
     }

@@ -34,6 +34,8 @@ final class Supervisor {
     var clusterTerm = 0
     /// Elected, and loading the state from etcd: the loop starts once it is in place.
     var clusterLoading = false
+    /// Loads from etcd that failed since the election.
+    var clusterLoadFailures = 0
     /// A standby's reads waiting for the state it is loading from etcd.
     var standbyReads: [(ProtocolError?) -> Void]?
     /// systemd's notify socket (`NOTIFY_SOCKET`), if any.
@@ -187,7 +189,7 @@ final class Supervisor {
     /// Starts a run of the loop now if no task of the previous one is in flight; otherwise
     /// enters `starting` and begins once they have ended.
     func requestStart() {
-        guard loopStatus.state != .running else { return }
+        guard loopStatus.state != .running, !isShuttingDown else { return }
         if !isQuiescent {
             loopStatus.state = .starting
             return
@@ -271,7 +273,7 @@ final class Supervisor {
         guard isQuiescent else { return }
         for waiter in stopWaiters { waiter(.ok) }
         stopWaiters = []
-        if loopStatus.state == .starting && !clusterLoading { beginRun() }
+        if loopStatus.state == .starting && !clusterLoading && !isShuttingDown { beginRun() }
         if isShuttingDown { finishShutdown() }
     }
 

@@ -17,10 +17,10 @@ extension SupervisorConfiguration {
         /// The etcd key prefix of the cluster's election and state.
         public var keyPrefix: String { "/smartpoll/\(name)/" }
 
-        /// How long before its lease could run out a leader counts itself deposed: a fifth of
+        /// How long before its lease could run out a leader counts itself deposed: a third of
         /// the lease, at least half a second (clock rates and a scheduling delay of the host
         /// must fit in it, SPEC section 9's safety margin).
-        public var fenceMargin: Duration { Swift.max(.milliseconds(500), lease / 5) }
+        public var fenceMargin: Duration { Swift.max(.milliseconds(500), lease / 3) }
     }
 
     static let clusterKeys = ["etcd", "name", "node", "lease"]

@@ -43,7 +43,8 @@ import Testing
         // holds it).
         #expect(try harness.ctl("schedule", "later", "1h").status == 0)
         let scheduled = try rig.next(of: "later", on: leader)
-        let ran = try json(try harness.ctl("--json", "run", "--wait", "tick").output)
+        // A task nothing else runs: its result after the failover must be this very run's.
+        let ran = try json(try harness.ctl("--json", "run", "--wait", "counter").output)
         let acknowledgedRun = try #require(ran["run"]?.int64Value.map(Int.init))
         let survivors = rig.nodes.filter { $0 != leader }
         let watch = try rig.members[survivors[0]]!.watch()
@@ -58,10 +59,10 @@ import Testing
             return false
         }
         #expect(try rig.next(of: "later", on: next) == scheduled, "the acknowledged schedule survives")
-        let result = try json(try rig.members[next]!.ctl("--json", "result", "tick").output)
+        let result = try json(try rig.members[next]!.ctl("--json", "result", "counter").output)
         #expect(
-            (result["run"]?.int64Value.map(Int.init) ?? 0) >= acknowledgedRun,
-            "the acknowledged result survives: \(result)")
+            result["run"]?.int64Value.map(Int.init) == acknowledgedRun, "the acknowledged result survives: \(result)")
+        #expect(try rig.members[next]!.ctl("result", "counter").output == "\(acknowledgedRun)\n")
         // The overdue tick starts at once on the new leader.
         try rig.waitForRuns(on: next, atLeast: 1, within: .seconds(2 * Sanitizer.slowdown))
         try rig.checkRuns()
@@ -93,13 +94,19 @@ import Testing
         let rig = try ClusterRig()
         let leader = try rig.waitForOneLeader()
         try rig.waitForRuns(on: leader, atLeast: 1, within: .seconds(5))
+        let watch = try rig.members[leader]!.watch()
         rig.etcd.pause(1)
         rig.etcd.pause(2)
         let cut = Rig.nanoseconds()
-        // Within the lease the leader stands down.
-        try rig.eventually(within: .seconds(2 + Sanitizer.slowdown)) { try rig.loopState(of: leader) == "standby" }
+        // Within the lease the leader stands down, and says so.
+        try watch.until { event in
+            if case .leaderChanged(_, .standby) = event.kind { return true }
+            return false
+        }
         let steppedDown = Rig.nanoseconds()
         print("cluster: quorum lost; the leader stood down after \((steppedDown - cut) / 1_000_000) ms")
+        #expect(steppedDown - cut < 2_000_000_000 * Int64(Sanitizer.slowdown), "the lease is 2 s")
+        #expect(try rig.loopState(of: leader) == "standby")
         // No run starts anywhere while etcd has no quorum.
         Thread.sleep(forTimeInterval: 3)
         let during = try rig.runs().filter { $0.start > steppedDown }
@@ -197,7 +204,8 @@ private final class ClusterRig {
              "tasks": {
                "tick": {"command": ["/bin/sh", "-c", \(JSONValue.string(script).serialized())], "every": "300ms",
                         "env": {"NODE": "\(node)", "RUNS": "\(runsFile)"}},
-               "later": {"command": ["true"], "start": null}}}
+               "later": {"command": ["true"], "start": null},
+               "counter": {"command": ["/bin/sh", "-c", "echo \\"$SMARTPOLL_RUN\\""], "start": null}}}
             """
     }
 

@@ -35,7 +35,7 @@ import Testing
         #expect(cluster.node == SupervisorConfiguration.hostName(), "the node is the host's name by default")
         #expect(!cluster.node.isEmpty)
         #expect(cluster.lease == .seconds(5))
-        #expect(cluster.fenceMargin == .seconds(1), "a fifth of the lease")
+        #expect(cluster.fenceMargin == .seconds(5) / 3, "a third of the lease")
         #expect(
             try parse(#"{"etcd": ["http://a:1"], "name": "w"}"#).cluster
                 == cluster.with(endpoints: ["http://a:1"], name: "w"))
@@ -45,10 +45,10 @@ import Testing
         let configuration = try parse(#"{"etcd": ["http://a:2379"], "name": "w", "node": "n-1", "lease": "2.2s"}"#)
         #expect(configuration.cluster?.lease == .seconds(3), "rounded up: etcd's TTL counts seconds")
         #expect(configuration.cluster?.node == "n-1")
-        #expect(configuration.cluster?.fenceMargin == .milliseconds(600))
+        #expect(configuration.cluster?.fenceMargin == .seconds(1))
         #expect(
             try parse(#"{"etcd": ["http://a:2379"], "name": "w", "lease": 2}"#).cluster?.fenceMargin
-                == .milliseconds(500))
+                == .seconds(2) / 3)
         #expect(try parse(#"{"etcd": ["http://a:2379"], "name": "w", "lease": "1m"}"#).cluster?.lease == .seconds(60))
         #expect(
             problems(#"{"etcd": ["http://a:2379"], "name": "w", "lease": "1s"}"#)
