@@ -27,8 +27,10 @@ extension Supervisor {
         }
     }
 
-    func handle(_ request: Request, from client: ClientConnection, respond: @escaping (Reply) -> Void) {
-        let reply: (Reply.Body) -> Void = { body in respond(Reply(to: request, body: body)) }
+    func handle(
+        _ request: Request, from client: ClientConnection, respond: @escaping (ControlServer.Response) -> Void
+    ) {
+        let reply: (Reply.Body) -> Void = { body in respond(.reply(Reply(to: request, body: body))) }
         // A reply that acknowledges a change waits until the state file holds it.
         let durableReply: (Reply.Body) -> Void = { [unowned self] body in
             self.whenDurable(urgent: true) { reply(body) }
@@ -188,6 +190,10 @@ extension Supervisor {
         case .shutdown:
             reply(.ok)
             beginShutdown()
+        case .metrics:
+            // Rendered from this moment's snapshot as the socket drains: O(tasks) to take, the
+            // text a slice at a time.
+            respond(.slices(SlicedMetricsReply(id: request.id ?? .null, snapshot: metricsSnapshot())))
         }
     }
 
