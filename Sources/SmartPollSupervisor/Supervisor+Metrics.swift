@@ -12,7 +12,7 @@ extension Supervisor {
     /// - Complexity: O(tasks): a copy of each task's counters (about 300 bytes a task).
     func metricsSnapshot() -> MetricsSnapshot {
         MetricsSnapshot(
-            taskNames: names, tasks: tasks.map(\.metrics), tasksRunning: policy.machine.runningCount,
+            taskNames: names, tasks: tasks.map { $0.metrics }, tasksRunning: policy.machine.runningCount,
             loopState: loopStatus.state, clients: server?.clients.count ?? 0,
             logLinesDropped: log.writer.droppedLineCount, version: Supervisor.version)
     }

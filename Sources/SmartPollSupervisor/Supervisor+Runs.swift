@@ -106,10 +106,14 @@ extension Supervisor {
             }
             // Which task's run it is: the task of that name whose current run it is (a reload
             // may have removed the task, and another may have come under its name).
-            let owner = task(named: name).flatMap { tasks[Int($0.index)].current === run ? tasks[Int($0.index)] : nil }
+            // Its incarnation alone: a copy of the whole runtime (its metrics too) would be read
+            // for one integer.
+            let incarnation = task(named: name).flatMap {
+                tasks[Int($0.index)].current === run ? tasks[Int($0.index)].incarnation : nil
+            }
             taskRunEnded(
                 RunEnd(
-                    name: name, incarnation: owner?.incarnation, configuration: configuration,
+                    name: name, incarnation: incarnation, configuration: configuration,
                     due: Instant(nanoseconds: run.due), generation: run.generation, pid: run.pid, last: last,
                     outcome: outcome, output: run.output,
                     truncated: run.truncated, waiters: run.waiters, interrupted: run.cancelled || run.stopped))

@@ -185,7 +185,7 @@ struct MetricsTests {
         #expect(Self.samples(result, "smartpoll_tasks_running")[[:]] == 0)
     }
 
-    @Test func otherPathsAre404OtherMethods405AndTasksDoNotInheritTheSocket() throws {
+    @Test func otherPathsAre404AndOtherMethods405() throws {
         let supervisor = try SupervisorHarness(Self.configuration)
         let url = try Self.url(supervisor)
         let base = String(url.dropLast("/metrics".count))
@@ -211,14 +211,9 @@ struct MetricsTests {
         for line in lines.prefix(4) { #expect(line.hasSuffix(" 405 0 GET, HEAD"), "\(line)") }
         #expect(lines.count == 6 && lines[4] == "HEAD 200 0 None", "HEAD: the headers alone")
         #expect(lines.count == 6 && lines[5].hasPrefix("GET 200 ") && !lines[5].hasPrefix("GET 200 0 "))
-
-        // No task inherits the endpoint's sockets (they are close-on-exec).
-        let descriptors = try supervisor.ctl("run", "fds", "--wait", "--output")
-        #expect(descriptors.status == 0 && !descriptors.output.isEmpty, "\(descriptors)")
-        #expect(!descriptors.output.contains("socket:"), "a task's descriptors:\n\(descriptors.output)")
     }
 
-    @Test func idleHTTPClientsStallNeitherTheControlSocketNorAScrape() throws {
+    @Test func idleHTTPClientsStallNeitherTheControlSocketNorAScrapeAndTasksInheritNoneOfThem() throws {
         let supervisor = try SupervisorHarness(Self.configuration)
         let url = try Self.url(supervisor)
         let port = try Self.port(url)
@@ -254,6 +249,13 @@ struct MetricsTests {
         #expect(result?["status"] == .int(200), "a scrape beside 24 idle clients: \(run)")
         #expect(Date().timeIntervalSince(started) < 5, "the scrape waited for the idle clients")
         #expect(try supervisor.ctl("metrics").status == 0)
+
+        // No task inherits the endpoint's sockets, listening or accepted (close-on-exec), nor
+        // its epoll descriptor.
+        let descriptors = try supervisor.ctl("run", "fds", "--wait", "--output")
+        #expect(descriptors.status == 0 && !descriptors.output.isEmpty, "\(descriptors)")
+        #expect(!descriptors.output.contains("socket:"), "a task's descriptors:\n\(descriptors.output)")
+        #expect(!descriptors.output.contains("anon_inode"), "a task's descriptors:\n\(descriptors.output)")
     }
 
     @Test func metricsListenIsCheckedAtLoadRestartOnlyOnReloadAndABusyPortStopsTheStart() throws {
