@@ -3,7 +3,7 @@ import SmartPollProtocol
 import Testing
 
 /// `every_from`: what `every` counts from, seen in the due times `task_started` announces.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct CadenceTests {
     /// The due times, in nanoseconds since the epoch, of the next `count` starts of each task.
     static func dues(_ events: EventStream, of tasks: [String], count: Int) throws -> [String: [Int64]] {

@@ -7,7 +7,7 @@ import Testing
 /// middle of a stream or a wait, never reading its replies, asking for more than fits in a
 /// buffer. Each time the supervisor stays up, bounded, and fair to everyone else. (Malformed and
 /// oversized lines, half-written lines and half-closed clients are in RobustnessTests.)
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct ClientFaultTests {
     @Test func theTwoHundredFiftySeventhClientGetsBusyAndTheOthersAreServed() throws {
         let supervisor = try SupervisorHarness(#"{"tasks": {"idle": {"command": ["true"]}}}"#)

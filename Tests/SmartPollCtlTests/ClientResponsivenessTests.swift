@@ -7,7 +7,7 @@ import Testing
 /// client reads, a pipeline of thousands of requests is taken a bounded share per turn, and a
 /// refused peer that writes before it reads still reads its refusal. Meanwhile `ping` is
 /// answered and task timeouts are enforced on time.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct ClientResponsivenessTests {
     /// Ten tasks with 1 MiB of random (so Base64) output each; `results` is 13 MiB.
     static let bigTasks = (0..<10).map {

@@ -3,7 +3,7 @@ import SmartPollProtocol
 import Testing
 
 /// Event hooks that run a command: DATA on stdin, directives on descriptor 3, inside the loop.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct CommandHookTests {
     static let configuration = """
         {"tasks": {

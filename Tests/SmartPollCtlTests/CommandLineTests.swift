@@ -4,7 +4,7 @@ import Testing
 
 /// smartpollctl's command line as people and scripts type it (issue 14): global options
 /// anywhere, local time or `--utc`, suggestions for typos, and the descriptor 3 hint.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct CommandLineTests {
     static let config = """
         {"tasks": {"echo": {"command": ["sh", "-c", "echo hello"]}}}

@@ -3,7 +3,7 @@ import SmartPollProtocol
 import Testing
 
 /// Each command of SPEC sections 5 and 6 against the real binaries, with its reply shape.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct CommandTests {
     static let basic = """
         {

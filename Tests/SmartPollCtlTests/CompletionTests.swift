@@ -4,7 +4,7 @@ import Testing
 /// The shell completions in contrib/completions: the bash one loaded into a real bash and asked
 /// for completions (task names from a live supervisor), and the zsh and fish ones read for the
 /// commands they offer, which must be those of `smartpollctl --help`.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct CompletionTests {
     static let bashFile = Repository.root + "/contrib/completions/smartpollctl.bash"
 

@@ -6,7 +6,7 @@ import Testing
 /// The configuration must be a regular file (SPEC section 7, issue 13 case 5): a FIFO, a
 /// folder or a device at its path is refused with the reason, at once, at start and on reload;
 /// it never blocks the supervisor in open(2).
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct ConfigurationKindTests {
     /// Replaces the file at `path` by a FIFO nobody writes to.
     private func plantFIFO(at path: String) throws {

@@ -9,7 +9,7 @@ import Testing
 ///
 /// Survivors are found by a marker unique to the test in their argv (`sleep 41.<random>`), read
 /// from /proc: a process that is a zombie or gone has no argv there.
-@Suite(.timeLimit(.minutes(2)), .enabled(if: Containment.cgroupsUsable, "needs root and a cgroup2 mount"))
+@Suite(.endToEnd, .enabled(if: Containment.cgroupsUsable, "needs root and a cgroup2 mount"))
 struct ContainmentTests {
     /// The modes the tests run in, each forced by configuration.
     static let modes = ["cgroup", "subreaper"]

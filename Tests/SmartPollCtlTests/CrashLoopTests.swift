@@ -5,7 +5,7 @@ import Testing
 
 /// The real supervisor killed with SIGKILL again and again, at random moments and in the
 /// middle of writing its state: it must always come back, with every result it acknowledged.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.endToEnd)
 struct CrashLoopTests {
     /// Run ids of `run --wait` replies, recorded by the thread that reads them.
     private final class Acknowledgements: @unchecked Sendable {

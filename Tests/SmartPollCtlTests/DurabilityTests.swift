@@ -5,7 +5,7 @@ import Testing
 
 /// `state_dir` end to end (SPEC section 7): what a restart or a crash of the real supervisor
 /// keeps, and what it does with a state it cannot write or read.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.endToEnd)
 struct DurabilityTests {
     private func statusRow(_ supervisor: SupervisorHarness, _ task: String) throws -> JSONObject {
         guard case .status(let status) = try supervisor.call(.status(tasks: [task])).body else {

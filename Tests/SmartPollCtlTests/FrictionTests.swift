@@ -3,7 +3,7 @@ import SmartPollProtocol
 import Testing
 
 /// What operators, scripts and workers tripped over (issue 14), each as they met it.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct FrictionTests {
     @Test func tasksGetAnAbsoluteSocketPathWhenTheSupervisorWasGivenARelativeOne() throws {
         // Relative to the supervisor's folder, where the harness starts it: the same file as

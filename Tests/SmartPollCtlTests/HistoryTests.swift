@@ -5,7 +5,7 @@ import Testing
 
 /// `history`: a task's last finished runs (task key `history`), newest first, kept in
 /// `state_dir` across restarts and crashes.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct HistoryTests {
     /// A line of 301 bytes: "a" then 150 two-byte characters, so that byte 256 is in the middle
     /// of a character.

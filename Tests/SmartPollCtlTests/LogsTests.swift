@@ -5,7 +5,7 @@ import Testing
 
 /// `logs`: a task's last stderr lines, kept in a bounded buffer (`log_lines`) that gets exactly
 /// the lines the rate-limited log gets, and `logs -f`, which then streams its new lines.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct LogsTests {
     static let configuration = """
         {"tasks": {

@@ -76,7 +76,7 @@ struct ManualSummary {
 }
 
 /// The man pages and `--help` describe the same commands and options, so that they cannot drift.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct ManualPageTests {
     /// The classic sections, in order (DESIGN.md), as far as each page has them.
     static let classicOrder = [

@@ -4,7 +4,7 @@ import Testing
 
 /// `pause` and `resume`: a paused task keeps its schedule but never starts, `run` is refused,
 /// `status` says so, watchers hear it, and a restart with `state_dir` keeps it paused.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct PauseTests {
     /// Reads events until `clock` has started `count` more times; returns how often `task`
     /// started meanwhile. The clock task is the test's timekeeper: no sleeps.

@@ -3,7 +3,7 @@ import SmartPollProtocol
 import Testing
 
 /// `reload` and SIGHUP against the real supervisor (SPEC section 5).
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct ReloadTests {
     private func row(_ supervisor: SupervisorHarness, _ task: String) throws -> TaskStatus {
         guard case .status(let status) = try supervisor.call(.status(tasks: [task])).body, let row = status.tasks.first

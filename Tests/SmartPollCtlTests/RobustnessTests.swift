@@ -5,7 +5,7 @@ import Testing
 
 /// End-to-end robustness (SPEC sections 5, 7 and 8): bad input, limits, many clients, signals,
 /// a second or stale supervisor, foreign users, output floods and what a task process sees.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct RobustnessTests {
     static let minimal = """
         {"tasks": {"idle": {"command": ["true"]}}}

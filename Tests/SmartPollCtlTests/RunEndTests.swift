@@ -4,7 +4,7 @@ import Testing
 
 /// How runs end, where the order of things matters: late results, hooks that cannot start,
 /// and the announcements a run's end makes.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct RunEndTests {
     @Test func aRunThatEndsAfterTheLoopStoppedLeavesNoResult() throws {
         let supervisor = try SupervisorHarness(

@@ -6,7 +6,7 @@ import Testing
 /// a symbolic link in the socket's place, and no shell between a task's argv and its program.
 /// Runs as root in CI; where root is needed, the non-root case asserts what a non-root
 /// supervisor does instead.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct SecurityTests {
     static let isRoot = getuid() == 0
 

@@ -4,7 +4,7 @@ import Testing
 
 /// The task semantics of SPEC section 3 with real child processes: directives, the built-in
 /// task hook, failure policies, timeouts and the loop's runs.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct SemanticsTests {
     private func started(_ event: Event, _ task: String) -> Bool {
         if case .taskStarted(let name, _, _, _, _) = event.kind { return name == task }

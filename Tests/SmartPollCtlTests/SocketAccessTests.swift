@@ -3,7 +3,7 @@ import Testing
 
 /// Who may use the control socket: the supervisor's user, root, and `socket_group` (CI runs as
 /// root, so other users are played with setpriv).
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct SocketAccessTests {
     private func ctlAs(_ uid: Int, gid: Int, _ socket: String, _ arguments: String...) throws -> CommandResult {
         try runCommand(

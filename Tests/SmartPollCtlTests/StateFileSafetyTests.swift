@@ -7,7 +7,7 @@ import Testing
 /// files that are not what they should be (issue 13, cases 5, 6 and 8): it never blocks on them,
 /// never follows them, refuses a shared folder at start, and never hands a run id out twice,
 /// even across a crash while its disk was full.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.endToEnd)
 struct StateFileSafetyTests {
     static let isRoot = getuid() == 0
 

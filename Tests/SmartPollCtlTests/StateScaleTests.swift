@@ -5,7 +5,7 @@ import Testing
 
 /// A `state_dir` with many tasks (issue 13, case 4): a state write costs what changed, so the
 /// loop stays responsive with 5,000 tasks, each with a 4 KiB stderr tail in its last run.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.endToEnd)
 struct StateScaleTests {
     static let taskCount = 5_000
 

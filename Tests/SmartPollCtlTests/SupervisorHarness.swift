@@ -4,6 +4,15 @@ import SmartPollProtocol
 import Testing
 
 /// The real binaries, side by side with the test bundle in the build folder.
+extension Trait where Self == TimeLimitTrait {
+    /// An end-to-end suite's time limit: it catches a hang, it is no speed test. Swift Testing
+    /// starts a test's clock when the test is scheduled, not when one of the cooperative pool's
+    /// threads (one a core) takes it up, so on CI's 2 cores a test's time includes its wait behind
+    /// the rest of the group (the group took 71 s there, and suites limited to a minute failed
+    /// though each of their tests took a second or two).
+    static var endToEnd: Self { .timeLimit(.minutes(5)) }
+}
+
 enum Binaries {
     static let folder: String = {
         var path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()

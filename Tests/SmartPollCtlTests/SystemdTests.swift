@@ -54,7 +54,7 @@ private func temporaryFolder() throws -> String {
 }
 
 /// systemd's notify protocol and socket activation, with this test in systemd's place.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct SystemdTests {
     @Test func readyArrivesWhenTheSocketAnswersThenReloadingAndStopping() throws {
         let folder = try temporaryFolder()

@@ -6,7 +6,7 @@ import Testing
 /// What a task can do wrong (SPEC sections 3 and 8), each with the outcome the supervisor must
 /// report, and the supervisor unharmed after it. (A hang past `timeout` with a grandchild, and
 /// a task that ignores SIGTERM until `kill_grace`, are in SemanticsTests.)
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct TaskFaultTests {
     private func lastRun(_ supervisor: SupervisorHarness, _ task: String) throws -> JSONObject {
         let reply = try json(try supervisor.ctl("--json", "status", task).output)

@@ -7,7 +7,7 @@ import Testing
 /// A task that floods the log, and a log whose destination does not read (SPEC section 3:
 /// every wake-up does bounded work, logging never blocks): the other tasks' timers and
 /// timeouts and the control socket stay responsive.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct TaskFloodTests {
     /// Pings the supervisor on fresh connections, one after the other, in a thread of its own,
     /// and keeps the slowest answer.

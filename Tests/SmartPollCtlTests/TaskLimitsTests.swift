@@ -4,7 +4,7 @@ import Testing
 
 /// The task keys `nice` and `rlimits` (issue 15, item 5), end to end: the real supervisor
 /// starts the real child with them, and a limit the kernel enforces shows in `status`.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct TaskLimitsTests {
     @Test func aTaskRunsWithItsNiceValueAndResourceLimits() throws {
         let supervisor = try SupervisorHarness(

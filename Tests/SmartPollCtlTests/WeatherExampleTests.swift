@@ -6,7 +6,7 @@ import Testing
 /// what the README says: its APIs reschedule themselves, and publish aggregates them only when
 /// an input changed. The intervals are shortened in the configuration so that a test takes a
 /// few seconds.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.endToEnd)
 struct WeatherExampleTests {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("contrib/examples/weather").path
