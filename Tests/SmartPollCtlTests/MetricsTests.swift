@@ -6,7 +6,7 @@ import Testing
 /// `metrics`: run counts by outcome after real runs, `smartpollctl metrics`, and the
 /// `metrics_listen` endpoint scraped over real HTTP by Python's urllib and parsed by
 /// prometheus_client's parser (contrib/metrics/scrape), on a thread of its own.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct MetricsTests {
     /// One task for each outcome: `good` succeeds, `bad` exits 3, `slow` outlives its timeout,
     /// `held` is cancelled.
