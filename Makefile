@@ -23,7 +23,7 @@ PLAIN_UNIT  := smartpoll-supervisor.service
 DEMO_SOCKET ?= /tmp/smartpoll-demo-$(shell id -u)/supervisor.sock
 
 .PHONY: all deps build release test lint lint-swift format fuzz fuzz-coverage fuzz-live sanitize bench bench-build \
-	bench-check bench-baseline demo install uninstall clean
+	bench-check bench-baseline demo demo-cluster install uninstall clean
 
 all: build
 
@@ -178,7 +178,7 @@ LINT_SWIFT ?= 1
 lint: deps $(if $(filter 1,$(LINT_SWIFT)),lint-swift)
 	mandoc -T lint -W warning $(MANPAGES)
 	bash -n contrib/completions/smartpollctl.bash
-	for script in contrib/bench/run contrib/bench/count; do bash -n "$$script" || exit 1; done
+	for script in contrib/bench/run contrib/bench/count contrib/examples/cluster/run; do bash -n "$$script" || exit 1; done
 	for script in contrib/bench/compare contrib/metrics/scrape; do \
 		python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$$script" || exit 1; \
 	done
@@ -250,6 +250,11 @@ bench-baseline: bench-build
 	{ echo "# Instructions (callgrind Ir) of make bench-check's fixed work, NAME<TAB>COUNT; see contrib/bench/count."; \
 	  echo "# Written by make bench-baseline: the commit that changes it says why."; \
 	  cat .build-bench/counts.tsv; } > $(BASELINE)
+
+# The weather example on a cluster (contrib/examples/cluster/run): a local 3-member etcd, three
+# supervisors, a failover after SIGKILL and a graceful handover; KEEP=1 leaves it running.
+demo-cluster: build
+	contrib/examples/cluster/run "$$($(SWIFT) build --show-bin-path)"
 
 # The weather example (contrib/examples/weather) in the foreground, from a clean state.
 demo: build

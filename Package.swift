@@ -57,6 +57,8 @@ let package = Package(
         // What the test targets, the fuzz targets and the bench share (a seeded generator); a plain
         // target because a test target cannot be depended on. No library product names it.
         .target(name: "SmartPollTestSupport", path: "Tests/SmartPollTestSupport"),
+        // A real etcd (Debian's etcd-server) for the tests of the cluster: one member or three.
+        .target(name: "SmartPollEtcdSupport", path: "Tests/SmartPollEtcdSupport"),
         .testTarget(name: "SmartPollTests", dependencies: ["SmartPoll", "SmartPollTestSupport"]),
         .testTarget(
             name: "SmartPollProtocolTests",
@@ -66,14 +68,15 @@ let package = Package(
         .testTarget(
             name: "SmartPollSupervisorTests",
             // The C module too, for pidfd_open on a grandchild.
-            dependencies: ["SmartPollSupervisor", "CSmartPollPosix"],
+            dependencies: ["SmartPollSupervisor", "CSmartPollPosix", "SmartPollEtcdSupport"],
             exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "SmartPollCtlTests",
             // End to end: the real binaries, driven through their command lines and the socket.
             dependencies: [
-                "SmartPollClient", "SmartPollProtocol", "SmartPollTestSupport", "smartpoll-supervisor", "smartpollctl",
+                "SmartPollClient", "SmartPollProtocol", "SmartPollTestSupport", "SmartPollEtcdSupport",
+                "smartpoll-supervisor", "smartpollctl",
             ]
         ),
     ],

@@ -20,7 +20,8 @@ static inline CURLMcode sp_curl_multi_set_callbacks(
 /// `connect_timeout_ms`.
 static inline CURLcode sp_curl_easy_prepare_post(
     CURL *easy, const char *url, const char *body, long body_length, struct curl_slist *headers,
-    long timeout_ms, long connect_timeout_ms, curl_write_callback write_function, void *user)
+    long timeout_ms, long connect_timeout_ms, curl_write_callback write_function, void *user,
+    curl_closesocket_callback close_function, void *close_user)
 {
     CURLcode code = curl_easy_setopt(easy, CURLOPT_URL, url);
     // The loop's thread only: no SIGALRM for name resolution timeouts, no SIGPIPE handler swap.
@@ -35,6 +36,9 @@ static inline CURLcode sp_curl_easy_prepare_post(
     if (code == CURLE_OK) code = curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_function);
     if (code == CURLE_OK) code = curl_easy_setopt(easy, CURLOPT_WRITEDATA, user);
     if (code == CURLE_OK) code = curl_easy_setopt(easy, CURLOPT_PRIVATE, user);
+    // A connection keeps the close function of the handle that opened it.
+    if (code == CURLE_OK) code = curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_function);
+    if (code == CURLE_OK) code = curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, close_user);
     return code;
 }
 

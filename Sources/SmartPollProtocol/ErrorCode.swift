@@ -18,6 +18,9 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case notRunning = "not_running"
     /// The task is paused: `run` cannot start it (resume it first).
     case paused = "paused"
+    /// A standby member of a cluster refuses a command that changes the loop's state; the
+    /// message (and the error's `leader`) names the leader.
+    case notLeader = "not_leader"
     /// A line or a value exceeds a limit.
     case tooLarge = "too_large"
     /// The peer is not allowed to talk to the supervisor.

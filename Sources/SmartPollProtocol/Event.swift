@@ -16,6 +16,7 @@
 /// | `task_resumed` | `task` |
 /// | `task_log` | `task`, `run`, `line` (one stderr line of the run, without its newline; only to `logs` with `follow`) |
 /// | `config_reloaded` | `added`, `changed`, `removed` (arrays of task names) |
+/// | `leader_changed` | `leader` (the leading member's node, or null), `role` (`"leader"` or `"standby"`: this member's) |
 ///
 /// Decoding ignores keys it does not know (events may gain keys).
 public struct Event: Sendable, Hashable {
@@ -48,6 +49,8 @@ public struct Event: Sendable, Hashable {
         case taskLog(task: String, run: Int, line: String)
         /// The tasks the new configuration added, changed and removed, each sorted.
         case configReloaded(added: [String], changed: [String], removed: [String])
+        /// A member of a cluster learnt of a new leader (nil: none known), or its own role changed.
+        case leaderChanged(leader: String?, role: ClusterStatus.Role)
     }
 
     /// The `event` values.
@@ -64,6 +67,7 @@ public struct Event: Sendable, Hashable {
         case taskPaused = "task_paused"
         case taskResumed = "task_resumed"
         case taskLog = "task_log"
+        case leaderChanged = "leader_changed"
     }
 
     public init(time: Timestamp, kind: Kind) {
@@ -86,6 +90,7 @@ public struct Event: Sendable, Hashable {
         case .taskPaused: return .taskPaused
         case .taskResumed: return .taskResumed
         case .taskLog: return .taskLog
+        case .leaderChanged: return .leaderChanged
         }
     }
 
@@ -96,7 +101,7 @@ public struct Event: Sendable, Hashable {
             .taskFinished(let task, _, _, _, _, _, _, _, _), .taskPaused(let task), .taskResumed(let task),
             .taskLog(let task, _, _):
             return task
-        case .loopStarted, .loopStopped, .loopFailed, .hookRan, .configReloaded:
+        case .loopStarted, .loopStopped, .loopFailed, .hookRan, .configReloaded, .leaderChanged:
             return nil
         }
     }
@@ -188,6 +193,11 @@ public struct Event: Sendable, Hashable {
             writer.int(run)
             writer.key("line")
             writer.string(line)
+        case .leaderChanged(let leader, let role):
+            writer.key("leader")
+            writer.string(leader)
+            writer.key("role")
+            writer.string(role.rawValue)
         }
         writer.endObject()
     }
@@ -241,6 +251,13 @@ public struct Event: Sendable, Hashable {
         case .taskLog:
             kind = .taskLog(
                 task: try reader.string("task"), run: try reader.int("run"), line: try reader.string("line"))
+        case .leaderChanged:
+            let roleText = try reader.string("role")
+            guard let role = ClusterStatus.Role(rawValue: roleText) else {
+                throw ProtocolError.badRequest("unknown role \(JSONValue.string(roleText).shortDescription)")
+                    .inField(reader.fieldName("role"))
+            }
+            kind = .leaderChanged(leader: try reader.optionalString("leader"), role: role)
         case .configReloaded:
             kind = .configReloaded(
                 added: try reader.optionalStringArray("added") ?? [],

@@ -4,6 +4,8 @@ public struct LoopStatus: Sendable, Hashable {
     /// The loop's states on the wire.
     public enum State: String, Sendable, Hashable, CaseIterable {
         case running, starting, stopped, failed
+        /// A standby member of a cluster (SPEC section 9): another member leads and runs the loop.
+        case standby
     }
 
     public var state: State

@@ -10,10 +10,20 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
     public var code: ErrorCode
     /// A human-readable sentence, without a trailing newline.
     public var message: String
+    /// With ``ErrorCode/notLeader``: the leading member's node name, when one is known (written
+    /// as the error object's `leader`).
+    public var leader: String?
 
     public init(_ code: ErrorCode, _ message: String) {
         self.code = code
         self.message = message
+    }
+
+    /// `not_leader`: a standby refuses a command that changes the loop's state.
+    public static func notLeader(_ message: String, leader: String?) -> ProtocolError {
+        var error = ProtocolError(.notLeader, message)
+        error.leader = leader
+        return error
     }
 
     public init(code: ErrorCode, message: String) {

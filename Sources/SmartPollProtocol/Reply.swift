@@ -122,6 +122,10 @@ public struct Reply: Sendable, Hashable {
             writer.string(error.code.rawValue)
             writer.key("message")
             writer.string(error.message)
+            if let leader = error.leader {
+                writer.key("leader")
+                writer.string(leader)
+            }
             writer.endObject()
         case .ping(let ping):
             ping.writeMembers(to: &writer)
@@ -193,7 +197,9 @@ public struct Reply: Sendable, Hashable {
                         ProtocolError(
                             .internal, "(error code \(JSONValue.string(codeText).shortDescription)) \(message)")))
             }
-            return Reply(id: id, body: .failure(ProtocolError(code, message)))
+            var failure = ProtocolError(code, message)
+            failure.leader = try error.optionalString("leader")
+            return Reply(id: id, body: .failure(failure))
         }
         let body: Body
         switch command {

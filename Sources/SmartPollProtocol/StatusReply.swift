@@ -1,5 +1,5 @@
 /// The reply to `status`:
-/// `{"id":..,"ok":true,"loop":{...},"tasks":[...],"state_file":{...},"containment":{...},"hooks":[...]}`.
+/// `{"id":..,"ok":true,"loop":{...},"tasks":[...],"state_file":{...},"containment":{...},"hooks":[...],"cluster":{...}}`.
 public struct StatusReply: Sendable, Hashable {
     public var loop: LoopStatus
     /// The tasks asked for (all of them by default), in the supervisor's order.
@@ -10,12 +10,15 @@ public struct StatusReply: Sendable, Hashable {
     public var containment: ContainmentStatus?
     /// The command hook running and those waiting their turn, in order.
     public var hooks: [HookRunStatus]
+    /// This member's part in its cluster; `nil` (the member left out) without `cluster`.
+    public var cluster: ClusterStatus?
 
     public init(
         loop: LoopStatus, tasks: [TaskStatus], stateFile: StateFileStatus? = nil,
-        containment: ContainmentStatus? = nil, hooks: [HookRunStatus] = []
+        containment: ContainmentStatus? = nil, hooks: [HookRunStatus] = [], cluster: ClusterStatus? = nil
     ) {
         self.hooks = hooks
+        self.cluster = cluster
         self.loop = loop
         self.tasks = tasks
         self.stateFile = stateFile
@@ -49,6 +52,10 @@ public struct StatusReply: Sendable, Hashable {
         writer.beginArray()
         for hook in hooks { hook.write(to: &writer) }
         writer.endArray()
+        if let cluster {
+            writer.key("cluster")
+            cluster.write(to: &writer)
+        }
     }
 
     static func decode(_ reader: ObjectReader) throws(ProtocolError) -> StatusReply {
@@ -87,6 +94,10 @@ public struct StatusReply: Sendable, Hashable {
                 hooks.append(try HookRunStatus.decode(ObjectReader(object, path: "hooks[\(index)].")))
             }
         }
-        return StatusReply(loop: loop, tasks: tasks, stateFile: stateFile, containment: containment, hooks: hooks)
+        let cluster = try reader.optionalObject("cluster").map { (reader) throws(ProtocolError) in
+            try ClusterStatus.decode(reader)
+        }
+        return StatusReply(
+            loop: loop, tasks: tasks, stateFile: stateFile, containment: containment, hooks: hooks, cluster: cluster)
     }
 }

@@ -106,6 +106,9 @@ final class CurlMultiDriver {
         // No callback into a half-deinitialised driver while curl closes its connections.
         _ = sp_curl_multi_set_callbacks(multi, nil, nil, nil)
         for registration in sockets.values { loop.deregister(registration) }
+        // curl_multi_cleanup closes the cached connections through closeFunction: nothing is left
+        // to deregister then.
+        sockets = [:]
         if let timer { loop.cancel(timer) }
         curl_multi_cleanup(multi)
         curl_slist_free_all(headers)
@@ -141,7 +144,8 @@ final class CurlMultiDriver {
             bytes.withMemoryRebound(to: CChar.self) { text in
                 sp_curl_easy_prepare_post(
                     easy, url, text.baseAddress, body.count, headers, timeoutMilliseconds, connectLimit,
-                    CurlMultiDriver.writeFunction, user)
+                    CurlMultiDriver.writeFunction, user, CurlMultiDriver.closeFunction,
+                    Unmanaged.passUnretained(self).toOpaque())
             }
         }
         guard prepared == CURLE_OK else {
@@ -204,6 +208,14 @@ final class CurlMultiDriver {
         return 0
     }
 
+    /// curl closes a socket: it leaves the loop first. curl says `CURL_POLL_REMOVE` before it
+    /// closes a socket only while the closing handle is in the multi handle; a connection closed
+    /// from its cache may come after (or not at all), when the descriptor is closed or reused.
+    private static let closeFunction: curl_closesocket_callback = { user, socket in
+        if let user { Unmanaged<CurlMultiDriver>.fromOpaque(user).takeUnretainedValue().socketClosing(socket) }
+        return close(socket)
+    }
+
     private static let writeFunction: curl_write_callback = { data, size, count, user in
         let length = size * count
         guard let user, let data else { return length }
@@ -214,6 +226,10 @@ final class CurlMultiDriver {
             transfer.received.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
         }
         return length
+    }
+
+    private func socketClosing(_ socket: Int32) {
+        if let registration = sockets.removeValue(forKey: socket) { loop.deregister(registration) }
     }
 
     private func socketChanged(_ socket: Int32, _ what: Int32) {

@@ -37,6 +37,9 @@ struct RunLifecycle: Sendable {
         case stopped
         /// A reload removed the task: the run is ended as if cancelled.
         case removed
+        /// The supervisor lost its cluster's leadership (SPEC section 9): the run is killed at
+        /// once (SIGKILL to every process of the run, no grace), as the loop's end stops it.
+        case fenced
     }
 
     enum State: Hashable, Sendable {
@@ -100,7 +103,16 @@ struct RunLifecycle: Sendable {
     /// is still recorded: a `cancel` during a timeout's grace makes the run cancelled too).
     mutating func terminate(_ cause: Cause) -> [Action] {
         guard !hasExited else { return [] }
-        if cause != .stopped { cancelled = true } else { stopped = true }
+        switch cause {
+        case .stopped, .fenced: stopped = true
+        case .cancelled, .removed: cancelled = true
+        }
+        if cause == .fenced {
+            // The fence is hard: a run already in its grace is killed now too.
+            guard state == .running || state == .terminating else { return [] }
+            state = .killed
+            return [.signal(SIGKILL)]
+        }
         guard state == .running else { return [] }
         return beginTeardown()
     }

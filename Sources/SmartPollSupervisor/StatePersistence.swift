@@ -13,7 +13,15 @@ import SmartPollProtocol
 /// - Complexity: a change is O(1) (its task joins ``dirtyTasks``); a write costs the loop
 ///   O(changed tasks).
 final class StatePersistence {
-    let store: StateStore
+    /// The files of `state_dir`; nil for a member of a cluster, whose state is in etcd.
+    let store: StateStore?
+    /// Where the state is kept, for `status` and the log: the state file, or `etcd:PREFIX`.
+    let location: String
+    /// A cluster member's store in etcd (SPEC section 9); nil with `state_dir`.
+    let etcd: EtcdStateStore?
+    /// The member leads and has loaded the state from etcd: writes go to etcd, guarded by its
+    /// leadership. False while it is standby (it writes nothing).
+    var etcdActive = false
     /// The least time between two writes caused by runs.
     static let interval: Duration = .milliseconds(100)
     static let longestRetryDelay: Duration = .seconds(30)
@@ -52,7 +60,10 @@ final class StatePersistence {
     var lastWriteStarted: Int64 = .min / 2
     /// Replies waiting until what they acknowledge is on disk: until the write numbered
     /// `number` is durable.
-    var waiters: [(number: Int, action: () -> Void)] = []
+    /// The action gets nil once the change is durable (or while writes fail: it is not held
+    /// back), or the error to answer with instead: a cluster member that lost its leadership
+    /// before etcd held the change.
+    var waiters: [(number: Int, action: (ProtocolError?) -> Void)] = []
     /// The last successful write.
     var saved: Timestamp?
     /// Why writes fail, while they do; and since when.
@@ -72,12 +83,23 @@ final class StatePersistence {
 
     init(store: StateStore) {
         self.store = store
+        location = store.statePath
+        etcd = nil
     }
+
+    init(etcd: EtcdStateStore, location: String) {
+        store = nil
+        self.location = location
+        self.etcd = etcd
+    }
+
+    /// Whether a write can be handed on now: to the writer thread, or to etcd while leading.
+    var acceptsWrites: Bool { writer != nil || etcdActive }
 
     /// Something changed that no write handed to the writer holds yet.
     var isDirty: Bool { allDirty || !dirtyTasks.isEmpty || pendingRunIDMark != nil || !historyAppends.isEmpty }
 
     var status: StateFileStatus {
-        StateFileStatus(path: store.statePath, saved: saved, error: error, failingSince: failingSince)
+        StateFileStatus(path: location, saved: saved, error: error, failingSince: failingSince)
     }
 }

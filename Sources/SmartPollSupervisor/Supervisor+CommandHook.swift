@@ -33,12 +33,13 @@ extension Supervisor {
     private func launchHook(_ emit: CommandHookQueue.Emit) {
         let runID = takeRunID()
         let hook = emit.hook
-        let environment = childEnvironment(
-            hook.environment,
-            [
-                "SMARTPOLL_HOOK": emit.name, "SMARTPOLL_RUN": "\(runID)", "SMARTPOLL_SOCKET": socketPath,
-                "SMARTPOLL_HOOK_FD": "3",
-            ])
+        var variables = [
+            "SMARTPOLL_HOOK": emit.name, "SMARTPOLL_RUN": "\(runID)", "SMARTPOLL_SOCKET": socketPath,
+            "SMARTPOLL_HOOK_FD": "3",
+        ]
+        if let fence = member?.fence { variables["SMARTPOLL_FENCE"] = "\(fence)" }
+        var environment = childEnvironment(hook.environment, variables)
+        if member?.fence == nil { environment.removeAll { $0.hasPrefix("SMARTPOLL_FENCE=") } }
         let specification = TaskRun.Specification(
             owner: .hook(name: emit.name), runID: runID, generation: generation, due: loop.now,
             command: SpawnRequest(

@@ -16,6 +16,8 @@ extension Supervisor {
                 + "try again once it runs (smartpollctl start --wait returns then)"
         case .stopped:
             return "the loop is stopped; start it with smartpollctl start"
+        case .standby:
+            return "this member is a standby of its cluster: the leader runs the loop"
         case .failed:
             let error = "the loop is failed (\(loopStatus.error ?? ""))"
             if let restartAt = loopStatus.restartAt {
@@ -30,10 +32,27 @@ extension Supervisor {
     func handle(
         _ request: Request, from client: ClientConnection, respond: @escaping (ControlServer.Response) -> Void
     ) {
+        if isClusterStandby {
+            if Supervisor.changesLoopState(request.command) {
+                return respond(.reply(Reply(to: request, body: .failure(notLeaderRefusal()))))
+            }
+            if Supervisor.readsSharedState(request.command) {
+                return readSharedState { [unowned self] error in
+                    if let error { return respond(.reply(Reply(to: request, body: .failure(error)))) }
+                    self.handleLocally(request, from: client, respond: respond)
+                }
+            }
+        }
+        handleLocally(request, from: client, respond: respond)
+    }
+
+    private func handleLocally(
+        _ request: Request, from client: ClientConnection, respond: @escaping (ControlServer.Response) -> Void
+    ) {
         let reply: (Reply.Body) -> Void = { body in respond(.reply(Reply(to: request, body: body))) }
         // A reply that acknowledges a change waits until the state file holds it.
         let durableReply: (Reply.Body) -> Void = { [unowned self] body in
-            self.whenDurable(urgent: true) { reply(body) }
+            self.whenDurable(urgent: true) { error in reply(error.map { .failure($0) } ?? body) }
         }
         func failure(_ code: ErrorCode, _ message: String) { reply(.failure(ProtocolError(code, message))) }
         func taskID(_ name: String) -> TaskID? {
@@ -204,9 +223,13 @@ extension Supervisor {
             var ready = false
             if case .ready = schedule { ready = true }
             let run = tasks[index].current
+            // A standby shows when the leader had the task due, as etcd holds it.
+            let next =
+                policy.machine.next(task).map(wall)
+                ?? (isClusterStandby ? persistence?.restoredSchedules[names[index]]?.next : nil)
             return TaskStatus(
-                name: names[index], scheduled: schedule != .none, ready: ready,
-                next: policy.machine.next(task).map(wall),
+                name: names[index], scheduled: schedule != .none || next != nil, ready: ready,
+                next: next,
                 running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
                 runs: tasks[index].runs, failures: tasks[index].failures, cancelled: tasks[index].cancelled,
                 paused: policy.isPaused(task), last: tasks[index].last)
@@ -214,7 +237,7 @@ extension Supervisor {
         return StatusReply(
             loop: loopStatus, tasks: rows, stateFile: persistence?.status,
             containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path),
-            hooks: hookStatus())
+            hooks: hookStatus(), cluster: clusterStatus)
     }
 
     /// The task's `logs` buffer, made at first use and again (keeping its last lines) when

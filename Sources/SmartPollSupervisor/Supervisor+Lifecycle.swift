@@ -46,12 +46,17 @@ extension Supervisor {
             }
         }
         startContainment()
-        try restoreState()
+        if let cluster = configuration.cluster {
+            try startCluster(cluster)
+        } else {
+            try restoreState()
+        }
         log.write(
             .info, "listening",
             [("socket", socketPath), ("pid", "\(getpid())"), ("tasks", "\(names.count)")]
                 + (activatedListener == nil ? [] : [("activated", "systemd")]))
-        requestStart()
+        // A member of a cluster starts the loop once elected.
+        if member == nil { requestStart() }
         // The socket accepts (connections queue until the loop runs): systemd may start the
         // units that need the supervisor.
         notifySystemd(["READY=1", "STATUS=" + statusSummary])
@@ -77,6 +82,7 @@ extension Supervisor {
         // Reached again when a run that ended while a command hook ran is accounted for.
         guard !hasShutDown else { return }
         hasShutDown = true
+        if member != nil { return leaveCluster() }
         finalStateWrite()
         server.shutdown()
         loop.stop()

@@ -20,8 +20,7 @@ extension Supervisor {
     ///   A state directory someone else could write is refused (``StateStore/checkOwnership(userID:)``).
     ///   Then the first block of run ids is reserved, durably, and the writer thread starts.
     func restoreState() throws(SupervisorError) {
-        guard let persistence else { return }
-        let store = persistence.store
+        guard let persistence, let store = persistence.store else { return }
         try store.checkOwnership()
         // A directory that cannot be made or opened now may still hold a state (its results
         // folder unreadable, say): starting without it would later write a state that forgets
@@ -32,36 +31,7 @@ extension Supervisor {
         for note in loaded.notes { log.write(note.level, "state: \(note.message)") }
         store.openJournal()
         guard let state = loaded.state else { return try startStateWriter(reservingAbove: 0) }
-        // The mark is the highest id that may have been handed out: start above it.
-        nextRunID = max(nextRunID, state.lastRunID)
-        persistence.durableRunIDMark = state.lastRunID
-        var results = 0
-        for (name, saved) in state.tasks.sorted(by: { $0.key < $1.key }) {
-            guard let index = task(named: name).map({ Int($0.index) }) else {
-                log.write(
-                    .warning, "state: task \(name) is no longer in the configuration; its saved state is dropped",
-                    [("task", name)])
-                persistence.allDirty = true
-                continue
-            }
-            tasks[index].runs = saved.runs
-            tasks[index].failures = saved.failures
-            tasks[index].cancelled = saved.cancelled
-            policy.restore(consecutiveFailures: saved.consecutiveFailures, of: TaskID(index))
-            if saved.paused { policy.pause(TaskID(index)) }
-            tasks[index].last = saved.last
-            if var history = state.histories[name] {
-                history.trim(to: policy.configurations[index].history)
-                tasks[index].history = history
-            }
-            if let result = saved.result {
-                tasks[index].result = result
-                results += 1
-            }
-            if let next = saved.next {
-                persistence.restoredSchedules[name] = (next, saved.interruptedRun)
-            }
-        }
+        let results = restore(state, everyTask: false)
         log.write(
             .info, "state restored",
             [
@@ -72,10 +42,52 @@ extension Supervisor {
         try startStateWriter(reservingAbove: nextRunID)
     }
 
+    /// Puts a saved state in place: counters, last runs, results, retry state, pauses and
+    /// histories at once; schedules as ``StatePersistence/restoredSchedules`` for the loop's
+    /// next run. `everyTask`: a task the state does not hold starts afresh (a cluster member
+    /// that loads the state again over what it held before). Returns the number of results.
+    @discardableResult
+    func restore(_ state: SavedState, everyTask: Bool) -> Int {
+        guard let persistence else { return 0 }
+        // The mark is the highest id that may have been handed out: start above it.
+        nextRunID = max(nextRunID, state.lastRunID)
+        persistence.durableRunIDMark = max(persistence.durableRunIDMark, state.lastRunID)
+        persistence.restoredSchedules = [:]
+        for name in state.tasks.keys.sorted() where task(named: name) == nil {
+            log.write(
+                .warning, "state: task \(name) is no longer in the configuration; its saved state is dropped",
+                [("task", name)])
+            persistence.allDirty = true
+        }
+        var results = 0
+        for index in names.indices {
+            let name = names[index]
+            guard let saved = state.tasks[name] ?? (everyTask ? SavedTask() : nil) else { continue }
+            tasks[index].runs = saved.runs
+            tasks[index].failures = saved.failures
+            tasks[index].cancelled = saved.cancelled
+            policy.restore(consecutiveFailures: saved.consecutiveFailures, of: TaskID(index))
+            if saved.paused { policy.pause(TaskID(index)) } else { policy.resume(TaskID(index)) }
+            tasks[index].last = saved.last
+            if var history = state.histories[name] {
+                history.trim(to: policy.configurations[index].history)
+                tasks[index].history = history
+            } else if everyTask {
+                tasks[index].history = RunHistory(capacity: 0)
+            }
+            tasks[index].result = saved.result
+            if saved.result != nil { results += 1 }
+            if let next = saved.next {
+                persistence.restoredSchedules[name] = (next, saved.interruptedRun)
+            }
+        }
+        return results
+    }
+
     /// Reserves the first block of run ids durably, on the loop's thread (it is not serving
     /// yet), then hands the files to the writer thread.
     private func startStateWriter(reservingAbove run: Int) throws(SupervisorError) {
-        guard let persistence else { return }
+        guard let persistence, let store = persistence.store else { return }
         let mark = run + StatePersistence.runIDBlock
         persistence.requestedRunIDMark = mark
         if persistence.failure == nil {
@@ -87,7 +99,7 @@ extension Supervisor {
         } else {
             persistence.pendingRunIDMark = mark
         }
-        persistence.writer = try StateWriter(store: persistence.store, loop: loop, pid: getpid()) {
+        persistence.writer = try StateWriter(store: store, loop: loop, pid: getpid()) {
             [unowned self] completion in self.stateWritten(completion)
         }
         if persistence.isDirty { scheduleSave(urgent: false) }
@@ -215,20 +227,21 @@ extension Supervisor {
     /// Calls `action` once the state file holds every change made so far (at once without a
     /// `state_dir`, when nothing is pending, or while writes fail). `urgent`: write at the end
     /// of this turn of the loop instead of waiting for the coalescing interval.
-    func whenDurable(urgent: Bool, _ action: @escaping () -> Void) {
-        guard let persistence, persistence.error == nil else { return action() }
+    func whenDurable(urgent: Bool, _ action: @escaping (ProtocolError?) -> Void) {
+        guard let persistence, persistence.error == nil, persistence.acceptsWrites || persistence.store != nil
+        else { return action(nil) }
         if persistence.isDirty {
             persistence.waiters.append((persistence.lastNumber + 1, action))
             scheduleSave(urgent: urgent)
         } else if let inFlight = persistence.inFlight {
             persistence.waiters.append((inFlight.number, action))
         } else {
-            action()
+            action(nil)
         }
     }
 
-    private func scheduleSave(urgent: Bool) {
-        guard let persistence, persistence.writer != nil else { return }
+    func scheduleSave(urgent: Bool) {
+        guard let persistence, persistence.acceptsWrites else { return }
         let current = loop.now
         var target =
             urgent ? current : max(current, persistence.lastWriteStarted + StatePersistence.interval.nanosecondsClamped)
@@ -275,24 +288,30 @@ extension Supervisor {
         persistence.dirtyTasks = []
         persistence.allDirty = false
         persistence.pendingRunIDMark = nil
-        if let writer = persistence.writer { writer.submit(job) } else { writeNow(job) }
+        if let writer = persistence.writer {
+            writer.submit(job)
+        } else if persistence.etcd != nil {
+            writeToEtcd(job)
+        } else {
+            writeNow(job)
+        }
     }
 
     /// Does `job` on the loop's thread: before the writer starts and after it stopped.
     private func writeNow(_ job: StateWriter.Job) {
-        guard let persistence else { return }
+        guard let persistence, let store = persistence.store else { return }
         var failure: SupervisorError?
         do {
-            try persistence.store.write(job.changes, pid: getpid())
+            try store.write(job.changes, pid: getpid())
         } catch {
             failure = error
         }
-        stateWritten(StateWriter.Completion(number: job.number, failure: failure, notes: persistence.store.takeNotes()))
+        stateWritten(StateWriter.Completion(number: job.number, failure: failure, notes: store.takeNotes()))
     }
 
     /// A write ended: answers whoever waited for it (success or not), and hands over what
     /// changed meanwhile.
-    private func stateWritten(_ completion: StateWriter.Completion) {
+    func stateWritten(_ completion: StateWriter.Completion) {
         guard let persistence, let inFlight = persistence.inFlight, inFlight.number == completion.number else { return }
         persistence.inFlight = nil
         defer { persistence.inFlightHistory = [] }
@@ -310,12 +329,12 @@ extension Supervisor {
             // Replies are not held back while writes fail: they could wait forever.
             let waiters = persistence.waiters
             persistence.waiters = []
-            for waiter in waiters { waiter.action() }
+            for waiter in waiters { waiter.action(nil) }
         } else {
             if let failingSince = persistence.failingSince {
                 log.write(
                     .info, "state: saved again after failing since \(failingSince.formatted())",
-                    [("file", persistence.store.statePath)])
+                    [("file", persistence.location)])
             }
             let recovered = persistence.error != nil
             if let mark = inFlight.runIDMark {
@@ -328,8 +347,8 @@ extension Supervisor {
             persistence.retryAt = nil
             persistence.retryDelay = .seconds(1)
             if recovered { notifyStatus() }
-            var remaining: [(number: Int, action: () -> Void)] = []
-            var answered: [() -> Void] = []
+            var remaining: [(number: Int, action: (ProtocolError?) -> Void)] = []
+            var answered: [(ProtocolError?) -> Void] = []
             for waiter in persistence.waiters {
                 if waiter.number <= completion.number {
                     answered.append(waiter.action)
@@ -338,15 +357,18 @@ extension Supervisor {
                 }
             }
             persistence.waiters = remaining
-            for action in answered { action() }
+            for action in answered { action(nil) }
         }
-        if persistence.isDirty && !isShuttingDown { scheduleSave(urgent: !persistence.waiters.isEmpty) }
+        // At shutdown the files are written once more on the loop's thread; etcd is written on
+        // while someone waits for it (the leader resigns after that).
+        let goesOn = !isShuttingDown || (persistence.store == nil && !persistence.waiters.isEmpty)
+        if persistence.isDirty && goesOn { scheduleSave(urgent: !persistence.waiters.isEmpty) }
     }
 
     /// At shutdown: waits for the write in flight, stops the writer thread, and writes what is
     /// left on the loop's thread (it serves no more).
     func finalStateWrite() {
-        guard let persistence else { return }
+        guard let persistence, persistence.store != nil else { return }
         if let timer = persistence.timer {
             loop.cancel(timer)
             persistence.timer = nil

@@ -46,6 +46,7 @@ extension Supervisor {
         if old.socketMode != new.socketMode { restartNeeded.append("socket_mode") }
         if old.socketGroup != new.socketGroup { restartNeeded.append("socket_group") }
         if old.stateDirectory != new.stateDirectory { restartNeeded.append("state_dir") }
+        if old.cluster != new.cluster { restartNeeded.append("cluster") }
         if old.containment != new.containment { restartNeeded.append("containment") }
         if old.cgroupRoot != new.cgroupRoot { restartNeeded.append("cgroup_root") }
         if old.metricsListen != new.metricsListen { restartNeeded.append("metrics_listen") }

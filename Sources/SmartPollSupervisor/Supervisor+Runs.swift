@@ -14,6 +14,7 @@ extension Supervisor {
         var command = SpawnRequest(arguments: configuration.command, workingDirectory: configuration.workingDirectory)
         command.prepared = preparedCommand(index, configuration)
         command.preparedExtras = ["SMARTPOLL_RUN=\(runID)"]
+        if let fence = member?.fence { command.preparedExtras.append("SMARTPOLL_FENCE=\(fence)") }
         command.credentials = configuration.credentials
         command.nice = configuration.nice
         command.resourceLimits = configuration.resourceLimits
@@ -66,7 +67,8 @@ extension Supervisor {
             [
                 "SMARTPOLL_TASK": names[index], "SMARTPOLL_SOCKET": socketPath, "SMARTPOLL_HOOK_FD": "3",
             ])
-        environment.removeAll { $0.hasPrefix("SMARTPOLL_RUN=") }
+        // Per run (preparedExtras); a task's `env` cannot forge them.
+        environment.removeAll { $0.hasPrefix("SMARTPOLL_RUN=") || $0.hasPrefix("SMARTPOLL_FENCE=") }
         let prepared = PreparedCommand(arguments: configuration.command, environment: environment)
         tasks[index].prepared = prepared
         return prepared
@@ -273,7 +275,9 @@ extension Supervisor {
             timedOut: last.timedOut, succeeded: last.succeeded, cancelled: cancelled, error: last.error,
             stderrTail: last.stderrTail, output: end.output ?? [], truncated: end.truncated)
         let waiters = end.waiters
-        let reply = { for waiter in waiters { waiter(.runFinished(outcome)) } }
-        if durable { whenDurable(urgent: false, reply) } else { reply() }
+        let reply = { (error: ProtocolError?) in
+            for waiter in waiters { waiter(error.map { .failure($0) } ?? .runFinished(outcome)) }
+        }
+        if durable { whenDurable(urgent: false, reply) } else { reply(nil) }
     }
 }

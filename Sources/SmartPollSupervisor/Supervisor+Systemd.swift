@@ -28,6 +28,11 @@ extension Supervisor {
     /// `loop running; 4 tasks, 1 running; 120 runs, 2 failed; state saved`.
     var statusSummary: String {
         var text = "loop \(loopStatus.state.rawValue)"
+        if let cluster = clusterStatus {
+            text =
+                cluster.role == .leader
+                ? "cluster leader; " + text : "cluster standby, leader \(cluster.leader ?? "unknown"); " + text
+        }
         if loopStatus.state == .failed, let error = loopStatus.error { text += " (\(error))" }
         let running = tasks.reduce(0) { $0 + ($1.current == nil ? 0 : 1) }
         let runs = tasks.reduce(0) { $0 + $1.runs }

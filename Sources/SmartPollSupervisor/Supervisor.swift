@@ -26,8 +26,16 @@ final class Supervisor {
     var tasks: [TaskRuntime]
     /// Runs of tasks a reload removed: ending (their teardown), tracked until reaped.
     var detachedRuns: [TaskRun] = []
-    /// The `state_dir` machinery; nil without one.
-    let persistence: StatePersistence?
+    /// The `state_dir` machinery, or a cluster member's state in etcd; nil without either.
+    var persistence: StatePersistence?
+    /// This supervisor's part in a cluster (top-level `cluster`); nil without one.
+    var member: ClusterMember?
+    /// Grows at each election and stand-down: etcd completions of an earlier term are ignored.
+    var clusterTerm = 0
+    /// Elected, and loading the state from etcd: the loop starts once it is in place.
+    var clusterLoading = false
+    /// A standby's reads waiting for the state it is loading from etcd.
+    var standbyReads: [(ProtocolError?) -> Void]?
     /// systemd's notify socket (`NOTIFY_SOCKET`), if any.
     let notifier: SystemdNotifier
     var lastStatusNotification: Int64 = .min
@@ -270,7 +278,7 @@ final class Supervisor {
         guard isQuiescent else { return }
         for waiter in stopWaiters { waiter(.ok) }
         stopWaiters = []
-        if loopStatus.state == .starting { beginRun() }
+        if loopStatus.state == .starting && !clusterLoading { beginRun() }
         if isShuttingDown { finishShutdown() }
     }
 
@@ -338,7 +346,7 @@ final class Supervisor {
 
     /// After any change: starts what is due and ready, and re-arms the one timer.
     func pump() {
-        guard loopStatus.state == .running else { return }
+        guard loopStatus.state == .running, holdsClusterLeadership() else { return }
         let now = self.now
         while true {
             switch policy.advance(now: now) {

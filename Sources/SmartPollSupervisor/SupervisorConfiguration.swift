@@ -45,6 +45,8 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     /// Where the metrics endpoint serves `GET /metrics` over HTTP (`metrics_listen`); nil: no
     /// endpoint (the `metrics` command answers all the same).
     public var metricsListen: MetricsListenAddress?
+    /// Top-level `cluster`: this supervisor is one member of an active/standby cluster on etcd.
+    public var cluster: Cluster?
 
     /// `"restart": {"after": "10s", "max": "5m"}`.
     public struct Restart: Sendable, Hashable {
@@ -65,7 +67,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     static let topLevelKeys = [
         "socket", "socket_mode", "socket_group", "state_dir", "max_running", "max_line_bytes",
         "max_connections", "max_directives", "send_timeout", "containment", "cgroup_root", "restart", "tasks", "hooks",
-        "metrics_listen",
+        "metrics_listen", "cluster",
     ]
     static let restartKeys = ["after", "max"]
     static let taskKeys = [
@@ -213,6 +215,14 @@ public struct SupervisorConfiguration: Sendable, Hashable {
             switch MetricsListenAddress.parse(text) {
             case .success(let address): configuration.metricsListen = address
             case .failure(let error): reader.problem(path.key("metrics_listen"), error.reason)
+            }
+        }
+        if let value = object["cluster"] {
+            configuration.cluster = parseCluster(value, at: path.key("cluster"), reader: &reader)
+            if configuration.stateDirectory != nil {
+                reader.problem(
+                    path.key("cluster"),
+                    "cannot go with state_dir: a cluster keeps its state in etcd (one source of truth)")
             }
         }
         if let value = object["hooks"], let hookObjects = reader.object(value, at: path.key("hooks")) {

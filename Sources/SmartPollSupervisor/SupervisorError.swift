@@ -21,6 +21,11 @@ public struct SupervisorError: Error, Hashable, Sendable, CustomStringConvertibl
         public static let systemCallFailed = Code("systemCallFailed")
         /// The command line is wrong (exit status 64, EX_USAGE).
         public static let usage = Code("usage")
+        /// etcd could not be reached or refused a request (a cluster member's state store).
+        public static let etcdFailed = Code("etcdFailed")
+        /// A write to etcd was refused because its guard on the leadership key failed: this member
+        /// no longer leads (the refused transaction changed nothing; the write is not retried).
+        public static let leadershipLost = Code("leadershipLost")
 
         public var description: String { name }
     }

@@ -16,6 +16,7 @@ enum Rendering {
             header += " since \(display.clock(since)) (\(HumanFormat.relative(since, now: now)))"
         }
         header += ", run \(loop.runs)"
+        if let cluster = status.cluster { header = clusterLine(cluster) + "\n" + header }
         if let error = loop.error { header += "\nerror: \(error)" }
         if let state = status.stateFile {
             if let error = state.error {
@@ -62,6 +63,17 @@ enum Rendering {
         return header + hooks + "\n" + HumanFormat.table(rows)
     }
 
+    /// The first line of a cluster member's table: `cluster: leader (node a), fence 3.9s left`
+    /// or `cluster: standby (node b), leader a, lease 4.1s left` (`no leader` when none is known).
+    static func clusterLine(_ cluster: ClusterStatus) -> String {
+        var line = "cluster: \(cluster.role.rawValue) (node \(cluster.node))"
+        if cluster.role == .standby { line += cluster.leader.map { ", leader \($0)" } ?? ", no leader" }
+        if let left = cluster.leaseLeftMilliseconds {
+            line += ", \(cluster.role == .leader ? "fence" : "lease") \(HumanFormat.span(Int64(left) * 1_000_000)) left"
+        }
+        return line
+    }
+
     /// `smartpollctl run --wait`'s line for a failed run: `w1 run 7 failed: exit 3: last stderr
     /// line` (or `signal 9 (KILL)`, `timed out`, `cancelled`, or the error, such as an invalid
     /// directive).
@@ -104,6 +116,8 @@ enum Rendering {
         case .taskPaused(let task): return "\(time) \(task) paused"
         case .taskResumed(let task): return "\(time) \(task) resumed"
         case .taskLog(_, let run, let line): return logLine(time: event.time, run: run, line: line, display: display)
+        case .leaderChanged(let leader, let role):
+            return "\(time) leader " + (leader.map { "is \($0)" } ?? "unknown") + ", this member \(role.rawValue)"
         case .configReloaded(let added, let changed, let removed):
             return "\(time) configuration reloaded: " + reloadSummary(added: added, changed: changed, removed: removed)
         }

@@ -21,7 +21,7 @@ struct GoldenFixtureTests {
         for name in [
             "ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none",
             "results", "run-wait", "reload", "pause", "resume", "error-paused", "logs",
-            "history", "metrics",
+            "history", "metrics", "error-not_leader", "status-cluster",
         ] {
             #expect(replies.contains(name + ".json"), "no reply fixture for \(name)")
         }
@@ -44,7 +44,8 @@ struct GoldenFixtureTests {
         let stem = file.replacingOccurrences(of: ".json", with: "")
         switch stem {
         case "ping", "error", "error-without-id": return .ping
-        case "status", "status-failed", "status-state-error": return .status(tasks: nil)
+        case "status", "status-failed", "status-state-error", "status-cluster": return .status(tasks: nil)
+        case "error-not_leader": return .run(task: "weather1", wait: false)
         case "schedule", "schedule-cleared":
             return .schedule(task: "weather1", when: .after(.seconds(10)), sooner: false)
         case "stop_timer": return .stopTimer(task: "weather1")

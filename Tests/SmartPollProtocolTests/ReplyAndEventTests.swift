@@ -141,6 +141,7 @@ struct ReplyAndEventTests {
                 durationMilliseconds: 0.001, cpuMilliseconds: 0.5, changed: false),
             .hookRan(hook: "h"), .configReloaded(added: ["b"], changed: [], removed: ["a", "c"]),
             .taskPaused(task: "a"), .taskResumed(task: "a"), .taskLog(task: "a", run: 3, line: "fetched \"x\"\t"),
+            .leaderChanged(leader: "host-a", role: .standby), .leaderChanged(leader: nil, role: .leader),
         ]
         #expect(Set(kinds.map { Event(time: Self.time, kind: $0).name }) == Set(Event.Name.allCases))
         for kind in kinds {

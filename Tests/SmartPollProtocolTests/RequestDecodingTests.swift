@@ -183,7 +183,8 @@ struct RequestDecodingTests {
         #expect(
             ErrorCode.allCases.map(\.rawValue) == [
                 "bad_request", "unknown_command", "unknown_task", "unknown_hook", "invalid_argument",
-                "not_running", "paused", "too_large", "permission_denied", "busy", "shutting_down", "internal",
+                "not_running", "paused", "not_leader", "too_large", "permission_denied", "busy", "shutting_down",
+                "internal",
             ])
     }
 

@@ -103,6 +103,7 @@ import Testing
             states == [
                 #"smartpoll_loop_state{state="running"} 1"#, #"smartpoll_loop_state{state="starting"} 0"#,
                 #"smartpoll_loop_state{state="stopped"} 0"#, #"smartpoll_loop_state{state="failed"} 0"#,
+                #"smartpoll_loop_state{state="standby"} 0"#,
             ])
     }
 

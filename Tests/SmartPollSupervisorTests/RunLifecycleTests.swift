@@ -62,6 +62,20 @@ import Testing
         #expect(late.failureReason(status: .exited(0), directiveError: nil) == "timed out")
     }
 
+    @Test func aLostLeadershipKillsAtOnceEvenARunInItsGrace() {
+        var life = RunLifecycle(timeout: nil, teardown: Self.teardown)
+        #expect(life.terminate(.fenced) == [.signal(SIGKILL)], "no teardown signal, no grace")
+        #expect(life.state == .killed && life.stopped && !life.cancelled)
+        #expect(life.terminate(.fenced) == [], "killed once")
+
+        var ending = RunLifecycle(timeout: nil, teardown: Self.teardown)
+        _ = ending.terminate(.stopped)
+        #expect(ending.terminate(.fenced) == [.signal(SIGKILL)], "the grace of a stop is cut short")
+        #expect(ending.graceElapsed() == [], "the kill timer then does nothing")
+        #expect(ending.exited() == [.signal(SIGKILL), .finish])
+        #expect(ending.terminate(.fenced) == [], "an exited run is left alone")
+    }
+
     @Test func aContainedRunIsOverOnlyOnceItsCgroupIsEmpty() {
         var life = RunLifecycle(timeout: .seconds(1), teardown: Self.teardown, isContained: true)
         _ = life.timeoutElapsed()

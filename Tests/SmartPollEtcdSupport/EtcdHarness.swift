@@ -6,30 +6,42 @@ import Glibc
 /// the folder removed when released.
 ///
 /// - Important: A missing etcd is a failure ("run make deps"), never a skipped test.
-final class EtcdHarness {
-    struct Member {
-        let name: String
-        let clientURL: String
-        let peerURL: String
-        let process: Process
+/// Why a test's etcd could not be started.
+public struct EtcdHarnessFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public final class EtcdHarness {
+    public struct Member {
+        public let name: String
+        public let clientURL: String
+        public let peerURL: String
+        public let process: Process
     }
 
-    let folder: String
-    private(set) var members: [Member] = []
+    public let folder: String
+    public private(set) var members: [Member] = []
 
     /// The client URLs of the members, in order.
-    var endpoints: [String] { members.map(\.clientURL) }
+    public var endpoints: [String] { members.map(\.clientURL) }
 
     /// Starts `size` members and waits until each answers `/health`.
-    init(members size: Int = 1, timeout: Duration = .seconds(20)) throws {
+    ///
+    /// - Parameter clientPorts: the members' client ports, when a test needs to know them before
+    ///   etcd starts (from ``freePort()``); free ports otherwise.
+    public init(members size: Int = 1, clientPorts: [Int]? = nil, timeout: Duration = .seconds(20)) throws {
+        precondition(clientPorts.map { $0.count == size } ?? true, "one client port a member")
         guard let executable = EtcdHarness.findExecutable("etcd") else {
-            throw HarnessFailure("etcd is not installed: run make deps (it installs etcd-server)")
+            throw EtcdHarnessFailure("etcd is not installed: run make deps (it installs etcd-server)")
         }
         folder =
             FileManager.default.temporaryDirectory.appendingPathComponent("smartpoll-etcd-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var ports: [(client: Int, peer: Int)] = []
-        for _ in 0..<size { ports.append((try EtcdHarness.freePort(), try EtcdHarness.freePort())) }
+        for index in 0..<size {
+            ports.append((try clientPorts?[index] ?? EtcdHarness.freePort(), try EtcdHarness.freePort()))
+        }
         let cluster = ports.indices.map { "member\($0)=http://127.0.0.1:\(ports[$0].peer)" }.joined(separator: ",")
         do {
             for (index, port) in ports.enumerated() {
@@ -62,7 +74,7 @@ final class EtcdHarness {
             for member in members {
                 while !EtcdHarness.isHealthy(member.clientURL) {
                     guard ContinuousClock.now < deadline, member.process.isRunning else {
-                        throw HarnessFailure(
+                        throw EtcdHarnessFailure(
                             "etcd \(member.name) did not become healthy; see \(folder)/\(member.name).log")
                     }
                     usleep(50_000)
@@ -87,22 +99,22 @@ final class EtcdHarness {
     }
 
     /// Freezes member `index` (SIGSTOP): it keeps its sockets and answers nothing.
-    func pause(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGSTOP) }
+    public func pause(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGSTOP) }
 
     /// Kills member `index` (SIGKILL) and waits for it.
-    func kill(_ index: Int) {
+    public func kill(_ index: Int) {
         let process = members[index].process
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
     /// Thaws member `index` (SIGCONT).
-    func resume(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGCONT) }
+    public func resume(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGCONT) }
 
     /// A loopback TCP port that was free a moment ago (bound to port 0, then released).
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socketDescriptor >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
+        guard socketDescriptor >= 0 else { throw EtcdHarnessFailure("socket: errno \(errno)") }
         defer { close(socketDescriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -114,16 +126,45 @@ final class EtcdHarness {
                 bind(socketDescriptor, pointer, length) == 0 && getsockname(socketDescriptor, pointer, &length) == 0
             }
         }
-        guard bound else { throw HarnessFailure("bind: errno \(errno)") }
+        guard bound else { throw EtcdHarnessFailure("bind: errno \(errno)") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Whether `GET /health` on a client URL says `"health":"true"` (a blocking probe: the
     /// test's thread, never an event loop's).
-    static func isHealthy(_ clientURL: String) -> Bool {
-        guard let port = Int(clientURL.split(separator: ":").last ?? "") else { return false }
+    public static func isHealthy(_ clientURL: String) -> Bool {
+        let reply = exchange(clientURL, "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        return reply?.contains("\"health\":\"true\"") == true
+    }
+
+    /// The index of the member that leads etcd's Raft group, from each member's
+    /// `/v3/maintenance/status` (blocking probes: the test's thread); nil while there is none.
+    public func leaderIndex() -> Int? {
+        var identifiers: [String] = []
+        var leader: String?
+        for member in members {
+            let body = "{}"
+            let request =
+                "POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            guard let reply = Self.exchange(member.clientURL, request),
+                let bodyStart = reply.range(of: "\r\n\r\n"),
+                let object = try? JSONSerialization.jsonObject(with: Data(reply[bodyStart.upperBound...].utf8))
+                    as? [String: Any],
+                let header = object["header"] as? [String: Any], let identifier = header["member_id"] as? String
+            else { return nil }
+            identifiers.append(identifier)
+            if let named = object["leader"] as? String, named != "0" { leader = leader ?? named }
+        }
+        return leader.flatMap { identifiers.firstIndex(of: $0) }
+    }
+
+    /// Sends `request` to a client URL over a new connection and reads the reply until the
+    /// server closes it (HTTP/1.0), within a second's receive timeout.
+    private static func exchange(_ clientURL: String, _ request: String) -> String? {
+        guard let port = Int(clientURL.split(separator: ":").last ?? "") else { return nil }
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socketDescriptor >= 0 else { return false }
+        guard socketDescriptor >= 0 else { return nil }
         defer { close(socketDescriptor) }
         var limit = timeval(tv_sec: 1, tv_usec: 0)
         setsockopt(socketDescriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
@@ -136,9 +177,8 @@ final class EtcdHarness {
                 connect(socketDescriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
-        guard connected else { return false }
-        let request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-        guard request.withCString({ write(socketDescriptor, $0, strlen($0)) }) > 0 else { return false }
+        guard connected else { return nil }
+        guard request.withCString({ write(socketDescriptor, $0, strlen($0)) }) > 0 else { return nil }
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1024)
         while true {
@@ -146,7 +186,7 @@ final class EtcdHarness {
             guard count > 0 else { break }
             reply += buffer[..<count]
         }
-        return String(decoding: reply, as: UTF8.self).contains("\"health\":\"true\"")
+        return String(decoding: reply, as: UTF8.self)
     }
 
     private static func findExecutable(_ name: String) -> String? {
