@@ -27,19 +27,27 @@ DEMO_SOCKET ?= /tmp/smartpoll-demo-$(shell id -u)/supervisor.sock
 
 all: build
 
-# From Debian: libjson-c-dev (json-c, the JSON parser) and libcurl4-openssl-dev (libcurl, the
-# supervisor's HTTP client to etcd) when pkg-config cannot find them, etcd-server (a real etcd
-# for the cluster tests) and mandoc (for make lint) when they are missing.
+# From Debian: libjson-c-dev (json-c, the JSON parser), libcurl4-openssl-dev (libcurl, the
+# supervisor's HTTP client to etcd) and libmicrohttpd-dev (libmicrohttpd, the HTTP server of its
+# metrics endpoint) when pkg-config cannot find them, etcd-server (a real etcd for the cluster
+# tests) and mandoc (for make lint) when they are missing. From PyPI: prometheus_client (the
+# Prometheus parser contrib/metrics/scrape uses in the tests) when python3 cannot import it,
+# for the user (pip's --user; --break-system-packages where the system Python refuses that).
 deps:
 	@missing=; \
 	pkg-config --exists json-c 2>/dev/null || missing="$$missing libjson-c-dev pkg-config"; \
 	pkg-config --exists libcurl 2>/dev/null || missing="$$missing libcurl4-openssl-dev pkg-config"; \
+	pkg-config --exists libmicrohttpd 2>/dev/null || missing="$$missing libmicrohttpd-dev pkg-config"; \
 	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v mandoc >/dev/null || missing="$$missing mandoc"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+	@python3 -c 'import prometheus_client' 2>/dev/null || { \
+		echo "installing prometheus_client (pip, for the user)"; \
+		python3 -m pip install --user -q prometheus_client || \
+			python3 -m pip install --user -q --break-system-packages prometheus_client; }
 
 build: deps
 	$(SWIFT) build
@@ -171,7 +179,9 @@ lint: deps $(if $(filter 1,$(LINT_SWIFT)),lint-swift)
 	mandoc -T lint -W warning $(MANPAGES)
 	bash -n contrib/completions/smartpollctl.bash
 	for script in contrib/bench/run contrib/bench/count contrib/examples/cluster/run; do bash -n "$$script" || exit 1; done
-	python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' contrib/bench/compare
+	for script in contrib/bench/compare contrib/metrics/scrape; do \
+		python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$$script" || exit 1; \
+	done
 	for script in contrib/examples/weather/api contrib/examples/weather/sky \
 		contrib/examples/weather/set-sky contrib/examples/weather/publish; do sh -n "$$script" || exit 1; done
 

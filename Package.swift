@@ -24,6 +24,14 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // libmicrohttpd, for the metrics endpoint (metrics_listen) on a thread of its own: the
+        // supervisor's only, as curl is.
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            path: "Sources/CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
         .target(name: "CSmartPollPosix"),
         // SystemCall and Errno, for the supervisor and smartpollctl's client alike; swift-system was
         // measured in their place and left out (Sources/SmartPollSystem/SystemCall.swift says why).
@@ -32,7 +40,9 @@ let package = Package(
         .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
         .target(
             name: "SmartPollSupervisor",
-            dependencies: ["SmartPoll", "SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem", "CCurl"]
+            dependencies: [
+                "SmartPoll", "SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem", "CCurl", "CMicroHTTPD",
+            ]
         ),
         .target(name: "SmartPollClient", dependencies: ["SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem"]),
         .executableTarget(name: "smartpoll-supervisor", dependencies: ["SmartPollSupervisor", "SmartPollProtocol"]),

@@ -56,6 +56,8 @@ public enum Command: Sendable, Hashable {
     case watch(tasks: [String]?)
     /// Stop everything and exit.
     case shutdown
+    /// The supervisor's counters and histograms in the Prometheus text format.
+    case metrics
 
     /// The `cmd` values of the protocol.
     public enum Name: String, Sendable, Hashable, CaseIterable {
@@ -64,11 +66,12 @@ public enum Command: Sendable, Hashable {
         case run, cancel, result, results, emit, stop, start, restart, reload, watch, shutdown
         case pause, resume, logs
         case history
+        case metrics
 
         /// The argument keys the command accepts, in wire order.
         public var argumentKeys: [String] {
             switch self {
-            case .ping, .results, .reload, .shutdown: return []
+            case .ping, .results, .reload, .shutdown, .metrics: return []
             case .status, .watch: return ["tasks"]
             case .schedule: return ["task", "after", "at", "sooner"]
             case .unschedule, .stopTimer, .cancel, .result, .pause, .resume: return ["task"]
@@ -104,6 +107,7 @@ public enum Command: Sendable, Hashable {
         case .resume: return .resume
         case .logs: return .logs
         case .history: return .history
+        case .metrics: return .metrics
         }
     }
 
@@ -114,7 +118,7 @@ public enum Command: Sendable, Hashable {
             .run(let task, _, _), .cancel(let task), .result(let task), .pause(let task), .resume(let task),
             .logs(let task, _, _), .history(let task, _):
             return task
-        case .ping, .status, .results, .emit, .stop, .start, .restart, .reload, .watch, .shutdown:
+        case .ping, .status, .results, .emit, .stop, .start, .restart, .reload, .watch, .shutdown, .metrics:
             return nil
         }
     }
@@ -175,6 +179,7 @@ public enum Command: Sendable, Hashable {
         case .reload: return .reload
         case .watch: return .watch(tasks: try request.optionalStringArray("tasks"))
         case .shutdown: return .shutdown
+        case .metrics: return .metrics
         }
     }
 
@@ -238,7 +243,7 @@ public enum Command: Sendable, Hashable {
         writer.key("cmd")
         writer.string(name.rawValue)
         switch self {
-        case .ping, .results, .reload, .shutdown:
+        case .ping, .results, .reload, .shutdown, .metrics:
             break
         case .status(let tasks), .watch(let tasks):
             if let tasks {

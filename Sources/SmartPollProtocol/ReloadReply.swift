@@ -3,7 +3,7 @@
 ///
 /// The task names are sorted; `restart_needed` lists the top-level keys that changed in the
 /// file but take effect only when the supervisor restarts (`socket`, `socket_mode`,
-/// `socket_group`, `state_dir`).
+/// `socket_group`, `state_dir`, `containment`, `cgroup_root`, `metrics_listen`).
 public struct ReloadReply: Sendable, Hashable {
     /// The configuration file that was read.
     public var file: String

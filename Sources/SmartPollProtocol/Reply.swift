@@ -18,6 +18,7 @@
 /// | `results` | ``Body/results(_:)`` |
 /// | `run` with `wait` | ``Body/runFinished(_:)`` |
 /// | `reload` | ``Body/reloaded(_:)`` |
+/// | `metrics` | ``Body/metrics(_:)`` |
 /// | every other command, and `run` without `wait` | ``Body/ok`` |
 ///
 /// Decoding (the client's side) ignores keys it does not know, because the
@@ -53,6 +54,8 @@ public struct Reply: Sendable, Hashable {
         case runFinished(RunOutcome)
         /// The reply to `reload`: what changed.
         case reloaded(ReloadReply)
+        /// The reply to `metrics`: the Prometheus text.
+        case metrics(MetricsReply)
     }
 
     public init(id: JSONValue = .null, body: Body) {
@@ -76,6 +79,7 @@ public struct Reply: Sendable, Hashable {
         switch body {
         case .status(let status): return 160 + status.tasks.count * 320
         case .result(let result): return 160 + result.output.count + result.output.count / 8
+        case .metrics(let metrics): return 64 + metrics.text.utf8.count + metrics.text.utf8.count / 8
         case .results(let results): return 64 + results.reduce(0) { $0 + 160 + $1.output.count + $1.output.count / 8 }
         default: return 160
         }
@@ -155,6 +159,8 @@ public struct Reply: Sendable, Hashable {
             outcome.writeMembers(to: &writer)
         case .reloaded(let reload):
             reload.writeMembers(to: &writer)
+        case .metrics(let metrics):
+            metrics.writeMembers(to: &writer)
         }
         writer.endObject()
     }
@@ -242,6 +248,8 @@ public struct Reply: Sendable, Hashable {
             body = .runFinished(try RunOutcome.decode(reader))
         case .reload:
             body = .reloaded(try ReloadReply.decode(reader))
+        case .metrics:
+            body = .metrics(try MetricsReply.decode(reader))
         case .run, .unschedule, .cancel, .emit, .stop, .start, .restart, .watch, .shutdown:
             body = .ok
         }

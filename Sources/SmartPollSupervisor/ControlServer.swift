@@ -27,7 +27,15 @@ import SmartPollProtocol
 /// toward ``maximumConnections``.
 final class ControlServer {
     /// Answers one request; call `respond` exactly once, now or later.
-    typealias Handler = (_ request: Request, _ client: ClientConnection, _ respond: @escaping (Reply) -> Void) -> Void
+    typealias Handler = (_ request: Request, _ client: ClientConnection, _ respond: @escaping (Response) -> Void) ->
+        Void
+
+    /// What answers a request: a reply, or a reply its handler writes a slice at a time as the
+    /// socket drains (`metrics`, whose text is rendered as it goes).
+    enum Response {
+        case reply(Reply)
+        case slices(any ClientOutputQueue.Slices)
+    }
 
     let loop: EventLoop
     let listener: Int32
@@ -42,12 +50,14 @@ final class ControlServer {
     var sendTimeout: Duration = .seconds(30)
     var log: SupervisorLog?
     var handler: Handler = { request, _, respond in
-        respond(Reply(to: request, body: .failure(ProtocolError(.internal, "not ready"))))
+        respond(.reply(Reply(to: request, body: .failure(ProtocolError(.internal, "not ready")))))
     }
     /// Whether a peer may use the socket (SO_PEERCRED): its uid and gid.
     var isAuthorized: (UInt32, UInt32) -> Bool = { _, _ in true }
     /// Whether new requests are refused with `shutting_down`.
     var isShuttingDown = false
+    /// Called when a connection was accepted or closed (the metrics' `smartpoll_clients`).
+    var clientsChanged: (() -> Void)?
 
     private(set) var clients: [Int32: ClientConnection] = [:]
     private var nextClientID = 0
@@ -171,6 +181,7 @@ final class ControlServer {
                 continue
             }
             clients[descriptor] = client
+            clientsChanged?()
         }
     }
 
@@ -330,9 +341,13 @@ final class ControlServer {
                 return
             }
             // A client that left is not kept alive for a reply that comes later (`run --wait`).
-            handler(request, client) { [self, weak client] reply in
+            handler(request, client) { [self, weak client] response in
                 guard let client else { return }
-                self.reply(reply, slot: slot, to: client)
+                switch response {
+                case .reply(let reply): self.reply(reply, slot: slot, to: client)
+                case .slices(let slices):
+                    self.perform(client.machine.replyReady(slot: slot, slices: slices), for: client)
+                }
             }
         }
     }
@@ -384,6 +399,7 @@ final class ControlServer {
         client.stallTimer = nil
         loop.forget(client.descriptor)
         clients.removeValue(forKey: client.descriptor)
+        clientsChanged?()
         Glibc.close(client.descriptor)
     }
 

@@ -43,6 +43,8 @@ final class LogWriter: @unchecked Sendable {
     /// The batch the thread is writing, outside the lock.
     private var writingCount = 0
     private var droppedLines = 0
+    /// Every line dropped since the writer was made, reported or not.
+    private var droppedSinceStart = 0
     private var started = false
     private var stopping = false
     private var thread = pthread_t()
@@ -96,6 +98,7 @@ final class LogWriter: @unchecked Sendable {
         defer { pthread_mutex_unlock(lock) }
         guard !stopping, pending.count + writingCount + line.count <= capacity else {
             droppedLines += 1
+            droppedSinceStart += 1
             return false
         }
         if !started { start() }
@@ -110,6 +113,13 @@ final class LogWriter: @unchecked Sendable {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         return droppedLines
+    }
+
+    /// Lines dropped since the writer was made (the metrics' `smartpoll_log_lines_dropped_total`).
+    var droppedLineCount: Int {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return droppedSinceStart
     }
 
     /// Bytes queued or being written.

@@ -12,7 +12,7 @@ extension Supervisor {
         switch command {
         case .schedule, .unschedule, .stopTimer, .run, .cancel, .emit, .pause, .resume, .stop, .start, .restart:
             return true
-        case .ping, .status, .result, .results, .history, .logs, .watch, .reload, .shutdown:
+        case .ping, .status, .result, .results, .history, .logs, .watch, .reload, .shutdown, .metrics:
             return false
         }
     }

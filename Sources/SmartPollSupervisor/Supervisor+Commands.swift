@@ -29,14 +29,16 @@ extension Supervisor {
         }
     }
 
-    func handle(_ request: Request, from client: ClientConnection, respond: @escaping (Reply) -> Void) {
+    func handle(
+        _ request: Request, from client: ClientConnection, respond: @escaping (ControlServer.Response) -> Void
+    ) {
         if isClusterStandby {
             if Supervisor.changesLoopState(request.command) {
-                return respond(Reply(to: request, body: .failure(notLeaderRefusal())))
+                return respond(.reply(Reply(to: request, body: .failure(notLeaderRefusal()))))
             }
             if Supervisor.readsSharedState(request.command) {
                 return readSharedState { [unowned self] error in
-                    if let error { return respond(Reply(to: request, body: .failure(error))) }
+                    if let error { return respond(.reply(Reply(to: request, body: .failure(error)))) }
                     self.handleLocally(request, from: client, respond: respond)
                 }
             }
@@ -45,9 +47,9 @@ extension Supervisor {
     }
 
     private func handleLocally(
-        _ request: Request, from client: ClientConnection, respond: @escaping (Reply) -> Void
+        _ request: Request, from client: ClientConnection, respond: @escaping (ControlServer.Response) -> Void
     ) {
-        let reply: (Reply.Body) -> Void = { body in respond(Reply(to: request, body: body)) }
+        let reply: (Reply.Body) -> Void = { body in respond(.reply(Reply(to: request, body: body))) }
         // A reply that acknowledges a change waits until the state file holds it.
         let durableReply: (Reply.Body) -> Void = { [unowned self] body in
             self.whenDurable(urgent: true) { error in reply(error.map { .failure($0) } ?? body) }
@@ -207,6 +209,10 @@ extension Supervisor {
         case .shutdown:
             reply(.ok)
             beginShutdown()
+        case .metrics:
+            // Rendered from this moment's snapshot as the socket drains: O(tasks) to take, the
+            // text a slice at a time.
+            respond(.slices(SlicedMetricsReply(id: request.id ?? .null, snapshot: metricsSnapshot())))
         }
     }
 

@@ -28,6 +28,10 @@ extension Supervisor {
         server.handler = { [unowned self] request, client, respond in
             self.handle(request, from: client, respond: respond)
         }
+        server.clientsChanged = { [unowned self] in self.metricsChanged() }
+        // After the signalfd: the endpoint's thread inherits the mask that blocks its signals.
+        try startMetricsEndpoint()
+        defer { stopMetricsEndpoint() }
         try loop.register(signals, for: .readable) { [unowned self] _ in
             while case let signal = sp_signalfd_read(signals), signal > 0 {
                 if signal == SIGHUP {

@@ -14,7 +14,8 @@ import SmartPollProtocol
 ///   forgotten: its result too.
 /// - An added task gets its `start`, when the loop is running.
 /// - Nothing else is scheduled: a reload never fires a timer by itself.
-/// - `socket`, `socket_mode`, `socket_group` and `state_dir` take effect at the next start;
+/// - `socket`, `socket_mode`, `socket_group`, `state_dir`, `containment`, `cgroup_root` and
+///   `metrics_listen` take effect at the next start;
 ///   the reply lists them under `restart_needed`. Limits and hooks apply at once (a hook
 ///   already running, or waiting its turn, runs as it was).
 extension Supervisor {
@@ -48,6 +49,7 @@ extension Supervisor {
         if old.cluster != new.cluster { restartNeeded.append("cluster") }
         if old.containment != new.containment { restartNeeded.append("containment") }
         if old.cgroupRoot != new.cgroupRoot { restartNeeded.append("cgroup_root") }
+        if old.metricsListen != new.metricsListen { restartNeeded.append("metrics_listen") }
 
         let plan = policy.reload(new, now: now)
         var newTasks = policy.names.map { name in
@@ -79,6 +81,7 @@ extension Supervisor {
         effective.stateDirectory = old.stateDirectory
         effective.containment = old.containment
         effective.cgroupRoot = old.cgroupRoot
+        effective.metricsListen = old.metricsListen
         configuration = effective
         server.maximumConnections = new.maximumConnections
         server.maximumLineLength = new.maximumLineBytes

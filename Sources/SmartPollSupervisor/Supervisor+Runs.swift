@@ -45,8 +45,10 @@ extension Supervisor {
         }
         tasks[index].current = run
         log.write(.info, "started", [("task", name), ("run", "\(runID)"), ("pid", "\(run.pid)")])
-        publish(
-            .taskStarted(task: name, run: runID, pid: Int(run.pid), due: wall(due), lateMilliseconds: lateness(due)))
+        let late = lateness(due)
+        tasks[index].metrics.runStarted(lateBy: late.map { $0 / 1_000 })
+        metricsChanged()
+        publish(.taskStarted(task: name, run: runID, pid: Int(run.pid), due: wall(due), lateMilliseconds: late))
     }
 
     /// Launches a task's or a hook's run; its end comes back to ``runEnded(_:)``.
@@ -106,10 +108,14 @@ extension Supervisor {
             }
             // Which task's run it is: the task of that name whose current run it is (a reload
             // may have removed the task, and another may have come under its name).
-            let owner = task(named: name).flatMap { tasks[Int($0.index)].current === run ? tasks[Int($0.index)] : nil }
+            // Its incarnation alone: a copy of the whole runtime (its metrics too) would be read
+            // for one integer.
+            let incarnation = task(named: name).flatMap {
+                tasks[Int($0.index)].current === run ? tasks[Int($0.index)].incarnation : nil
+            }
             taskRunEnded(
                 RunEnd(
-                    name: name, incarnation: owner?.incarnation, configuration: configuration,
+                    name: name, incarnation: incarnation, configuration: configuration,
                     due: Instant(nanoseconds: run.due), generation: run.generation, pid: run.pid, last: last,
                     outcome: outcome, output: run.output,
                     truncated: run.truncated, waiters: run.waiters, interrupted: run.cancelled || run.stopped))
@@ -129,7 +135,9 @@ extension Supervisor {
         let last = LastRun(
             run: runID, started: now, ended: now, durationMilliseconds: 0, exitCode: 127, signal: nil,
             timedOut: false, succeeded: false, error: reason, stderrTail: "")
-        publish(.taskStarted(task: name, run: runID, pid: 0, due: wall(due), lateMilliseconds: lateness(due)))
+        let late = lateness(due)
+        tasks[index].metrics.runStarted(lateBy: late.map { $0 / 1_000 })
+        publish(.taskStarted(task: name, run: runID, pid: 0, due: wall(due), lateMilliseconds: late))
         let end = RunEnd(
             name: name, incarnation: tasks[index].incarnation, configuration: configuration,
             due: due, generation: generation, pid: 0, last: last,
@@ -184,6 +192,7 @@ extension Supervisor {
                 ])
             publishFinished(end, changed: false)
             answer(end, durable: false)
+            metricsChanged()
             checkQuiescent()
             return pump()
         }
@@ -193,6 +202,10 @@ extension Supervisor {
         if !last.succeeded {
             if end.interrupted { tasks[index].cancelled += 1 } else { tasks[index].failures += 1 }
         }
+        tasks[index].metrics.runEnded(
+            TaskMetrics.Outcome(succeeded: last.succeeded, timedOut: last.timedOut, interrupted: end.interrupted),
+            seconds: last.durationMilliseconds / 1_000)
+        metricsChanged()
         tasks[index].last = last
         var changed = false
         if end.generation == generation && loopStatus.state == .running {

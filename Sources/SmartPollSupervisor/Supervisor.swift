@@ -45,7 +45,9 @@ final class Supervisor {
     /// Descriptor 3 when systemd passed the listening socket (`LISTEN_FDS`, `LISTEN_PID`).
     let activatedListener: Int32?
     /// The loop's state, since when, how many runs it has had, and why the last one failed.
-    var loopStatus = LoopStatus(state: .stopped, since: nil, runs: 0, error: nil)
+    var loopStatus = LoopStatus(state: .stopped, since: nil, runs: 0, error: nil) {
+        didSet { metricsChanged() }
+    }
     /// How a failed loop starts again (the configuration's `restart`), and its timer.
     var loopRestart: LoopRestartPolicy
     var loopRestartTimer: EventLoop.TimerID?
@@ -82,6 +84,11 @@ final class Supervisor {
     let cgroupUnavailable: String?
     /// The child subreaper that ends orphans of runs, when runs are not in cgroups.
     let subreaper: Subreaper?
+    /// The HTTP endpoint of `metrics_listen`, on a thread of its own; nil without one.
+    var metricsEndpoint: MetricsEndpoint?
+    /// The timer that publishes the metrics to the endpoint, at most once a second.
+    var metricsPublishTimer: EventLoop.TimerID?
+    var lastMetricsPublish: Int64 = .min
 
     init(
         configuration: SupervisorConfiguration, socketPath: String, bindPath: String? = nil, log: SupervisorLog,

@@ -42,6 +42,9 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     public var hooks: [String: HookConfiguration] = [:]
     /// Top-level `restart`: how a failed loop starts again; nil: it waits for `start`.
     public var restart: Restart?
+    /// Where the metrics endpoint serves `GET /metrics` over HTTP (`metrics_listen`); nil: no
+    /// endpoint (the `metrics` command answers all the same).
+    public var metricsListen: MetricsListenAddress?
     /// Top-level `cluster`: this supervisor is one member of an active/standby cluster on etcd.
     public var cluster: Cluster?
 
@@ -64,7 +67,7 @@ public struct SupervisorConfiguration: Sendable, Hashable {
     static let topLevelKeys = [
         "socket", "socket_mode", "socket_group", "state_dir", "max_running", "max_line_bytes",
         "max_connections", "max_directives", "send_timeout", "containment", "cgroup_root", "restart", "tasks", "hooks",
-        "cluster",
+        "metrics_listen", "cluster",
     ]
     static let restartKeys = ["after", "max"]
     static let taskKeys = [
@@ -204,6 +207,14 @@ public struct SupervisorConfiguration: Sendable, Hashable {
                 } else {
                     configuration.restart = Restart(after: after, maximum: maximum)
                 }
+            }
+        }
+        if let value = object["metrics_listen"],
+            let text = reader.string(value, at: path.key("metrics_listen"), nonEmpty: true)
+        {
+            switch MetricsListenAddress.parse(text) {
+            case .success(let address): configuration.metricsListen = address
+            case .failure(let error): reader.problem(path.key("metrics_listen"), error.reason)
             }
         }
         if let value = object["cluster"] {

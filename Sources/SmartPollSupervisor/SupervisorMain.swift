@@ -45,7 +45,8 @@ public enum SupervisorMain {
         let bindPath = socket.utf8.count < 108 ? socket : given
         if options.checkOnly {
             return "\(path): valid: \(configuration.tasks.count) task\(configuration.tasks.count == 1 ? "" : "s"), "
-                + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)\n"
+                + "\(configuration.hooks.count) hook\(configuration.hooks.count == 1 ? "" : "s"); socket \(socket)"
+                + (configuration.metricsListen.map { "; metrics http://\($0)/metrics" } ?? "") + "\n"
                 + configuration.firstRunSummary.joined(separator: "\n")
         }
         let log = SupervisorLog(format: format, level: level)

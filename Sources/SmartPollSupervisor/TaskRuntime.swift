@@ -26,6 +26,9 @@ struct TaskRuntime {
     var logBuffer: TaskLogBuffer?
     /// Its last finished runs for `history` (task key `history`), restored from `state_dir`.
     var history = RunHistory(capacity: 0)
+    /// Its runs' counts and histograms for `metrics`, since the supervisor started (in place: a
+    /// run's start and end add to them without an allocation).
+    var metrics = TaskMetrics()
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
 

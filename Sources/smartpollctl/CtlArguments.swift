@@ -165,11 +165,16 @@ struct CtlArguments {
             let wait = flags.contains("--wait")
             parsed.request =
                 name == "start" ? .start(wait: wait) : name == "stop" ? .stop(wait: wait) : .restart(wait: wait)
-        case "results", "reload", "shutdown", "ping":
+        case "results", "reload", "shutdown", "ping", "metrics":
             try allow([])
             try count(0...0)
-            parsed.request =
-                name == "results" ? .results : name == "reload" ? .reload : name == "shutdown" ? .shutdown : .ping
+            switch name {
+            case "results": parsed.request = .results
+            case "reload": parsed.request = .reload
+            case "shutdown": parsed.request = .shutdown
+            case "metrics": parsed.request = .metrics
+            default: parsed.request = .ping
+            }
         case "hook":
             guard !words.isEmpty else { throw UsageError(message: "hook takes schedule, unschedule or stop-timer") }
             let verb = words.removeFirst()
@@ -214,8 +219,8 @@ struct CtlArguments {
     static let globalOptions = ["--socket", "--json", "--timeout", "--utc"]
     static let commandNames = [
         "status", "schedule", "unschedule", "stop-timer", "run", "cancel", "pause", "resume", "result", "results",
-        "emit", "watch", "logs",
-        "start", "stop", "restart", "reload", "shutdown", "ping", "hook",
+        "emit", "watch", "logs", "history",
+        "start", "stop", "restart", "reload", "shutdown", "ping", "metrics", "hook",
     ]
 
     /// The bytes of the argument that reads as `word`: exactly as given, also when they are not

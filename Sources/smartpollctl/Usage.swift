@@ -29,6 +29,8 @@ let usage = """
                                         (unchanged tasks keep their schedule, run and result)
       shutdown                          end every task and stop the supervisor
       ping                              version, pid and uptime
+      metrics                           the supervisor's counters and histograms (run counts by
+                                        outcome, durations, lateness), in the Prometheus text format
       hook schedule [TASK] DELAY [--sooner] | hook schedule [TASK] --at TIME [--sooner]
       hook unschedule [TASK] | hook stop-timer [TASK]
                                         inside a task: write a directive to $SMARTPOLL_HOOK_FD;

@@ -191,6 +191,9 @@ case .ok:
     if case .unschedule(let task) = command { print("\(task): not scheduled") }
 case .history(let history):
     print(Rendering.history(history, display: display))
+case .metrics(let metrics):
+    // As the HTTP endpoint serves it: the text exactly, its last newline included.
+    standardOutput(Array(metrics.text.utf8))
 case .failure, .logs:
     break
 }

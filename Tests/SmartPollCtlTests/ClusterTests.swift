@@ -25,6 +25,10 @@ import Testing
                 try rig.members[node]!.ctl("status").output.hasPrefix(
                     "cluster: standby (node \(node)), leader \(leader)"))
             #expect(try rig.members[node]!.ctl("ping").status == 0)
+            // metrics are about the member itself: its loop is standby.
+            let metrics = try rig.members[node]!.ctl("metrics").output
+            #expect(metrics.contains("\nsmartpoll_loop_state{state=\"standby\"} 1\n"), "\(metrics)")
+            #expect(metrics.contains("\nsmartpoll_loop_state{state=\"running\"} 0\n"))
         }
         let table = try rig.members[leader]!.ctl("status").output
         #expect(table.hasPrefix("cluster: leader (node \(leader)), fence "), "\(table)")
@@ -32,6 +36,8 @@ import Testing
         #expect(fence.role == "leader" && fence.leader == leader)
         #expect((fence.leaseLeft ?? 0) > 0)
         try rig.waitForRuns(atLeast: 3)
+        let leaderMetrics = try rig.members[leader]!.ctl("metrics").output
+        #expect(leaderMetrics.contains("\nsmartpoll_loop_state{state=\"running\"} 1\n"), "\(leaderMetrics)")
         try rig.checkRuns()
     }
 

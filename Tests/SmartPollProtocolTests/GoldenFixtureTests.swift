@@ -21,7 +21,7 @@ struct GoldenFixtureTests {
         for name in [
             "ok", "error", "ping", "status", "schedule", "stop_timer", "result", "result-base64", "result-none",
             "results", "run-wait", "reload", "pause", "resume", "error-paused", "logs",
-            "history", "error-not_leader", "status-cluster",
+            "history", "metrics", "error-not_leader", "status-cluster",
         ] {
             #expect(replies.contains(name + ".json"), "no reply fixture for \(name)")
         }
@@ -58,6 +58,7 @@ struct GoldenFixtureTests {
         case "run-wait", "run-wait-signal": return .run(task: "weather1", wait: true)
         case "run-wait-output": return .run(task: "weather1", wait: true, output: true)
         case "reload": return .reload
+        case "metrics": return .metrics
         default: return .shutdown
         }
     }

@@ -26,7 +26,7 @@ struct RequestDecodingTests {
             .emit(hook: "h", data: nil), .emit(hook: "h", data: Array("\u{1}\t\"\\é😀".utf8)),
             .emit(hook: "h", data: [0xFF, 0xFE, 0, 0x61]),
             .stop(wait: true), .start(wait: false), .restart(wait: true), .reload,
-            .watch(tasks: nil), .watch(tasks: ["x"]), .shutdown,
+            .watch(tasks: nil), .watch(tasks: ["x"]), .shutdown, .metrics,
         ]
         #expect(Set(commands.map(\.name)) == Set(Command.Name.allCases))
         let ids: [JSONValue?] = [nil, .null, .int(-7), .double(0.25), .string("x\ny"), .bool(false)]

@@ -218,4 +218,30 @@ struct SlicedReplyTests {
             #expect(Base64.decode(Base64.encode(bytes)) == bytes)
         }
     }
+
+    @Test("a metrics reply written as head, escaped pieces cut anywhere and tail is the reply encoded at once")
+    func metricsReplyInPieces() throws {
+        let text = "# HELP a \\ help\nm{task=\"q\\\"x\\ny\"} 1\n\u{1}é😀\t\u{7F}end\n"
+        let bytes = Array(String(repeating: text, count: 40).utf8)
+        for id: JSONValue in [.null, .int(7), .string("a\"b")] {
+            let whole = Reply(id: id, body: .metrics(MetricsReply(text: String(decoding: bytes, as: UTF8.self))))
+            var expected: [UInt8] = []
+            whole.encodeLine(into: &expected)
+            for step in [1, 2, 3, 7, 64, 1_000, bytes.count] {
+                var output = MetricsReply.encodedHead(id: id)
+                bytes.withUnsafeBufferPointer { buffer in
+                    var offset = 0
+                    while offset < buffer.count {
+                        let end = min(buffer.count, offset + step)
+                        MetricsReply.appendEscaped(UnsafeBufferPointer(rebasing: buffer[offset..<end]), to: &output)
+                        offset = end
+                    }
+                }
+                output += MetricsReply.encodedTail
+                #expect(output == expected, "pieces of \(step) bytes, id \(id)")
+            }
+            let decoded = try Reply.decode(expected.dropLast(), for: .metrics)
+            #expect(decoded.body == whole.body)
+        }
+    }
 }

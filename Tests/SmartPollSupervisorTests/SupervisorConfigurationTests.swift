@@ -209,6 +209,49 @@ private func problems(_ text: String, sourceLocation: SourceLocation = #_sourceL
         #expect(found.count == 2)
     }
 
+    @Test func metricsListenTakesAnIPv4OrBracketedIPv6AddressAndAPort() throws {
+        let none = try parse(#"{"tasks": {"t": {"command": ["true"]}}}"#)
+        #expect(none.metricsListen == nil)
+        let cases: [(String, String, UInt16, Bool)] = [
+            ("127.0.0.1:9464", "127.0.0.1", 9464, false), ("0.0.0.0:0", "0.0.0.0", 0, false),
+            ("[::1]:9464", "::1", 9464, true), ("[::]:65535", "::", 65535, true),
+            ("[fe80::1:2]:80", "fe80::1:2", 80, true),
+        ]
+        for (text, host, port, isIPv6) in cases {
+            let configuration = try parse(#"{"metrics_listen": "\#(text)", "tasks": {"t": {"command": ["true"]}}}"#)
+            #expect(
+                configuration.metricsListen == MetricsListenAddress(host: host, port: port, isIPv6: isIPv6), "\(text)")
+            #expect(configuration.metricsListen?.description == text)
+        }
+        let form =
+            "must be HOST:PORT, an IPv4 address or a bracketed IPv6 address and a port, such as \"127.0.0.1:9464\" or \"[::1]:9464\""
+        let bad: [(String, String)] = [
+            ("9464", form), (":9464", form), ("[::1]", form), ("[::1]9464", form), ("[::1:9464", form),
+            (
+                "localhost:9464",
+                "\"localhost\" is not an IPv4 address (host names are not looked up: 127.0.0.1, 0.0.0.0, [::1])"
+            ),
+            (
+                "256.0.0.1:80",
+                "\"256.0.0.1\" is not an IPv4 address (host names are not looked up: 127.0.0.1, 0.0.0.0, [::1])"
+            ),
+            ("[127.0.0.1]:80", "\"127.0.0.1\" is not an IPv6 address"),
+            ("::1:9464", "an IPv6 address goes in brackets: \"[::1]:9464\""),
+            ("127.0.0.1:65536", "the port must be a number from 0 to 65535, not \"65536\""),
+            ("127.0.0.1:", "the port must be a number from 0 to 65535, not \"\""),
+            ("127.0.0.1:+80", "the port must be a number from 0 to 65535, not \"+80\""),
+            ("127.0.0.1:http", "the port must be a number from 0 to 65535, not \"http\""),
+        ]
+        for (text, reason) in bad {
+            let found = problems(#"{"metrics_listen": "\#(text)", "tasks": {"t": {"command": ["true"]}}}"#)
+            #expect(found == ["test.json: metrics_listen: " + reason], "\(text)")
+        }
+        #expect(
+            problems(#"{"metrics_listen": 9464, "tasks": {"t": {"command": ["true"]}}}"#) == [
+                "test.json: metrics_listen: expected a string, got 9464"
+            ])
+    }
+
     @Test func logRateAndLogBurstAreReadOnTasksAndCommandHooksAndChecked() throws {
         let defaults = try parse(#"{"tasks": {"t": {"command": ["true"]}}, "hooks": {"h": {"command": ["true"]}}}"#)
         #expect(defaults.tasks["t"]?.logRate == 1_000 && defaults.tasks["t"]?.logBurst == 10_000)

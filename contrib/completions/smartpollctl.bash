@@ -6,7 +6,7 @@
 # given with --socket on the line being completed, else the default one); when none answers,
 # none are offered, silently.
 
-_smartpollctl_commands="status schedule unschedule stop-timer run cancel pause resume result results emit watch logs history start stop restart reload shutdown ping hook help"
+_smartpollctl_commands="status schedule unschedule stop-timer run cancel pause resume result results emit watch logs history start stop restart reload shutdown ping metrics hook help"
 _smartpollctl_options="--socket --json --timeout --utc --help --version"
 # Global options may also stand after the command.
 _smartpollctl_global="--socket --json --timeout --utc"
@@ -82,7 +82,7 @@ _smartpollctl() {
         logs) options="-n -f"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
         history) options="-n"; (( ${#arguments[@]} == 0 )) && tasks=yes ;;
         start | stop | restart) options="--wait" ;;
-        emit | results | reload | shutdown | ping) ;;
+        emit | results | reload | shutdown | ping | metrics) ;;
         hook)
             if (( ${#arguments[@]} == 0 )); then
                 COMPREPLY=($(compgen -W "schedule unschedule stop-timer" -- "$cur"))

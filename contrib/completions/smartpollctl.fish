@@ -17,7 +17,7 @@ function __smartpollctl_tasks
         | string match -ar '"name":"[^"]*"' | string replace -r '^"name":"(.*)"$' '$1'
 end
 
-set -l commands status schedule unschedule stop-timer run cancel pause resume result results emit watch logs history start stop restart reload shutdown ping hook help
+set -l commands status schedule unschedule stop-timer run cancel pause resume result results emit watch logs history start stop restart reload shutdown ping metrics hook help
 set -l before_command "not __fish_seen_subcommand_from $commands"
 
 complete -c smartpollctl -f
@@ -48,6 +48,7 @@ complete -c smartpollctl -n $before_command -a restart -d 'Restart the loop'
 complete -c smartpollctl -n $before_command -a reload -d 'Re-read the configuration'
 complete -c smartpollctl -n $before_command -a shutdown -d 'End every task and stop the supervisor'
 complete -c smartpollctl -n $before_command -a ping -d 'Version, pid and uptime'
+complete -c smartpollctl -n $before_command -a metrics -d 'Counters and histograms in the Prometheus text format'
 complete -c smartpollctl -n $before_command -a hook -d 'Inside a task: write a directive'
 complete -c smartpollctl -n $before_command -a help -d 'Print the usage'
 
