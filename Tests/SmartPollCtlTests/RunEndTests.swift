@@ -57,9 +57,11 @@ struct RunEndTests {
     @Test func aDirectiveThatUnschedulesIsAnnouncedBeforeEveryReschedules() throws {
         let supervisor = try SupervisorHarness(
             """
-            {"tasks": {"w": {"every": "1h",
+            {"tasks": {"w": {"every": "1h", "start": null,
               "command": ["sh", "-c", "echo '{\\"cmd\\":\\"unschedule\\"}' >&3"]}}}
             """)
+        // No run at the loop's start (`start` null): a run in flight whose directive unschedules
+        // the task would answer this `run --wait` with not_running, as it should.
         let events = try supervisor.watch(["w"])
         #expect(try supervisor.ctl("run", "w", "--wait").status == 0)
         let seen = try events.until {

@@ -141,6 +141,9 @@ struct WeatherExampleTests {
             throw HarnessError("first reading: \(calm)")
         }
         #expect(try supervisor.ctl("result", "api1").output.contains("\"temp_c\":10.0"))
+        // api2's first poll has failed, and its retry waits an hour, before the storm asks for
+        // a poll now (a retry scheduled after that request would replace it: SPEC 2's schedule).
+        _ = try finish("api2", 1)
 
         // A big change: the reading is volatile, so api1 asks for a poll within a second, and
         // that third call of the minute gets a 429: the same reading, and the next poll after
