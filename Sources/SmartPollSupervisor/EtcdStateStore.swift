@@ -125,6 +125,14 @@ final class EtcdStateStore {
     func adopt(_ loaded: Mirror, revision: Int64, epoch loadEpoch: Int) -> Bool {
         guard loadEpoch == epoch else { return false }
         self.revision = revision
+        // The loaded revision is a checkpoint, and the first write after it compacts etcd's
+        // history to it: a leader that lasts less than a checkpoint's writes or time (many
+        // failovers in a row) still leaves etcd no older history than its load.
+        if checkpointRevision == 0 {
+            checkpointRevision = revision
+            checkpointTime = ContinuousClock.now
+            writesSinceCheckpoint = compactionWrites
+        }
         // Generations tried by this store's writes stay used.
         var loaded = loaded
         loaded.generations.merge(mirror.generations) { max($0, $1) }

@@ -275,6 +275,14 @@ extension Supervisor {
             timedOut: last.timedOut, succeeded: last.succeeded, cancelled: cancelled, error: last.error,
             stderrTail: last.stderrTail, output: end.output ?? [], truncated: end.truncated)
         let waiters = end.waiters
+        if durable, isClusterStandby {
+            // The run ended after this member lost its leadership: its result is not kept.
+            let refusal = ProtocolError.notLeader(
+                "\(end.name) run \(last.run) ended after this member lost its cluster's leadership; "
+                    + "its result was not kept", leader: member?.leader)
+            for waiter in waiters { waiter(.failure(refusal)) }
+            return
+        }
         let reply = { (error: ProtocolError?) in
             for waiter in waiters { waiter(error.map { .failure($0) } ?? .runFinished(outcome)) }
         }
