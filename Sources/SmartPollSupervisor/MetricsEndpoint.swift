@@ -5,15 +5,15 @@ import Glibc
 /// Prometheus text of the last ``MetricsSnapshot`` the loop published; 404 for another path,
 /// 405 for another method.
 ///
-/// GNU libmicrohttpd serves it on a thread of its own (one thread for every connection, waiting
-/// with epoll), never on the loop's: a scrape, a slow scraper or a pile of idle connections
+/// GNU libmicrohttpd serves it on a thread of its own (one thread serving every connection,
+/// waiting with epoll), never on the loop's: a scrape, a slow scraper or a pile of idle connections
 /// cannot delay the loop, and the loop never waits for the endpoint but for the lock that
 /// guards the published snapshot, held only to swap or read a reference. The text is rendered
 /// on the endpoint's thread, once a snapshot (scrapes of the same one share it).
 ///
 /// - Important: The thread reads nothing of the loop's state: only snapshots, which are values.
-///   At most ``connectionLimit`` connections at once (more are refused); one that sends nothing
-///   for ``connectionTimeout`` seconds is closed.
+///   At most ``connectionLimit`` connections at once (more wait in the listen queue until
+///   one closes); one that sends nothing for ``connectionTimeout`` seconds is closed.
 final class MetricsEndpoint: @unchecked Sendable {
     /// Where it listens, with the port the system picked for port 0.
     let address: MetricsListenAddress

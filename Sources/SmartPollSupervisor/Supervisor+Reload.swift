@@ -105,6 +105,9 @@ extension Supervisor {
             )
         }
         publish(.configReloaded(added: plan.added, changed: plan.changed, removed: plan.removed))
+        // The task set changed: the endpoint must not keep serving removed tasks' series (nor
+        // miss added ones) until some run starts or a control client connects.
+        metricsChanged()
         carryOut(plan.actions)
         stateChanged()
         pump()

@@ -185,6 +185,45 @@ struct MetricsTests {
         #expect(Self.samples(result, "smartpoll_tasks_running")[[:]] == 0)
     }
 
+    /// A reload by SIGHUP (no control client connects, which would publish by itself) with a
+    /// `restart` policy (a reload without one touches the loop's status, which publishes too):
+    /// the endpoint drops the removed task's series and shows the added one within a second or so.
+    @Test func aReloadBySIGHUPReachesTheEndpoint() throws {
+        let before =
+            #"{"metrics_listen": "127.0.0.1:0", "restart": {"after": "1s"}, "tasks": {"old": {"command": ["true"]}}}"#
+        let supervisor = try SupervisorHarness(before)
+        let url = try Self.url(supervisor)
+        // Until the endpoint shows the loop running and no control client (the snapshot of
+        // start-up has the loop stopped): the publication the loop's start and the harness's
+        // connections asked for is done, and none is pending when the signal comes.
+        var first: JSONObject?
+        let quiet = Date().addingTimeInterval(10)
+        while Date() < quiet {
+            first = try #require(Self.scrape(url).result, "a scrape")
+            if Self.samples(first!, "smartpoll_loop_state")[["state": "running"]] == 1,
+                Self.samples(first!, "smartpoll_clients")[[:]] == 0
+            {
+                break
+            }
+            usleep(100_000)
+        }
+        #expect(Self.samples(try #require(first), "smartpoll_clients")[[:]] == 0)
+        #expect(Self.samples(try #require(first), "smartpoll_task_runs")[["task": "old", "outcome": "succeeded"]] == 0)
+        try before.replacingOccurrences(of: "\"old\"", with: "\"new\"")
+            .write(toFile: supervisor.configurationPath, atomically: true, encoding: .utf8)
+        supervisor.signal(SIGHUP)
+        var runs: [[String: String]: Double] = [:]
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            runs = Self.samples(try #require(Self.scrape(url).result), "smartpoll_task_runs")
+            if runs[["task": "new", "outcome": "succeeded"]] != nil { break }
+            usleep(100_000)
+        }
+        #expect(supervisor.logText.contains("configuration reloaded"), "\(supervisor.logText)")
+        #expect(runs[["task": "new", "outcome": "succeeded"]] == 0, "the added task: \(runs)")
+        #expect(runs[["task": "old", "outcome": "succeeded"]] == nil, "the removed task: \(runs)")
+    }
+
     @Test func otherPathsAre404AndOtherMethods405() throws {
         let supervisor = try SupervisorHarness(Self.configuration)
         let url = try Self.url(supervisor)
