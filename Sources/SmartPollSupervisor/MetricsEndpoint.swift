@@ -18,7 +18,9 @@ final class MetricsEndpoint: @unchecked Sendable {
     /// Where it listens, with the port the system picked for port 0.
     let address: MetricsListenAddress
     static let connectionLimit: UInt32 = 64
-    static let connectionTimeout: UInt32 = 30
+    /// Below Prometheus' default scrape interval and timeout's sum, so that idle connections
+    /// held open to crowd scrapers out are closed before the next scrape gives up.
+    static let connectionTimeout: UInt32 = 10
 
     private var daemon: OpaquePointer?
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
