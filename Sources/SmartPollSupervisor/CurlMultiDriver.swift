@@ -245,8 +245,10 @@ final class CurlMultiDriver {
             return
         }
         do {
-            sockets[socket] = try loop.register(socket, for: interest) { [unowned self] events in
-                self.socketReady(socket, events)
+            // Weak: a client released from inside a completion (its owner stood down, a test
+            // ended) must not leave the loop a handler into a freed driver.
+            sockets[socket] = try loop.register(socket, for: interest) { [weak self] events in
+                self?.socketReady(socket, events)
             }
         } catch {
             // epoll refused curl's socket (it cannot, for a socket): the transfer then ends at its
@@ -259,7 +261,8 @@ final class CurlMultiDriver {
         if let timer { loop.cancel(timer) }
         timer = nil
         guard milliseconds >= 0 else { return }
-        timer = loop.schedule(after: .milliseconds(milliseconds)) { [unowned self] in
+        timer = loop.schedule(after: .milliseconds(milliseconds)) { [weak self] in
+            guard let self else { return }
             self.timer = nil
             self.act(on: CURL_SOCKET_TIMEOUT, mask: 0)
         }
