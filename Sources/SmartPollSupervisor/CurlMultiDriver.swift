@@ -105,7 +105,7 @@ final class CurlMultiDriver {
         for easy in idleHandles { curl_easy_cleanup(easy) }
         // No callback into a half-deinitialised driver while curl closes its connections.
         _ = sp_curl_multi_set_callbacks(multi, nil, nil, nil)
-        for registration in sockets.values { loop.deregister(registration) }
+        for registration in sockets.values { loop.deregisterForeign(registration) }
         // curl_multi_cleanup closes the cached connections through closeFunction: nothing is left
         // to deregister then.
         sockets = [:]
@@ -229,21 +229,20 @@ final class CurlMultiDriver {
     }
 
     private func socketClosing(_ socket: Int32) {
-        if let registration = sockets.removeValue(forKey: socket) { loop.deregister(registration) }
+        if let registration = sockets.removeValue(forKey: socket) { loop.deregisterForeign(registration) }
     }
 
     private func socketChanged(_ socket: Int32, _ what: Int32) {
+        // curl may have closed the socket already (its threaded resolver's socket pair, say):
+        // the foreign variants tolerate that, and a number curl reuses is registered afresh.
         if what == CURL_POLL_REMOVE {
-            if let registration = sockets.removeValue(forKey: socket) { loop.deregister(registration) }
+            if let registration = sockets.removeValue(forKey: socket) { loop.deregisterForeign(registration) }
             return
         }
         var interest: EventLoop.Events = []
         if what & CURL_POLL_IN != 0 { interest.insert(.readable) }
         if what & CURL_POLL_OUT != 0 { interest.insert(.writable) }
-        if let registration = sockets[socket], loop.isCurrent(registration) {
-            loop.watch(registration, for: interest)
-            return
-        }
+        if let registration = sockets[socket], loop.watchForeign(registration, for: interest) { return }
         do {
             // Weak: a client released from inside a completion (its owner stood down, a test
             // ended) must not leave the loop a handler into a freed driver.

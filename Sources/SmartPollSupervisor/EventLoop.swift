@@ -187,6 +187,26 @@ final class EventLoop {
         remove(registration.descriptor)
     }
 
+    /// For a descriptor a library owns and may close before it says so (libcurl reports a
+    /// socket gone after closing it on some paths): changes what `registration` is watched for,
+    /// or, when the descriptor has left the epoll set (closed, its number perhaps reused by a new
+    /// file), forgets the registration and returns false: register the descriptor again.
+    func watchForeign(_ registration: Registration, for interest: Events) -> Bool {
+        guard isCurrent(registration) else { return false }
+        let descriptor = registration.descriptor
+        if sp_epoll_control(epoll, SP_EPOLL_MOD, descriptor, interest.rawValue, registration.token) == 0 { return true }
+        watchers.removeValue(forKey: descriptor)
+        return false
+    }
+
+    /// For a descriptor a library owns: stops watching it whether or not it is still open (a
+    /// closed one left the epoll set by itself); does nothing once the registration is stale.
+    func deregisterForeign(_ registration: Registration) {
+        guard isCurrent(registration) else { return }
+        watchers.removeValue(forKey: registration.descriptor)
+        _ = sp_epoll_control(epoll, SP_EPOLL_DEL, registration.descriptor, 0, 0)
+    }
+
     private func remove(_ descriptor: Int32) {
         let result = sp_epoll_control(epoll, SP_EPOLL_DEL, descriptor, 0, 0)
         // EPOLL_CTL_DEL fails only for a descriptor closed before it was deregistered (EBADF,
