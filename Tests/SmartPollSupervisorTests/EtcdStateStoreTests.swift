@@ -5,7 +5,7 @@ import Testing
 
 @testable import SmartPollSupervisor
 
-private let time = Timestamp(nanosecondsSinceEpoch: 1_796_003_072_123_000_000)
+private let time = SavedStateSample.time
 
 /// A real etcd, a loop run on the test's thread, a client, and the leadership key a leader's
 /// writes are guarded by.
@@ -145,22 +145,7 @@ private func task(_ name: String, run: Int, output: [UInt8]?, runs: Int? = nil) 
 }
 
 private func sample() -> SavedState {
-    var state = SavedState(lastRunID: 1_000)
-    state.tasks["text"] = SavedTask(
-        runs: 7, failures: 2, consecutiveFailures: 1,
-        last: LastRun(
-            run: 40, started: time, ended: time.advanced(by: .milliseconds(1500)), durationMilliseconds: 1500.25,
-            exitCode: nil, signal: 9, timedOut: true, succeeded: false, error: "timed out", stderrTail: "tail\n"),
-        result: TaskResult(task: "text", run: 39, time: time, output: Array("héllo\n".utf8), truncated: true),
-        next: time.advanced(by: .seconds(10)), interruptedRun: nil)
-    state.tasks["binary.v2:x@y"] = SavedTask(
-        runs: 1, failures: 0, consecutiveFailures: 0,
-        last: LastRun(
-            run: 41, started: time, ended: time, durationMilliseconds: 0, exitCode: 0, signal: nil,
-            timedOut: false, succeeded: true, error: nil, stderrTail: ""),
-        result: TaskResult(task: "binary.v2:x@y", run: 41, time: time, output: [0, 0xFF, 0xC3, 10], truncated: false),
-        next: time, interruptedRun: 41, paused: true)
-    state.tasks["never"] = SavedTask()
+    var state = SavedStateSample.make(lastRunID: 1_000)
     state.tasks["empty-output"] = task("empty-output", run: 42, output: [])
     return state
 }

@@ -33,26 +33,35 @@ private final class ScratchFolder {
     }
 }
 
-private let time = Timestamp(nanosecondsSinceEpoch: 1_796_003_072_123_000_000)
+private let time = SavedStateSample.time
 
-private func sample() -> SavedState {
-    var state = SavedState(lastRunID: 41)
-    state.tasks["text"] = SavedTask(
-        runs: 7, failures: 2, consecutiveFailures: 1,
-        last: LastRun(
-            run: 40, started: time, ended: time.advanced(by: .milliseconds(1500)), durationMilliseconds: 1500.25,
-            exitCode: nil, signal: 9, timedOut: true, succeeded: false, error: "timed out", stderrTail: "tail\n"),
-        result: TaskResult(task: "text", run: 39, time: time, output: Array("héllo\n".utf8), truncated: true),
-        next: time.advanced(by: .seconds(10)), interruptedRun: nil)
-    state.tasks["binary.v2:x@y"] = SavedTask(
-        runs: 1, failures: 0, consecutiveFailures: 0,
-        last: LastRun(
-            run: 41, started: time, ended: time, durationMilliseconds: 0, exitCode: 0, signal: nil,
-            timedOut: false, succeeded: true, error: nil, stderrTail: ""),
-        result: TaskResult(task: "binary.v2:x@y", run: 41, time: time, output: [0, 0xFF, 0xC3, 10], truncated: false),
-        next: time, interruptedRun: 41, paused: true)
-    state.tasks["never"] = SavedTask()
-    return state
+private func sample() -> SavedState { SavedStateSample.make(lastRunID: 41) }
+
+/// A saved state with a text result, a binary one (with a task name of every allowed kind, paused,
+/// a run cut short) and a task that never ran: what both state stores (files and etcd) must keep.
+enum SavedStateSample {
+    static let time = Timestamp(nanosecondsSinceEpoch: 1_796_003_072_123_000_000)
+
+    static func make(lastRunID: Int) -> SavedState {
+        var state = SavedState(lastRunID: lastRunID)
+        state.tasks["text"] = SavedTask(
+            runs: 7, failures: 2, consecutiveFailures: 1,
+            last: LastRun(
+                run: 40, started: time, ended: time.advanced(by: .milliseconds(1500)), durationMilliseconds: 1500.25,
+                exitCode: nil, signal: 9, timedOut: true, succeeded: false, error: "timed out", stderrTail: "tail\n"),
+            result: TaskResult(task: "text", run: 39, time: time, output: Array("héllo\n".utf8), truncated: true),
+            next: time.advanced(by: .seconds(10)), interruptedRun: nil)
+        state.tasks["binary.v2:x@y"] = SavedTask(
+            runs: 1, failures: 0, consecutiveFailures: 0,
+            last: LastRun(
+                run: 41, started: time, ended: time, durationMilliseconds: 0, exitCode: 0, signal: nil,
+                timedOut: false, succeeded: true, error: nil, stderrTail: ""),
+            result: TaskResult(
+                task: "binary.v2:x@y", run: 41, time: time, output: [0, 0xFF, 0xC3, 10], truncated: false),
+            next: time, interruptedRun: 41, paused: true)
+        state.tasks["never"] = SavedTask()
+        return state
+    }
 }
 
 @Suite struct StateStoreTests {
