@@ -259,8 +259,20 @@ final class CgroupTree {
 }
 
 /// The cgroup of one run: a directory of the supervisor's ``CgroupTree``.
+///
+/// A run reads two of its files once or twice (`cgroup.events`, `cpu.stat`): each with one
+/// `read` into a small buffer on the stack, scanned as bytes (cgroupfs hands the whole of such a
+/// file to one read that has room for it), so that a run's end costs no string splitting.
 struct RunCgroup: Sendable {
     let path: String
+    private let eventsPath: String
+    private let statPath: String
+
+    init(path: String) {
+        self.path = path
+        eventsPath = path + "/cgroup.events"
+        statPath = path + "/cpu.stat"
+    }
 
     /// Opens its `cgroup.procs` for writing (close-on-exec), for the spawn to put the child in.
     func openProcesses() throws(SupervisorError) -> Int32 {
@@ -294,22 +306,19 @@ struct RunCgroup: Sendable {
     /// Whether any process is in it (`populated 1` in `cgroup.events`); a cgroup that cannot be
     /// read is taken as empty, so that nothing waits for ever on a removed one.
     var isPopulated: Bool {
-        guard let text = CgroupTree.readSmallFile(path + "/cgroup.events") else { return false }
-        return text.split(separator: "\n").contains("populated 1")
+        RunCgroup.withContents(of: eventsPath) { bytes in
+            RunCgroup.value(of: "populated", in: bytes).map { $0 != 0 } ?? false
+        } ?? false
     }
 
     /// User plus system CPU time of everything that ran in it, in milliseconds (`cpu.stat`).
     func cpuMilliseconds() -> Double? {
-        guard let text = CgroupTree.readSmallFile(path + "/cpu.stat") else { return nil }
-        var total: Double?
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count == 2, fields[0] == "user_usec" || fields[0] == "system_usec",
-                let value = Double(fields[1])
-            else { continue }
-            total = (total ?? 0) + value / 1_000
-        }
-        return total
+        RunCgroup.withContents(of: statPath) { bytes -> Double? in
+            let user = RunCgroup.value(of: "user_usec", in: bytes)
+            let system = RunCgroup.value(of: "system_usec", in: bytes)
+            guard user != nil || system != nil else { return nil }
+            return Double((user ?? 0) &+ (system ?? 0)) / 1_000
+        } ?? nil
     }
 
     /// Removes it (it must be empty). - Returns: whether it is gone.
@@ -324,5 +333,59 @@ struct RunCgroup: Sendable {
         defer { SystemCall.close(descriptor) }
         let written = try? SystemCall.retrying { Glibc.write(descriptor, text, text.utf8.count) }
         return written == text.utf8.count
+    }
+
+    /// Room for the flat-keyed files read here (`cpu.stat` with every controller is about 300
+    /// bytes); a file that fills it is read again whole.
+    private static let contentsCapacity = 1_024
+
+    /// Calls `body` with the content of a small cgroupfs file, or returns nil when it cannot be
+    /// read.
+    static func withContents<Result>(
+        of file: String, _ body: (UnsafeRawBufferPointer) -> Result
+    ) -> Result? {
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { SystemCall.close(descriptor) }
+        return withUnsafeTemporaryAllocation(byteCount: contentsCapacity, alignment: 1) { buffer -> Result? in
+            let count: Int
+            do throws(Errno) {
+                count = try SystemCall.retrying { read(descriptor, buffer.baseAddress, buffer.count) }
+            } catch {
+                return nil
+            }
+            if count < buffer.count { return body(UnsafeRawBufferPointer(rebasing: buffer[..<count])) }
+            // Larger than expected: the whole file, the slow way.
+            guard let text = CgroupTree.readSmallFile(file) else { return nil }
+            return Array(text.utf8).withUnsafeBytes(body)
+        }
+    }
+
+    /// The number after `key` and a space on a line of a flat-keyed file (`populated 1`,
+    /// `user_usec 3309`), or nil when no line has that key or its value is no number.
+    static func value(of key: StaticString, in bytes: UnsafeRawBufferPointer) -> UInt64? {
+        let keyBytes = UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
+        var lineStart = 0
+        while lineStart < bytes.count {
+            var lineEnd = lineStart
+            while lineEnd < bytes.count && bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            let valueStart = lineStart + keyBytes.count + 1
+            if valueStart < lineEnd, bytes[valueStart - 1] == UInt8(ascii: " "),
+                memcmp(bytes.baseAddress! + lineStart, keyBytes.baseAddress!, keyBytes.count) == 0
+            {
+                var value: UInt64 = 0
+                for index in valueStart..<lineEnd {
+                    let digit = bytes[index] &- UInt8(ascii: "0")
+                    guard digit < 10 else { return nil }
+                    let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+                    let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit))
+                    guard !overflow1 && !overflow2 else { return nil }
+                    value = sum
+                }
+                return value
+            }
+            lineStart = lineEnd + 1
+        }
+        return nil
     }
 }

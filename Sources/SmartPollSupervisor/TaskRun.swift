@@ -105,6 +105,9 @@ final class TaskRun {
     /// The run's process has ended and its pipes are read for the last time, a bounded part
     /// each turn, before `onEnd`.
     private var finishing = false
+    /// The run's cgroup was found empty when its main process exited (nothing to kill, nothing
+    /// to wait for).
+    private var emptyAtExit = false
     private var finishingTurns = 0
     private var directiveFramer: LineFramer
     private(set) var directives: [Command] = []
@@ -297,7 +300,7 @@ final class TaskRun {
                     self.carryOut(self.lifecycle.emptied())
                 }
                 if let cgroups, let cgroup {
-                    cgroups.whenEmpty(cgroup, emptied)
+                    if emptyAtExit { emptied() } else { cgroups.whenEmpty(cgroup, emptied) }
                 } else if let subreaper {
                     subreaper.endRun(runID, then: emptied)
                 } else {
@@ -312,7 +315,15 @@ final class TaskRun {
     /// Sends `signal` to every process of the run: of its cgroup (SIGKILL through
     /// `cgroup.kill`), or of its process group unless the main process was reaped.
     private func signalRun(_ signal: Int32) {
-        if let cgroup { return cgroup.signalAll(signal) }
+        if let cgroup {
+            // What is left when the main process exits is killed; usually nothing is, and
+            // reading `cgroup.events` once costs less than a kill and then that same read.
+            if signal == SIGKILL && lifecycle.hasExited {
+                if cgroup.isPopulated { cgroup.killAll() } else { emptyAtExit = true }
+                return
+            }
+            return cgroup.signalAll(signal)
+        }
         // What left the process group but kept the run's environment.
         subreaper?.signal(run: runID, signal)
         guard status == nil else { return }

@@ -1,0 +1,51 @@
+import Glibc
+import Testing
+
+@testable import SmartPollSupervisor
+
+/// The flat-keyed cgroupfs files a run reads (`cgroup.events`, `cpu.stat`), scanned as bytes.
+@Suite struct RunCgroupTests {
+    private func value(_ key: StaticString, _ text: String) -> UInt64? {
+        Array(text.utf8).withUnsafeBytes { RunCgroup.value(of: key, in: $0) }
+    }
+
+    @Test func findsAKeyOnAnyLine() {
+        #expect(value("populated", "populated 1\nfrozen 0\n") == 1)
+        #expect(value("populated", "populated 0\nfrozen 0\n") == 0)
+        #expect(value("frozen", "populated 1\nfrozen 0\n") == 0)
+        let stat = "usage_usec 3309\nuser_usec 2201\nsystem_usec 1108\nnr_periods 0\n"
+        #expect(value("user_usec", stat) == 2201)
+        #expect(value("system_usec", stat) == 1108)
+        // The last line may lack its newline.
+        #expect(value("nr_periods", "usage_usec 1\nnr_periods 17") == 17)
+    }
+
+    @Test func aKeyMatchesWholeNotAsAPrefixOrSuffix() {
+        // "user_usec" must not match "user_usec_extra 5" nor "xuser_usec 5".
+        #expect(value("user_usec", "user_usec_extra 5\nxuser_usec 6\n") == nil)
+        #expect(value("populated", "populate 1\n") == nil)
+        #expect(value("populated", "") == nil)
+    }
+
+    @Test func aValueThatIsNoNumberOrOverflowsIsNil() {
+        #expect(value("populated", "populated x\n") == nil)
+        #expect(value("populated", "populated \n") == nil)
+        #expect(value("user_usec", "user_usec 99999999999999999999999\n") == nil)
+        #expect(value("user_usec", "user_usec 18446744073709551615\n") == UInt64.max)
+    }
+
+    @Test func readsAFileInOneGoAndALargerOneWhole() throws {
+        let folder = try TemporaryDirectory()
+        let small = try folder.createFile("small", contents: "populated 1\nfrozen 0\n")
+        // Larger than the one-read buffer: the key is on the last line, beyond it.
+        let large = try folder.createFile(
+            "large", contents: String(repeating: "padding_key 1\n", count: 200) + "populated 1\n")
+        #expect(RunCgroup.withContents(of: small) { RunCgroup.value(of: "populated", in: $0) } == 1)
+        #expect(RunCgroup.withContents(of: large) { RunCgroup.value(of: "populated", in: $0) } == 1)
+        #expect(RunCgroup.withContents(of: folder.path + "/missing") { _ in true } == nil)
+        // A cgroup that cannot be read counts as empty, and reports no CPU time.
+        let gone = RunCgroup(path: folder.path + "/no-such-cgroup")
+        #expect(!gone.isPopulated)
+        #expect(gone.cpuMilliseconds() == nil)
+    }
+}
