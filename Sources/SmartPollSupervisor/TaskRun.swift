@@ -345,7 +345,11 @@ final class TaskRun {
         var registered: [Int32] = []
         do {
             for descriptor in [outputDescriptor, errorDescriptor, directiveDescriptor].compactMap({ $0 }) {
-                try loop.register(descriptor, for: .readable) { [unowned self] _ in self.drain(descriptor) }
+                try loop.register(descriptor, for: .readable) { [unowned self] events in
+                    // Hung up and not readable: the writers are gone and nothing is left to
+                    // read, so the pipe closes without the read that would say end of file.
+                    self.drain(descriptor, atEnd: events.contains(.hangup) && !events.contains(.readable))
+                }
                 registered.append(descriptor)
             }
             try loop.register(pidfd, for: .readable) { [unowned self] _ in self.reap() }
@@ -384,9 +388,14 @@ final class TaskRun {
     /// end of file.
     ///
     /// - Returns: whether the pipe may hold more (a full read, or a stderr backlog).
+    /// With `atEnd`, epoll said the pipe is empty and has no writer left: it is closed unread.
     @discardableResult
-    private func drain(_ descriptor: Int32) -> Bool {
+    private func drain(_ descriptor: Int32, atEnd: Bool = false) -> Bool {
         if descriptor == errorDescriptor && stderrBacklogStart < stderrBacklog.count { return true }
+        if atEnd {
+            closePipe(descriptor)
+            return false
+        }
         while true {
             let readBuffer = loop.readBuffer
             let count = read(descriptor, readBuffer.baseAddress, readBuffer.count)
