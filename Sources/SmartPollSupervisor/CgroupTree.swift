@@ -1,8 +1,15 @@
 import Glibc
 import SmartPollSystem
 
-/// The supervisor's subtree of the cgroup v2 hierarchy (SPEC section 3): one child cgroup per
-/// run, so that no process of a run outlives it, whatever session or parent it takes.
+/// The supervisor's subtree of the cgroup v2 hierarchy (SPEC section 3): every run in a child
+/// cgroup of its own, so that no process of a run outlives it, whatever session or parent it
+/// takes.
+///
+/// The child cgroups are slots (`slot-<N>`): a run takes a slot that is empty, and gives it back
+/// once it is empty again (its end waits for that); a slot given back is kept, with its
+/// `cgroup.procs` open, for a later run, up to ``spareLimit`` spare slots, so that a run costs
+/// neither a `mkdir` nor a `rmdir` of a cgroup (the kernel's costliest steps of a spawn here).
+/// A run's CPU time is the growth of its slot's `cpu.stat` during the run.
 ///
 /// The subtree is `smartpoll-<16 hex digits>` under `cgroup_root` or under the supervisor's own
 /// cgroup; the digits hash the supervisor's identity (its `state_dir`, or its socket path), so
@@ -19,6 +26,12 @@ final class CgroupTree {
     /// Watches the `cgroup.events` files of draining runs; nil until the first one.
     private var inotify: Int32?
     private var emptyWaiters: [Int32: (cgroup: RunCgroup, action: () -> Void)] = [:]
+    /// Empty slots given back by runs, the last given back first.
+    private var spares: [RunCgroup] = []
+    /// The number of the next slot made.
+    private var nextSlot = 0
+    /// At most this many empty slots are kept; a slot given back beyond it is removed.
+    static let spareLimit = 32
 
     /// Makes (or finds) the subtree, or says why it cannot.
     ///
@@ -115,9 +128,11 @@ final class CgroupTree {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// A new, empty cgroup for one run.
-    func makeRun(_ name: String) throws(SupervisorError) -> RunCgroup {
-        let cgroup = RunCgroup(path: path + "/" + name)
+    /// An empty cgroup for one run: a spare slot, or a new one.
+    func takeSlot() throws(SupervisorError) -> RunCgroup {
+        if let spare = spares.popLast() { return spare }
+        let cgroup = RunCgroup(path: path + "/slot-\(nextSlot)")
+        nextSlot += 1
         if mkdir(cgroup.path, 0o755) != 0 {
             // A leftover of this name would not be empty: it is ended first (the start-up
             // cleanup normally leaves none).
@@ -128,7 +143,27 @@ final class CgroupTree {
             }
             cgroup.killAll()
         }
+        do throws(SupervisorError) {
+            try cgroup.openProcesses()
+        } catch {
+            cgroup.remove()
+            throw error
+        }
         return cgroup
+    }
+
+    /// Takes back the slot of a run that is over: `cgroup` is empty. It is kept for a later
+    /// run, or removed when ``spareLimit`` slots are spare already.
+    ///
+    /// - Returns: nil, or why the slot could not be removed.
+    @discardableResult
+    func giveBack(_ cgroup: RunCgroup) -> String? {
+        if spares.count < CgroupTree.spareLimit && cgroup.isReusable {
+            spares.append(cgroup)
+            return nil
+        }
+        cgroup.closeProcesses()
+        return cgroup.remove() ? nil : "cannot remove the cgroup \(cgroup.path): \(SupervisorError.errorText(errno))"
     }
 
     /// Calls `action` once `cgroup` has no process left: at once if it has none now, otherwise
@@ -216,8 +251,14 @@ final class CgroupTree {
         return reports
     }
 
-    /// Removes the subtree itself if it is empty (at shutdown); best effort.
+    /// Removes the spare slots, then the subtree itself if it is empty (at shutdown); best
+    /// effort.
     func removeSubtree() {
+        for spare in spares {
+            spare.closeProcesses()
+            spare.remove()
+        }
+        spares.removeAll()
         _ = rmdir(path)
     }
 
@@ -263,10 +304,17 @@ final class CgroupTree {
 /// A run reads two of its files once or twice (`cgroup.events`, `cpu.stat`): each with one
 /// `read` into a small buffer on the stack, scanned as bytes (cgroupfs hands the whole of such a
 /// file to one read that has room for it), so that a run's end costs no string splitting.
-struct RunCgroup: Sendable {
+final class RunCgroup {
     let path: String
     private let eventsPath: String
     private let statPath: String
+    /// Its `cgroup.procs`, open for writing (close-on-exec) while it is a slot; -1 otherwise.
+    private(set) var processesDescriptor: Int32 = -1
+    /// `user_usec` + `system_usec` of its `cpu.stat` when its current run began (what earlier
+    /// runs in this slot used).
+    private var cpuMicrosecondsBefore: UInt64 = 0
+    /// False once something about it failed (its CPU time could not be read): it is not reused.
+    private(set) var isReusable = true
 
     init(path: String) {
         self.path = path
@@ -274,15 +322,24 @@ struct RunCgroup: Sendable {
         statPath = path + "/cpu.stat"
     }
 
-    /// Opens its `cgroup.procs` for writing (close-on-exec), for the spawn to put the child in.
-    func openProcesses() throws(SupervisorError) -> Int32 {
+    deinit { closeProcesses() }
+
+    /// Opens its `cgroup.procs` for writing (close-on-exec), for spawns to put a child in.
+    func openProcesses() throws(SupervisorError) {
+        guard processesDescriptor < 0 else { return }
         let descriptor = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw SupervisorError(
                 code: .spawnFailed,
                 message: "cannot open \(path)/cgroup.procs: \(SupervisorError.errorText(errno))")
         }
-        return descriptor
+        processesDescriptor = descriptor
+    }
+
+    func closeProcesses() {
+        guard processesDescriptor >= 0 else { return }
+        SystemCall.close(processesDescriptor)
+        processesDescriptor = -1
     }
 
     /// The pids in it now.
@@ -311,14 +368,22 @@ struct RunCgroup: Sendable {
         } ?? false
     }
 
-    /// User plus system CPU time of everything that ran in it, in milliseconds (`cpu.stat`).
-    func cpuMilliseconds() -> Double? {
-        RunCgroup.withContents(of: statPath) { bytes -> Double? in
+    /// User plus system CPU time of everything that ran in it since the last call (or since it
+    /// was made), in milliseconds (`cpu.stat`): the CPU time of the run that just ended in it.
+    /// Nil when `cpu.stat` cannot be read; the slot is then not reused.
+    func takeCPUMilliseconds() -> Double? {
+        let total = RunCgroup.withContents(of: statPath) { bytes -> UInt64? in
             let user = RunCgroup.value(of: "user_usec", in: bytes)
             let system = RunCgroup.value(of: "system_usec", in: bytes)
             guard user != nil || system != nil else { return nil }
-            return Double((user ?? 0) &+ (system ?? 0)) / 1_000
-        } ?? nil
+            return (user ?? 0) &+ (system ?? 0)
+        }
+        guard let total = total ?? nil, total >= cpuMicrosecondsBefore else {
+            isReusable = false
+            return nil
+        }
+        defer { cpuMicrosecondsBefore = total }
+        return Double(total - cpuMicrosecondsBefore) / 1_000
     }
 
     /// Removes it (it must be empty). - Returns: whether it is gone.

@@ -143,17 +143,20 @@ final class TaskRun {
         subreaper: Subreaper?,
         isKnownTask: @escaping (String) -> Bool, onEnd: @escaping (TaskRun) -> Void
     ) throws(SupervisorError) -> TaskRun {
-        // Contained: the run is born in a cgroup of its own, which goes if the launch fails.
-        let cgroup = try cgroups?.makeRun("run-\(specification.runID)")
+        // Contained: the run is born in a cgroup of its own, given back if the launch fails.
+        let cgroup = try cgroups?.takeSlot()
         do throws(SupervisorError) {
             return try launch(
                 specification, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup, subreaper: subreaper,
                 isKnownTask: isKnownTask, onEnd: onEnd)
         } catch {
             if let cgroups, let cgroup {
-                // What was started is killed; the cgroup goes once it is empty.
+                // What was started is killed; the slot is given back once it is empty.
                 cgroup.killAll()
-                cgroups.whenEmpty(cgroup) { cgroup.remove() }
+                cgroups.whenEmpty(cgroup) {
+                    _ = cgroup.takeCPUMilliseconds()
+                    cgroups.giveBack(cgroup)
+                }
             }
             throw error
         }
@@ -173,9 +176,7 @@ final class TaskRun {
         request.standardOutput = .fileDescriptor(stdout.writeEnd!)
         request.standardError = .fileDescriptor(stderr.writeEnd!)
         request.directives = directives.writeEnd!
-        let processes = try cgroup?.openProcesses()
-        defer { if let processes { SystemCall.close(processes) } }
-        request.cgroupProcesses = processes
+        request.cgroupProcesses = cgroup?.processesDescriptor
         let process = try ProcessSpawner.spawn(request)
         stdin?.closeReadEnd()
         stdout.closeWriteEnd()
@@ -628,11 +629,9 @@ final class TaskRun {
         collectStatus()
         cpuMilliseconds = processCPUMilliseconds
         if let cgroup {
-            cpuMilliseconds = cgroup.cpuMilliseconds()
-            if !cgroup.remove() {
-                log.write(
-                    .warning, "cannot remove the cgroup \(cgroup.path): \(SupervisorError.errorText(errno))",
-                    [(kind, name), ("run", "\(runID)")])
+            cpuMilliseconds = cgroup.takeCPUMilliseconds()
+            if let cgroups, let failure = cgroups.giveBack(cgroup) {
+                log.write(.warning, failure, [(kind, name), ("run", "\(runID)")])
             }
         }
         input?.close()

@@ -192,6 +192,37 @@ struct ContainmentTests {
         #expect(status["containment"]?.objectValue?["mode"] == .string("cgroup"))
     }
 
+    /// Runs take empty cgroups (slots) and give them back once empty; a later run reuses one,
+    /// and its CPU time is its own, not the slot's total. Shutdown removes the spare slots and
+    /// the subtree.
+    @Test func aLaterRunReusesAnEmptySlotAndCountsOnlyItsOwnCPUTime() throws {
+        let show = "grep '^0::' /proc/self/cgroup"
+        let spin = "python3 -c 'import time\nwhile time.process_time() < 0.3: pass'"
+        let supervisor = try SupervisorHarness(
+            configuration("cgroup", ["busy": ["sh", "-c", spin + "; " + show], "quick": ["sh", "-c", show]]))
+        let events = try supervisor.watch()
+        #expect(try supervisor.ctl("run", "busy", "--wait").status == 0)
+        #expect(try supervisor.ctl("run", "quick", "--wait").status == 0)
+        let busyFinish = try #require(try events.finishes(of: "busy").first)
+        let quickFinish = try #require(try events.finishes(of: "quick").first)
+        guard case .taskFinished(_, _, _, _, _, _, _, let busyCPU, _) = busyFinish.kind,
+            case .taskFinished(_, _, _, _, _, _, _, let quickCPU, _) = quickFinish.kind
+        else { throw HarnessError("not finishes: \(busyFinish) \(quickFinish)") }
+        #expect(try #require(busyCPU) >= 290)
+        #expect(try #require(quickCPU) < 100, "the slot's earlier CPU time was counted again: \(quickCPU ?? -1)")
+        let busyCgroup = try supervisor.ctl("result", "busy").output
+        let quickCgroup = try supervisor.ctl("result", "quick").output
+        let root = try #require(
+            try json(try supervisor.ctl("--json", "status").output)["containment"]?.objectValue?["root"]?
+                .stringValue)
+        #expect(busyCgroup.hasSuffix("/slot-0\n"), "\(busyCgroup)")
+        #expect(busyCgroup == quickCgroup, "the second run did not reuse the empty slot")
+        #expect(FileManager.default.fileExists(atPath: root + "/slot-0"), "a spare slot is kept")
+        #expect(try supervisor.ctl("shutdown").status == 0)
+        _ = try supervisor.waitForExit()
+        #expect(!FileManager.default.fileExists(atPath: root), "shutdown leaves the subtree behind")
+    }
+
     @Test(arguments: modes)
     func cpuTimeOfABusyRunIsPlausibleAgainstItsWallTime(mode: String) throws {
         let busy = "import time\nwhile time.process_time() < 0.3: pass"
@@ -234,7 +265,7 @@ enum Containment {
         }
         let digits = String(hash, radix: 16)
         let subtree = own + "/smartpoll-" + String(repeating: "0", count: 16 - digits.count) + digits
-        for run in (try? FileManager.default.contentsOfDirectory(atPath: subtree)) ?? [] where run.hasPrefix("run-") {
+        for run in (try? FileManager.default.contentsOfDirectory(atPath: subtree)) ?? [] where run.hasPrefix("slot-") {
             rmdir(subtree + "/" + run)
         }
         rmdir(subtree)

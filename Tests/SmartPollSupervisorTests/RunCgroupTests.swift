@@ -46,6 +46,7 @@ import Testing
         // A cgroup that cannot be read counts as empty, and reports no CPU time.
         let gone = RunCgroup(path: folder.path + "/no-such-cgroup")
         #expect(!gone.isPopulated)
-        #expect(gone.cpuMilliseconds() == nil)
+        #expect(gone.takeCPUMilliseconds() == nil)
+        #expect(!gone.isReusable, "a slot whose CPU time cannot be read is not used again")
     }
 }
