@@ -46,9 +46,7 @@ public final class Scheduler: Sendable {
         }
         taskNames = tasks.keys.sorted()
         bodies = taskNames.map { tasks[$0]!.body }
-        var index: [String: Int] = [:]
-        for (position, name) in taskNames.enumerated() { index[name] = position }
-        loop = SchedulerStorage(taskCount: taskNames.count, taskIndex: index)
+        loop = SchedulerStorage(taskCount: taskNames.count, taskIndex: TaskNameTable(names: taskNames))
         self.runHooks = runHooks
         self.eventHooks = eventHooks
         self.clock = clock
@@ -60,7 +58,7 @@ public final class Scheduler: Sendable {
 
     /// The handle of the task named `name`, or nil if there is no such task.
     public func handle(for name: String) -> TaskHandle? {
-        loop.taskIndex[name].map { TaskHandle(id: SchedulerStateMachine.TaskID($0)) }
+        loop.taskIndex.index(of: name).map { TaskHandle(id: SchedulerStateMachine.TaskID($0)) }
     }
 
     /// Runs the loop until a task, a hook or an event source throws (that error is rethrown) or
@@ -99,6 +97,7 @@ public final class Scheduler: Sendable {
         let control = SchedulerControl(loop: loop, clock: clock)
         do {
             for hook in runHooks {
+                control.hookStarts()
                 try await hook.body(control)
             }
             loop.batch = loop.deferred + loop.batch
@@ -139,6 +138,7 @@ public final class Scheduler: Sendable {
 
     private func handle(_ message: Mailbox.Message, _ control: SchedulerControl) async throws {
         let loop = self.loop
+        control.hookStarts()
         switch message {
         case .taskFinished(let task, let generation, let result):
             loop.handles[Int(task.index)] = nil
