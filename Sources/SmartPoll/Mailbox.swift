@@ -7,8 +7,10 @@ import Synchronization
 ///   guarantees that with its exclusive flag.
 final class Mailbox: Sendable {
     enum Message: Sendable {
-        /// A task's stage one ended, with its task hook, nothing, or an error.
-        case taskFinished(SchedulerStateMachine.TaskID, generation: UInt64, Result<TaskHook?, any Error>)
+        /// A task's stage one ended, with its task hook, nothing, or an error. (Not a `Result`:
+        /// a closure in a generic payload is stored reabstracted, and each call then goes
+        /// through two async thunks.)
+        case taskFinished(SchedulerStateMachine.TaskID, generation: UInt64, hook: TaskHook?, error: (any Error)?)
         /// The armed timer with this token went off.
         case timer(token: UInt64)
         /// An event hook's source produced a value; `delivered` is resumed once it was handled.
@@ -45,7 +47,7 @@ final class Mailbox: Sendable {
 
     /// Moves every posted message, in order, into `messages` (which must be empty), waiting for
     /// at least one. Returns false, with nothing moved, when the calling task is cancelled.
-    func receive(into messages: inout [Message]) async -> Bool {
+    nonisolated(nonsending) func receive(into messages: inout [Message]) async -> Bool {
         precondition(messages.isEmpty)
         if take(into: &messages) { return true }
         if Task.isCancelled { return false }

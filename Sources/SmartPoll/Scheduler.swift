@@ -77,6 +77,13 @@ public final class Scheduler: Sendable {
                 message: "the scheduler's loop is already running; a second run() was refused")
         }
         defer { exclusive.store(false, ordering: .releasing) }
+        // The loop, the hooks and the runs on the scheduler's own executor (LoopExecutor says why).
+        try await withTaskExecutorPreference(LoopExecutor.shared) {
+            try await runClaimed()
+        }
+    }
+
+    private func runClaimed() async throws {
         let loop = self.loop
         if loop.pumps == nil {
             loop.pumps = eventHooks.enumerated().map { index, hook in hook.pump(mailbox, index) }
@@ -133,6 +140,8 @@ public final class Scheduler: Sendable {
                 }
             }
             guard await mailbox.receive(into: &loop.batch) else { throw CancellationError() }
+            // Runs started above, if the loop went on without waiting, need another worker.
+            LoopExecutor.shared.flushDeferred()
         }
     }
 
@@ -140,18 +149,12 @@ public final class Scheduler: Sendable {
         let loop = self.loop
         control.hookStarts()
         switch message {
-        case .taskFinished(let task, let generation, let result):
+        case .taskFinished(let task, let generation, let hook, let error):
             loop.handles[Int(task.index)] = nil
             defer { loop.machine.taskFinished(task) }
             guard generation == loop.generation else { return }
-            switch result {
-            case .success(nil):
-                break
-            case .success(let hook?):
-                try await hook(control)
-            case .failure(let error):
-                throw error
-            }
+            if let error { throw error }
+            if let hook { try await hook(control) }
         case .timer(let token):
             if token == loop.timerToken {
                 loop.armedDeadline = nil
@@ -171,14 +174,22 @@ public final class Scheduler: Sendable {
         let body = bodies[Int(task.index)]
         let generation = loop.generation
         let mailbox = self.mailbox
-        loop.handles[Int(task.index)] = Task {
-            let result: Result<TaskHook?, any Error>
-            do {
-                result = .success(try await body())
-            } catch {
-                result = .failure(error)
+        let executor = LoopExecutor.shared
+        // Both hand-offs of a run are deferred (LoopExecutor): the loop waits for its mailbox
+        // after starting runs, and a run's post is the last thing its job does.
+        loop.handles[Int(task.index)] = executor.deferringWakes {
+            Task(executorPreference: executor) {
+                var hook: TaskHook?
+                var failure: (any Error)?
+                do {
+                    hook = try await body()
+                } catch {
+                    failure = error
+                }
+                executor.deferringWakes {
+                    mailbox.post(.taskFinished(task, generation: generation, hook: hook, error: failure))
+                }
             }
-            mailbox.post(.taskFinished(task, generation: generation, result))
         }
     }
 

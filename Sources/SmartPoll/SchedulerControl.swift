@@ -8,8 +8,6 @@ public final class SchedulerControl {
     private let loop: SchedulerStorage
     private let clock: any SchedulerClock
     private let generation: UInt64
-    /// The clock's reading for the hook being called, taken at its first use (nil until then).
-    private var hookNow: Instant?
 
     init(loop: SchedulerStorage, clock: any SchedulerClock) {
         self.loop = loop
@@ -20,7 +18,7 @@ public final class SchedulerControl {
     /// The loop calls this before it calls each hook: the next use of ``now`` reads the clock.
     @inline(__always)
     func hookStarts() {
-        hookNow = nil
+        loop.hookNow = nil
     }
 
     /// The hook's instant: the scheduler clock read at the first use of `now` (or of a call
@@ -32,9 +30,9 @@ public final class SchedulerControl {
     /// calls (an `await` on slow work) and wants the second relative to the time after it,
     /// calls ``refreshNow()`` after the wait.
     public var now: Instant {
-        if let hookNow { return hookNow }
+        if let hookNow = loop.hookNow { return hookNow }
         let reading = clock.now
-        hookNow = reading
+        loop.hookNow = reading
         return reading
     }
 
@@ -42,7 +40,7 @@ public final class SchedulerControl {
     /// rest of the hook's call.
     @discardableResult
     public func refreshNow() -> Instant {
-        hookNow = nil
+        loop.hookNow = nil
         return now
     }
 

@@ -5,14 +5,19 @@
 ///   exclusive flag guarantees there is at most one), and by ``SchedulerControl`` from hooks that this
 ///   task awaits. That is the whole of its thread-safety argument.
 final class SchedulerStorage: @unchecked Sendable {
-    /// The machine and the generation, behind a pointer rather than stored properties: every
-    /// scheduling call reads or changes them, and each access to a class's stored `var` costs a
-    /// dynamic exclusivity check (swift_beginAccess, a thread-local look-up: about a tenth of a
-    /// scheduling call). The one-task access argument above makes the check redundant.
+    /// What every scheduling call and every message touches lives behind a pointer rather than
+    /// in stored properties: each access to a class's stored `var` costs a dynamic exclusivity
+    /// check (swift_beginAccess, a thread-local look-up: about a tenth of a scheduling call, and
+    /// some 1,000 instructions of a one-task cycle). The one-task access argument above makes
+    /// the check redundant.
     private let core: UnsafeMutablePointer<Core>
     private struct Core {
         var machine: SchedulerStateMachine
-        var generation: UInt64
+        var generation: UInt64 = 0
+        var handles: [Task<Void, Never>?]
+        var batch: [Mailbox.Message] = []
+        var cursor = 0
+        var hookNow: Instant?
     }
 
     var machine: SchedulerStateMachine {
@@ -27,11 +32,30 @@ final class SchedulerStorage: @unchecked Sendable {
         unsafeMutableAddress { core.pointer(to: \.generation)! }
     }
 
+    /// The runs in flight, by task.
+    var handles: [Task<Void, Never>?] {
+        unsafeAddress { UnsafePointer(core).pointer(to: \.handles)! }
+        unsafeMutableAddress { core.pointer(to: \.handles)! }
+    }
+
+    /// Messages the loop has taken from the mailbox; those from `cursor` on are not handled yet.
+    var batch: [Mailbox.Message] {
+        unsafeAddress { UnsafePointer(core).pointer(to: \.batch)! }
+        unsafeMutableAddress { core.pointer(to: \.batch)! }
+    }
+
+    var cursor: Int {
+        unsafeAddress { UnsafePointer(core).pointer(to: \.cursor)! }
+        unsafeMutableAddress { core.pointer(to: \.cursor)! }
+    }
+
+    /// ``SchedulerControl/now`` for the hook being called, once read.
+    var hookNow: Instant? {
+        unsafeAddress { UnsafePointer(core).pointer(to: \.hookNow)! }
+        unsafeMutableAddress { core.pointer(to: \.hookNow)! }
+    }
+
     let taskIndex: TaskNameTable
-    var handles: [Task<Void, Never>?]
-    /// Messages the loop has taken from the mailbox but not handled yet.
-    var batch: [Mailbox.Message] = []
-    var cursor = 0
     /// Event-hook messages that arrived while no run could handle them, oldest first.
     var deferred: [Mailbox.Message] = []
     var timer: Task<Void, Never>?
@@ -41,17 +65,19 @@ final class SchedulerStorage: @unchecked Sendable {
 
     init(taskCount: Int, taskIndex: TaskNameTable) {
         core = .allocate(capacity: 1)
-        core.initialize(to: Core(machine: SchedulerStateMachine(taskCount: taskCount), generation: 0))
+        core.initialize(
+            to: Core(
+                machine: SchedulerStateMachine(taskCount: taskCount),
+                handles: Array(repeating: nil, count: taskCount)))
+        core.pointee.batch.reserveCapacity(256)
         self.taskIndex = taskIndex
-        handles = Array(repeating: nil, count: taskCount)
-        batch.reserveCapacity(256)
     }
 
     /// Accounts for a message outside a run: a task's end is recorded and its result dropped;
     /// event values wait for the next run; stale timers are ignored.
     func absorb(_ message: Mailbox.Message) {
         switch message {
-        case .taskFinished(let task, _, _):
+        case .taskFinished(let task, _, _, _):
             handles[Int(task.index)] = nil
             machine.taskFinished(task)
         case .timer:
@@ -64,13 +90,13 @@ final class SchedulerStorage: @unchecked Sendable {
     }
 
     deinit {
-        core.deinitialize(count: 1)
-        core.deallocate()
         timer?.cancel()
         for pump in pumps ?? [] { pump.cancel() }
         for handle in handles { handle?.cancel() }
         for message in deferred + batch[cursor...] {
             if case .event(_, _, let delivered) = message { delivered.resume() }
         }
+        core.deinitialize(count: 1)
+        core.deallocate()
     }
 }
