@@ -6,11 +6,15 @@
 ///   no locking. Naming a task that does not exist is a programmer error and traps.
 public final class SchedulerControl {
     private let loop: SchedulerStorage
+    /// `loop.taskIndex`'s look-up by bytes (the table, which `loop` keeps alive, is a class: a
+    /// call on it would retain and release it, two atomic operations, a tenth of a call).
+    private let names: TaskNameTable.Lookup
     private let clock: any SchedulerClock
     private let generation: UInt64
 
     init(loop: SchedulerStorage, clock: any SchedulerClock) {
         self.loop = loop
+        self.names = loop.taskIndex.lookup
         self.clock = clock
         self.generation = loop.generation
     }
@@ -47,7 +51,9 @@ public final class SchedulerControl {
     /// The handle of the task named `name`, for calls that skip the name lookup; nil if there is
     /// no such task.
     public func handle(for name: String) -> TaskHandle? {
-        loop.taskIndex.index(of: name).map { TaskHandle(id: SchedulerStateMachine.TaskID($0)) }
+        (names.index(of: name) ?? loop.taskIndex.slowIndex(of: name)).map {
+            TaskHandle(id: SchedulerStateMachine.TaskID($0))
+        }
     }
 
     /// The advisory time `task` will next be ready (for a ready task, when it fell due), or nil.
@@ -102,7 +108,7 @@ public final class SchedulerControl {
     }
 
     private func handle(_ name: String) -> TaskHandle {
-        guard let index = loop.taskIndex.index(of: name) else {
+        guard let index = names.index(of: name) ?? loop.taskIndex.slowIndex(of: name) else {
             preconditionFailure("unknown task \"\(name)\"")
         }
         return TaskHandle(id: SchedulerStateMachine.TaskID(index))

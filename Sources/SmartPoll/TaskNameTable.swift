@@ -12,7 +12,7 @@
 /// - Complexity: lookup O(length of the name), one probe on average.
 final class TaskNameTable: @unchecked Sendable {
     /// The high 32 bits of the name's hash, and the task index plus one (0: an empty slot).
-    private struct Slot {
+    fileprivate struct Slot {
         var tag: UInt32
         var taskPlusOne: UInt32
     }
@@ -65,62 +65,91 @@ final class TaskNameTable: @unchecked Sendable {
 
     /// The task index of `name`, or nil. Names are equal as Swift's `String` compares them
     /// (canonical equivalence, as the `[String: SchedulerTask]` the set came from): the bytes
-    /// are looked up first; a name they miss that is not ASCII may be another normalization of a
-    /// task's name, so it is compared with every name (O(n), on a path that is the programmer's
-    /// error or a differently normalized spelling).
+    /// are looked up first (``lookup``); a name they miss that is not ASCII may be another
+    /// normalization of a task's name, so it is compared with every name (O(n), on a path that
+    /// is the programmer's error or a differently normalized spelling).
     @inline(__always)
     func index(of name: String) -> Int? {
-        let found: Int?? = name.utf8.withContiguousStorageIfAvailable { index(of: UnsafeRawBufferPointer($0)) }
-        if let found {
-            if let found { return found }
-        } else if let found = Array(name.utf8).withUnsafeBytes({ index(of: $0) }) {
-            return found
-        }
-        return slowIndex(of: name)
+        lookup.index(of: name) ?? slowIndex(of: name)
     }
 
     @inline(never)
-    private func slowIndex(of name: String) -> Int? {
+    func slowIndex(of name: String) -> Int? {
         if allASCII && name.utf8.allSatisfy({ $0 < 0x80 }) {
             return nil
         }
         return names.firstIndex(of: name)
     }
 
-    private func index(of name: UnsafeRawBufferPointer) -> Int? {
-        let hash = Self.hash(name)
-        let tag = UInt32(truncatingIfNeeded: hash >> 32)
-        var position = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let slot = slots[position]
-            if slot.taskPlusOne == 0 { return nil }
-            if slot.tag == tag {
-                let task = Int(slot.taskPlusOne &- 1)
-                if equal(task, name) { return task }
+    /// The table's look-up by bytes, a plain value of pointers that the table keeps alive:
+    /// held by ``SchedulerControl``, a look-up costs no retain and release of the table.
+    var lookup: Lookup { Lookup(slots: slots, mask: mask, bytes: bytes, starts: starts) }
+
+    struct Lookup: @unchecked Sendable {
+        fileprivate let slots: UnsafeMutableBufferPointer<Slot>
+        fileprivate let mask: Int
+        fileprivate let bytes: UnsafeMutableRawBufferPointer
+        fileprivate let starts: UnsafeMutableBufferPointer<Int>
+
+        /// The task whose name has exactly the bytes of `name`, or nil.
+        @inline(__always)
+        func index(of name: String) -> Int? {
+            let found: Int?? = name.utf8.withContiguousStorageIfAvailable { index(of: UnsafeRawBufferPointer($0)) }
+            if let found { return found }
+            return Array(name.utf8).withUnsafeBytes { index(of: $0) }
+        }
+
+        private func index(of name: UnsafeRawBufferPointer) -> Int? {
+            let hash = TaskNameTable.hash(name)
+            let tag = UInt32(truncatingIfNeeded: hash >> 32)
+            var position = Int(truncatingIfNeeded: hash) & mask
+            while true {
+                let slot = slots[position]
+                if slot.taskPlusOne == 0 { return nil }
+                if slot.tag == tag {
+                    let task = Int(slot.taskPlusOne &- 1)
+                    if equal(task, name) { return task }
+                }
+                position = (position + 1) & mask
             }
-            position = (position + 1) & mask
+        }
+
+        @inline(__always)
+        private func equal(_ task: Int, _ name: UnsafeRawBufferPointer) -> Bool {
+            let start = starts[task]
+            let count = name.count
+            guard starts[task + 1] - start == count else { return false }
+            var offset = 0
+            while offset + 8 <= count {
+                if bytes.loadUnaligned(fromByteOffset: start + offset, as: UInt64.self)
+                    != name.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                {
+                    return false
+                }
+                offset += 8
+            }
+            while offset < count {
+                if bytes[start + offset] != name[offset] { return false }
+                offset += 1
+            }
+            return true
         }
     }
 
+    /// Bytes `offset..<count` (1 to 7 of them) as one little-endian word, zero-padded: the last
+    /// 8 bytes loaded at once and shifted when there are 8 bytes, byte by byte otherwise.
     @inline(__always)
-    private func equal(_ task: Int, _ name: UnsafeRawBufferPointer) -> Bool {
-        let start = starts[task]
-        let count = name.count
-        guard starts[task + 1] - start == count else { return false }
-        var offset = 0
-        while offset + 8 <= count {
-            if bytes.loadUnaligned(fromByteOffset: start + offset, as: UInt64.self)
-                != name.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            {
-                return false
-            }
-            offset += 8
+    static func tailWord(_ bytes: UnsafeRawBufferPointer, from offset: Int) -> UInt64 {
+        let remaining = bytes.count - offset
+        if bytes.count >= 8 {
+            let last = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self))
+            return last >> UInt64(8 * (8 - remaining))
         }
-        while offset < count {
-            if bytes[start + offset] != name[offset] { return false }
-            offset += 1
+        var word: UInt64 = 0
+        for index in 0..<remaining {
+            word |= UInt64(bytes[offset + index]) << UInt64(8 * index)
         }
-        return true
+        return word
     }
 
     @inline(__always)
@@ -140,20 +169,13 @@ final class TaskNameTable: @unchecked Sendable {
         var offset = 0
         let count = bytes.count
         while offset + 8 <= count {
-            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
             state = (state ^ word) &* multiplier
             state ^= state >> 29
             offset += 8
         }
         if offset < count {
-            var word: UInt64 = 0
-            var shift: UInt64 = 0
-            while offset < count {
-                word |= UInt64(bytes[offset]) << shift
-                shift += 8
-                offset += 1
-            }
-            state = (state ^ word) &* multiplier
+            state = (state ^ tailWord(bytes, from: offset)) &* multiplier
             state ^= state >> 29
         }
         state ^= state >> 33

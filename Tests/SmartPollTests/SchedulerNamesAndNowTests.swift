@@ -26,6 +26,34 @@ struct SchedulerNamesAndNowTests {
         #expect(TaskNameTable(names: ["xxx-42", "other"]).index(of: built) == 0)
     }
 
+    @Test func nanosecondsClampedAgreesWithInt128Division() {
+        func reference(_ duration: Duration) -> Int64 {
+            let quotient = duration.attoseconds / 1_000_000_000
+            if quotient > Int128(Int64.max) { return .max }
+            if quotient < Int128(Int64.min) { return .min }
+            return Int64(quotient)
+        }
+        var samples: [Duration] = [
+            .zero, .nanoseconds(1), .nanoseconds(-1), .seconds(3600), .seconds(-3600), .milliseconds(1),
+            Duration(attoseconds: 999_999_999), Duration(attoseconds: -999_999_999),
+            Duration(attoseconds: 1_000_000_000), Duration(attoseconds: Int128(UInt64.max)),
+            Duration(attoseconds: Int128(UInt64.max) + 1), .nanoseconds(Int64.max), .nanoseconds(Int64.min),
+            Duration(attoseconds: Int128(Int64.max) * 1_000_000_000 + 999_999_999),
+            Duration(attoseconds: Int128(Int64.max) * 1_000_000_000 + 1_000_000_000),
+            Duration(attoseconds: Int128(Int64.min) * 1_000_000_000 - 1_000_000_000),
+            .seconds(Int64.max), .seconds(Int64.min),
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<10_000 {
+            let high = Int128(Int64.random(in: -2_000_000_000...2_000_000_000, using: &generator))
+            samples.append(
+                Duration(attoseconds: high << 64 | Int128(UInt64.random(in: .min ... .max, using: &generator))))
+        }
+        for sample in samples {
+            #expect(sample.nanosecondsClamped == reference(sample), "\(sample.attoseconds)")
+        }
+    }
+
     @Test func hooksSeeOneInstantPerCallUntilRefreshed() async throws {
         let clock = ManualClock()
         clock.advance(to: at(100))
