@@ -78,8 +78,14 @@ public final class Scheduler: Sendable {
         }
         defer { exclusive.store(false, ordering: .releasing) }
         // The loop, the hooks and the runs on the scheduler's own executor (LoopExecutor says why).
+        let mailbox = self.mailbox
+        mailbox.resetCancellation()
         try await withTaskExecutorPreference(LoopExecutor.shared) {
-            try await runClaimed()
+            try await withTaskCancellationHandler {
+                try await runClaimed()
+            } onCancel: {
+                mailbox.cancelReceiver()
+            }
         }
     }
 
