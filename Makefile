@@ -209,7 +209,9 @@ format:
 
 # Figures, not pass/fail: one JSON line per scenario on stdout, then tables on stderr.
 # The in-process library figures (smartpoll-bench), then the real binaries against C
-# references side by side (contrib/bench/run). BENCH_ARGS: --quick, --repeat N, --only NAME
+# references side by side (contrib/bench/run). BENCH_ARGS: --quick, --repeat N, --only NAME,
+# --tasks N,N... (smartpoll-bench's cycles at these task counts only; it also prints the CPU
+# time a cycle, which the machine's load moves less than the rate)
 # (a scenario of either: cycles, schedule_call, cadence, idle, protocol; ctl_status,
 # ctl_run_wait, spawn_1_task, spawn_8_tasks, lateness, protocol, idle_100_tasks,
 # idle_10000_tasks, noisy, state5000, peers with PEERS=1), --seconds N (how long each phase of

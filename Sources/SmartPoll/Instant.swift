@@ -39,8 +39,10 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 extension Duration {
     /// This duration in whole nanoseconds (rounded toward zero), clamped to `Int64`'s range.
     ///
-    /// - Complexity: one 128-by-64-bit division instruction; Swift's generic `Int128` division
-    ///   (as in `components`) costs several times more, and this sits on every scheduling call.
+    /// - Complexity: two 64-bit divisions by a constant, which the compiler turns into
+    ///   multiplications; `dividingFullWidth` calls the runtime's 128-bit division (__udivti3)
+    ///   and Swift's generic `Int128` division (as in `components`) costs more still, and this
+    ///   sits on every scheduling call.
     @inlinable
     public var nanosecondsClamped: Int64 {
         let attoseconds = self.attoseconds
@@ -49,7 +51,11 @@ extension Duration {
         let low = UInt64(truncatingIfNeeded: magnitude)
         let divisor: UInt64 = 1_000_000_000
         guard high < divisor else { return attoseconds < 0 ? .min : .max }
-        let quotient = divisor.dividingFullWidth((high, low)).quotient
+        // (high * 2^64 + low) / divisor in two steps of 32 bits: with high < divisor (< 2^30),
+        // each dividend fits in 64 bits and each partial quotient in 32.
+        let upper = high << 32 | low >> 32
+        let lower = (upper % divisor) << 32 | (low & 0xFFFF_FFFF)
+        let quotient = (upper / divisor) << 32 | (lower / divisor)
         if attoseconds < 0 {
             return quotient > UInt64(Int64.max) ? .min : -Int64(quotient)
         }

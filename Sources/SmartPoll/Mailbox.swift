@@ -7,8 +7,10 @@ import Synchronization
 ///   guarantees that with its exclusive flag.
 final class Mailbox: Sendable {
     enum Message: Sendable {
-        /// A task's stage one ended, with its task hook, nothing, or an error.
-        case taskFinished(SchedulerStateMachine.TaskID, generation: UInt64, Result<TaskHook?, any Error>)
+        /// A task's stage one ended, with its task hook, nothing, or an error. (Not a `Result`:
+        /// a closure in a generic payload is stored reabstracted, and each call then goes
+        /// through two async thunks.)
+        case taskFinished(SchedulerStateMachine.TaskID, generation: UInt64, hook: TaskHook?, error: (any Error)?)
         /// The armed timer with this token went off.
         case timer(token: UInt64)
         /// An event hook's source produced a value; `delivered` is resumed once it was handled.
@@ -24,8 +26,8 @@ final class Mailbox: Sendable {
     private struct State {
         var buffer: [Message] = []
         var waiter: UnsafeContinuation<Void, Never>?
-        var receiveCall: UInt64 = 0
-        var cancelledCall: UInt64 = 0
+        /// The receiving task was cancelled (``cancelReceiver()``), until ``resetCancellation()``.
+        var cancelled = false
         var closed = false
     }
 
@@ -45,32 +47,39 @@ final class Mailbox: Sendable {
 
     /// Moves every posted message, in order, into `messages` (which must be empty), waiting for
     /// at least one. Returns false, with nothing moved, when the calling task is cancelled.
-    func receive(into messages: inout [Message]) async -> Bool {
+    ///
+    /// - Important: The caller watches its cancellation once for all its receives: it calls
+    ///   ``cancelReceiver()`` from a cancellation handler around them, and
+    ///   ``resetCancellation()`` before (one handler a run of the loop rather than one a receive:
+    ///   each costs the task's status-record lock twice).
+    nonisolated(nonsending) func receive(into messages: inout [Message]) async -> Bool {
         precondition(messages.isEmpty)
         if take(into: &messages) { return true }
         if Task.isCancelled { return false }
-        let call = state.withLock { state in
-            state.receiveCall &+= 1
-            return state.receiveCall
-        }
-        await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                let wakeNow = state.withLock { state -> Bool in
-                    if !state.buffer.isEmpty || state.cancelledCall == call { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if wakeNow { continuation.resume() }
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let wakeNow = state.withLock { state -> Bool in
+                if !state.buffer.isEmpty || state.cancelled { return true }
+                state.waiter = continuation
+                return false
             }
-        } onCancel: {
-            let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-                state.cancelledCall = call
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume()
+            if wakeNow { continuation.resume() }
         }
         return take(into: &messages) || !Task.isCancelled
+    }
+
+    /// The receiving task is cancelled: a receive in progress returns, and so does every later
+    /// one that finds nothing, until ``resetCancellation()``.
+    func cancelReceiver() {
+        let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+            state.cancelled = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func resetCancellation() {
+        state.withLock { $0.cancelled = false }
     }
 
     /// The scheduler is gone: every event producer waiting for delivery is released, now and

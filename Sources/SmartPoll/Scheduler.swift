@@ -46,9 +46,7 @@ public final class Scheduler: Sendable {
         }
         taskNames = tasks.keys.sorted()
         bodies = taskNames.map { tasks[$0]!.body }
-        var index: [String: Int] = [:]
-        for (position, name) in taskNames.enumerated() { index[name] = position }
-        loop = SchedulerStorage(taskCount: taskNames.count, taskIndex: index)
+        loop = SchedulerStorage(taskCount: taskNames.count, taskIndex: TaskNameTable(names: taskNames))
         self.runHooks = runHooks
         self.eventHooks = eventHooks
         self.clock = clock
@@ -60,7 +58,7 @@ public final class Scheduler: Sendable {
 
     /// The handle of the task named `name`, or nil if there is no such task.
     public func handle(for name: String) -> TaskHandle? {
-        loop.taskIndex[name].map { TaskHandle(id: SchedulerStateMachine.TaskID($0)) }
+        loop.taskIndex.index(of: name).map { TaskHandle(id: SchedulerStateMachine.TaskID($0)) }
     }
 
     /// Runs the loop until a task, a hook or an event source throws (that error is rethrown) or
@@ -79,6 +77,19 @@ public final class Scheduler: Sendable {
                 message: "the scheduler's loop is already running; a second run() was refused")
         }
         defer { exclusive.store(false, ordering: .releasing) }
+        // The loop, the hooks and the runs on the scheduler's own executor (LoopExecutor says why).
+        let mailbox = self.mailbox
+        mailbox.resetCancellation()
+        try await withTaskExecutorPreference(LoopExecutor.shared) {
+            try await withTaskCancellationHandler {
+                try await runClaimed()
+            } onCancel: {
+                mailbox.cancelReceiver()
+            }
+        }
+    }
+
+    private func runClaimed() async throws {
         let loop = self.loop
         if loop.pumps == nil {
             loop.pumps = eventHooks.enumerated().map { index, hook in hook.pump(mailbox, index) }
@@ -99,6 +110,7 @@ public final class Scheduler: Sendable {
         let control = SchedulerControl(loop: loop, clock: clock)
         do {
             for hook in runHooks {
+                control.hookStarts()
                 try await hook.body(control)
             }
             loop.batch = loop.deferred + loop.batch
@@ -134,24 +146,21 @@ public final class Scheduler: Sendable {
                 }
             }
             guard await mailbox.receive(into: &loop.batch) else { throw CancellationError() }
+            // Runs started above, if the loop went on without waiting, need another worker.
+            LoopExecutor.shared.flushDeferred()
         }
     }
 
     private func handle(_ message: Mailbox.Message, _ control: SchedulerControl) async throws {
         let loop = self.loop
+        control.hookStarts()
         switch message {
-        case .taskFinished(let task, let generation, let result):
+        case .taskFinished(let task, let generation, let hook, let error):
             loop.handles[Int(task.index)] = nil
             defer { loop.machine.taskFinished(task) }
             guard generation == loop.generation else { return }
-            switch result {
-            case .success(nil):
-                break
-            case .success(let hook?):
-                try await hook(control)
-            case .failure(let error):
-                throw error
-            }
+            if let error { throw error }
+            if let hook { try await hook(control) }
         case .timer(let token):
             if token == loop.timerToken {
                 loop.armedDeadline = nil
@@ -171,14 +180,22 @@ public final class Scheduler: Sendable {
         let body = bodies[Int(task.index)]
         let generation = loop.generation
         let mailbox = self.mailbox
-        loop.handles[Int(task.index)] = Task {
-            let result: Result<TaskHook?, any Error>
-            do {
-                result = .success(try await body())
-            } catch {
-                result = .failure(error)
+        let executor = LoopExecutor.shared
+        // Both hand-offs of a run are deferred (LoopExecutor): the loop waits for its mailbox
+        // after starting runs, and a run's post is the last thing its job does.
+        loop.handles[Int(task.index)] = executor.deferringWakes {
+            Task(executorPreference: executor) {
+                var hook: TaskHook?
+                var failure: (any Error)?
+                do {
+                    hook = try await body()
+                } catch {
+                    failure = error
+                }
+                executor.deferringWakes {
+                    mailbox.post(.taskFinished(task, generation: generation, hook: hook, error: failure))
+                }
             }
-            mailbox.post(.taskFinished(task, generation: generation, result))
         }
     }
 

@@ -7,6 +7,8 @@ struct BenchOptions: Sendable {
     var quick = false
     var repeats = 5
     var only: String?
+    /// `--tasks N,N...`: the task counts of the cycles scenario (default: 1 to 100,000).
+    var taskCounts: [Int]?
     /// `--count NAME`: one fixed workload for `make bench-check` (CountScenarios.swift).
     var count: String?
     /// `--fixture NAME`: prints a fixed reply (CountScenarios.swift).
@@ -19,6 +21,7 @@ struct BenchOptions: Sendable {
             case "--quick": quick = true; repeats = 3
             case "--repeat": repeats = Int(rest.popFirst() ?? "") ?? repeats
             case "--only": only = rest.popFirst()
+            case "--tasks": taskCounts = (rest.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }
             case "--count": count = rest.popFirst() ?? ""
             case "--fixture": fixture = rest.popFirst() ?? ""
             // How long contrib/bench/run's load scenarios measure; make bench passes BENCH_ARGS to both.
@@ -26,6 +29,7 @@ struct BenchOptions: Sendable {
             default:
                 let usage = """
                     usage: smartpoll-bench [--quick] [--repeat N] [--seconds N] [--only cycles|schedule_call|cadence|idle|protocol]
+                           [--tasks N,N... (the cycles scenario's task counts)]
                            smartpoll-bench --count protocol_ping|protocol_status100|state_machine
                            smartpoll-bench --fixture status100
 

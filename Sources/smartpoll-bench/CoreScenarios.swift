@@ -7,9 +7,12 @@ import Synchronization
 /// 4.6k at 1,000, 420 at 10,000.
 func benchCycles() async throws {
     let reference: [Int: Double] = [1: 310_000, 100: 54_000, 1_000: 4_600, 10_000: 420]
-    for count in [1, 10, 100, 1_000, 10_000, 100_000] {
+    for count in options.taskCounts ?? [1, 10, 100, 1_000, 10_000, 100_000] {
         let cycles = max(options.quick ? 100_000 : 300_000, count * 3)
         var rates: [Double] = []
+        // CPU time a cycle (every thread of the process), which the machine's load changes less
+        // than the rate.
+        var cpuPerCycle: [Double] = []
         for _ in 0..<options.repeats {
             let done = Atomic<Int>(0)
             let names = (0..<count).map { "t\($0)" }
@@ -30,12 +33,15 @@ func benchCycles() async throws {
                     }
                 ])
             let start = ContinuousClock.now
+            let cpuStart = cpuSeconds()
             do { try await scheduler.run() } catch is Finished {}
             rates.append(Double(done.load(ordering: .relaxed)) / seconds(ContinuousClock.now - start))
+            cpuPerCycle.append((cpuSeconds() - cpuStart) * 1e6 / Double(done.load(ordering: .relaxed)))
         }
         var fields: [(String, Any)] = [
             ("scenario", "cycles"), ("tasks", count), ("cycles_per_s_median", median(rates)),
-            ("min", rates.min()!), ("max", rates.max()!), ("target", 300_000.0),
+            ("min", rates.min()!), ("max", rates.max()!), ("cpu_us_per_cycle_median", median(cpuPerCycle)),
+            ("target", 300_000.0),
         ]
         if let go = reference[count] {
             fields += [("go_reference", go), ("ratio_vs_go", median(rates) / go)]

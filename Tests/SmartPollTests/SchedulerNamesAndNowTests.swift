@@ -1,0 +1,109 @@
+import Testing
+
+@testable import SmartPoll
+
+/// The name table behind scheduling by name, and the hook's instant (`SchedulerControl.now`).
+@Suite(.timeLimit(.minutes(1)))
+struct SchedulerNamesAndNowTests {
+    @Test func nameTableFindsEveryNameAndNothingElse() {
+        // Short (inline) and long names, shared prefixes and suffixes, lengths around the 8-byte
+        // words the hash takes, non-ASCII, and the empty name.
+        var names = (0..<5_000).map { "task-\($0)" }
+        names += ["", "a", "ab", "abcdefg", "abcdefgh", "abcdefghi", "poller-with-a-much-longer-name-0"]
+        names += ["poller-with-a-much-longer-name-1", "café", "日本語のタスク"]
+        let table = TaskNameTable(names: names)
+        for (index, name) in names.enumerated() {
+            #expect(table.index(of: name) == index, "\(name)")
+        }
+        for absent in ["task-5000", "task-", "abcdefgh ", "poller-with-a-much-longer-name-2", "cafe", "日本語"] {
+            #expect(table.index(of: absent) == nil, "\(absent)")
+        }
+        // Equal as Swift compares strings: another normalization of a name is that name.
+        #expect(table.index(of: "cafe\u{301}") == names.firstIndex(of: "café"))
+        #expect(TaskNameTable(names: ["a;b"]).index(of: "a\u{37E}b") == 0)
+        // A name built at run time (a native heap string, not a literal) is found too.
+        let built = String(repeating: "x", count: 3) + "-" + String(42)
+        #expect(TaskNameTable(names: ["xxx-42", "other"]).index(of: built) == 0)
+    }
+
+    @Test func nanosecondsClampedAgreesWithInt128Division() {
+        func reference(_ duration: Duration) -> Int64 {
+            let quotient = duration.attoseconds / 1_000_000_000
+            if quotient > Int128(Int64.max) { return .max }
+            if quotient < Int128(Int64.min) { return .min }
+            return Int64(quotient)
+        }
+        var samples: [Duration] = [
+            .zero, .nanoseconds(1), .nanoseconds(-1), .seconds(3600), .seconds(-3600), .milliseconds(1),
+            Duration(attoseconds: 999_999_999), Duration(attoseconds: -999_999_999),
+            Duration(attoseconds: 1_000_000_000), Duration(attoseconds: Int128(UInt64.max)),
+            Duration(attoseconds: Int128(UInt64.max) + 1), .nanoseconds(Int64.max), .nanoseconds(Int64.min),
+            Duration(attoseconds: Int128(Int64.max) * 1_000_000_000 + 999_999_999),
+            Duration(attoseconds: Int128(Int64.max) * 1_000_000_000 + 1_000_000_000),
+            Duration(attoseconds: Int128(Int64.min) * 1_000_000_000 - 1_000_000_000),
+            .seconds(Int64.max), .seconds(Int64.min),
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<10_000 {
+            let high = Int128(Int64.random(in: -2_000_000_000...2_000_000_000, using: &generator))
+            samples.append(
+                Duration(attoseconds: high << 64 | Int128(UInt64.random(in: .min ... .max, using: &generator))))
+        }
+        for sample in samples {
+            #expect(sample.nanosecondsClamped == reference(sample), "\(sample.attoseconds)")
+        }
+    }
+
+    @Test func hooksSeeOneInstantPerCallUntilRefreshed() async throws {
+        let clock = ManualClock()
+        clock.advance(to: at(100))
+        let seen = Journal()
+        let scheduler = try Scheduler(
+            tasks: ["a": SchedulerTask { nil }, "b": SchedulerTask { nil }],
+            runHooks: [
+                RunHook { control in
+                    let first = control.now
+                    clock.advance(by: .seconds(5))
+                    // The same reading for the rest of this call, whatever the clock does.
+                    control.schedule("a", after: .seconds(10))
+                    seen.record("a next \(control.next("a")!.nanoseconds / 1_000_000_000)")
+                    seen.record("now kept \(control.now == first)")
+                    // Read again on request.
+                    seen.record("refreshed \(control.refreshNow().nanoseconds / 1_000_000_000)")
+                    control.schedule("b", after: .seconds(10))
+                    seen.record("b next \(control.next("b")!.nanoseconds / 1_000_000_000)")
+                },
+                RunHook { control in
+                    // The next call of a hook reads the clock afresh.
+                    seen.record("next hook \(control.now.nanoseconds / 1_000_000_000)")
+                    throw Done()
+                },
+            ],
+            clock: clock
+        )
+        await #expect(throws: Done.self) { try await scheduler.run() }
+        #expect(seen.entries == ["a next 110", "now kept true", "refreshed 105", "b next 115", "next hook 105"])
+    }
+
+    @Test func handlesAndNamesReachTheSameTask() async throws {
+        let names = (0..<100).map { "t\($0)" }
+        let scheduler = try Scheduler(
+            tasks: Dictionary(uniqueKeysWithValues: names.map { ($0, SchedulerTask { nil }) }),
+            runHooks: [
+                RunHook { control in
+                    for (offset, name) in names.enumerated() {
+                        control.schedule(control.handle(for: name)!, after: .seconds(Int64(offset + 1)))
+                    }
+                    for (offset, name) in names.enumerated() {
+                        #expect(control.next(name) == control.now.advanced(by: .seconds(Int64(offset + 1))))
+                    }
+                    #expect(control.handle(for: "t100") == nil)
+                    throw Done()
+                }
+            ],
+            clock: ManualClock()
+        )
+        #expect(scheduler.handle(for: "t7") != nil && scheduler.handle(for: "nope") == nil)
+        await #expect(throws: Done.self) { try await scheduler.run() }
+    }
+}
