@@ -216,28 +216,61 @@ extension Supervisor {
         }
     }
 
+    /// The `status` reply of `selected`. Each row's key is taken from the state as it is now
+    /// and compared with the key of the task's ``TaskRuntime/statusRecord``: an unchanged row is
+    /// copied from the record's text, a changed one encoded and kept.
     func status(of selected: [TaskID]) -> StatusReply {
-        let rows = selected.map { task -> TaskStatus in
+        var records: [TaskStatusRecord] = []
+        records.reserveCapacity(selected.count)
+        for task in selected {
             let index = Int(task.index)
-            let schedule = policy.machine.schedule(of: task)
-            var ready = false
-            if case .ready = schedule { ready = true }
-            let run = tasks[index].current
-            // A standby shows when the leader had the task due, as etcd holds it.
-            let next =
-                policy.machine.next(task).map(wall)
-                ?? (isClusterStandby ? persistence?.restoredSchedules[names[index]]?.next : nil)
-            return TaskStatus(
-                name: names[index], scheduled: schedule != .none || next != nil, ready: ready,
-                next: next,
-                running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
-                runs: tasks[index].runs, failures: tasks[index].failures, cancelled: tasks[index].cancelled,
-                paused: policy.isPaused(task), last: tasks[index].last)
+            let key = statusKey(task)
+            let record: TaskStatusRecord
+            if let cached = tasks[index].statusRecord, cached.key == key {
+                record = cached.record
+            } else {
+                record = TaskStatusRecord(statusRow(key, of: index))
+                tasks[index].statusRecord = TaskRuntime.StatusRecord(key: key, record: record)
+            }
+            // The text must be what the row encodes to now (debug builds: every status of the
+            // end-to-end tests checks it).
+            assert(
+                record.text == TaskStatusRecord(statusRow(key, of: index)).text && tasks[index].name == names[index],
+                "a stale status record of \(names[index])")
+            records.append(record)
         }
         return StatusReply(
-            loop: loopStatus, tasks: rows, stateFile: persistence?.status,
+            loop: loopStatus, records: records, stateFile: persistence?.status,
             containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path),
             hooks: hookStatus(), cluster: clusterStatus)
+    }
+
+    /// What the `status` row of `task` shows as the state is now, `last` but as a count of its
+    /// changes: cheap to take and to compare.
+    func statusKey(_ task: TaskID) -> TaskStatusKey {
+        let index = Int(task.index)
+        let schedule = policy.machine.schedule(of: task)
+        var ready = false
+        if case .ready = schedule { ready = true }
+        let run = tasks[index].current
+        // A standby shows when the leader had the task due, as etcd holds it.
+        let next =
+            policy.machine.next(task).map(wall)
+            ?? (isClusterStandby ? persistence?.restoredSchedules[names[index]]?.next : nil)
+        return TaskStatusKey(
+            scheduled: schedule != .none || next != nil, ready: ready, next: next,
+            running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID, runs: tasks[index].runs,
+            failures: tasks[index].failures, cancelled: tasks[index].cancelled, paused: policy.isPaused(task),
+            lastChanges: tasks[index].lastChanges)
+    }
+
+    /// The `status` row of `key`, for task `index`: everything in it comes from the key, but
+    /// the task's name (fixed for its ``TaskRuntime``) and `last`, whose changes the key counts.
+    func statusRow(_ key: TaskStatusKey, of index: Int) -> TaskStatus {
+        TaskStatus(
+            name: tasks[index].name, scheduled: key.scheduled, ready: key.ready, next: key.next,
+            running: key.running, pid: key.pid, run: key.run, runs: key.runs, failures: key.failures,
+            cancelled: key.cancelled, paused: key.paused, last: tasks[index].last)
     }
 
     /// The task's `logs` buffer, made at first use and again (keeping its last lines) when

@@ -14,7 +14,13 @@ struct TaskRuntime {
     var failures = 0
     /// Runs cancelled or stopped before they could finish (``TaskStatus/cancelled``).
     var cancelled = 0
-    var last: LastRun?
+    var last: LastRun? {
+        // Any change, in place or whole, even to an equal value: the status row's key.
+        didSet { lastChanges &+= 1 }
+    }
+    /// Counts the changes to ``last``, so that a `status` row can tell it unchanged without
+    /// comparing it field by field.
+    private(set) var lastChanges = 0
     /// The last successful result.
     var result: TaskResult?
     var current: TaskRun?
@@ -29,6 +35,15 @@ struct TaskRuntime {
     /// Its runs' counts and histograms for `metrics`, since the supervisor started (in place: a
     /// run's start and end add to them without an allocation).
     var metrics = TaskMetrics()
+    /// Its last `status` row with that row's text, and the key it was made from: reused while
+    /// the key stays the same; made at the first `status`. Kept here, with the name it shows:
+    /// a task renamed by a reload is another ``TaskRuntime``.
+    var statusRecord: StatusRecord?
+
+    struct StatusRecord {
+        var key: TaskStatusKey
+        var record: TaskStatusRecord
+    }
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
 
