@@ -226,11 +226,12 @@ extension Supervisor {
             let index = Int(task.index)
             let key = statusKey(task)
             let record: TaskStatusRecord
-            if let cached = tasks[index].statusRecord, cached.key == key {
-                record = cached.record
+            if let kept = tasks[index].statusRecord, tasks[index].statusKey == key {
+                record = kept
             } else {
                 record = TaskStatusRecord(statusRow(key, of: index))
-                tasks[index].statusRecord = TaskRuntime.StatusRecord(key: key, record: record)
+                tasks[index].statusRecord = record
+                tasks[index].statusKey = key
             }
             // The text must be what the row encodes to now (debug builds: every status of the
             // end-to-end tests checks it).

@@ -8,16 +8,16 @@ import SmartPollProtocol
 /// - Important: a field of ``TaskStatus`` must come from here (``Supervisor/statusRow(_:of:)``):
 ///   one taken from the state directly would go stale in the kept record.
 struct TaskStatusKey: Equatable {
-    var scheduled: Bool
-    var ready: Bool
-    var next: Timestamp?
-    var running: Bool
-    var pid: Int?
-    var run: Int?
-    var runs: Int
-    var failures: Int
-    var cancelled: Int
-    var paused: Bool
+    var scheduled = false
+    var ready = false
+    var next: Timestamp? = nil
+    var running = false
+    var pid: Int? = nil
+    var run: Int? = nil
+    var runs = 0
+    var failures = 0
+    var cancelled = 0
+    var paused = false
     /// ``TaskRuntime/lastChanges``: the last run changes exactly when this does.
-    var lastChanges: Int
+    var lastChanges = 0
 }
