@@ -64,16 +64,19 @@ public struct StatusReply: Sendable, Hashable {
         var tasks: [TaskStatus] { records.map { $0.map(\.status) } ?? values }
         var count: Int { records?.count ?? values.count }
 
-        /// About how many bytes the rows take encoded: exact for records.
+        /// About how many bytes the rows take encoded: exact for records with text.
         var encodedSizeEstimate: Int {
             guard let records else { return values.count * 320 }
-            return records.reduce(records.count) { $0 + $1.encoded.count }
+            return records.reduce(records.count) { $0 + ($1.encoded?.count ?? 320) }
         }
 
         func sizeEstimate(upTo limit: Int) -> Int {
             var estimate = 0
             if let records {
-                for record in records where estimate < limit { estimate += record.encoded.count + 1 }
+                for record in records where estimate < limit {
+                    estimate +=
+                        record.encoded.map { $0.count + 1 } ?? 300 + (record.status.last?.stderrTail.utf8.count ?? 0)
+                }
             } else {
                 for task in values where estimate < limit {
                     estimate += 300 + (task.last?.stderrTail.utf8.count ?? 0)
@@ -85,7 +88,7 @@ public struct StatusReply: Sendable, Hashable {
         /// Row `index` (its text, when kept), with a comma before it if the writer needs one.
         func write(_ index: Int, to writer: inout JSONWriter) {
             if let records {
-                writer.encodedValue(records[index].encoded)
+                records[index].write(to: &writer)
             } else {
                 values[index].write(to: &writer)
             }
@@ -93,7 +96,7 @@ public struct StatusReply: Sendable, Hashable {
 
         func writeAll(to writer: inout JSONWriter) {
             if let records {
-                for record in records { writer.encodedValue(record.encoded) }
+                for record in records { record.write(to: &writer) }
             } else {
                 for task in values { task.write(to: &writer) }
             }
@@ -121,7 +124,7 @@ public struct StatusReply: Sendable, Hashable {
     }
 
     /// About how many bytes the rows take encoded, counted until `limit` is reached
-    /// (``SlicedStatusReply``): exact for records, 300 a row plus its stderr tail otherwise.
+    /// (``SlicedStatusReply``): exact for records with text, 300 a row plus its stderr tail otherwise.
     func rowsSizeEstimate(upTo limit: Int) -> Int {
         rows.sizeEstimate(upTo: limit)
     }
