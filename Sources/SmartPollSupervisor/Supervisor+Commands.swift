@@ -232,36 +232,42 @@ extension Supervisor {
     func status(of selected: [TaskID]) -> StatusReply {
         var records: [TaskStatusRecord] = []
         records.reserveCapacity(selected.count)
-        var encoded = 0
-        #if DEBUG
-        var checked = 0
-        #endif
-        for task in selected {
-            let index = Int(task.index)
-            let key = statusKey(task)
-            let record: TaskStatusRecord
-            if let kept = tasks[index].statusRecord, tasks[index].statusKey == key {
-                record = kept
-                #if DEBUG
-                // A kept row must be what the row encodes to now: every status of the
-                // end-to-end tests checks it (within the same budget per request).
-                if checked < Self.statusEncodingBudget {
-                    checked += record.encodedCount
-                    precondition(
-                        record.text == TaskStatusRecord(statusRow(key, of: index)).text
-                            && tasks[index].name == names[index],
-                        "a stale status record of \(names[index])")
+        // The rows whose kept text is missing or stale: their position in `records` and key.
+        var changed: [(position: Int, key: TaskStatusKey)] = []
+        // Read in one access each to the tasks and to the machine (an access a field of each row
+        // was a third of its cost): the tasks are only read here, the kept records written after.
+        let machine = policy.machine
+        let standbySchedules = isClusterStandby ? persistence?.restoredSchedules : nil
+        tasks.withUnsafeBufferPointer { runtimes in
+            for task in selected {
+                let runtime = runtimes.baseAddress! + Int(task.index)
+                let key = statusKey(task, of: runtime, machine: machine, standbySchedules: standbySchedules)
+                if let kept = runtime.pointee.statusRecord, runtime.pointee.statusKey == key {
+                    #if DEBUG
+                    // A kept row must be what the row encodes to now: every status of the
+                    // end-to-end tests checks it (within the encoding budget per request).
+                    if records.count * 400 < Self.statusEncodingBudget {
+                        precondition(
+                            kept.text == TaskStatusRecord(statusRow(key, of: runtime.pointee)).text
+                                && runtime.pointee.name == names[Int(task.index)],
+                            "a stale status record of \(runtime.pointee.name)")
+                    }
+                    #endif
+                    records.append(kept)
+                } else {
+                    changed.append((records.count, key))
+                    records.append(TaskStatusRecord(unencoded: statusRow(key, of: runtime.pointee)))
                 }
-                #endif
-            } else if encoded < Self.statusEncodingBudget {
-                record = TaskStatusRecord(statusRow(key, of: index))
-                encoded += record.encodedCount
-                tasks[index].statusRecord = record
-                tasks[index].statusKey = key
-            } else {
-                record = TaskStatusRecord(unencoded: statusRow(key, of: index))
             }
-            records.append(record)
+        }
+        var encoded = 0
+        for (position, key) in changed where encoded < Self.statusEncodingBudget {
+            let index = Int(selected[position].index)
+            let record = TaskStatusRecord(records[position].status)
+            encoded += record.encodedCount
+            records[position] = record
+            tasks[index].statusRecord = record
+            tasks[index].statusKey = key
         }
         return StatusReply(
             loop: loopStatus, records: records, stateFile: persistence?.status,
@@ -269,32 +275,33 @@ extension Supervisor {
             hooks: hookStatus(), cluster: clusterStatus)
     }
 
-    /// What the `status` row of `task` shows as the state is now, `last` but as a count of its
-    /// changes: cheap to take and to compare.
-    func statusKey(_ task: TaskID) -> TaskStatusKey {
-        let index = Int(task.index)
-        let schedule = policy.machine.schedule(of: task)
+    /// What the `status` row of `task` (whose runtime `runtime` points to) shows as the state is
+    /// now, `last` but as a count of its changes: cheap to take and to compare.
+    func statusKey(
+        _ task: TaskID, of runtime: UnsafePointer<TaskRuntime>, machine: SchedulerStateMachine,
+        standbySchedules: [String: (next: Timestamp, interruptedRun: Int?)]?
+    ) -> TaskStatusKey {
+        let schedule = machine.schedule(of: task)
         var ready = false
         if case .ready = schedule { ready = true }
-        let run = tasks[index].current
+        let run = runtime.pointee.current
         // A standby shows when the leader had the task due, as etcd holds it.
-        let next =
-            policy.machine.next(task).map(wall)
-            ?? (isClusterStandby ? persistence?.restoredSchedules[names[index]]?.next : nil)
+        let next = machine.next(task).map(wall) ?? standbySchedules?[runtime.pointee.name]?.next
         return TaskStatusKey(
             scheduled: schedule != .none || next != nil, ready: ready, next: next,
-            running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID, runs: tasks[index].runs,
-            failures: tasks[index].failures, cancelled: tasks[index].cancelled, paused: policy.isPaused(task),
-            lastChanges: tasks[index].lastChanges)
+            running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID, runs: runtime.pointee.runs,
+            failures: runtime.pointee.failures, cancelled: runtime.pointee.cancelled,
+            paused: SupervisorPolicy.isPaused(task, in: machine),
+            lastChanges: runtime.pointee.lastChanges)
     }
 
     /// The `status` row of `key`, for task `index`: everything in it comes from the key, but
     /// the task's name (fixed for its ``TaskRuntime``) and `last`, whose changes the key counts.
-    func statusRow(_ key: TaskStatusKey, of index: Int) -> TaskStatus {
+    func statusRow(_ key: TaskStatusKey, of runtime: borrowing TaskRuntime) -> TaskStatus {
         TaskStatus(
-            name: tasks[index].name, scheduled: key.scheduled, ready: key.ready, next: key.next,
+            name: runtime.name, scheduled: key.scheduled, ready: key.ready, next: key.next,
             running: key.running, pid: key.pid, run: key.run, runs: key.runs, failures: key.failures,
-            cancelled: key.cancelled, paused: key.paused, last: tasks[index].last)
+            cancelled: key.cancelled, paused: key.paused, last: runtime.last)
     }
 
     /// The task's `logs` buffer, made at first use and again (keeping its last lines) when
