@@ -101,6 +101,9 @@ public struct Reply: Sendable, Hashable {
 
     /// Appends the reply and its newline to `output`.
     public func encodeLine(into output: inout [UInt8]) {
+        // A status of kept rows: the rows' text goes straight into `output`, not through a
+        // writer's buffer first (a copy of every byte, and a call a row).
+        if case .status(let status) = body, status.encodeLine(id: id, into: &output) { return }
         var writer = JSONWriter(capacity: encodedSizeEstimate)
         write(to: &writer)
         writer.appendLine(to: &output)

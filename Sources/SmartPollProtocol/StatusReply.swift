@@ -49,7 +49,7 @@ public struct StatusReply: Sendable, Hashable {
     /// are equal when their rows are, whichever way they are held.
     private struct Rows: Sendable, Hashable {
         private var values: [TaskStatus]
-        private var records: [TaskStatusRecord]?
+        private(set) var records: [TaskStatusRecord]?
 
         init(tasks: [TaskStatus]) {
             values = tasks
@@ -127,6 +127,37 @@ public struct StatusReply: Sendable, Hashable {
     /// (``SlicedStatusReply``): exact for records with text, 300 a row plus its stderr tail otherwise.
     func rowsSizeEstimate(upTo limit: Int) -> Int {
         rows.sizeEstimate(upTo: limit)
+    }
+
+    /// Appends the reply with id `id` and its newline to `output`, exactly as ``Reply`` writes
+    /// it, when its rows are records (their text copied straight into `output`); returns false,
+    /// appending nothing, otherwise.
+    func encodeLine(id: JSONValue, into output: inout [UInt8]) -> Bool {
+        guard let records = rows.records else { return false }
+        var head = JSONWriter(capacity: 512)
+        head.beginObject()
+        head.key("id")
+        head.value(id)
+        head.key("ok")
+        head.bool(true)
+        writeMembersBeforeTasks(to: &head)
+        output.reserveCapacity(output.count + head.bytes.count + rows.encodedSizeEstimate + 512)
+        head.append(to: &output)
+        for (index, record) in records.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            if let encoded = record.encoded {
+                output.append(contentsOf: encoded)
+            } else {
+                var writer = JSONWriter(capacity: 320 + (record.status.last?.stderrTail.utf8.count ?? 0))
+                record.status.write(to: &writer)
+                writer.append(to: &output)
+            }
+        }
+        var tail = JSONWriter(capacity: 512)
+        writeMembersAfterTasks(to: &tail)
+        tail.endObject()
+        tail.appendLine(to: &output)
+        return true
     }
 
     func writeMembers(to writer: inout JSONWriter) {

@@ -139,6 +139,15 @@ struct TaskStatusRecordTests {
             let kept = Reply(id: .int(7), body: .status(Self.statusReply(records: true, rows: rows)))
             let formatted = Reply(id: .int(7), body: .status(Self.statusReply(records: false, rows: rows)))
             #expect(kept.encodedLine() == formatted.encodedLine(), "\(count) rows")
+            // Appended to a buffer (the supervisor's output queue), after what it holds already.
+            var queued = Array("earlier\n".utf8)
+            kept.encodeLine(into: &queued)
+            #expect(queued == Array("earlier\n".utf8) + formatted.encodedLine(), "\(count) rows, queued")
+            for id: JSONValue in [.null, .string("q\"uote"), .int(-3)] {
+                var line: [UInt8] = []
+                Reply(id: id, body: kept.body).encodeLine(into: &line)
+                #expect(line == Reply(id: id, body: formatted.body).encodedLine())
+            }
             #expect(kept == formatted)
             #expect(kept.hashValue == formatted.hashValue)
             guard case .status(let status) = kept.body else { return }
