@@ -364,6 +364,14 @@ struct JSONWriter: ~Copyable {
         put(byte)
     }
 
+    /// Writes an element or value that is already JSON text (a ``TaskStatusRecord``'s row),
+    /// separated from the one before it as any value is.
+    mutating func encodedValue(_ text: [UInt8]) {
+        separate()
+        text.withUnsafeBufferPointer { put($0) }
+        needsComma = true
+    }
+
     /// Appends what was written to `output`, without a newline.
     func append(to output: inout [UInt8]) {
         output.append(contentsOf: bytes)

@@ -77,7 +77,7 @@ public struct Reply: Sendable, Hashable {
     /// About how many bytes the encoded reply takes, so that the writer seldom grows.
     var encodedSizeEstimate: Int {
         switch body {
-        case .status(let status): return 160 + status.tasks.count * 320
+        case .status(let status): return 400 + status.encodedTasksSizeEstimate
         case .result(let result): return 160 + result.output.count + result.output.count / 8
         case .metrics(let metrics): return 64 + metrics.text.utf8.count + metrics.text.utf8.count / 8
         case .results(let results): return 64 + results.reduce(0) { $0 + 160 + $1.output.count + $1.output.count / 8 }
@@ -101,6 +101,9 @@ public struct Reply: Sendable, Hashable {
 
     /// Appends the reply and its newline to `output`.
     public func encodeLine(into output: inout [UInt8]) {
+        // A status of kept rows: the rows' text goes straight into `output`, not through a
+        // writer's buffer first (a copy of every byte, and a call a row).
+        if case .status(let status) = body, status.encodeLine(id: id, into: &output) { return }
         var writer = JSONWriter(capacity: encodedSizeEstimate)
         write(to: &writer)
         writer.appendLine(to: &output)

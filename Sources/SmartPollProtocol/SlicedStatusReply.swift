@@ -25,7 +25,7 @@ public struct SlicedStatusReply: Sendable {
 
         var rowCount: Int {
             switch self {
-            case .status(let status): status.tasks.count
+            case .status(let status): status.taskCount
             case .logs(let logs): logs.lines.count
             case .history(let history): history.entries.count
             }
@@ -45,10 +45,7 @@ public struct SlicedStatusReply: Sendable {
         var estimate = 0
         switch reply.body {
         case .status(let status):
-            for task in status.tasks {
-                estimate += 300 + (task.last?.stderrTail.utf8.count ?? 0)
-                if estimate >= minimumEstimatedBytes { break }
-            }
+            estimate = status.rowsSizeEstimate(upTo: minimumEstimatedBytes)
             content = .status(status)
         case .logs(let logs):
             for line in logs.lines {
@@ -101,7 +98,7 @@ public struct SlicedStatusReply: Sendable {
             case .row(let index) where index < content.rowCount:
                 if index > 0 { writer.raw(UInt8(ascii: ",")) }
                 switch content {
-                case .status(let status): status.tasks[index].write(to: &writer)
+                case .status(let status): status.writeTask(index, to: &writer)
                 case .logs(let logs): logs.writeLine(index, to: &writer)
                 case .history(let history): history.entries[index].write(to: &writer)
                 }

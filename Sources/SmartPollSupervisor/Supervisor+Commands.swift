@@ -216,28 +216,92 @@ extension Supervisor {
         }
     }
 
+    /// Text a `status` request may encode into kept rows in its own turn of the loop (one
+    /// ``SlicedStatusReply`` minimum): the rows beyond it go without text, formatted as the reply
+    /// is written (in slices when it is big), and are kept encoded by a later request. 5,000 rows
+    /// with 4 KiB stderr tails are 20 MB: encoding them all at once would stall the loop.
+    static let statusEncodingBudget = SlicedStatusReply.minimumEstimatedBytes
+
+    /// The `status` reply of `selected`. Each row's key is taken from the state as it is now
+    /// and compared with the key of the task's ``TaskRuntime/statusRecord``: an unchanged row is
+    /// copied from the record's text, a changed one encoded and kept (up to
+    /// ``statusEncodingBudget`` bytes a request).
+    ///
+    /// - Complexity: O(selected) comparisons, plus at most about ``statusEncodingBudget`` bytes
+    ///   encoded.
     func status(of selected: [TaskID]) -> StatusReply {
-        let rows = selected.map { task -> TaskStatus in
-            let index = Int(task.index)
-            let schedule = policy.machine.schedule(of: task)
-            var ready = false
-            if case .ready = schedule { ready = true }
-            let run = tasks[index].current
-            // A standby shows when the leader had the task due, as etcd holds it.
-            let next =
-                policy.machine.next(task).map(wall)
-                ?? (isClusterStandby ? persistence?.restoredSchedules[names[index]]?.next : nil)
-            return TaskStatus(
-                name: names[index], scheduled: schedule != .none || next != nil, ready: ready,
-                next: next,
-                running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID,
-                runs: tasks[index].runs, failures: tasks[index].failures, cancelled: tasks[index].cancelled,
-                paused: policy.isPaused(task), last: tasks[index].last)
+        var records: [TaskStatusRecord] = []
+        records.reserveCapacity(selected.count)
+        // The rows whose kept text is missing or stale: their position in `records` and key.
+        var changed: [(position: Int, key: TaskStatusKey)] = []
+        // Read in one access each to the tasks and to the machine (an access a field of each row
+        // was a third of its cost): the tasks are only read here, the kept records written after.
+        let machine = policy.machine
+        let standbySchedules = isClusterStandby ? persistence?.restoredSchedules : nil
+        tasks.withUnsafeBufferPointer { runtimes in
+            for task in selected {
+                let runtime = runtimes.baseAddress! + Int(task.index)
+                let key = statusKey(task, of: runtime, machine: machine, standbySchedules: standbySchedules)
+                if let kept = runtime.pointee.statusRecord, runtime.pointee.statusKey == key {
+                    #if DEBUG
+                    // A kept row must be what the row encodes to now: every status of the
+                    // end-to-end tests checks it (within the encoding budget per request).
+                    if records.count * 400 < Self.statusEncodingBudget {
+                        precondition(
+                            kept.text == TaskStatusRecord(statusRow(key, of: runtime.pointee)).text
+                                && runtime.pointee.name == names[Int(task.index)],
+                            "a stale status record of \(runtime.pointee.name)")
+                    }
+                    #endif
+                    records.append(kept)
+                } else {
+                    changed.append((records.count, key))
+                    records.append(TaskStatusRecord(unencoded: statusRow(key, of: runtime.pointee)))
+                }
+            }
+        }
+        var encoded = 0
+        for (position, key) in changed where encoded < Self.statusEncodingBudget {
+            let index = Int(selected[position].index)
+            let record = TaskStatusRecord(records[position].status)
+            encoded += record.encodedCount
+            records[position] = record
+            tasks[index].statusRecord = record
+            tasks[index].statusKey = key
         }
         return StatusReply(
-            loop: loopStatus, tasks: rows, stateFile: persistence?.status,
+            loop: loopStatus, records: records, stateFile: persistence?.status,
             containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path),
             hooks: hookStatus(), cluster: clusterStatus)
+    }
+
+    /// What the `status` row of `task` (whose runtime `runtime` points to) shows as the state is
+    /// now, `last` but as a count of its changes: cheap to take and to compare.
+    func statusKey(
+        _ task: TaskID, of runtime: UnsafePointer<TaskRuntime>, machine: SchedulerStateMachine,
+        standbySchedules: [String: (next: Timestamp, interruptedRun: Int?)]?
+    ) -> TaskStatusKey {
+        let schedule = machine.schedule(of: task)
+        var ready = false
+        if case .ready = schedule { ready = true }
+        let run = runtime.pointee.current
+        // A standby shows when the leader had the task due, as etcd holds it.
+        let next = machine.next(task).map(wall) ?? standbySchedules?[runtime.pointee.name]?.next
+        return TaskStatusKey(
+            scheduled: schedule != .none || next != nil, ready: ready, next: next,
+            running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID, runs: runtime.pointee.runs,
+            failures: runtime.pointee.failures, cancelled: runtime.pointee.cancelled,
+            paused: SupervisorPolicy.isPaused(task, in: machine),
+            lastChanges: runtime.pointee.lastChanges)
+    }
+
+    /// The `status` row of `key`, for task `index`: everything in it comes from the key, but
+    /// the task's name (fixed for its ``TaskRuntime``) and `last`, whose changes the key counts.
+    func statusRow(_ key: TaskStatusKey, of runtime: borrowing TaskRuntime) -> TaskStatus {
+        TaskStatus(
+            name: runtime.name, scheduled: key.scheduled, ready: key.ready, next: key.next,
+            running: key.running, pid: key.pid, run: key.run, runs: key.runs, failures: key.failures,
+            cancelled: key.cancelled, paused: key.paused, last: runtime.last)
     }
 
     /// The task's `logs` buffer, made at first use and again (keeping its last lines) when

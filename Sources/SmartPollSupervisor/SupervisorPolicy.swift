@@ -156,6 +156,12 @@ struct SupervisorPolicy {
 
     /// Whether the task is paused.
     func isPaused(_ task: TaskID) -> Bool {
+        Self.isPaused(task, in: machine)
+    }
+
+    /// Whether the task is paused, read from a copy of the policy's machine (`status` reads it
+    /// once a request).
+    static func isPaused(_ task: TaskID, in machine: SchedulerStateMachine) -> Bool {
         machine.isHeld(task)
     }
 

@@ -14,7 +14,13 @@ struct TaskRuntime {
     var failures = 0
     /// Runs cancelled or stopped before they could finish (``TaskStatus/cancelled``).
     var cancelled = 0
-    var last: LastRun?
+    var last: LastRun? {
+        // Any change, in place or whole, even to an equal value: the status row's key.
+        didSet { lastChanges &+= 1 }
+    }
+    /// Counts the changes to ``last``, so that a `status` row can tell it unchanged without
+    /// comparing it field by field.
+    private(set) var lastChanges = 0
     /// The last successful result.
     var result: TaskResult?
     var current: TaskRun?
@@ -29,6 +35,14 @@ struct TaskRuntime {
     /// Its runs' counts and histograms for `metrics`, since the supervisor started (in place: a
     /// run's start and end add to them without an allocation).
     var metrics = TaskMetrics()
+    /// Its last `status` row with that row's text: reused while the key it was made from
+    /// (``statusKey``) stays the same; made at the first `status`. Kept here, with the name it
+    /// shows: a task renamed by a reload is another ``TaskRuntime``.
+    var statusRecord: TaskStatusRecord?
+    /// What ``statusRecord`` was made from (meaningless while there is none). Two fields rather
+    /// than an optional pair: reading that copied it through its type's metadata (callgrind:
+    /// about 200 instructions a row).
+    var statusKey = TaskStatusKey()
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
 
