@@ -35,9 +35,9 @@ let package = Package(
         .target(name: "CSmartPollPosix"),
         // SystemCall and Errno, for the supervisor and smartpollctl's client alike; swift-system was
         // measured in their place and left out (Sources/SmartPollSystem/SystemCall.swift says why).
-        .target(name: "SmartPollSystem"),
+        .target(name: "SmartPollSystem", dependencies: ["CSmartPollPosix"]),
         .target(name: "SmartPoll"),
-        .target(name: "SmartPollProtocol", dependencies: ["CJSONC"]),
+        .target(name: "SmartPollProtocol", dependencies: ["CJSONC", "CSmartPollPosix"]),
         .target(
             name: "SmartPollSupervisor",
             dependencies: [
@@ -47,7 +47,8 @@ let package = Package(
         .target(name: "SmartPollClient", dependencies: ["SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem"]),
         .executableTarget(name: "smartpoll-supervisor", dependencies: ["SmartPollSupervisor", "SmartPollProtocol"]),
         .executableTarget(
-            name: "smartpollctl", dependencies: ["SmartPollClient", "SmartPollProtocol", "SmartPollSystem"]
+            name: "smartpollctl",
+            dependencies: ["SmartPollClient", "SmartPollProtocol", "SmartPollSystem", "CSmartPollPosix"]
         ),
         .executableTarget(
             name: "smartpoll-bench",

@@ -24,7 +24,7 @@ public struct JSONObject: Sendable, Hashable {
     }
 
     /// The keys, in order.
-    public var keys: [String] { pairs.map(\.key) }
+    public var keys: [String] { pairs.map { $0.key } }
 
     /// The number of members.
     public var count: Int { pairs.count }

@@ -1,4 +1,8 @@
+#if hasFeature(Embedded)
+import CSmartPollPosix
+#else
 import Glibc
+#endif
 
 /// Splits a byte stream into newline-delimited lines (NDJSON framing).
 ///

@@ -1,4 +1,8 @@
+#if hasFeature(Embedded)
+import CSmartPollPosix
+#else
 import Glibc
+#endif
 
 /// This process's environment, read without Foundation.
 public enum ProcessEnvironment {
@@ -6,7 +10,11 @@ public enum ProcessEnvironment {
     /// `getenv` does).
     public static func current() -> [String: String] {
         var result: [String: String] = [:]
+        #if hasFeature(Embedded)
+        guard var entry = sp_environ() else { return result }
+        #else
         var entry = environ
+        #endif
         while let pointer = entry.pointee {
             let text = String(decoding: UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)), as: UTF8.self)
             if let equals = text.firstIndex(of: "=") {

@@ -1,4 +1,8 @@
+#if hasFeature(Embedded)
+import CSmartPollPosix
+#else
 import Glibc
+#endif
 
 /// A point in time: nanoseconds since 1970-01-01T00:00:00Z (Unix time, no leap seconds).
 ///

@@ -1,4 +1,14 @@
+#if hasFeature(Embedded)
+import CSmartPollPosix
+#else
 import Glibc
+#endif
+
+#if hasFeature(Embedded)
+/// The calling thread's errno (Glibc's overlay has it as a variable; Embedded Swift has no
+/// overlay).
+@usableFromInline var errno: Int32 { sp_errno() }
+#endif
 
 /// An errno value as a type, for ``SystemCall``'s typed throws: a failure is caught by name
 /// (`catch .wouldBlock`) and described by `strerror`'s text (`No such file or directory`).

@@ -1,4 +1,8 @@
+#if hasFeature(Embedded)
+import CSmartPollPosix
+#else
 import Glibc
+#endif
 
 /// The one way this package's Swift code makes a system call, or calls a `CSmartPollPosix`
 /// function (which report as system calls do, see `smartpoll_convention.h`): the result is a
@@ -56,6 +60,11 @@ public enum SystemCall {
     /// `sp_write_file_synced`, which fsyncs first and checks close.
     @inlinable
     public static func close(_ descriptor: Int32) {
-        _ = Glibc.close(descriptor)  // See above: nothing to retry and nothing to report.
+        // See above: nothing to retry and nothing to report.
+        #if hasFeature(Embedded)
+        _ = CSmartPollPosix.close(descriptor)
+        #else
+        _ = Glibc.close(descriptor)
+        #endif
     }
 }

@@ -1,5 +1,9 @@
-import Glibc
+import CSmartPollPosix
 import SmartPollProtocol
+
+#if !hasFeature(Embedded)
+import Glibc
+#endif
 
 /// The parsed command line.
 struct CtlArguments {
@@ -223,16 +227,32 @@ struct CtlArguments {
         "start", "stop", "restart", "reload", "shutdown", "ping", "metrics", "hook",
     ]
 
+    /// The arguments after the program's name as `CommandLine.arguments` has them (invalid
+    /// UTF-8 repaired with U+FFFD), read from argv: Embedded Swift has no `CommandLine`.
+    static func programArguments() -> [String] {
+        let count = Int(sp_argc())
+        guard count > 1, let argv = sp_argv() else { return [] }
+        var arguments: [String] = []
+        arguments.reserveCapacity(count - 1)
+        for index in 1..<count {
+            guard let pointer = argv[index] else { break }
+            arguments.append(
+                String(decoding: UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)), as: UTF8.self))
+        }
+        return arguments
+    }
+
     /// The bytes of the argument that reads as `word`: exactly as given, also when they are not
-    /// UTF-8 (which `CommandLine.arguments` repairs with U+FFFD), so that `emit` passes them on
+    /// UTF-8 (which ``programArguments()`` repairs with U+FFFD), so that `emit` passes them on
     /// unchanged.
     ///
     /// The last argument that reads so is taken: `emit`'s data is its last word (a hook name
     /// before it that reads the same is not).
     static func rawArgument(_ word: String) -> [UInt8] {
         guard word.unicodeScalars.contains("\u{FFFD}") else { return Array(word.utf8) }
-        for index in stride(from: Int(CommandLine.argc) - 1, through: 1, by: -1) {
-            guard let pointer = CommandLine.unsafeArgv[index] else { continue }
+        guard let argv = sp_argv() else { return Array(word.utf8) }
+        for index in stride(from: Int(sp_argc()) - 1, through: 1, by: -1) {
+            guard let pointer = argv[index] else { continue }
             let bytes = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
             if String(decoding: bytes, as: UTF8.self) == word { return bytes }
         }

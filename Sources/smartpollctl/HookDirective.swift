@@ -1,10 +1,24 @@
-import Glibc
 import SmartPollProtocol
 import SmartPollSystem
+
+#if hasFeature(Embedded)
+import CSmartPollPosix
+#else
+import Glibc
+#endif
 
 /// `smartpollctl hook ...`: a directive line written to the run's descriptor 3, applied by the
 /// supervisor after the run exits 0 (SPEC section 3).
 enum HookDirective {
+    /// write(2), which this enum's `write` hides.
+    private static func writeBytes(_ descriptor: Int32, _ start: UnsafeRawPointer, _ count: Int) -> Int {
+        #if hasFeature(Embedded)
+        CSmartPollPosix.write(descriptor, start, count)
+        #else
+        Glibc.write(descriptor, start, count)
+        #endif
+    }
+
     static func write(_ directive: Command, environment: (String) -> String?) -> Int32 {
         guard let text = environment("SMARTPOLL_HOOK_FD"), let descriptor = Int32(text), descriptor >= 0 else {
             standardError(
@@ -16,7 +30,7 @@ enum HookDirective {
         while offset < line.count {
             do throws(Errno) {
                 offset += try SystemCall.retrying {
-                    line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+                    line.withUnsafeBytes { writeBytes(descriptor, $0.baseAddress! + offset, $0.count - offset) }
                 }
             } catch .badFileDescriptor {
                 // The usual cause: a worker started smartpollctl with its descriptors closed

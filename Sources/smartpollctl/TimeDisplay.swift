@@ -1,5 +1,10 @@
-import Glibc
 import SmartPollProtocol
+
+#if hasFeature(Embedded)
+import CSmartPollPosix
+#else
+import Glibc
+#endif
 
 /// Wall-clock times for people: local time as `TZ` (or /etc/localtime) says, as systemctl and
 /// journalctl show them, or UTC with `--utc`. `--json` output keeps the protocol's RFC 3339 UTC

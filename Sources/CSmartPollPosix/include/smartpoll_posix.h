@@ -5,6 +5,9 @@
 // waiting. Errors and EINTR: smartpoll_convention.h.
 
 #include "smartpoll_convention.h"
+// Included here as well: a header new to the umbrella folder is not seen by a build whose
+// module cache predates it; a change to this one rebuilds the module.
+#include "smartpoll_libc.h"
 
 #include <sys/types.h>
 
