@@ -325,7 +325,7 @@ struct MetricsTests {
             .write(toFile: supervisor.configurationPath, atomically: true, encoding: .utf8)
         let reload = try json(try supervisor.ctl("--json", "reload").output)
         #expect(reload["restart_needed"] == .array([.string("metrics_listen")]), "\(reload)")
-        #expect(supervisor.logText.contains("metrics_listen changed in"))
+        #expect(supervisor.logEventuallyContains("metrics_listen changed in"), "\(supervisor.logText)")
         #expect(try Self.scrape(url).result?["status"] == .int(200), "the endpoint stays where it was")
 
         // A second supervisor on the port in use refuses to start, and says why.

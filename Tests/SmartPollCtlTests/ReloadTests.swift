@@ -165,9 +165,9 @@ struct ReloadTests {
 
                 """)
         #expect(
-            supervisor.logText.contains(
+            supervisor.logEventuallyContains(
                 "socket_mode changed in \(supervisor.configurationPath); that takes effect when the supervisor restarts"
-            ))
+            ), "\(supervisor.logText)")
 
         try write(supervisor, #"{"socket_mode": "0660", "tasks": {"b": {"command": ["echo", "b2"]}}}"#)
         let events = try supervisor.watch()

@@ -248,6 +248,18 @@ final class SupervisorHarness {
         return String(decoding: log.value ?? Data(), as: UTF8.self)
     }
 
+    /// Whether the log comes to contain `text` within `timeout`: the supervisor's log thread
+    /// writes a line after the reply or event that caused it may have reached the test, so a
+    /// test that reads the log right after a reply polls it (the file has no event to wait on).
+    func logEventuallyContains(_ text: String, timeout: TimeInterval = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !logText.contains(text) {
+            if Date() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
     /// Waits for the supervisor to exit and returns its status.
     func waitForExit(timeout: TimeInterval = 20) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
