@@ -61,7 +61,7 @@ public struct StatusReply: Sendable, Hashable {
             self.records = records
         }
 
-        var tasks: [TaskStatus] { records.map { $0.map(\.status) } ?? values }
+        var tasks: [TaskStatus] { records.map { $0.map { $0.status } } ?? values }
         var count: Int { records?.count ?? values.count }
 
         /// About how many bytes the rows take encoded: exact for records with text.
