@@ -131,17 +131,21 @@ final class CgroupTree {
     /// An empty cgroup for one run: a spare slot, or a new one.
     func takeSlot() throws(SupervisorError) -> RunCgroup {
         if let spare = spares.popLast() { return spare }
-        let cgroup = RunCgroup(path: path + "/slot-\(nextSlot)")
+        var cgroup = RunCgroup(path: path + "/slot-\(nextSlot)")
         nextSlot += 1
-        if mkdir(cgroup.path, 0o755) != 0 {
-            // A leftover of this name would not be empty: it is ended first (the start-up
-            // cleanup normally leaves none).
+        while mkdir(cgroup.path, 0o755) != 0 {
             guard errno == EEXIST else {
                 throw SupervisorError(
                     code: .spawnFailed,
                     message: "cannot create the cgroup \(cgroup.path): \(SupervisorError.errorText(errno))")
             }
+            // A leftover that the start-up could not remove (a process of a previous life that
+            // would not die): killed again and left alone, so that no run shares a cgroup with
+            // it, waits for it or counts its CPU time. There are at most as many as the start-up
+            // found.
             cgroup.killAll()
+            cgroup = RunCgroup(path: path + "/slot-\(nextSlot)")
+            nextSlot += 1
         }
         do throws(SupervisorError) {
             try cgroup.openProcesses()

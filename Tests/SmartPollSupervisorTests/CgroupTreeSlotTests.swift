@@ -1,0 +1,35 @@
+import Glibc
+import Testing
+
+@testable import SmartPollSupervisor
+
+/// Slots of a real cgroup subtree (root and a cgroup2 mount, as the end-to-end containment
+/// tests need).
+@Suite(.enabled(if: RealCgroups.usable, "needs root and a cgroup2 mount"))
+struct CgroupTreeSlotTests {
+    /// A `slot-N` that the start-up could not remove (a process of a previous life that would not
+    /// die) is no slot for a run: the run would share it with that process, wait for it, and
+    /// count its CPU time as its own.
+    @Test func aLeftoverSlotOfAPreviousLifeIsNotTaken() throws {
+        let loop = try EventLoop()
+        let identity = "/review17/cgroup-slot-test/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
+        let tree = try CgroupTree(root: nil, identity: identity, loop: loop)
+        let leftover = tree.path + "/slot-0"
+        defer {
+            rmdir(tree.path + "/slot-1")
+            rmdir(leftover)
+            rmdir(tree.path)
+        }
+        #expect(mkdir(leftover, 0o755) == 0)
+        let slot = try tree.takeSlot()
+        slot.closeProcesses()
+        #expect(slot.path == tree.path + "/slot-1", "a run was given the leftover \(slot.path)")
+        #expect(access(leftover, F_OK) == 0, "the leftover is left for the next start-up to end")
+    }
+}
+
+enum RealCgroups {
+    static var usable: Bool {
+        getuid() == 0 && (CgroupTree.readSmallFile("/proc/self/mountinfo")?.contains(" - cgroup2 ") ?? false)
+    }
+}
