@@ -48,7 +48,7 @@ func fail(_ status: Int32, _ code: String, _ message: String) -> Never {
 }
 
 /// The whole command, in a function: main.swift's top-level variables would be globals, which
-/// Embedded Swift (make release-embedded) refuses as shared mutable state.
+/// Embedded Swift (make release) refuses as shared mutable state.
 func runCommand() -> Never {
     let environment: (String) -> String? = ProcessEnvironment.value
     let arguments = CtlArguments.programArguments()

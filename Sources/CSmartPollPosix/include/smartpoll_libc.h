@@ -2,7 +2,7 @@
 #define SMARTPOLL_LIBC_H
 
 // The C library as smartpollctl's Swift uses it, for its Embedded Swift build (make
-// release-embedded), which has no Glibc module: the headers it calls into, and errno, environ
+// release), which has no Glibc module: the headers it calls into, and errno, environ
 // and the command line as functions (the C library's are a macro, a global and main's
 // parameters). The ordinary build imports Glibc and uses these only for the command line.
 
