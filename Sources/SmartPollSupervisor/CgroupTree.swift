@@ -185,8 +185,10 @@ final class CgroupTree {
             if !cgroup.isPopulated { emptied(watch) }
         } catch {
             // Without a watch the run would never end: it ends now, its cgroup killed, and its
-            // removal may then fail (logged by the caller).
+            // removal may then fail (logged by the caller). It may still hold dying processes,
+            // so it is no slot for a later run.
             cgroup.killAll()
+            cgroup.retire()
             action()
         }
     }
@@ -338,6 +340,11 @@ final class RunCgroup {
                 message: "cannot open \(path)/cgroup.procs: \(SupervisorError.errorText(errno))")
         }
         processesDescriptor = descriptor
+    }
+
+    /// Marks it as no slot for a later run (it may not be empty): given back, it is removed.
+    func retire() {
+        isReusable = false
     }
 
     func closeProcesses() {

@@ -26,6 +26,26 @@ struct CgroupTreeSlotTests {
         #expect(slot.path == tree.path + "/slot-1", "a run was given the leftover \(slot.path)")
         #expect(access(leftover, F_OK) == 0, "the leftover is left for the next start-up to end")
     }
+
+    /// An empty slot given back is kept for the next run (the same directory, no mkdir); one
+    /// retired (it may still hold dying processes) is removed instead.
+    @Test func aSlotGivenBackIsReusedUnlessRetired() throws {
+        let loop = try EventLoop()
+        let identity = "/cgroup-slot-reuse-test/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
+        let tree = try CgroupTree(root: nil, identity: identity, loop: loop)
+        defer { tree.removeSubtree() }
+        let first = try tree.takeSlot()
+        #expect(first.processesDescriptor >= 0, "a slot keeps its cgroup.procs open")
+        #expect(tree.giveBack(first) == nil)
+        let again = try tree.takeSlot()
+        #expect(again === first, "an empty slot given back is taken again")
+        again.retire()
+        #expect(tree.giveBack(again) == nil)
+        #expect(access(first.path, F_OK) != 0, "a retired slot is removed when given back")
+        let fresh = try tree.takeSlot()
+        #expect(fresh !== first && fresh.path != first.path)
+        #expect(tree.giveBack(fresh) == nil)
+    }
 }
 
 enum RealCgroups {
