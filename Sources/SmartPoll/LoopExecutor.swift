@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -122,6 +124,31 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         pthread_getspecific(key)?.assumingMemoryBound(to: Worker.self)
     }
 
+    /// The run pools of the live schedulers, watched by idle threads (``RunPool``).
+    private let pools = Mutex<[ObjectIdentifier: RunPool]>([:])
+
+    func register(_ pool: RunPool) {
+        pools.withLock { $0[ObjectIdentifier(pool)] = pool }
+    }
+
+    func unregister(_ pool: RunPool) {
+        pools.withLock { $0[ObjectIdentifier(pool)] = nil }
+    }
+
+    /// An idle thread's check: a pool with queued runs (its workers all busy, some suspended
+    /// in their stage one) asks its loop for another worker. True if one was asked for.
+    func needsWorker() -> Bool {
+        var asked = false
+        let pools = self.pools.withLock { Array($0.values) }
+        for pool in pools where pool.waitingRuns.load(ordering: .relaxed) > 0 {
+            if pool.claimWorkerStart() {
+                pool.mailbox.post(.needWorker)
+                asked = true
+            }
+        }
+        return asked
+    }
+
     private func work() -> Never {
         let worker = UnsafeMutablePointer<Worker>.allocate(capacity: 1)
         worker.initialize(to: Worker())
@@ -130,6 +157,11 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         pthread_mutex_lock(lock)
         while true {
             guard let job = state.pointee.queue.popFirst() else {
+                pthread_mutex_unlock(lock)
+                let asked = needsWorker()
+                pthread_mutex_lock(lock)
+                // A job queued while the lock was released found no idle worker to wake.
+                if asked || state.pointee.queue.count > 0 { continue }
                 state.pointee.idle += 1
                 pthread_cond_wait(wakeup, lock)
                 state.pointee.idle -= 1

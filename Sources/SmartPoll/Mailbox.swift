@@ -19,6 +19,9 @@ final class Mailbox: Sendable {
         case eventSourceFinished(hook: Int)
         /// An event hook's source threw.
         case eventSourceFailed(hook: Int, any Error)
+        /// An idle executor thread saw this scheduler's runs queued with every worker busy:
+        /// the loop starts one more worker (``RunPool``).
+        case needWorker
         /// The clock's `sleep` threw something other than cancellation: timers cannot work.
         case timerFailed(any Error)
     }

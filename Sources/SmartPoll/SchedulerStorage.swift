@@ -14,7 +14,6 @@ final class SchedulerStorage: @unchecked Sendable {
     private struct Core {
         var machine: SchedulerStateMachine
         var generation: UInt64 = 0
-        var handles: [Task<Void, Never>?]
         var batch: [Mailbox.Message] = []
         var cursor = 0
         var hookNow: Instant?
@@ -30,12 +29,6 @@ final class SchedulerStorage: @unchecked Sendable {
     var generation: UInt64 {
         unsafeAddress { UnsafePointer(core).pointer(to: \.generation)! }
         unsafeMutableAddress { core.pointer(to: \.generation)! }
-    }
-
-    /// The runs in flight, by task.
-    var handles: [Task<Void, Never>?] {
-        unsafeAddress { UnsafePointer(core).pointer(to: \.handles)! }
-        unsafeMutableAddress { core.pointer(to: \.handles)! }
     }
 
     /// Messages the loop has taken from the mailbox; those from `cursor` on are not handled yet.
@@ -67,8 +60,7 @@ final class SchedulerStorage: @unchecked Sendable {
         core = .allocate(capacity: 1)
         core.initialize(
             to: Core(
-                machine: SchedulerStateMachine(taskCount: taskCount),
-                handles: Array(repeating: nil, count: taskCount)))
+                machine: SchedulerStateMachine(taskCount: taskCount)))
         core.pointee.batch.reserveCapacity(256)
         self.taskIndex = taskIndex
     }
@@ -78,9 +70,8 @@ final class SchedulerStorage: @unchecked Sendable {
     func absorb(_ message: Mailbox.Message) {
         switch message {
         case .taskFinished(let task, _, _, _):
-            handles[Int(task.index)] = nil
             machine.taskFinished(task)
-        case .timer:
+        case .timer, .needWorker:
             break
         case .timerFailed:
             deferred.append(message)
@@ -92,7 +83,6 @@ final class SchedulerStorage: @unchecked Sendable {
     deinit {
         timer?.cancel()
         for pump in pumps ?? [] { pump.cancel() }
-        for handle in handles { handle?.cancel() }
         for message in deferred + batch[cursor...] {
             if case .event(_, _, let delivered) = message { delivered.resume() }
         }
