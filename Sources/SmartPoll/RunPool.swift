@@ -23,6 +23,8 @@ import Synchronization
 /// end after their run) and takes the queued runs back (they never start; the loop accounts for
 /// them as finished).
 final class RunPool: @unchecked Sendable {
+    typealias Execute = nonisolated(nonsending) @Sendable (Run) async -> Void
+
     struct Run {
         let task: SchedulerStateMachine.TaskID
         let generation: UInt64
@@ -102,10 +104,10 @@ final class RunPool: @unchecked Sendable {
     }
 
     /// Called by the loop (its Swift task), so the worker inherits its task-local values and
-    /// priority; `execute` runs one run.
-    /// A worker's post of its run's result defers the loop's wake-up (``LoopExecutor``): if it
+    /// priority; `execute` runs one run, on the worker's executor without a hop
+    /// (nonisolated(nonsending): no executor-preference check on the way in and out). A worker's post of its run's result defers the loop's wake-up (``LoopExecutor``): if it
     /// then goes on with another run instead of parking, it flushes it.
-    func start(executor: LoopExecutor, _ execute: @escaping @Sendable (Run) async -> Void) {
+    func start(executor: LoopExecutor, _ execute: @escaping Execute) {
         let worker = Worker()
         state.withLock { $0.workers[ObjectIdentifier(worker)] = worker }
         worker.task = Task(executorPreference: executor) { [self] in

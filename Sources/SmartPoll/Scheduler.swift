@@ -96,7 +96,10 @@ public final class Scheduler: Sendable {
         }
     }
 
-    private func runClaimed() async throws {
+    // runClaimed, iterate and handle run where run() runs (nonisolated(nonsending)): an await of a
+    // plain nonisolated async function checks the task's executor preference on the way in and
+    // out, which takes the task's status-record lock (some 200 instructions a check).
+    private nonisolated(nonsending) func runClaimed() async throws {
         let loop = self.loop
         if loop.pumps == nil {
             loop.pumps = eventHooks.enumerated().map { index, hook in hook.pump(mailbox, index) }
@@ -130,7 +133,7 @@ public final class Scheduler: Sendable {
         }
     }
 
-    private func iterate(_ control: SchedulerControl) async throws {
+    private nonisolated(nonsending) func iterate(_ control: SchedulerControl) async throws {
         let loop = self.loop
         while true {
             while loop.cursor < loop.batch.count {
@@ -158,9 +161,12 @@ public final class Scheduler: Sendable {
         }
     }
 
-    private func handle(_ message: Mailbox.Message, _ control: SchedulerControl) async throws {
+    private nonisolated(nonsending) func handle(_ message: Mailbox.Message, _ control: SchedulerControl) async throws {
         let loop = self.loop
         control.hookStarts()
+        // Passed to a hook the loop awaits, and used by nothing else meanwhile (hooks run one at
+        // a time, serialized with the loop): no race, whatever isolation the hook runs in.
+        nonisolated(unsafe) let control = control
         switch message {
         case .taskFinished(let task, let generation, let hook, let error):
             defer { loop.machine.taskFinished(task) }
