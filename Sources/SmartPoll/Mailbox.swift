@@ -36,16 +36,23 @@ final class Mailbox: Sendable {
 
     private let state = Mutex(State())
 
-    func post(_ message: Message) {
-        if case .event(_, _, let delivered) = message, state.withLock({ $0.closed }) {
-            return delivered.resume()
-        }
+    /// Posts `message`, moved into the buffer: a copy of a message goes through its enum's value
+    /// witnesses (some 160 instructions), and this is on every run's path. An event goes through
+    /// ``postEvent(hook:value:delivered:)``.
+    func post(_ message: consuming Message) {
+        var message = Optional(message)
         let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-            state.buffer.append(message)
+            state.buffer.append(message.take()!)
             defer { state.waiter = nil }
             return state.waiter
         }
         waiter?.resume()
+    }
+
+    /// Posts an event hook's value; once the mailbox is closed, releases its producer instead.
+    func postEvent(hook: Int, value: any Sendable, delivered: CheckedContinuation<Void, Never>) {
+        if state.withLock({ $0.closed }) { return delivered.resume() }
+        post(.event(hook: hook, value: value, delivered: delivered))
     }
 
     /// Moves every posted message, in order, into `messages` (which must be empty), waiting for

@@ -137,8 +137,7 @@ public final class Scheduler: Sendable {
         let loop = self.loop
         while true {
             while loop.cursor < loop.batch.count {
-                let message = loop.batch[loop.cursor]
-                loop.cursor += 1
+                let message = loop.takeNextMessage()
                 try await handle(message, control)
             }
             loop.batch.removeAll(keepingCapacity: true)

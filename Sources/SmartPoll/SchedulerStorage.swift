@@ -37,6 +37,21 @@ final class SchedulerStorage: @unchecked Sendable {
         unsafeMutableAddress { core.pointer(to: \.batch)! }
     }
 
+    /// The message at `cursor`, moved out of the batch (a trivial message takes its place, so
+    /// that clearing the batch later destroys nothing twice), and `cursor` advanced: no copy of
+    /// the message (see ``Mailbox/post(_:)``).
+    @inline(__always)
+    func takeNextMessage() -> Mailbox.Message {
+        let index = core.pointee.cursor
+        core.pointee.cursor = index + 1
+        return core.pointee.batch.withUnsafeMutableBufferPointer { buffer in
+            let slot = buffer.baseAddress! + index
+            let message = slot.move()
+            slot.initialize(to: .timer(token: 0))
+            return message
+        }
+    }
+
     var cursor: Int {
         unsafeAddress { UnsafePointer(core).pointer(to: \.cursor)! }
         unsafeMutableAddress { core.pointer(to: \.cursor)! }
