@@ -40,7 +40,9 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeup: UnsafeMutablePointer<pthread_cond_t>
-    private var key = pthread_key_t()
+    /// A `let`: a class's stored `var` is read with a dynamic exclusivity check
+    /// (swift_beginAccess), and this one is read on every hand-off.
+    private let key: pthread_key_t
     /// Guarded by `lock`; behind a pointer, so that its accesses pay no dynamic exclusivity check.
     private let state: UnsafeMutablePointer<(queue: JobQueue, idle: Int)>
 
@@ -57,7 +59,9 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         wakeup = .allocate(capacity: 1)
         wakeup.initialize(to: pthread_cond_t())
         pthread_cond_init(wakeup, nil)
+        var key = pthread_key_t()
         pthread_key_create(&key, nil)
+        self.key = key
         for _ in 0..<threads {
             let context = Unmanaged.passRetained(self).toOpaque()
             var thread = pthread_t()
