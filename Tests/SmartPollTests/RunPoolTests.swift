@@ -37,9 +37,11 @@ struct RunPoolTests {
         await #expect(throws: Done.self) { try await scheduler.run() }
         #expect(hooks.current == 3 * count)
         // A Swift task a run would have had thousands alive at once; a worker more appears only
-        // when an executor thread is idle with runs queued.
-        let bound = 4 * LoopExecutor.shared.threadCount + 2
-        #expect(mostAlive.withLock { $0 } <= bound, "workers alive at most \(bound)")
+        // when an executor thread is idle with runs queued (a handful here; the bound leaves room
+        // for a loaded machine, where threads idle more often, and still fails for a task a run).
+        let bound = 64
+        let most = mostAlive.withLock { $0 }
+        #expect(most >= 1 && most <= bound, "workers alive at most \(most), bound \(bound)")
     }
 
     @Test func suspendedStageOnesStillAllRunConcurrently() async throws {
