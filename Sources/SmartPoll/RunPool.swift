@@ -33,6 +33,10 @@ final class RunPool: @unchecked Sendable {
     /// A worker's state, guarded by the pool's lock (`task` is the loop's only).
     final class Worker: @unchecked Sendable {
         var current: Run?
+        /// Set by ``cancelRuns()`` with the lock held, when it picks this worker to cancel: the
+        /// worker then ends after its run even if it read `Task.isCancelled` before the cancel
+        /// (else it could park, cancelled, and start a later run already cancelled).
+        var cancelled = false
         var task: Task<Void, Never>?
     }
 
@@ -105,7 +109,8 @@ final class RunPool: @unchecked Sendable {
 
     /// Called by the loop (its Swift task), so the worker inherits its task-local values and
     /// priority; `execute` runs one run, on the worker's executor without a hop
-    /// (nonisolated(nonsending): no executor-preference check on the way in and out). A worker's post of its run's result defers the loop's wake-up (``LoopExecutor``): if it
+    /// (nonisolated(nonsending): no executor-preference check on the way in and out). A
+    /// worker's post of its run's result defers the loop's wake-up (``LoopExecutor``): if it
     /// then goes on with another run instead of parking, it flushes it.
     func start(executor: LoopExecutor, _ execute: @escaping Execute) {
         let worker = Worker()
@@ -118,9 +123,8 @@ final class RunPool: @unchecked Sendable {
                 }
                 guard let run = next else { return }
                 await execute(run)
-                let cancelled = Task.isCancelled
-                next = finished(worker, cancelled: cancelled)
-                if cancelled { return }
+                guard let following = finished(worker, cancelled: Task.isCancelled) else { return }
+                next = following
                 if next != nil { executor.flushDeferred() }
             }
         }
@@ -141,16 +145,17 @@ final class RunPool: @unchecked Sendable {
         return run
     }
 
-    /// After a run: the next queued run, or nil (the worker parks, or ends when cancelled).
-    private func finished(_ worker: Worker, cancelled: Bool) -> Run? {
+    /// After a run: `.some(run)` the next queued run, `.some(nil)` none (the worker parks), or
+    /// nil: the worker was cancelled and ends.
+    private func finished(_ worker: Worker, cancelled: Bool) -> Run?? {
         state.withLock { state in
             worker.current = nil
             state.busy -= 1
-            if cancelled {
+            if cancelled || worker.cancelled {
                 state.workers[ObjectIdentifier(worker)] = nil
                 return nil
             }
-            return take(worker, &state)
+            return .some(take(worker, &state))
         }
     }
 
@@ -174,7 +179,9 @@ final class RunPool: @unchecked Sendable {
             var tasks: [SchedulerStateMachine.TaskID] = []
             while let run = state.queue.popFirst() { tasks.append(run.task) }
             waitingRuns.store(0, ordering: .relaxed)
-            return (tasks, state.workers.values.filter { $0.current != nil })
+            let busy = state.workers.values.filter { $0.current != nil }
+            for worker in busy { worker.cancelled = true }
+            return (tasks, busy)
         }
         for worker in workers { worker.task?.cancel() }
         return tasks

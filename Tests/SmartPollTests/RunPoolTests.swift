@@ -108,4 +108,32 @@ struct RunPoolTests {
         #expect(runs.current == 2)
         #expect(started.current <= count)
     }
+
+    @Test func aCancelledWorkerNeverTakesAnotherRun() async throws {
+        // The pool alone: a worker executing a run when the loop's run ends is cancelled, and
+        // the next run, submitted at once, must not start on it (it would start cancelled).
+        let pool = RunPool(mailbox: Mailbox(), threads: 2)
+        let gate = Gate()
+        let journal = Journal()
+        let execute: RunPool.Execute = { run in
+            journal.record("run \(run.generation) cancelled \(Task.isCancelled)")
+            if run.generation == 1 { await gate.wait() }
+            journal.record("run \(run.generation) ended cancelled \(Task.isCancelled)")
+        }
+        func submit(_ generation: UInt64) {
+            switch pool.submit(RunPool.Run(task: SchedulerStateMachine.TaskID(0), generation: generation)) {
+            case .handed(let worker, let run): worker.resume(returning: run)
+            case .queued(let startWorker): if startWorker { pool.start(executor: .shared, execute) }
+            }
+        }
+        submit(1)
+        await journal.wait(for: "run 1 cancelled false")
+        #expect(pool.cancelRuns().isEmpty, "nothing was queued")
+        gate.open()
+        await journal.wait(for: "run 1 ended cancelled true")
+        submit(2)
+        await journal.wait(for: "run 2 ended cancelled false")
+        #expect(journal.count("run 2 cancelled false") == 1)
+        pool.close()
+    }
 }
