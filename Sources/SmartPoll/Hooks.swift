@@ -58,7 +58,7 @@ public struct EventHook: Sendable {
                 do {
                     for try await value in values {
                         await withCheckedContinuation { delivered in
-                            mailbox.post(.event(hook: index, value: value, delivered: delivered))
+                            mailbox.postEvent(hook: index, value: value, delivered: delivered)
                         }
                     }
                     // A cancelled iteration (the scheduler went away) may end like a finished one.

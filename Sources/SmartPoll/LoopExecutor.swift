@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -38,7 +40,9 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeup: UnsafeMutablePointer<pthread_cond_t>
-    private var key = pthread_key_t()
+    /// A `let`: a class's stored `var` is read with a dynamic exclusivity check
+    /// (swift_beginAccess), and this one is read on every hand-off.
+    private let key: pthread_key_t
     /// Guarded by `lock`; behind a pointer, so that its accesses pay no dynamic exclusivity check.
     private let state: UnsafeMutablePointer<(queue: JobQueue, idle: Int)>
 
@@ -55,7 +59,9 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         wakeup = .allocate(capacity: 1)
         wakeup.initialize(to: pthread_cond_t())
         pthread_cond_init(wakeup, nil)
+        var key = pthread_key_t()
         pthread_key_create(&key, nil)
+        self.key = key
         for _ in 0..<threads {
             let context = Unmanaged.passRetained(self).toOpaque()
             var thread = pthread_t()
@@ -122,6 +128,31 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         pthread_getspecific(key)?.assumingMemoryBound(to: Worker.self)
     }
 
+    /// The run pools of the live schedulers, watched by idle threads (``RunPool``).
+    private let pools = Mutex<[ObjectIdentifier: RunPool]>([:])
+
+    func register(_ pool: RunPool) {
+        pools.withLock { $0[ObjectIdentifier(pool)] = pool }
+    }
+
+    func unregister(_ pool: RunPool) {
+        pools.withLock { $0[ObjectIdentifier(pool)] = nil }
+    }
+
+    /// An idle thread's check: a pool with queued runs (its workers all busy, some suspended
+    /// in their stage one) asks its loop for another worker. True if one was asked for.
+    func needsWorker() -> Bool {
+        var asked = false
+        let pools = self.pools.withLock { Array($0.values) }
+        for pool in pools where pool.waitingRuns.load(ordering: .relaxed) > 0 {
+            if pool.claimWorkerStart() {
+                pool.mailbox.post(.needWorker)
+                asked = true
+            }
+        }
+        return asked
+    }
+
     private func work() -> Never {
         let worker = UnsafeMutablePointer<Worker>.allocate(capacity: 1)
         worker.initialize(to: Worker())
@@ -130,6 +161,11 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         pthread_mutex_lock(lock)
         while true {
             guard let job = state.pointee.queue.popFirst() else {
+                pthread_mutex_unlock(lock)
+                let asked = needsWorker()
+                pthread_mutex_lock(lock)
+                // A job queued while the lock was released found no idle worker to wake.
+                if asked || state.pointee.queue.count > 0 { continue }
                 state.pointee.idle += 1
                 pthread_cond_wait(wakeup, lock)
                 state.pointee.idle -= 1

@@ -19,6 +19,9 @@ final class Mailbox: Sendable {
         case eventSourceFinished(hook: Int)
         /// An event hook's source threw.
         case eventSourceFailed(hook: Int, any Error)
+        /// An idle executor thread saw this scheduler's runs queued with every worker busy:
+        /// the loop starts one more worker (``RunPool``).
+        case needWorker
         /// The clock's `sleep` threw something other than cancellation: timers cannot work.
         case timerFailed(any Error)
     }
@@ -33,16 +36,23 @@ final class Mailbox: Sendable {
 
     private let state = Mutex(State())
 
-    func post(_ message: Message) {
-        if case .event(_, _, let delivered) = message, state.withLock({ $0.closed }) {
-            return delivered.resume()
-        }
+    /// Posts `message`, moved into the buffer: a copy of a message goes through its enum's value
+    /// witnesses (some 160 instructions), and this is on every run's path. An event goes through
+    /// ``postEvent(hook:value:delivered:)``.
+    func post(_ message: consuming Message) {
+        var message = Optional(message)
         let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-            state.buffer.append(message)
+            state.buffer.append(message.take()!)
             defer { state.waiter = nil }
             return state.waiter
         }
         waiter?.resume()
+    }
+
+    /// Posts an event hook's value; once the mailbox is closed, releases its producer instead.
+    func postEvent(hook: Int, value: any Sendable, delivered: CheckedContinuation<Void, Never>) {
+        if state.withLock({ $0.closed }) { return delivered.resume() }
+        post(.event(hook: hook, value: value, delivered: delivered))
     }
 
     /// Moves every posted message, in order, into `messages` (which must be empty), waiting for

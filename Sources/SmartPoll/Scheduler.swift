@@ -30,7 +30,8 @@ public final class Scheduler: Sendable {
     private let runHooks: [RunHook]
     private let eventHooks: [EventHook]
     private let clock: any SchedulerClock
-    private let mailbox = Mailbox()
+    private let mailbox: Mailbox
+    let pool: RunPool
     private let loop: SchedulerStorage
     private let exclusive = Atomic<Bool>(false)
 
@@ -50,10 +51,16 @@ public final class Scheduler: Sendable {
         self.runHooks = runHooks
         self.eventHooks = eventHooks
         self.clock = clock
+        mailbox = Mailbox()
+        pool = RunPool(mailbox: mailbox, threads: LoopExecutor.shared.threadCount)
+        LoopExecutor.shared.register(pool)
     }
 
     deinit {
         mailbox.close()
+        _ = pool.cancelRuns()
+        pool.close()
+        LoopExecutor.shared.unregister(pool)
     }
 
     /// The handle of the task named `name`, or nil if there is no such task.
@@ -89,7 +96,10 @@ public final class Scheduler: Sendable {
         }
     }
 
-    private func runClaimed() async throws {
+    // runClaimed, iterate and handle run where run() runs (nonisolated(nonsending)): an await of a
+    // plain nonisolated async function checks the task's executor preference on the way in and
+    // out, which takes the task's status-record lock (some 200 instructions a check).
+    private nonisolated(nonsending) func runClaimed() async throws {
         let loop = self.loop
         if loop.pumps == nil {
             loop.pumps = eventHooks.enumerated().map { index, hook in hook.pump(mailbox, index) }
@@ -100,7 +110,7 @@ public final class Scheduler: Sendable {
             loop.batch.removeAll(keepingCapacity: true)
             loop.cursor = 0
             guard await mailbox.receive(into: &loop.batch) else { throw CancellationError() }
-            for message in loop.batch { loop.absorb(message) }
+            for message in loop.batch { absorb(message) }
             loop.batch.removeAll(keepingCapacity: true)
         }
         try Task.checkCancellation()
@@ -123,12 +133,11 @@ public final class Scheduler: Sendable {
         }
     }
 
-    private func iterate(_ control: SchedulerControl) async throws {
+    private nonisolated(nonsending) func iterate(_ control: SchedulerControl) async throws {
         let loop = self.loop
         while true {
             while loop.cursor < loop.batch.count {
-                let message = loop.batch[loop.cursor]
-                loop.cursor += 1
+                let message = loop.takeNextMessage()
                 try await handle(message, control)
             }
             loop.batch.removeAll(keepingCapacity: true)
@@ -151,12 +160,14 @@ public final class Scheduler: Sendable {
         }
     }
 
-    private func handle(_ message: Mailbox.Message, _ control: SchedulerControl) async throws {
+    private nonisolated(nonsending) func handle(_ message: Mailbox.Message, _ control: SchedulerControl) async throws {
         let loop = self.loop
         control.hookStarts()
+        // Passed to a hook the loop awaits, and used by nothing else meanwhile (hooks run one at
+        // a time, serialized with the loop): no race, whatever isolation the hook runs in.
+        nonisolated(unsafe) let control = control
         switch message {
         case .taskFinished(let task, let generation, let hook, let error):
-            loop.handles[Int(task.index)] = nil
             defer { loop.machine.taskFinished(task) }
             guard generation == loop.generation else { return }
             if let error { throw error }
@@ -173,28 +184,51 @@ public final class Scheduler: Sendable {
             try await eventHooks[hook].finish?(control)
         case .eventSourceFailed(_, let error), .timerFailed(let error):
             throw error
+        case .needWorker:
+            if pool.workerStartStillWanted() { startWorker() }
         }
     }
 
+    /// Accounts for a message outside a run (``SchedulerStorage/absorb(_:)``); a worker asked
+    /// for is no longer needed (the run's end took its queued runs back).
+    private func absorb(_ message: Mailbox.Message) {
+        if case .needWorker = message {
+            if pool.workerStartStillWanted() { startWorker() }
+            return
+        }
+        loop.absorb(message)
+    }
+
+    /// Starts a run of `task` on a worker of the pool (``RunPool``). Both hand-offs of a run are
+    /// deferred (LoopExecutor): the loop waits for its mailbox after starting runs, and a run's
+    /// post is the last thing its worker does before it parks.
     private func start(_ task: SchedulerStateMachine.TaskID) {
-        let body = bodies[Int(task.index)]
-        let generation = loop.generation
+        let run = RunPool.Run(task: task, generation: loop.generation)
+        LoopExecutor.shared.deferringWakes {
+            switch pool.submit(run) {
+            case .handed(let worker, let run):
+                worker.resume(returning: run)
+            case .queued(let startWorker):
+                if startWorker { self.startWorker() }
+            }
+        }
+    }
+
+    /// A new worker, made by the loop's Swift task (so it inherits its task-local values).
+    private func startWorker() {
+        let bodies = self.bodies
         let mailbox = self.mailbox
         let executor = LoopExecutor.shared
-        // Both hand-offs of a run are deferred (LoopExecutor): the loop waits for its mailbox
-        // after starting runs, and a run's post is the last thing its job does.
-        loop.handles[Int(task.index)] = executor.deferringWakes {
-            Task(executorPreference: executor) {
-                var hook: TaskHook?
-                var failure: (any Error)?
-                do {
-                    hook = try await body()
-                } catch {
-                    failure = error
-                }
-                executor.deferringWakes {
-                    mailbox.post(.taskFinished(task, generation: generation, hook: hook, error: failure))
-                }
+        pool.start(executor: executor) { run in
+            var hook: TaskHook?
+            var failure: (any Error)?
+            do {
+                hook = try await bodies[Int(run.task.index)]()
+            } catch {
+                failure = error
+            }
+            executor.deferringWakes {
+                mailbox.post(.taskFinished(run.task, generation: run.generation, hook: hook, error: failure))
             }
         }
     }
@@ -232,14 +266,15 @@ public final class Scheduler: Sendable {
         loop.timer?.cancel()
         loop.timer = nil
         loop.armedDeadline = nil
-        for handle in loop.handles {
-            handle?.cancel()
+        // Runs still queued never start: accounted for as finished.
+        for task in pool.cancelRuns() {
+            loop.machine.taskFinished(task)
         }
         let rest = loop.batch[loop.cursor...]
         loop.batch.removeAll(keepingCapacity: true)
         loop.cursor = 0
         for message in rest {
-            loop.absorb(message)
+            absorb(message)
         }
     }
 }

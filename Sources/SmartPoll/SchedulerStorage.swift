@@ -14,7 +14,6 @@ final class SchedulerStorage: @unchecked Sendable {
     private struct Core {
         var machine: SchedulerStateMachine
         var generation: UInt64 = 0
-        var handles: [Task<Void, Never>?]
         var batch: [Mailbox.Message] = []
         var cursor = 0
         var hookNow: Instant?
@@ -32,16 +31,25 @@ final class SchedulerStorage: @unchecked Sendable {
         unsafeMutableAddress { core.pointer(to: \.generation)! }
     }
 
-    /// The runs in flight, by task.
-    var handles: [Task<Void, Never>?] {
-        unsafeAddress { UnsafePointer(core).pointer(to: \.handles)! }
-        unsafeMutableAddress { core.pointer(to: \.handles)! }
-    }
-
     /// Messages the loop has taken from the mailbox; those from `cursor` on are not handled yet.
     var batch: [Mailbox.Message] {
         unsafeAddress { UnsafePointer(core).pointer(to: \.batch)! }
         unsafeMutableAddress { core.pointer(to: \.batch)! }
+    }
+
+    /// The message at `cursor`, moved out of the batch (a trivial message takes its place, so
+    /// that clearing the batch later destroys nothing twice), and `cursor` advanced: no copy of
+    /// the message (see ``Mailbox/post(_:)``).
+    @inline(__always)
+    func takeNextMessage() -> Mailbox.Message {
+        let index = core.pointee.cursor
+        core.pointee.cursor = index + 1
+        return core.pointee.batch.withUnsafeMutableBufferPointer { buffer in
+            let slot = buffer.baseAddress! + index
+            let message = slot.move()
+            slot.initialize(to: .timer(token: 0))
+            return message
+        }
     }
 
     var cursor: Int {
@@ -67,8 +75,7 @@ final class SchedulerStorage: @unchecked Sendable {
         core = .allocate(capacity: 1)
         core.initialize(
             to: Core(
-                machine: SchedulerStateMachine(taskCount: taskCount),
-                handles: Array(repeating: nil, count: taskCount)))
+                machine: SchedulerStateMachine(taskCount: taskCount)))
         core.pointee.batch.reserveCapacity(256)
         self.taskIndex = taskIndex
     }
@@ -78,9 +85,8 @@ final class SchedulerStorage: @unchecked Sendable {
     func absorb(_ message: Mailbox.Message) {
         switch message {
         case .taskFinished(let task, _, _, _):
-            handles[Int(task.index)] = nil
             machine.taskFinished(task)
-        case .timer:
+        case .timer, .needWorker:
             break
         case .timerFailed:
             deferred.append(message)
@@ -92,7 +98,6 @@ final class SchedulerStorage: @unchecked Sendable {
     deinit {
         timer?.cancel()
         for pump in pumps ?? [] { pump.cancel() }
-        for handle in handles { handle?.cancel() }
         for message in deferred + batch[cursor...] {
             if case .event(_, _, let delivered) = message { delivered.resume() }
         }

@@ -6,7 +6,12 @@
 /// hash of the name's UTF-8 bytes taken 8 at a time; each 8-byte slot keeps the task and 32 more
 /// bits of the hash, so that a probe compares the bytes of a name only when those match. The set is fixed at the
 /// scheduler's creation and the names come from the program, not from an adversary, so the
-/// unkeyed hash is enough. (A perfect hash of the set would spare the probe loop, but its
+/// unkeyed hash is enough.
+///
+/// Names of at most 15 bytes (most task names) are keyed by their two words in Swift's small
+/// string form (the UTF-8 bytes inline, zero-padded, and the count): a native small `String` is
+/// those two words already, so its look-up reads them with no copy of the bytes, hashes two words
+/// and compares two (see ``SmallKey``), about a tenth of the cost of going through the bytes. (A perfect hash of the set would spare the probe loop, but its
 /// building is long for 100,000 names, and the table's probes are about one already.)
 ///
 /// - Complexity: lookup O(length of the name), one probe on average.
@@ -27,6 +32,8 @@ final class TaskNameTable: @unchecked Sendable {
     /// For the rare look-up that the bytes miss (see ``index(of:)``).
     private let names: [String]
     private let allASCII: Bool
+    /// Each name's ``SmallKey``, or (0, 0) for a name of more than 15 bytes.
+    private let keys: UnsafeMutableBufferPointer<SmallKey>
 
     init(names: [String]) {
         self.names = names
@@ -44,13 +51,22 @@ final class TaskNameTable: @unchecked Sendable {
         }
         starts[names.count] = total
         bytes = .allocate(byteCount: max(total, 1), alignment: 8)
+        keys = .allocate(capacity: max(names.count, 1))
+        keys.initialize(repeating: SmallKey(low: 0, high: 0))
         for (task, name) in names.enumerated() {
             var offset = starts[task]
             for byte in name.utf8 {
                 bytes[offset] = byte
                 offset += 1
             }
-            let hash = Self.hash(name)
+            let nameBytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[starts[task]..<offset])
+            let hash: UInt64
+            if let key = SmallKey(nameBytes) {
+                keys[task] = key
+                hash = key.hash
+            } else {
+                hash = Self.hash(nameBytes)
+            }
             var position = Int(truncatingIfNeeded: hash) & mask
             while slots[position].taskPlusOne != 0 { position = (position + 1) & mask }
             slots[position] = Slot(tag: UInt32(truncatingIfNeeded: hash >> 32), taskPlusOne: UInt32(task + 1))
@@ -59,6 +75,7 @@ final class TaskNameTable: @unchecked Sendable {
 
     deinit {
         slots.deallocate()
+        keys.deallocate()
         starts.deallocate()
         bytes.deallocate()
     }
@@ -83,23 +100,52 @@ final class TaskNameTable: @unchecked Sendable {
 
     /// The table's look-up by bytes, a plain value of pointers that the table keeps alive:
     /// held by ``SchedulerControl``, a look-up costs no retain and release of the table.
-    var lookup: Lookup { Lookup(slots: slots, mask: mask, bytes: bytes, starts: starts) }
+    var lookup: Lookup {
+        Lookup(
+            slots: slots, mask: mask, bytes: bytes, starts: starts, keys: keys, wordsAreKeys: Self.smallStringsAreKeys)
+    }
 
     struct Lookup: @unchecked Sendable {
         fileprivate let slots: UnsafeMutableBufferPointer<Slot>
         fileprivate let mask: Int
         fileprivate let bytes: UnsafeMutableRawBufferPointer
         fileprivate let starts: UnsafeMutableBufferPointer<Int>
+        fileprivate let keys: UnsafeMutableBufferPointer<SmallKey>
+        /// ``TaskNameTable/smallStringsAreKeys``, copied (a global's read checks its initialization).
+        fileprivate let wordsAreKeys: Bool
 
         /// The task whose name has exactly the bytes of `name`, or nil.
         @inline(__always)
         func index(of name: String) -> Int? {
+            if wordsAreKeys, let key = SmallKey(name) { return index(of: key) }
+            return slowPathIndex(of: name)
+        }
+
+        @inline(never)
+        private func slowPathIndex(of name: String) -> Int? {
             let found: Int?? = name.utf8.withContiguousStorageIfAvailable { index(of: UnsafeRawBufferPointer($0)) }
             if let found { return found }
             return Array(name.utf8).withUnsafeBytes { index(of: $0) }
         }
 
+        @inline(__always)
+        private func index(of key: SmallKey) -> Int? {
+            let hash = key.hash
+            let tag = UInt32(truncatingIfNeeded: hash >> 32)
+            var position = Int(truncatingIfNeeded: hash) & mask
+            while true {
+                let slot = slots[position]
+                if slot.taskPlusOne == 0 { return nil }
+                if slot.tag == tag {
+                    let task = Int(slot.taskPlusOne &- 1)
+                    if keys[task] == key { return task }
+                }
+                position = (position + 1) & mask
+            }
+        }
+
         private func index(of name: UnsafeRawBufferPointer) -> Int? {
+            if let key = SmallKey(name) { return index(of: key) }
             let hash = TaskNameTable.hash(name)
             let tag = UInt32(truncatingIfNeeded: hash >> 32)
             var position = Int(truncatingIfNeeded: hash) & mask
@@ -152,14 +198,6 @@ final class TaskNameTable: @unchecked Sendable {
         return word
     }
 
-    @inline(__always)
-    static func hash(_ name: String) -> UInt64 {
-        if let hash = name.utf8.withContiguousStorageIfAvailable({ hash(UnsafeRawBufferPointer($0)) }) {
-            return hash
-        }
-        return Array(name.utf8).withUnsafeBytes { hash($0) }
-    }
-
     /// Multiply-xorshift over 8-byte words (the tail zero-padded), mixed with the length, then
     /// finalized (murmur3's fmix64) so that the low bits, which pick the slot, depend on every byte.
     @inline(__always)
@@ -185,4 +223,86 @@ final class TaskNameTable: @unchecked Sendable {
         state ^= state >> 33
         return state
     }
+}
+
+/// A name of at most 15 UTF-8 bytes as the two words of Swift's small string form on 64-bit
+/// platforms: bytes 0 to 7 in `low`, bytes 8 to 14 in `high`, zero-padded, and in `high`'s top
+/// byte the count and the small-form flags (bit 63 immortal, bit 61 small; bit 62, whether the
+/// bytes are ASCII, is cleared, as it follows from the bytes). This layout is the standard
+/// library's `_StringObject` ABI, stable on Apple's platforms and the same on Linux; it is
+/// checked once at start-up (``TaskNameTable/smallStringsAreKeys``), and if it ever differs, or on
+/// 32-bit platforms, every look-up takes the byte path instead.
+struct SmallKey: Equatable {
+    var low: UInt64
+    var high: UInt64
+
+    private static let smallFlags: UInt64 = 0xA0 << 56
+    private static let asciiFlag: UInt64 = 1 << 62
+
+    init(low: UInt64, high: UInt64) {
+        self.low = low
+        self.high = high
+    }
+
+    /// The key of `bytes`, or nil when there are more than 15.
+    @inline(__always)
+    init?(_ bytes: UnsafeRawBufferPointer) {
+        let count = bytes.count
+        guard count <= 15 else { return nil }
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        for index in 0..<count {
+            let byte = UInt64(bytes[index])
+            if index < 8 {
+                low |= byte << UInt64(8 * index)
+            } else {
+                high |= byte << UInt64(8 * (index - 8))
+            }
+        }
+        self.init(low: low, high: high | Self.smallFlags | UInt64(count) << 56)
+    }
+
+    /// The key of `string` if it is stored in the small form (no copy of its bytes), else nil.
+    /// - Precondition: ``TaskNameTable/smallStringsAreKeys``.
+    @inline(__always)
+    init?(_ string: String) {
+        let (low, high) = Self.words(of: string)
+        guard high & Self.smallFlags == Self.smallFlags else { return nil }
+        self.init(low: low, high: high & ~Self.asciiFlag)
+    }
+
+    /// `string`'s two words as they are (no retain: a bitwise copy of the value).
+    @inline(__always)
+    static func words(of string: String) -> (UInt64, UInt64) {
+        unsafeBitCast(string, to: (UInt64, UInt64).self)
+    }
+
+    /// Two words mixed (two multiplications, then murmur3's finalizer's last rounds) so that
+    /// the low bits, which pick the slot, and the high ones, the tag, depend on every byte.
+    @inline(__always)
+    var hash: UInt64 {
+        var state = (low &* 0x9E37_79B9_7F4A_7C15) ^ (high &* 0xC2B2_AE3D_27D4_EB4F)
+        state ^= state >> 32
+        state = state &* 0xFF51_AFD7_ED55_8CCD
+        state ^= state >> 29
+        return state
+    }
+}
+
+extension TaskNameTable {
+    /// Whether `SmallKey.init(_: String)` may read a `String`'s words: a 64-bit platform, and
+    /// strings made at run time in the small form have the layout ``SmallKey`` expects, ASCII or
+    /// not, while a long string does not look small.
+    static let smallStringsAreKeys: Bool = {
+        guard MemoryLayout<String>.size == 16 else { return false }
+        func smallKey(_ bytes: [UInt8]) -> SmallKey? { bytes.withUnsafeBytes { SmallKey($0) } }
+        for sample: [UInt8] in [[0x61, 0x62], [0xC3, 0xA9, 0x2D, 0x31], Array("0123456789abcde".utf8), []] {
+            let string = String(decoding: sample, as: UTF8.self)
+            let (low, high) = SmallKey.words(of: string)
+            guard let expected = smallKey(sample), SmallKey(low: low, high: high & ~(1 << 62)) == expected
+            else { return false }
+        }
+        let long = String(decoding: Array(repeating: UInt8(0x78), count: 40), as: UTF8.self)
+        return SmallKey.words(of: long).1 & (0xA0 << 56) != 0xA0 << 56
+    }()
 }

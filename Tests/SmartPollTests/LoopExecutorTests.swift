@@ -4,7 +4,11 @@ import Testing
 
 /// The scheduler's executor: deferred wake-ups must never leave a job waiting on a worker that
 /// does not come back to the queue.
-@Suite(.timeLimit(.minutes(1)))
+///
+/// Serialized: two of these tests each hold one of the executor's threads (a spin without
+/// suspending) until a job on another thread runs; run side by side on a 2-core machine they
+/// held both threads and each waited 10 s for the other (seen on this machine).
+@Suite(.serialized, .timeLimit(.minutes(1)))
 struct LoopExecutorTests {
     /// Polls `condition` without suspending (the point is to keep this worker busy) until it
     /// holds or 10 s pass.

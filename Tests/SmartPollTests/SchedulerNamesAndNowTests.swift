@@ -26,6 +26,33 @@ struct SchedulerNamesAndNowTests {
         #expect(TaskNameTable(names: ["xxx-42", "other"]).index(of: built) == 0)
     }
 
+    @Test func shortNamesAreFoundByTheirSmallStringWords() {
+        // The fast path reads a small String's two words; it is on where the layout is as expected.
+        #expect(TaskNameTable.smallStringsAreKeys == (MemoryLayout<String>.size == 16))
+        // Every length from 0 to 17 bytes, around the 8- and 15-byte edges, ASCII or not.
+        let names = (0...17).map { String(repeating: "n", count: $0) } + ["é", "ée", "日本語のタ", "x-日本語", "task-3"]
+        let table = TaskNameTable(names: names)
+        for (index, name) in names.enumerated() {
+            #expect(table.index(of: name) == index, "\(name)")
+            // The same bytes in a heap string (not the small form) reach the same task.
+            var heap = String()
+            heap.reserveCapacity(64)
+            heap.append(name)
+            #expect(table.index(of: heap) == index, "heap \(name)")
+            if let key = SmallKey(name) {
+                let bytes = Array(name.utf8)
+                #expect(bytes.withUnsafeBytes { SmallKey($0) } == key, "key of \(name)")
+            } else {
+                #expect(name.utf8.count > 15, "\(name) is small")
+            }
+        }
+        for absent in ["m", "nnnnnnnnnnnnnnnnnn", "e\u{301}x", "task-4", "日本語のタス"] {
+            #expect(table.index(of: absent) == nil, "\(absent)")
+        }
+        // Another normalization of a short name is that name (the slow path's comparison).
+        #expect(table.index(of: "e\u{301}") == names.firstIndex(of: "é"))
+    }
+
     @Test func nanosecondsClampedAgreesWithInt128Division() {
         func reference(_ duration: Duration) -> Int64 {
             let quotient = duration.attoseconds / 1_000_000_000
