@@ -36,6 +36,10 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         var deferring = false
         /// A job was queued while deferring and no worker was woken for it.
         var deferred = false
+        /// How many jobs this thread has begun: a job is a stretch of a task between two
+        /// suspensions, so code that reads the same stamp twice did not suspend in between
+        /// (``jobStamp``).
+        var jobs: UInt64 = 0
     }
 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
@@ -116,6 +120,21 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         if wake { pthread_cond_signal(wakeup) }
     }
 
+    /// Which job of which thread of this executor the caller runs in, or nil outside its
+    /// threads: equal stamps mean that the caller has not suspended since the first was taken
+    /// (a resumption is a new job). ``SchedulerControl/now`` keeps its reading while the stamp
+    /// stays the same.
+    @inline(__always)
+    func jobStamp() -> JobStamp? {
+        guard let worker = currentWorker() else { return nil }
+        return JobStamp(thread: UnsafeRawPointer(worker), job: worker.pointee.jobs)
+    }
+
+    struct JobStamp: Equatable {
+        let thread: UnsafeRawPointer
+        let job: UInt64
+    }
+
     /// How many workers wait for a job (for tests).
     var idleCount: Int {
         pthread_mutex_lock(lock)
@@ -174,6 +193,7 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
             let more = state.pointee.idle > 0 && state.pointee.queue.count > 0
             pthread_mutex_unlock(lock)
             worker.pointee.deferred = false
+            worker.pointee.jobs &+= 1
             if more { pthread_cond_signal(wakeup) }
             job.runSynchronously(on: executor)
             pthread_mutex_lock(lock)

@@ -26,17 +26,19 @@ public final class SchedulerControl {
     }
 
     /// The hook's instant: the scheduler clock read at the first use of `now` (or of a call
-    /// relative to now) in the current call of a hook, and the same for the rest of that call,
-    /// as libuv's `uv_now` and sd-event's `sd_event_now` keep one reading of the clock for a
-    /// turn of their loop. A clock read costs more than a scheduling call (about 100 ns on a
-    /// virtual machine without a fast vDSO clock), and one instant makes `schedule(at: now + d)`
-    /// and `schedule(after: d)` agree. A hook that waits a long time between two scheduling
-    /// calls (an `await` on slow work) and wants the second relative to the time after it,
-    /// calls ``refreshNow()`` after the wait.
+    /// relative to now) in a hook's call, and the same for the calls that follow it until the
+    /// hook suspends (an `await` that waits: after it, the clock is read again), as libuv's
+    /// `uv_now` and sd-event's `sd_event_now` keep one reading of the clock for a turn of their
+    /// loop. A clock read costs more than a scheduling call (about 100 ns on a virtual machine
+    /// without a fast vDSO clock), and one instant makes `schedule(at: now + d)` and
+    /// `schedule(after: d)` agree. A hook that spins a long time without suspending between two
+    /// scheduling calls and wants the second relative to the later time calls ``refreshNow()``.
     public var now: Instant {
-        if let hookNow = loop.hookNow { return hookNow }
+        let stamp = LoopExecutor.shared.jobStamp()
+        if let hookNow = loop.hookNow, stamp == loop.hookNowStamp { return hookNow }
         let reading = clock.now
         loop.hookNow = reading
+        loop.hookNowStamp = stamp
         return reading
     }
 

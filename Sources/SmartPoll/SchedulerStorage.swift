@@ -17,6 +17,9 @@ final class SchedulerStorage: @unchecked Sendable {
         var batch: [Mailbox.Message] = []
         var cursor = 0
         var hookNow: Instant?
+        /// The job `hookNow` was read in (nil: outside the loop's executor, where it is kept
+        /// for the hook's call as it is).
+        var hookNowStamp: LoopExecutor.JobStamp?
     }
 
     var machine: SchedulerStateMachine {
@@ -61,6 +64,11 @@ final class SchedulerStorage: @unchecked Sendable {
     var hookNow: Instant? {
         unsafeAddress { UnsafePointer(core).pointer(to: \.hookNow)! }
         unsafeMutableAddress { core.pointer(to: \.hookNow)! }
+    }
+
+    var hookNowStamp: LoopExecutor.JobStamp? {
+        unsafeAddress { UnsafePointer(core).pointer(to: \.hookNowStamp)! }
+        unsafeMutableAddress { core.pointer(to: \.hookNowStamp)! }
     }
 
     let taskIndex: TaskNameTable

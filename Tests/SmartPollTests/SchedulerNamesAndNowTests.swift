@@ -112,6 +112,32 @@ struct SchedulerNamesAndNowTests {
         #expect(seen.entries == ["a next 110", "now kept true", "refreshed 105", "b next 115", "next hook 105"])
     }
 
+    /// A hook that suspends (an `await` that waits) between two scheduling calls gets the
+    /// second relative to the clock after the wait, without calling refreshNow().
+    @Test func aHookThatSuspendsReadsTheClockAgainAfterTheWait() async throws {
+        let clock = ManualClock()
+        clock.advance(to: at(100))
+        let seen = Journal()
+        let scheduler = try Scheduler(
+            tasks: ["a": SchedulerTask { nil }, "b": SchedulerTask { nil }],
+            runHooks: [
+                RunHook { control in
+                    control.schedule("a", after: .seconds(10))
+                    clock.advance(by: .seconds(5))
+                    // Slow work elsewhere: the hook suspends and resumes as a new job.
+                    await Task.detached { clock.advance(by: .seconds(2)) }.value
+                    control.schedule("b", after: .seconds(10))
+                    seen.record("a next \(control.next("a")!.nanoseconds / 1_000_000_000)")
+                    seen.record("b next \(control.next("b")!.nanoseconds / 1_000_000_000)")
+                    throw Done()
+                }
+            ],
+            clock: clock
+        )
+        await #expect(throws: Done.self) { try await scheduler.run() }
+        #expect(seen.entries == ["a next 110", "b next 117"])
+    }
+
     @Test func handlesAndNamesReachTheSameTask() async throws {
         let names = (0..<100).map { "t\($0)" }
         let scheduler = try Scheduler(
