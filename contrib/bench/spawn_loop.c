@@ -1,13 +1,16 @@
 /* The spawn reference: COUNT runs of PATH, INFLIGHT at a time, each waited for.
  * Prints {"spawns":N,"inflight":K,"seconds":S,"per_second":R}.
  *
- * usage: spawn_loop COUNT INFLIGHT PATH [CGROUP_DIR]
+ * usage: spawn_loop COUNT INFLIGHT PATH [CGROUP_DIR [fresh]]
  *
- * Without CGROUP_DIR: posix_spawn + wait, nothing else. With it, the same containment work a
- * run of the supervisor does in cgroup mode: a cgroup of its own per spawn (mkdir under
- * CGROUP_DIR, which it creates and removes), the child entering it before it executes PATH
- * (clone with CLONE_VM | CLONE_VFORK, as posix_spawn does, and a write of "0" to the new
- * cgroup's cgroup.procs in the child), and the cgroup removed once the child was reaped. */
+ * Without CGROUP_DIR: posix_spawn + wait, nothing else. With it, the containment work a run of
+ * the supervisor does in cgroup mode (supervisor(8) CONTAINMENT): each child alone in a cgroup
+ * of its own under CGROUP_DIR (which it creates and removes), entered before it executes PATH
+ * (clone with CLONE_VM | CLONE_VFORK, as posix_spawn does, and a write of "0" to the cgroup's
+ * cgroup.procs in the child); after the wait, cgroup.events is read (the cgroup must be empty)
+ * and cpu.stat (the run's CPU time). As the supervisor does, a cgroup is a slot reused by later
+ * children once empty, one per child in flight, its cgroup.procs kept open. With "fresh", a new
+ * cgroup per spawn instead, removed after the wait (the supervisor before its slots). */
 #include "common.h"
 #include <fcntl.h>
 #include <sched.h>
@@ -32,44 +35,62 @@ static int child_main(void *raw) {
 
 #define STACK_SIZE (64 * 1024)
 
+/* One read of a small cgroupfs file: the content's length, or -1. */
+static ssize_t read_small(const char *directory, const char *file, char *buffer, size_t size) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", directory, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t count = read(fd, buffer, size - 1);
+    close(fd);
+    if (count >= 0) buffer[count] = 0;
+    return count;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: spawn_loop COUNT INFLIGHT PATH [CGROUP_DIR]\n");
+    if (argc < 4 || argc > 6 || (argc == 6 && strcmp(argv[5], "fresh") != 0)) {
+        fprintf(stderr, "usage: spawn_loop COUNT INFLIGHT PATH [CGROUP_DIR [fresh]]\n");
         return 2;
     }
     int count = atoi(argv[1]), inflight = atoi(argv[2]);
-    const char *cgroups = argc == 5 ? argv[4] : NULL;
+    const char *cgroups = argc >= 5 ? argv[4] : NULL;
+    int fresh = argc == 6;
     char *args[] = {argv[3], NULL};
     if (count < 1 || inflight < 1) return 2;
     if (cgroups && mkdir(cgroups, 0755) != 0 && errno != EEXIST) die("mkdir CGROUP_DIR");
-    /* The cgroup of each child in flight, by pid (a small table: INFLIGHT entries). */
+    /* Per child in flight: its pid, and its slot's directory and open cgroup.procs. */
     pid_t *pids = calloc((size_t)inflight, sizeof *pids);
-    int *numbers = calloc((size_t)inflight, sizeof *numbers);
+    char (*slots)[4096] = calloc((size_t)inflight, sizeof *slots);
+    int *procs = calloc((size_t)inflight, sizeof *procs);
     char *stack = malloc(STACK_SIZE);
-    if (!pids || !numbers || !stack) die("malloc");
-    char path[4096];
+    if (!pids || !slots || !procs || !stack) die("malloc");
+    for (int slot = 0; slot < inflight; slot++) procs[slot] = -1;
+    char path[4096], text[1024];
     int started = 0, done = 0, running = 0;
     int64_t t0 = now_ns();
     while (done < count) {
         while (running < inflight && started < count) {
+            int slot = 0;
+            while (pids[slot] != 0) slot++;
             pid_t pid;
             if (cgroups) {
-                snprintf(path, sizeof path, "%s/run-%d", cgroups, started);
-                if (mkdir(path, 0755) != 0) die("mkdir");
-                size_t length = strlen(path);
-                snprintf(path + length, sizeof path - length, "/cgroup.procs");
-                struct child_args child = {args, open(path, O_WRONLY | O_CLOEXEC)};
-                if (child.procs < 0) die("open cgroup.procs");
+                if (procs[slot] < 0) {
+                    snprintf(slots[slot], sizeof slots[slot], "%s/%s-%d", cgroups, fresh ? "run" : "slot",
+                             fresh ? started : slot);
+                    if (mkdir(slots[slot], 0755) != 0) die("mkdir");
+                    snprintf(path, sizeof path, "%s/cgroup.procs", slots[slot]);
+                    procs[slot] = open(path, O_WRONLY | O_CLOEXEC);
+                    if (procs[slot] < 0) die("open cgroup.procs");
+                }
+                struct child_args child = {args, procs[slot]};
                 pid = clone(child_main, stack + STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
                 if (pid < 0) die("clone");
-                close(child.procs);
+                if (fresh) { close(procs[slot]); procs[slot] = -1; }
             } else {
                 int rc = posix_spawn(&pid, args[0], NULL, NULL, args, environ);
                 if (rc) { errno = rc; die("posix_spawn"); }
             }
-            for (int slot = 0; slot < inflight; slot++) {
-                if (pids[slot] == 0) { pids[slot] = pid; numbers[slot] = started; break; }
-            }
+            pids[slot] = pid;
             started++; running++;
         }
         int status;
@@ -79,15 +100,22 @@ int main(int argc, char **argv) {
             if (pids[slot] != pid) continue;
             pids[slot] = 0;
             if (cgroups) {
-                snprintf(path, sizeof path, "%s/run-%d", cgroups, numbers[slot]);
-                if (rmdir(path) != 0) die("rmdir");
+                if (read_small(slots[slot], "cgroup.events", text, sizeof text) < 0) die("read cgroup.events");
+                if (!strstr(text, "populated 0")) { fprintf(stderr, "spawn_loop: %s not empty\n", slots[slot]); return 1; }
+                if (read_small(slots[slot], "cpu.stat", text, sizeof text) < 0) die("read cpu.stat");
+                if (fresh && rmdir(slots[slot]) != 0) die("rmdir");
             }
             break;
         }
         running--; done++;
     }
     double s = (now_ns() - t0) / 1e9;
-    if (cgroups) rmdir(cgroups);
+    if (cgroups) {
+        for (int slot = 0; slot < inflight; slot++) {
+            if (procs[slot] >= 0) { close(procs[slot]); rmdir(slots[slot]); }
+        }
+        rmdir(cgroups);
+    }
     printf("{\"spawns\":%d,\"inflight\":%d,\"seconds\":%.4f,\"per_second\":%.1f}\n", count, inflight, s, count / s);
     return 0;
 }
