@@ -130,23 +130,18 @@ final class TaskNameTable: @unchecked Sendable {
 
         @inline(__always)
         private func index(of key: SmallKey) -> Int? {
-            let hash = key.hash
-            let tag = UInt32(truncatingIfNeeded: hash >> 32)
-            var position = Int(truncatingIfNeeded: hash) & mask
-            while true {
-                let slot = slots[position]
-                if slot.taskPlusOne == 0 { return nil }
-                if slot.tag == tag {
-                    let task = Int(slot.taskPlusOne &- 1)
-                    if keys[task] == key { return task }
-                }
-                position = (position + 1) & mask
-            }
+            probe(key.hash) { keys[$0] == key }
         }
 
         private func index(of name: UnsafeRawBufferPointer) -> Int? {
             if let key = SmallKey(name) { return index(of: key) }
-            let hash = TaskNameTable.hash(name)
+            return probe(TaskNameTable.hash(name)) { equal($0, name) }
+        }
+
+        /// Linear probing from `hash`: the task of the first slot whose tag matches and for
+        /// which `matches` holds, or nil at the first empty slot.
+        @inline(__always)
+        private func probe(_ hash: UInt64, _ matches: (Int) -> Bool) -> Int? {
             let tag = UInt32(truncatingIfNeeded: hash >> 32)
             var position = Int(truncatingIfNeeded: hash) & mask
             while true {
@@ -154,7 +149,7 @@ final class TaskNameTable: @unchecked Sendable {
                 if slot.taskPlusOne == 0 { return nil }
                 if slot.tag == tag {
                     let task = Int(slot.taskPlusOne &- 1)
-                    if equal(task, name) { return task }
+                    if matches(task) { return task }
                 }
                 position = (position + 1) & mask
             }
