@@ -231,37 +231,63 @@ extension Supervisor {
     ///   encoded.
     func status(of selected: [TaskID]) -> StatusReply {
         var records: [TaskStatusRecord] = []
-        records.reserveCapacity(selected.count)
         // The rows whose kept text is missing or stale: their position in `records` and key.
         var changed: [(position: Int, key: TaskStatusKey)] = []
+        // While every row so far is valid and the same record as in the last reply's joined
+        // rows, `records` stays empty (no reference taken a row): the common case of a status
+        // with nothing changed since the last.
+        let cache = statusRowsCache
+        var cacheHolds = cache?.records.count == selected.count
         // Read in one access each to the tasks and to the machine (an access a field of each row
         // was a third of its cost): the tasks are only read here, the kept records written after.
         let machine = policy.machine
         let standbySchedules = isClusterStandby ? persistence?.restoredSchedules : nil
         tasks.withUnsafeBufferPointer { runtimes in
-            for task in selected {
+            for (position, task) in selected.enumerated() {
                 let runtime = runtimes.baseAddress! + Int(task.index)
                 let key = statusKey(task, of: runtime, machine: machine, standbySchedules: standbySchedules)
-                if let kept = runtime.pointee.statusRecord, runtime.pointee.statusKey == key {
+                if runtime.pointee.statusKey == key, let kept = runtime.pointee.statusRecord {
                     #if DEBUG
                     // A kept row must be what the row encodes to now: every status of the
                     // end-to-end tests checks it (within the encoding budget per request).
-                    if records.count * 400 < Self.statusEncodingBudget {
+                    if position * 400 < Self.statusEncodingBudget {
                         precondition(
                             kept.text == TaskStatusRecord(statusRow(key, of: runtime.pointee)).text
                                 && runtime.pointee.name == names[Int(task.index)],
                             "a stale status record of \(runtime.pointee.name)")
                     }
                     #endif
+                    if cacheHolds {
+                        if kept === cache.unsafelyUnwrapped.records[position] { continue }
+                        cacheHolds = false
+                        records.reserveCapacity(selected.count)
+                        records.append(contentsOf: cache.unsafelyUnwrapped.records[..<position])
+                    }
                     records.append(kept)
                 } else {
+                    if cacheHolds {
+                        cacheHolds = false
+                        records.reserveCapacity(selected.count)
+                        records.append(contentsOf: cache.unsafelyUnwrapped.records[..<position])
+                    }
                     changed.append((records.count, key))
                     records.append(TaskStatusRecord(unencoded: statusRow(key, of: runtime.pointee)))
                 }
             }
         }
+        let containment = ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path)
+        if cacheHolds, let cache {
+            return StatusReply(
+                loop: loopStatus, list: cache, stateFile: persistence?.status, containment: containment,
+                hooks: hookStatus(), cluster: clusterStatus)
+        }
         var encoded = 0
-        for (position, key) in changed where encoded < Self.statusEncodingBudget {
+        var allEncoded = true
+        for (position, key) in changed {
+            guard encoded < Self.statusEncodingBudget else {
+                allEncoded = false
+                break
+            }
             let index = Int(selected[position].index)
             let record = TaskStatusRecord(records[position].status)
             encoded += record.encodedCount
@@ -269,9 +295,19 @@ extension Supervisor {
             tasks[index].statusRecord = record
             tasks[index].statusKey = key
         }
+        // Joined once the rows all have text, when small enough to copy in one turn (a bigger
+        // reply goes in slices: nothing to gain).
+        if allEncoded, records.count * 200 <= Self.statusEncodingBudget,
+            records.reduce(0, { $0 + $1.encodedCount + 1 }) <= Self.statusEncodingBudget,
+            let list = TaskStatusRecordList(records)
+        {
+            statusRowsCache = list
+            return StatusReply(
+                loop: loopStatus, list: list, stateFile: persistence?.status, containment: containment,
+                hooks: hookStatus(), cluster: clusterStatus)
+        }
         return StatusReply(
-            loop: loopStatus, records: records, stateFile: persistence?.status,
-            containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path),
+            loop: loopStatus, records: records, stateFile: persistence?.status, containment: containment,
             hooks: hookStatus(), cluster: clusterStatus)
     }
 
