@@ -232,7 +232,7 @@ extension Supervisor {
     func status(of selected: [TaskID]) -> StatusReply {
         var records: [TaskStatusRecord] = []
         // The rows whose kept text is missing or stale: their position in `records` and key.
-        var changed: [(position: Int, key: TaskStatusKey)] = []
+        var changed: [(position: Int, key: TaskStatusKey, changes: Int)] = []
         // While every row so far is valid and the same record as in the last reply's joined
         // rows, `records` stays empty (no reference taken a row): the common case of a status
         // with nothing changed since the last.
@@ -246,6 +246,7 @@ extension Supervisor {
             for (position, task) in selected.enumerated() {
                 let runtime = runtimes.baseAddress! + Int(task.index)
                 let key = statusKey(task, of: runtime, machine: machine, standbySchedules: standbySchedules)
+                let changes = runtime.pointee.statusChanges
                 if runtime.pointee.statusKey == key, let kept = runtime.pointee.statusRecord {
                     #if DEBUG
                     // A kept row must be what the row encodes to now: every status of the
@@ -270,7 +271,7 @@ extension Supervisor {
                         records.reserveCapacity(selected.count)
                         records.append(contentsOf: cache.unsafelyUnwrapped.records[..<position])
                     }
-                    changed.append((records.count, key))
+                    changed.append((records.count, key, changes))
                     records.append(TaskStatusRecord(unencoded: statusRow(key, of: runtime.pointee)))
                 }
             }
@@ -283,7 +284,7 @@ extension Supervisor {
         }
         var encoded = 0
         var allEncoded = true
-        for (position, key) in changed {
+        for (position, key, changes) in changed {
             guard encoded < Self.statusEncodingBudget else {
                 allEncoded = false
                 break
@@ -294,6 +295,7 @@ extension Supervisor {
             records[position] = record
             tasks[index].statusRecord = record
             tasks[index].statusKey = key
+            tasks[index].statusKeyChanges = changes
         }
         // Joined once the rows all have text, when small enough to copy in one turn (a bigger
         // reply goes in slices: nothing to gain).
@@ -320,14 +322,38 @@ extension Supervisor {
         let schedule = machine.schedule(of: task)
         var ready = false
         if case .ready = schedule { ready = true }
-        let run = runtime.pointee.current
         // A standby shows when the leader had the task due, as etcd holds it.
         let next = machine.next(task).map(wall) ?? standbySchedules?[runtime.pointee.name]?.next
+        let scheduled = schedule != .none || next != nil
+        let paused = SupervisorPolicy.isPaused(task, in: machine)
+        if runtime.pointee.statusChanges == runtime.pointee.statusKeyChanges {
+            // Nothing the row shows from the runtime was set since the kept key was read.
+            var key = runtime.pointee.statusKey
+            key.scheduled = scheduled
+            key.ready = ready
+            key.next = next
+            key.paused = paused
+            #if DEBUG
+            // The shortcut must give the key read from the state (every status of the
+            // end-to-end tests checks it).
+            precondition(
+                key == fullStatusKey(of: runtime, scheduled: scheduled, ready: ready, next: next, paused: paused),
+                "a runtime field of \(runtime.pointee.name)'s status row changed without statusChanges")
+            #endif
+            return key
+        }
+        return fullStatusKey(of: runtime, scheduled: scheduled, ready: ready, next: next, paused: paused)
+    }
+
+    /// The status key of the task whose runtime `runtime` points to, its scheduler's part given.
+    private func fullStatusKey(
+        of runtime: UnsafePointer<TaskRuntime>, scheduled: Bool, ready: Bool, next: Timestamp?, paused: Bool
+    ) -> TaskStatusKey {
+        let run = runtime.pointee.current
         return TaskStatusKey(
-            scheduled: schedule != .none || next != nil, ready: ready, next: next,
+            scheduled: scheduled, ready: ready, next: next,
             running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID, runs: runtime.pointee.runs,
-            failures: runtime.pointee.failures, cancelled: runtime.pointee.cancelled,
-            paused: SupervisorPolicy.isPaused(task, in: machine),
+            failures: runtime.pointee.failures, cancelled: runtime.pointee.cancelled, paused: paused,
             lastChanges: runtime.pointee.lastChanges)
     }
 
