@@ -223,12 +223,14 @@ extension Supervisor {
     static let statusEncodingBudget = SlicedStatusReply.minimumEstimatedBytes
 
     /// The `status` reply of `selected`. Each row's key is taken from the state as it is now
-    /// and compared with the key of the task's ``TaskRuntime/statusRecord``: an unchanged row is
-    /// copied from the record's text, a changed one encoded and kept (up to
-    /// ``statusEncodingBudget`` bytes a request).
+    /// (only its scheduler's part while the runtime's ``TaskRuntime/statusChanges`` says nothing
+    /// else changed) and compared with the key of the task's ``TaskRuntime/statusRecord``: an
+    /// unchanged row is copied from the record's text, a changed one encoded and kept (up to
+    /// ``statusEncodingBudget`` bytes a request). When every row is unchanged and the same
+    /// record as in ``statusRowsCache``, the reply is made of that joined text.
     ///
-    /// - Complexity: O(selected) comparisons, plus at most about ``statusEncodingBudget`` bytes
-    ///   encoded.
+    /// - Complexity: O(selected) comparisons of a few words, plus at most about
+    ///   ``statusEncodingBudget`` bytes encoded or joined.
     func status(of selected: [TaskID]) -> StatusReply {
         var records: [TaskStatusRecord] = []
         // The rows whose kept text is missing or stale: their position in `records` and key.
