@@ -45,20 +45,35 @@ public struct StatusReply: Sendable, Hashable {
         rows = Rows(records: records)
     }
 
+    /// A reply whose rows are `list`'s records, written as its joined text (copied in one piece).
+    public init(
+        loop: LoopStatus, list: TaskStatusRecordList, stateFile: StateFileStatus? = nil,
+        containment: ContainmentStatus? = nil, hooks: [HookRunStatus] = [], cluster: ClusterStatus? = nil
+    ) {
+        self.init(
+            loop: loop, tasks: [], stateFile: stateFile, containment: containment, hooks: hooks, cluster: cluster)
+        rows = Rows(records: list.records, joined: list.joined)
+    }
+
     /// A status's rows: plain values (a decoded reply, a test's), or records with their text. Two
     /// are equal when their rows are, whichever way they are held.
     private struct Rows: Sendable, Hashable {
         private var values: [TaskStatus]
         private(set) var records: [TaskStatusRecord]?
+        /// The text of `records` (all with text), joined by commas, when the reply was made
+        /// from a ``TaskStatusRecordList``.
+        private(set) var joined: [UInt8]?
 
         init(tasks: [TaskStatus]) {
             values = tasks
             records = nil
+            joined = nil
         }
 
-        init(records: [TaskStatusRecord]) {
+        init(records: [TaskStatusRecord], joined: [UInt8]? = nil) {
             values = []
             self.records = records
+            self.joined = joined
         }
 
         var tasks: [TaskStatus] { records.map { $0.map { $0.status } } ?? values }
@@ -67,12 +82,16 @@ public struct StatusReply: Sendable, Hashable {
         /// About how many bytes the rows take encoded: exact for records with text.
         var encodedSizeEstimate: Int {
             guard let records else { return values.count * 320 }
+            if let joined { return records.isEmpty ? 0 : joined.count + 1 }
             return records.reduce(records.count) { $0 + ($1.encoded?.count ?? 320) }
         }
 
         func sizeEstimate(upTo limit: Int) -> Int {
             var estimate = 0
-            if let records {
+            if let joined, let records {
+                // As the loop below counts: each row's bytes and one.
+                return records.isEmpty ? 0 : joined.count + 1
+            } else if let records {
                 for record in records where estimate < limit {
                     estimate +=
                         record.encoded.map { $0.count + 1 } ?? 300 + (record.status.last?.stderrTail.utf8.count ?? 0)
@@ -143,6 +162,19 @@ public struct StatusReply: Sendable, Hashable {
         writeMembersBeforeTasks(to: &head)
         output.reserveCapacity(output.count + head.bytes.count + rows.encodedSizeEstimate + 512)
         head.append(to: &output)
+        if let joined = rows.joined {
+            output.append(contentsOf: joined)
+        } else {
+            appendRows(records, to: &output)
+        }
+        var tail = JSONWriter(capacity: 512)
+        writeMembersAfterTasks(to: &tail)
+        tail.endObject()
+        tail.appendLine(to: &output)
+        return true
+    }
+
+    private func appendRows(_ records: [TaskStatusRecord], to output: inout [UInt8]) {
         for (index, record) in records.enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             if let encoded = record.encoded {
@@ -153,11 +185,6 @@ public struct StatusReply: Sendable, Hashable {
                 writer.append(to: &output)
             }
         }
-        var tail = JSONWriter(capacity: 512)
-        writeMembersAfterTasks(to: &tail)
-        tail.endObject()
-        tail.appendLine(to: &output)
-        return true
     }
 
     func writeMembers(to writer: inout JSONWriter) {

@@ -60,3 +60,31 @@ public final class TaskStatusRecord: Sendable {
         }
     }
 }
+
+/// Records with text and that text joined, comma between rows: what a `status` reply of these
+/// rows writes between `[` and `]`. A supervisor keeps one for the last reply, so that a
+/// `status` that finds every row as it was copies the rows' text in one piece (one reference
+/// to hold and one copy, instead of one of each a row).
+public final class TaskStatusRecordList: Sendable {
+    public let records: [TaskStatusRecord]
+    /// The records' text, joined by commas.
+    let joined: [UInt8]
+
+    /// The list of `records`; `nil` when one of them has no text.
+    ///
+    /// - Complexity: O(bytes of the records' text).
+    public init?(_ records: [TaskStatusRecord]) {
+        var joined: [UInt8] = []
+        joined.reserveCapacity(records.reduce(0) { $0 + $1.encodedCount + 1 })
+        for record in records {
+            guard let encoded = record.encoded else { return nil }
+            if !joined.isEmpty { joined.append(UInt8(ascii: ",")) }
+            joined.append(contentsOf: encoded)
+        }
+        self.records = records
+        self.joined = joined
+    }
+
+    /// Bytes of the joined text.
+    public var byteCount: Int { joined.count }
+}

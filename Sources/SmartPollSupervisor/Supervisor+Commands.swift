@@ -223,75 +223,140 @@ extension Supervisor {
     static let statusEncodingBudget = SlicedStatusReply.minimumEstimatedBytes
 
     /// The `status` reply of `selected`. Each row's key is taken from the state as it is now
-    /// and compared with the key of the task's ``TaskRuntime/statusRecord``: an unchanged row is
-    /// copied from the record's text, a changed one encoded and kept (up to
-    /// ``statusEncodingBudget`` bytes a request).
+    /// (only its scheduler's part while the runtime's ``TaskRuntime/statusChanges`` says nothing
+    /// else changed) and compared with the key of the task's ``TaskRuntime/statusRecord``: an
+    /// unchanged row is copied from the record's text, a changed one encoded and kept (up to
+    /// ``statusEncodingBudget`` bytes a request). When every row is unchanged and the same
+    /// record as in ``statusRowsCache``, the reply is made of that joined text.
     ///
-    /// - Complexity: O(selected) comparisons, plus at most about ``statusEncodingBudget`` bytes
-    ///   encoded.
+    /// - Complexity: O(selected) comparisons of a few words, plus at most about
+    ///   ``statusEncodingBudget`` bytes encoded or joined.
     func status(of selected: [TaskID]) -> StatusReply {
         var records: [TaskStatusRecord] = []
-        records.reserveCapacity(selected.count)
         // The rows whose kept text is missing or stale: their position in `records` and key.
-        var changed: [(position: Int, key: TaskStatusKey)] = []
+        var changed: [(position: Int, key: TaskStatusKey, changes: Int)] = []
+        // While every row so far is valid and the same record as in the last reply's joined
+        // rows, `records` stays empty (no reference taken a row): the common case of a status
+        // with nothing changed since the last.
+        let cache = statusRowsCache
+        var cacheHolds = cache?.records.count == selected.count
         // Read in one access each to the tasks and to the machine (an access a field of each row
         // was a third of its cost): the tasks are only read here, the kept records written after.
         let machine = policy.machine
         let standbySchedules = isClusterStandby ? persistence?.restoredSchedules : nil
         tasks.withUnsafeBufferPointer { runtimes in
-            for task in selected {
+            for (position, task) in selected.enumerated() {
                 let runtime = runtimes.baseAddress! + Int(task.index)
-                let key = statusKey(task, of: runtime, machine: machine, standbySchedules: standbySchedules)
-                if let kept = runtime.pointee.statusRecord, runtime.pointee.statusKey == key {
+                let part = schedulerPart(task, of: runtime, machine: machine, standbySchedules: standbySchedules)
+                let changes = runtime.pointee.statusChanges
+                // Nothing the row shows from the runtime was set since the kept key was read: only
+                // the scheduler's part is compared (no read of the run, O(1) a row).
+                var read: TaskStatusKey? = nil
+                let holds: Bool
+                if changes == runtime.pointee.statusKeyChanges {
+                    holds = runtime.pointee.statusKey.schedulerPart == part
+                } else {
+                    let key = statusKey(of: runtime, part)
+                    holds = key == runtime.pointee.statusKey
+                    read = key
+                }
+                if holds, let kept = runtime.pointee.statusRecord {
                     #if DEBUG
+                    let key = runtime.pointee.statusKey
+                    // The shortcut must find the key read from the state (every status of the
+                    // end-to-end tests checks it).
+                    precondition(
+                        key == statusKey(of: runtime, part),
+                        "a field of \(runtime.pointee.name)'s status row changed without statusChanges")
                     // A kept row must be what the row encodes to now: every status of the
                     // end-to-end tests checks it (within the encoding budget per request).
-                    if records.count * 400 < Self.statusEncodingBudget {
+                    if position * 400 < Self.statusEncodingBudget {
                         precondition(
                             kept.text == TaskStatusRecord(statusRow(key, of: runtime.pointee)).text
                                 && runtime.pointee.name == names[Int(task.index)],
                             "a stale status record of \(runtime.pointee.name)")
                     }
                     #endif
+                    if cacheHolds {
+                        if kept === cache.unsafelyUnwrapped.records[position] { continue }
+                        cacheHolds = false
+                        records.reserveCapacity(selected.count)
+                        records.append(contentsOf: cache.unsafelyUnwrapped.records[..<position])
+                    }
                     records.append(kept)
                 } else {
-                    changed.append((records.count, key))
+                    if cacheHolds {
+                        cacheHolds = false
+                        records.reserveCapacity(selected.count)
+                        records.append(contentsOf: cache.unsafelyUnwrapped.records[..<position])
+                    }
+                    let key = read ?? statusKey(of: runtime, part)
+                    changed.append((records.count, key, changes))
                     records.append(TaskStatusRecord(unencoded: statusRow(key, of: runtime.pointee)))
                 }
             }
         }
+        let containment = ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path)
+        if cacheHolds, let cache {
+            return StatusReply(
+                loop: loopStatus, list: cache, stateFile: persistence?.status, containment: containment,
+                hooks: hookStatus(), cluster: clusterStatus)
+        }
         var encoded = 0
-        for (position, key) in changed where encoded < Self.statusEncodingBudget {
+        var allEncoded = true
+        for (position, key, changes) in changed {
+            guard encoded < Self.statusEncodingBudget else {
+                allEncoded = false
+                break
+            }
             let index = Int(selected[position].index)
             let record = TaskStatusRecord(records[position].status)
             encoded += record.encodedCount
             records[position] = record
             tasks[index].statusRecord = record
             tasks[index].statusKey = key
+            tasks[index].statusKeyChanges = changes
+        }
+        // Joined once the rows all have text, when small enough to copy in one turn (a bigger
+        // reply goes in slices: nothing to gain).
+        if allEncoded, records.count * 200 <= Self.statusEncodingBudget,
+            records.reduce(0, { $0 + $1.encodedCount + 1 }) <= Self.statusEncodingBudget,
+            let list = TaskStatusRecordList(records)
+        {
+            statusRowsCache = list
+            return StatusReply(
+                loop: loopStatus, list: list, stateFile: persistence?.status, containment: containment,
+                hooks: hookStatus(), cluster: clusterStatus)
         }
         return StatusReply(
-            loop: loopStatus, records: records, stateFile: persistence?.status,
-            containment: ContainmentStatus(mode: cgroups == nil ? .subreaper : .cgroup, root: cgroups?.path),
+            loop: loopStatus, records: records, stateFile: persistence?.status, containment: containment,
             hooks: hookStatus(), cluster: clusterStatus)
     }
 
-    /// What the `status` row of `task` (whose runtime `runtime` points to) shows as the state is
-    /// now, `last` but as a count of its changes: cheap to take and to compare.
-    func statusKey(
+    /// What the `status` row of `task` (whose runtime `runtime` points to) shows from the
+    /// scheduler as the state is now.
+    func schedulerPart(
         _ task: TaskID, of runtime: UnsafePointer<TaskRuntime>, machine: SchedulerStateMachine,
         standbySchedules: [String: (next: Timestamp, interruptedRun: Int?)]?
-    ) -> TaskStatusKey {
+    ) -> TaskStatusKey.SchedulerPart {
         let schedule = machine.schedule(of: task)
         var ready = false
         if case .ready = schedule { ready = true }
-        let run = runtime.pointee.current
         // A standby shows when the leader had the task due, as etcd holds it.
         let next = machine.next(task).map(wall) ?? standbySchedules?[runtime.pointee.name]?.next
-        return TaskStatusKey(
+        return TaskStatusKey.SchedulerPart(
             scheduled: schedule != .none || next != nil, ready: ready, next: next,
+            paused: SupervisorPolicy.isPaused(task, in: machine))
+    }
+
+    /// What the `status` row of the task whose runtime `runtime` points to shows as the state is
+    /// now, `last` but as a count of its changes, its scheduler's part given.
+    func statusKey(of runtime: UnsafePointer<TaskRuntime>, _ part: TaskStatusKey.SchedulerPart) -> TaskStatusKey {
+        let run = runtime.pointee.current
+        return TaskStatusKey(
+            scheduled: part.scheduled, ready: part.ready, next: part.next,
             running: run != nil, pid: run.map { Int($0.pid) }, run: run?.runID, runs: runtime.pointee.runs,
-            failures: runtime.pointee.failures, cancelled: runtime.pointee.cancelled,
-            paused: SupervisorPolicy.isPaused(task, in: machine),
+            failures: runtime.pointee.failures, cancelled: runtime.pointee.cancelled, paused: part.paused,
             lastChanges: runtime.pointee.lastChanges)
     }
 

@@ -24,6 +24,10 @@ final class Supervisor {
     var policy: SupervisorPolicy
     /// What the supervisor remembers of each task, by the policy's task index.
     var tasks: [TaskRuntime]
+    /// The rows of the last `status` reply whose rows all had text, joined (when at most
+    /// ``statusEncodingBudget`` bytes): the next `status` whose rows are the same records, each
+    /// still valid by its key, copies that text in one piece (``status(of:)``).
+    var statusRowsCache: TaskStatusRecordList?
     /// Runs of tasks a reload removed: ending (their teardown), tracked until reaped.
     var detachedRuns: [TaskRun] = []
     /// The `state_dir` machinery, or a cluster member's state in etcd; nil without either.

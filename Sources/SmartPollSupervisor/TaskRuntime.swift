@@ -10,20 +10,30 @@ struct TaskRuntime {
     /// The command and environment as C strings, built at the first run after a change of
     /// configuration.
     var prepared: PreparedCommand?
-    var runs = 0
-    var failures = 0
+    // Every field the status row takes from here bumps ``statusChanges`` as it is set (by any
+    // path: an observer is part of the setter).
+    var runs = 0 { didSet { statusChanges &+= 1 } }
+    var failures = 0 { didSet { statusChanges &+= 1 } }
     /// Runs cancelled or stopped before they could finish (``TaskStatus/cancelled``).
-    var cancelled = 0
+    var cancelled = 0 { didSet { statusChanges &+= 1 } }
     var last: LastRun? {
         // Any change, in place or whole, even to an equal value: the status row's key.
-        didSet { lastChanges &+= 1 }
+        didSet {
+            lastChanges &+= 1
+            statusChanges &+= 1
+        }
     }
+    /// Counts the sets of the fields a `status` row shows from here (``runs``, ``failures``,
+    /// ``cancelled``, ``last``, ``current``: a run's pid and id are constants of its
+    /// ``TaskRun``): while it equals ``statusKeyChanges``, the part of ``statusKey`` taken from
+    /// this runtime is still the state's, and only the scheduler's part need be read again.
+    private(set) var statusChanges = 0
     /// Counts the changes to ``last``, so that a `status` row can tell it unchanged without
     /// comparing it field by field.
     private(set) var lastChanges = 0
     /// The last successful result.
     var result: TaskResult?
-    var current: TaskRun?
+    var current: TaskRun? { didSet { statusChanges &+= 1 } }
     /// The rate limit on its stderr lines, shared by its runs; made again when `log_rate` or
     /// `log_burst` change.
     var stderrLimiter: StderrRateLimiter?
@@ -43,6 +53,8 @@ struct TaskRuntime {
     /// than an optional pair: reading that copied it through its type's metadata (callgrind:
     /// about 200 instructions a row).
     var statusKey = TaskStatusKey()
+    /// ``statusChanges`` when ``statusKey`` was read.
+    var statusKeyChanges = 0
     /// `run --wait` requests for the next run of this task that has not started yet.
     var waitingForNextRun: [(Reply.Body) -> Void] = []
 

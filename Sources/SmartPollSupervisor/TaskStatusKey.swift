@@ -20,4 +20,16 @@ struct TaskStatusKey: Equatable {
     var paused = false
     /// ``TaskRuntime/lastChanges``: the last run changes exactly when this does.
     var lastChanges = 0
+
+    /// The fields taken from the scheduler (and for a standby, etcd), not from the runtime.
+    struct SchedulerPart: Equatable {
+        var scheduled: Bool
+        var ready: Bool
+        var next: Timestamp?
+        var paused: Bool
+    }
+
+    var schedulerPart: SchedulerPart {
+        SchedulerPart(scheduled: scheduled, ready: ready, next: next, paused: paused)
+    }
 }

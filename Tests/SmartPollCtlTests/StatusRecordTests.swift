@@ -21,6 +21,12 @@ struct StatusRecordTests {
             throw HarnessError("status \(task) was refused")
         }
         #expect(again.tasks == [row])
+        // The whole status again: the supervisor keeps these rows joined (the same records, each
+        // still valid), so the next step's change must reach the reply through that joined text.
+        guard case .status(let whole) = try supervisor.call(.status(tasks: nil)).body else {
+            throw HarnessError("status was refused")
+        }
+        #expect(whole.tasks == status.tasks)
         return row
     }
 

@@ -207,3 +207,63 @@ struct RequestDecodingTests {
         #expect(badFailure.error.code == .invalidArgument)
     }
 }
+
+@Suite("Request decoding: the fast path of common shapes")
+struct RequestCommonShapeTests {
+    static let taken = [
+        #"{"cmd":"ping"}"#, #"{"cmd":"status"}"#, #"{"cmd":"results"}"#, #"{"cmd":"metrics"}"#,
+        #"{"id":0,"cmd":"ping"}"#, #"{"id":7,"cmd":"status"}"#, #"{"id":-12,"cmd":"results"}"#,
+        #"{"id":123456789012345678,"cmd":"metrics"}"#, #"{"id":-999999999999999999,"cmd":"status"}"#,
+    ]
+
+    func fast(_ line: [UInt8]) -> Request? {
+        line.withUnsafeBytes { Request.decodeCommonShape($0) }
+    }
+
+    @Test("the common shapes take the fast path and decode as json-c decodes them")
+    func commonShapesAgree() throws {
+        for line in Self.taken {
+            let bytes = Array(line.utf8)
+            let request = try #require(fast(bytes), "\(line) missed the fast path")
+            #expect(try Request.decodeParsed(bytes).get() == request, "\(line)")
+        }
+        #expect(fast(Array(#"{"id":5,"cmd":"status"}"#.utf8)) == Request(id: .int(5), command: .status(tasks: nil)))
+    }
+
+    @Test("near misses go through json-c: the same request or the same error reply")
+    func nearMissesAgree() {
+        let others = [
+            #"{"id":00,"cmd":"ping"}"#, #"{"id":-0,"cmd":"ping"}"#, #"{"id":01,"cmd":"ping"}"#,
+            #"{"id":1234567890123456789,"cmd":"ping"}"#, #"{"id":99999999999999999999,"cmd":"ping"}"#,
+            #"{"id":1.5,"cmd":"ping"}"#, #"{"id":1e3,"cmd":"ping"}"#, #"{"id":"1","cmd":"ping"}"#,
+            #"{"cmd":"status","tasks":null}"#, #"{"cmd":"ping","id":1}"#, #"{ "cmd":"ping"}"#,
+            #"{"cmd":"pings"}"#, #"{"cmd":"statu"}"#, #"{"cmd":"ping"}}"#, #"{"cmd":"ping"} "#,
+            #"{"cmd":"ping\u0000"}"#, #"{"id":,"cmd":"ping"}"#, #"{"id":-,"cmd":"ping"}"#, "",
+        ]
+        var lines = Self.taken + others
+        // Every one-byte deletion and substitution of the common shapes.
+        let replacements = Array(#"{}":,-0159aisz \"#.utf8) + [0, 0x80, 0xFF]
+        for line in Self.taken {
+            let bytes = Array(line.utf8)
+            for index in bytes.indices {
+                var deleted = bytes
+                deleted.remove(at: index)
+                lines.append(String(decoding: deleted, as: UTF8.self))
+                for byte in replacements where byte != bytes[index] {
+                    var changed = bytes
+                    changed[index] = byte
+                    // Kept as bytes (a String would replace invalid UTF-8).
+                    #expect(Request.decode(changed) == Request.decodeParsed(changed), "\(changed)")
+                }
+            }
+        }
+        var fastCount = 0
+        for line in lines {
+            let bytes = Array(line.utf8)
+            if fast(bytes) != nil { fastCount += 1 }
+            #expect(Request.decode(bytes) == Request.decodeParsed(bytes), "\(line)")
+        }
+        #expect(fastCount >= Self.taken.count)
+        for line in others { #expect(fast(Array(line.utf8)) == nil, "\(line)") }
+    }
+}

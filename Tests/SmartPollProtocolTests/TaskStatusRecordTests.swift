@@ -184,4 +184,35 @@ struct TaskStatusRecordTests {
         #expect(Reply(body: .status(status)).encodedLine() == Reply(body: .status(formatted)).encodedLine())
         #expect(status == formatted)
     }
+
+    @Test("a status reply of a joined record list is byte for byte the reply of its rows, whole and in slices")
+    func recordListReplyEncodesAsRows() throws {
+        let loop = LoopStatus(state: .running, since: Self.time, runs: 2, error: nil)
+        let containment = ContainmentStatus(mode: .subreaper, root: nil)
+        #expect(TaskStatusRecordList([TaskStatusRecord(Self.first), TaskStatusRecord(unencoded: Self.first)]) == nil)
+        for count in [0, 1, 2, 100] {
+            let rows = Self.rows(count)
+            let list = try #require(TaskStatusRecordList(rows.map { TaskStatusRecord($0) }))
+            #expect(list.records.map(\.status) == rows)
+            let joined = Reply(
+                id: .int(7), body: .status(StatusReply(loop: loop, list: list, containment: containment)))
+            let formatted = Reply(
+                id: .int(7), body: .status(StatusReply(loop: loop, tasks: rows, containment: containment)))
+            #expect(joined.encodedLine() == formatted.encodedLine(), "\(count) rows")
+            var queued = Array("earlier\n".utf8)
+            joined.encodeLine(into: &queued)
+            #expect(queued == Array("earlier\n".utf8) + formatted.encodedLine(), "\(count) rows, queued")
+            #expect(joined == formatted)
+            guard count > 0 else { continue }
+            var slicer = try #require(SlicedStatusReply(joined, minimumEstimatedBytes: 1))
+            var output: [UInt8] = []
+            while !slicer.isFinished { slicer.encodeSlice(into: &output, budget: 100) }
+            #expect(output == formatted.encodedLine(), "\(count) rows, sliced")
+            guard case .status(let status) = joined.body else { return }
+            // The estimate counts each row's bytes and one, as for records.
+            #expect(status.encodedTasksSizeEstimate == rows.reduce(0) { $0 + TaskStatusRecord($1).encodedCount + 1 })
+            #expect(
+                status.rowsSizeEstimate(upTo: .max) == rows.reduce(0) { $0 + TaskStatusRecord($1).encodedCount + 1 })
+        }
+    }
 }

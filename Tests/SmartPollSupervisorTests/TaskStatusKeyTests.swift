@@ -55,4 +55,43 @@ struct TaskStatusKeyTests {
         _ = task.last?.run
         #expect(task.lastChanges == seen.last)
     }
+
+    @Test("every set of a field the row shows from the runtime counts in statusChanges, by any path")
+    func runtimeFieldChangesAreCounted() {
+        var task = TaskRuntime(name: "t", incarnation: 0)
+        var seen = [task.statusChanges]
+        func changed(_ what: String) {
+            #expect(!seen.contains(task.statusChanges), "\(what) was not counted")
+            seen.append(task.statusChanges)
+        }
+        func bump(_ value: inout Int) { value += 1 }
+        task.runs = 1
+        changed("runs set")
+        task.runs += 1
+        changed("runs incremented")
+        bump(&task.failures)
+        changed("failures passed inout")
+        task.cancelled = 0
+        changed("cancelled set to an equal value")
+        task.last = Self.lastRun(1)
+        changed("last set")
+        task.last?.stderrTail = "other"
+        changed("last changed in place")
+        task.current = nil
+        changed("current set")
+        var tasks = [task]
+        tasks[0].runs += 1
+        task = tasks[0]
+        changed("runs set in an array")
+        tasks.withUnsafeMutableBufferPointer { $0[0].cancelled += 1 }
+        task = tasks[0]
+        changed("cancelled set through a buffer pointer")
+        // The fields the key takes from the runtime are exactly these (and the name, a let).
+        let key = Set(Mirror(reflecting: TaskStatusKey()).children.compactMap(\.label))
+        #expect(
+            key.subtracting(["scheduled", "ready", "next", "paused"])
+                == ["running", "pid", "run", "runs", "failures", "cancelled", "lastChanges"])
+        _ = task.runs + task.failures
+        #expect(task.statusChanges == seen.last, "reading counts nothing")
+    }
 }
