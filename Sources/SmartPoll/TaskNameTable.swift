@@ -16,8 +16,11 @@
 ///
 /// - Complexity: lookup O(length of the name), one probe on average.
 final class TaskNameTable: @unchecked Sendable {
-    /// The high 32 bits of the name's hash, and the task index plus one (0: an empty slot).
+    /// The name's ``SmallKey`` ((0, 0) for a name of more than 15 bytes), the high 32 bits of
+    /// its hash, and the task index plus one (0: an empty slot): a short name's probe compares
+    /// its key in the slot itself, one cache line for the whole look-up.
     fileprivate struct Slot {
+        var key: SmallKey
         var tag: UInt32
         var taskPlusOne: UInt32
     }
@@ -32,8 +35,6 @@ final class TaskNameTable: @unchecked Sendable {
     /// For the rare look-up that the bytes miss (see ``index(of:)``).
     private let names: [String]
     private let allASCII: Bool
-    /// Each name's ``SmallKey``, or (0, 0) for a name of more than 15 bytes.
-    private let keys: UnsafeMutableBufferPointer<SmallKey>
 
     init(names: [String]) {
         self.names = names
@@ -42,7 +43,7 @@ final class TaskNameTable: @unchecked Sendable {
         while capacity < names.count * 2 { capacity <<= 1 }
         mask = capacity - 1
         slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(tag: 0, taskPlusOne: 0))
+        slots.initialize(repeating: Slot(key: SmallKey(low: 0, high: 0), tag: 0, taskPlusOne: 0))
         starts = .allocate(capacity: names.count + 1)
         var total = 0
         for (task, name) in names.enumerated() {
@@ -51,8 +52,6 @@ final class TaskNameTable: @unchecked Sendable {
         }
         starts[names.count] = total
         bytes = .allocate(byteCount: max(total, 1), alignment: 8)
-        keys = .allocate(capacity: max(names.count, 1))
-        keys.initialize(repeating: SmallKey(low: 0, high: 0))
         for (task, name) in names.enumerated() {
             var offset = starts[task]
             for byte in name.utf8 {
@@ -60,22 +59,18 @@ final class TaskNameTable: @unchecked Sendable {
                 offset += 1
             }
             let nameBytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[starts[task]..<offset])
-            let hash: UInt64
-            if let key = SmallKey(nameBytes) {
-                keys[task] = key
-                hash = key.hash
-            } else {
-                hash = Self.hash(nameBytes)
-            }
+            let key = SmallKey(nameBytes)
+            let hash = key?.hash ?? Self.hash(nameBytes)
             var position = Int(truncatingIfNeeded: hash) & mask
             while slots[position].taskPlusOne != 0 { position = (position + 1) & mask }
-            slots[position] = Slot(tag: UInt32(truncatingIfNeeded: hash >> 32), taskPlusOne: UInt32(task + 1))
+            slots[position] = Slot(
+                key: key ?? SmallKey(low: 0, high: 0), tag: UInt32(truncatingIfNeeded: hash >> 32),
+                taskPlusOne: UInt32(task + 1))
         }
     }
 
     deinit {
         slots.deallocate()
-        keys.deallocate()
         starts.deallocate()
         bytes.deallocate()
     }
@@ -102,7 +97,7 @@ final class TaskNameTable: @unchecked Sendable {
     /// held by ``SchedulerControl``, a look-up costs no retain and release of the table.
     var lookup: Lookup {
         Lookup(
-            slots: slots, mask: mask, bytes: bytes, starts: starts, keys: keys, wordsAreKeys: Self.smallStringsAreKeys)
+            slots: slots, mask: mask, bytes: bytes, starts: starts, wordsAreKeys: Self.smallStringsAreKeys)
     }
 
     struct Lookup: @unchecked Sendable {
@@ -110,7 +105,6 @@ final class TaskNameTable: @unchecked Sendable {
         fileprivate let mask: Int
         fileprivate let bytes: UnsafeMutableRawBufferPointer
         fileprivate let starts: UnsafeMutableBufferPointer<Int>
-        fileprivate let keys: UnsafeMutableBufferPointer<SmallKey>
         /// ``TaskNameTable/smallStringsAreKeys``, copied (a global's read checks its initialization).
         fileprivate let wordsAreKeys: Bool
 
@@ -130,27 +124,24 @@ final class TaskNameTable: @unchecked Sendable {
 
         @inline(__always)
         private func index(of key: SmallKey) -> Int? {
-            probe(key.hash) { keys[$0] == key }
+            probe(key.hash) { $0.key == key }
         }
 
         private func index(of name: UnsafeRawBufferPointer) -> Int? {
             if let key = SmallKey(name) { return index(of: key) }
-            return probe(TaskNameTable.hash(name)) { equal($0, name) }
+            return probe(TaskNameTable.hash(name)) { equal(Int($0.taskPlusOne &- 1), name) }
         }
 
         /// Linear probing from `hash`: the task of the first slot whose tag matches and for
         /// which `matches` holds, or nil at the first empty slot.
         @inline(__always)
-        private func probe(_ hash: UInt64, _ matches: (Int) -> Bool) -> Int? {
+        private func probe(_ hash: UInt64, _ matches: (Slot) -> Bool) -> Int? {
             let tag = UInt32(truncatingIfNeeded: hash >> 32)
             var position = Int(truncatingIfNeeded: hash) & mask
             while true {
                 let slot = slots[position]
                 if slot.taskPlusOne == 0 { return nil }
-                if slot.tag == tag {
-                    let task = Int(slot.taskPlusOne &- 1)
-                    if matches(task) { return task }
-                }
+                if slot.tag == tag && matches(slot) { return Int(slot.taskPlusOne &- 1) }
                 position = (position + 1) & mask
             }
         }
