@@ -123,9 +123,14 @@ struct SchedulerNamesAndNowTests {
             runHooks: [
                 RunHook { control in
                     control.schedule("a", after: .seconds(10))
-                    clock.advance(by: .seconds(5))
-                    // Slow work elsewhere: the hook suspends and resumes as a new job.
-                    await Task.detached { clock.advance(by: .seconds(2)) }.value
+                    clock.advance(by: .seconds(7))
+                    // The hook suspends and resumes as a new job. An `await` need not suspend:
+                    // Task.yield() and a detached task's value go on at once when the other side
+                    // was quicker (CI's sanitizer run once showed it), and then the hook's reading
+                    // rightly stays. So yield until a resumption shows as a new job.
+                    let before = LoopExecutor.shared.jobStamp()
+                    #expect(before != nil)
+                    repeat { await Task.yield() } while LoopExecutor.shared.jobStamp() == before
                     control.schedule("b", after: .seconds(10))
                     seen.record("a next \(control.next("a")!.nanoseconds / 1_000_000_000)")
                     seen.record("b next \(control.next("b")!.nanoseconds / 1_000_000_000)")
