@@ -167,7 +167,8 @@ private enum Rig {
 
 /// One cluster for a test: a 3-member etcd, three supervisors (node-a, node-b, node-c) with
 /// a 2 s lease, and a task `tick` every 300 ms that appends `node run start end fence` to a
-/// file they share (a run killed by the fence writes no end: it ran at most its 100 ms).
+/// file they share (a run ended by SIGTERM writes its end as it goes; one killed outright writes
+/// none: it ran at most its 100 ms).
 private final class ClusterRig {
     struct Run: CustomStringConvertible {
         var node: String
@@ -203,8 +204,9 @@ private final class ClusterRig {
     func configuration(_ node: String) -> String {
         let endpoints = etcd.endpoints.map { "\"\($0)\"" }.joined(separator: ", ")
         let script =
-            #"s=$(date +%s%N); echo "$NODE $SMARTPOLL_RUN $s - $SMARTPOLL_FENCE" >> "$RUNS"; sleep 0.1; "#
-            + #"e=$(date +%s%N); echo "$NODE $SMARTPOLL_RUN $s $e $SMARTPOLL_FENCE" >> "$RUNS"; echo "$e""#
+            #"s=$(date +%s%N); echo "$NODE $SMARTPOLL_RUN $s - $SMARTPOLL_FENCE" >> "$RUNS"; "#
+            + #"end() { e=$(date +%s%N); echo "$NODE $SMARTPOLL_RUN $s $e $SMARTPOLL_FENCE" >> "$RUNS"; }; "#
+            + #"trap 'end; exit 143' TERM; sleep 0.1; end; echo "$e""#
         return """
             {"cluster": {"etcd": [\(endpoints)], "name": "\(name)", "node": "\(node)", "lease": "2s"},
              "tasks": {
@@ -303,7 +305,7 @@ private final class ClusterRig {
         let runs = try runs()
         #expect(!runs.isEmpty)
         for (earlier, later) in zip(runs, runs.dropFirst()) {
-            // A killed run wrote no end: it ran at most its sleep and the shell's start.
+            // A run killed outright (SIGKILL) wrote no end: it ran at most its sleep and the shell's start.
             let end = earlier.end ?? earlier.start + 150_000_000
             #expect(end <= later.start, "runs overlap: \(earlier) and \(later)")
             #expect(earlier.fence <= later.fence, "the fence went down: \(earlier) then \(later)")
