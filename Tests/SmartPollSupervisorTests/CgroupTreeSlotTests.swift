@@ -22,7 +22,7 @@ struct CgroupTreeSlotTests {
         }
         #expect(mkdir(leftover, 0o755) == 0)
         let slot = try tree.takeSlot()
-        slot.closeProcesses()
+        slot.closeFiles()
         #expect(slot.path == tree.path + "/slot-1", "a run was given the leftover \(slot.path)")
         #expect(access(leftover, F_OK) == 0, "the leftover is left for the next start-up to end")
     }

@@ -49,4 +49,32 @@ import Testing
         #expect(gone.takeCPUMilliseconds() == nil)
         #expect(!gone.isReusable, "a slot whose CPU time cannot be read is not used again")
     }
+
+    /// A slot keeps its files open: each read starts at offset 0 of the same open file, so it
+    /// sees the file as it is now; a failed read closes it, and the next read opens it again.
+    @Test func aKeptDescriptorReadsTheFileAsItIsNow() throws {
+        let folder = try TemporaryDirectory()
+        let path = try folder.createFile("cgroup.events", contents: "populated 1\nfrozen 0\n")
+        var descriptor: Int32 = -1
+        defer { if descriptor >= 0 { close(descriptor) } }
+        let read = { (descriptor: inout Int32) in
+            RunCgroup.withContents(of: path, keeping: &descriptor) { RunCgroup.value(of: "populated", in: $0) }
+        }
+        #expect(read(&descriptor) == 1)
+        let kept = descriptor
+        #expect(kept >= 0)
+        // Rewritten in place (the same file, shorter), as cgroupfs produces it afresh.
+        let writer = open(path, O_WRONLY | O_TRUNC)
+        #expect(writer >= 0)
+        #expect(write(writer, "populated 0\n", 12) == 12)
+        close(writer)
+        #expect(read(&descriptor) == 0)
+        #expect(descriptor == kept, "read through the same descriptor, not reopened")
+        // A descriptor that can no longer be read (here: a directory's) is closed and reset.
+        var broken = open(folder.path, O_RDONLY | O_DIRECTORY)
+        #expect(broken >= 0)
+        #expect(
+            RunCgroup.withContents(of: folder.path + "/missing", keeping: &broken) { _ in true } == nil)
+        #expect(broken == -1)
+    }
 }
