@@ -61,11 +61,41 @@ final class EventLoop {
         let handler: (Events) -> Void
     }
 
+    /// The watchers by descriptor number: an array indexed by the number, since descriptors
+    /// are small and dense (the lowest free number is reused); a dictionary hashed the number
+    /// at every event, registration and removal, a dozen times a task run.
+    private struct WatcherTable {
+        private var slots: [Watcher?] = []
+
+        subscript(descriptor: Int32) -> Watcher? {
+            get {
+                let index = Int(descriptor)
+                return index >= 0 && index < slots.count ? slots[index] : nil
+            }
+            set {
+                let index = Int(descriptor)
+                guard index >= 0 else { return }
+                if index >= slots.count {
+                    guard newValue != nil else { return }
+                    slots.append(contentsOf: repeatElement(nil, count: index + 1 - slots.count))
+                }
+                slots[index] = newValue
+            }
+        }
+
+        @discardableResult
+        mutating func removeValue(forKey descriptor: Int32) -> Watcher? {
+            let watcher = self[descriptor]
+            if watcher != nil { self[descriptor] = nil }
+            return watcher
+        }
+    }
+
     private let epoll: Int32
     private let timerDescriptor: Int32
     /// Generation 0 is the timerfd's; descriptors get 1 and up.
     private let timerRegistration: Registration
-    private var watchers: [Int32: Watcher] = [:]
+    private var watchers = WatcherTable()
     private var lastGeneration: UInt32 = 0
     private var timers = TimerQueue()
     private var armedDeadline: Int64 = 0
