@@ -72,6 +72,10 @@ struct sp_child_args {
     unsigned long long limits[4];
     pid_t parent;
     uint64_t reset_signals;
+    // Non-zero: the soft RLIMIT_NOFILE the supervisor was started with, which the child takes
+    // back (sp_raise_nofile_limit), unless it sets its own limit.
+    unsigned long long nofile_soft;
+    unsigned long long nofile_hard;
     volatile int err;
     volatile sp_spawn_step failed_step;
 };
@@ -194,6 +198,12 @@ SP_CHILD_CODE static int sp_child_main(void *p) {
     if (a->set_nice && syscall(SYS_setpriority, PRIO_PROCESS, 0, a->nice) != 0) {
         a->failed_step = SP_SPAWN_STEP_NICE;
         sp_child_fail(a);
+    }
+    if (a->nofile_soft != 0) {
+        // Lowering a soft limit needs no privilege; the hard limit stays the supervisor's.
+        // (RLIM_INFINITY is all ones in the kernel's 64-bit limit as in glibc's.)
+        const unsigned long long limit[2] = {a->nofile_soft, a->nofile_hard};
+        (void)syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, limit, NULL);
     }
     if (a->set_limits != 0) {
         for (int i = 0; i < 4; i++) {
@@ -388,6 +398,40 @@ static void sp_open_devnull(void) { sp_devnull = open("/dev/null", O_RDWR | O_CL
 // parent thread suspended while the child uses it, so one stack per thread is enough.
 static __thread void *sp_child_stack = NULL;
 
+// The soft RLIMIT_NOFILE before sp_raise_nofile_limit raised it, or 0, and the hard limit.
+static unsigned long long sp_nofile_soft = 0;
+static unsigned long long sp_nofile_hard = 0;
+
+int sp_raise_nofile_limit(unsigned long long *before, unsigned long long *after) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    *before = limit.rlim_cur;
+    *after = limit.rlim_cur;
+    rlim_t target = limit.rlim_max;
+    // An unlimited hard limit: as many as the kernel allows a process (fs.nr_open).
+    if (target == RLIM_INFINITY) {
+        target = 1 << 20;
+        int fd = open("/proc/sys/fs/nr_open", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            char text[32];
+            ssize_t count = read(fd, text, sizeof text - 1);
+            (void)close(fd);
+            if (count > 0) {
+                text[count] = 0;
+                unsigned long long value = strtoull(text, NULL, 10);
+                if (value > 0) target = (rlim_t)value;
+            }
+        }
+    }
+    if (target <= limit.rlim_cur) return 0;
+    struct rlimit raised = {target, limit.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) return -1;
+    __atomic_store_n(&sp_nofile_hard, (unsigned long long)limit.rlim_max, __ATOMIC_RELAXED);
+    __atomic_store_n(&sp_nofile_soft, (unsigned long long)limit.rlim_cur, __ATOMIC_RELAXED);
+    *after = target;
+    return 0;
+}
+
 int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     *pid_out = -1;
     *pidfd_out = -1;
@@ -432,6 +476,8 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         .limits = {options->limit_nofile, options->limit_as, options->limit_cpu, options->limit_core},
         .parent = sp_own_pid(),
         .reset_signals = sp_signals_to_reset(),
+        .nofile_soft = (options->set_limits & SP_LIMIT_NOFILE) ? 0 : __atomic_load_n(&sp_nofile_soft, __ATOMIC_RELAXED),
+        .nofile_hard = __atomic_load_n(&sp_nofile_hard, __ATOMIC_RELAXED),
         .err = 0,
         .failed_step = SP_SPAWN_STEP_OTHER,
     };

@@ -1,3 +1,4 @@
+import CSmartPollPosix
 import Glibc
 import SmartPollProtocol
 
@@ -51,6 +52,18 @@ public enum SupervisorMain {
         }
         let log = SupervisorLog(format: format, level: level)
         log.writer.setReport { count in log.line(.warning, SupervisorLog.droppedMessage(count)) }
+        // A running run holds about ten descriptors (three pipes, both ends of each until its
+        // process exits, a pidfd, its cgroup's files) and each client one: the soft limit goes
+        // up to the hard one; children start with the soft limit the supervisor was given.
+        var before: UInt64 = 0
+        var after: UInt64 = 0
+        if sp_raise_nofile_limit(&before, &after) != 0 {
+            log.write(
+                .warning, "cannot raise the limit of open descriptors: \(SupervisorError.errorText(errno))",
+                [("nofile", "\(before)")])
+        } else if after != before {
+            log.write(.debug, "raised the soft limit of open descriptors", [("from", "\(before)"), ("to", "\(after)")])
+        }
         // The log is written by a thread of its own: what it still holds goes out before the exit
         // (or before the error that ends it), waiting at most 1 s for a destination that does not
         // read.

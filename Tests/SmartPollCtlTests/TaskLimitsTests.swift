@@ -24,6 +24,30 @@ struct TaskLimitsTests {
         #expect(try supervisor.ctl("result", "plain").output == "\(Glibc.nice(0)) \(limit.rlim_cur)\n")
     }
 
+    /// The supervisor raises its own soft limit of open descriptors to the hard one (a running
+    /// run holds about ten), and its children start with the soft limit it was given, or with
+    /// their own `rlimits.nofile`.
+    @Test func theSupervisorRaisesItsDescriptorLimitAndItsChildrenGetTheGivenOne() throws {
+        var limit = rlimit()
+        #expect(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        try #require(limit.rlim_max > 256, "the hard limit here leaves nothing to raise")
+        let supervisor = try SupervisorHarness(
+            """
+            {"tasks": {
+              "plain": {"command": ["sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn)"]},
+              "own": {"command": ["sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn)"], "rlimits": {"nofile": 64}}}}
+            """, launcher: ["/bin/sh", "-c", #"ulimit -Sn 256 && exec "$0" "$@""#])
+        let limits = try String(contentsOfFile: "/proc/\(supervisor.pid)/limits", encoding: .utf8)
+        let line = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }
+        let fields = line.map { $0.split(separator: " ", omittingEmptySubsequences: true) } ?? []
+        let hard = limit.rlim_max == rlim_t.max ? "unlimited" : "\(limit.rlim_max)"
+        #expect(fields.count >= 5 && fields[3] != "256" && fields[4] == Substring(hard), "\(line ?? "")")
+        #expect(try supervisor.ctl("run", "plain", "--wait").status == 0)
+        #expect(try supervisor.ctl("result", "plain").output == "256 \(hard)\n")
+        #expect(try supervisor.ctl("run", "own", "--wait").status == 0)
+        #expect(try supervisor.ctl("result", "own").output == "64 64\n")
+    }
+
     @Test func aTaskOverItsCPULimitIsKilledAndStatusShowsTheSignal() throws {
         let supervisor = try SupervisorHarness(
             """
