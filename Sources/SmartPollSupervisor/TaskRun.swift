@@ -236,7 +236,7 @@ final class TaskRun {
         self.cgroups = cgroups
         self.cgroup = cgroup
         self.subreaper = subreaper
-        subreaper?.track(process.pid)
+        subreaper?.track(process.pid, run: specification.runID)
         self.process = process
         self.loop = loop
         self.log = log
