@@ -57,11 +57,14 @@ struct SemanticsTests {
     }
 
     @Test func aTaskRunsOnceAtATimeAndOnceMoreIfAskedWhileRunning() throws {
-        let supervisor = try SupervisorHarness(#"{"tasks": {"slow": {"command": ["sleep", "0.3"]}}}"#)
+        // A run of 1 s: the three requests below must all land while it runs, also on a loaded
+        // machine (with 0.3 s, a run under a full parallel test load once ended between them,
+        // so that the third began another run).
+        let supervisor = try SupervisorHarness(#"{"tasks": {"slow": {"command": ["sleep", "1"]}}}"#)
         let events = try supervisor.watch(["slow"])
         #expect(try supervisor.ctl("run", "slow").status == 0)
         try events.until { started($0, "slow") }
-        // Pipelined on one connection, so all three land well within the 0.3 s run.
+        // Pipelined on one connection, so all three land well within the run.
         let client = try supervisor.connect()
         for id in 1...3 { try client.send(Request(id: .int(Int64(id)), command: .run(task: "slow", wait: false))) }
         for _ in 1...3 { #expect(try Reply.decode(client.readLine(), for: .run(task: "slow", wait: false)).isSuccess) }
