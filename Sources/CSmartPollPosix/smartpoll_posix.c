@@ -200,10 +200,15 @@ SP_CHILD_CODE static int sp_child_main(void *p) {
         sp_child_fail(a);
     }
     if (a->nofile_soft != 0) {
-        // Lowering a soft limit needs no privilege; the hard limit stays the supervisor's.
-        // (RLIM_INFINITY is all ones in the kernel's 64-bit limit as in glibc's.)
-        const unsigned long long limit[2] = {a->nofile_soft, a->nofile_hard};
-        (void)syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, limit, NULL);
+        // Lowering a soft limit needs no privilege; the hard limit stays the supervisor's. Should
+        // someone have lowered the supervisor's hard limit since (prlimit --pid), the call fails
+        // and the child takes the soft limit down to what is left of it.
+        unsigned long long limit[2] = {a->nofile_soft, a->nofile_hard};
+        if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, limit, NULL) != 0 &&
+            syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, limit) == 0) {
+            if (limit[0] > a->nofile_soft) limit[0] = a->nofile_soft;
+            (void)syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, limit, NULL);
+        }
     }
     if (a->set_limits != 0) {
         for (int i = 0; i < 4; i++) {
@@ -407,28 +412,19 @@ int sp_raise_nofile_limit(unsigned long long *before, unsigned long long *after)
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
     *before = limit.rlim_cur;
     *after = limit.rlim_cur;
-    rlim_t target = limit.rlim_max;
-    // An unlimited hard limit: as many as the kernel allows a process (fs.nr_open).
-    if (target == RLIM_INFINITY) {
-        target = 1 << 20;
-        int fd = open("/proc/sys/fs/nr_open", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            char text[32];
-            ssize_t count = read(fd, text, sizeof text - 1);
-            (void)close(fd);
-            if (count > 0) {
-                text[count] = 0;
-                unsigned long long value = strtoull(text, NULL, 10);
-                if (value > 0) target = (rlim_t)value;
-            }
-        }
-    }
-    if (target <= limit.rlim_cur) return 0;
-    struct rlimit raised = {target, limit.rlim_max};
+    // The kernel refuses a hard limit of descriptors above fs.nr_open, so the hard limit is a
+    // number here, never RLIM_INFINITY.
+    if (limit.rlim_max <= limit.rlim_cur) return 0;
+    // Without close_range (Linux before 5.9, or a seccomp filter that refuses it) a child
+    // closes its inherited descriptors one by one up to the soft limit, while the loop waits
+    // for its vfork: a raised limit would make that a million calls a spawn. A range past
+    // every possible descriptor closes nothing and tells whether the call exists.
+    if (syscall(SYS_close_range, ~0U, ~0U, 0U) != 0) return 0;
+    struct rlimit raised = {limit.rlim_max, limit.rlim_max};
     if (setrlimit(RLIMIT_NOFILE, &raised) != 0) return -1;
     __atomic_store_n(&sp_nofile_hard, (unsigned long long)limit.rlim_max, __ATOMIC_RELAXED);
     __atomic_store_n(&sp_nofile_soft, (unsigned long long)limit.rlim_cur, __ATOMIC_RELAXED);
-    *after = target;
+    *after = limit.rlim_max;
     return 0;
 }
 

@@ -6,7 +6,8 @@
  *                                            event): polls status every 50 ms until the tasks'
  *                                            runs add up to N more than before; the rate is
  *                                            the runs counted over the time of that poll, so
- *                                            the interval does not bias it, and a longer one
+ *                                            the interval does not bias it while the runs go on
+ *                                            (the tasks reschedule themselves), and a longer one
  *                                            costs the measured supervisor less
  *   sp_events SOCKET late SECONDS            watch for SECONDS; the late_ms of every
  *                                            task_started event: p50, p99, max

@@ -114,11 +114,12 @@ typedef struct sp_spawn_options {
 ///   as the children should.
 int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out);
 
-/// Raises the process's soft limit of open descriptors (RLIMIT_NOFILE) to its hard limit (an
-/// unlimited one: to fs.nr_open), as a program that never uses select(2) may; children started
-/// by sp_spawn afterwards take the old soft limit back (unless they set their own), since many
-/// programs still use select(2). `before` and `after` get the soft limit before and after.
-/// Returns 0, or -1 with errno set (the limit is unchanged then).
+/// Raises the process's soft limit of open descriptors (RLIMIT_NOFILE) to its hard limit, as a
+/// program that never uses select(2) may; children started by sp_spawn afterwards take the old
+/// soft limit back (unless they set their own), since many programs still use select(2). Not
+/// where close_range(2) is missing: a child would close its descriptors one by one up to the
+/// limit. `before` and `after` get the soft limit before and after. Returns 0, or -1 with
+/// errno set (the limit is unchanged then).
 int sp_raise_nofile_limit(unsigned long long *_Nonnull before, unsigned long long *_Nonnull after);
 
 /// Tells sp_spawn that this process changed a signal's disposition (handler,
