@@ -56,6 +56,32 @@ struct ContainmentTests {
         }
     }
 
+    /// A run's end ends its own orphans while another run goes on, and leaves that run's
+    /// processes alone (in subreaper mode the end looks below its own main process and the
+    /// orphans the supervisor adopted, not below other runs' main processes).
+    @Test(arguments: modes)
+    func aRunsEndEndsItsOrphansAndNotAnotherRunningRunsProcesses(mode: String) throws {
+        let long = Containment.marker()
+        let orphan = Containment.marker()
+        let supervisor = try SupervisorHarness(
+            configuration(
+                mode,
+                [
+                    "long": ["sh", "-c", "sleep \(long) & wait"],
+                    "escape": ["sh", "-c", "(sleep \(orphan) &); sleep 0.2"],
+                ]
+            ))
+        #expect(try supervisor.ctl("run", "long").status == 0)
+        #expect(
+            try Containment.eventually { !Containment.processes(marker: long).isEmpty }, "long's sleep never started")
+        let result = try supervisor.ctl("run", "--wait", "escape")
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Containment.processes(marker: orphan).isEmpty, "the orphan outlived its run")
+        #expect(!Containment.processes(marker: long).isEmpty, "the end of one run killed another run's process")
+        #expect(try supervisor.ctl("cancel", "long").status == 0)
+        #expect(try Containment.eventually { Containment.processes(marker: long).isEmpty }, "cancel left long's sleep")
+    }
+
     @Test(arguments: modes)
     func nothingOfACommandHookOutlivesIt(mode: String) throws {
         let marker = Containment.marker()
