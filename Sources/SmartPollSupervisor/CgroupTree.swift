@@ -426,17 +426,8 @@ final class RunCgroup {
     private static let contentsCapacity = 1_024
 
     /// Calls `body` with the content of a small cgroupfs file, or returns nil when it cannot be
-    /// read.
-    static func withContents<Result>(
-        of file: String, _ body: (UnsafeRawBufferPointer) -> Result
-    ) -> Result? {
-        var descriptor: Int32 = -1
-        defer { if descriptor >= 0 { SystemCall.close(descriptor) } }
-        return withContents(of: file, keeping: &descriptor, body)
-    }
-
-    /// The same, through `descriptor`: opened when it is -1 and left open for the next call;
-    /// closed and set to -1 again when a read fails (a removed cgroup's files say ENODEV).
+    /// read, through `descriptor`: opened when it is -1 and left open for the next call; closed
+    /// and set to -1 again when a read fails (a removed cgroup's files say ENODEV).
     static func withContents<Result>(
         of file: String, keeping descriptor: inout Int32, _ body: (UnsafeRawBufferPointer) -> Result
     ) -> Result? {

@@ -40,9 +40,15 @@ import Testing
         // Larger than the one-read buffer: the key is on the last line, beyond it.
         let large = try folder.createFile(
             "large", contents: String(repeating: "padding_key 1\n", count: 200) + "populated 1\n")
-        #expect(RunCgroup.withContents(of: small) { RunCgroup.value(of: "populated", in: $0) } == 1)
-        #expect(RunCgroup.withContents(of: large) { RunCgroup.value(of: "populated", in: $0) } == 1)
-        #expect(RunCgroup.withContents(of: folder.path + "/missing") { _ in true } == nil)
+        /// One read through a descriptor of its own, closed after.
+        func populated(_ file: String) -> UInt64?? {
+            var descriptor: Int32 = -1
+            defer { if descriptor >= 0 { close(descriptor) } }
+            return RunCgroup.withContents(of: file, keeping: &descriptor) { RunCgroup.value(of: "populated", in: $0) }
+        }
+        #expect(populated(small) == 1)
+        #expect(populated(large) == 1)
+        #expect(populated(folder.path + "/missing") == nil)
         // A cgroup that cannot be read counts as empty, and reports no CPU time.
         let gone = RunCgroup(path: folder.path + "/no-such-cgroup")
         #expect(!gone.isPopulated)
