@@ -45,6 +45,23 @@ extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
 #define sp_clone clone
 #endif
 
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+// clone3's argument as Linux 5.7 and later take it (CLONE_ARGS_SIZE_VER2, 88 bytes).
+struct sp_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+};
+
+// Whether clone3 with CLONE_INTO_CGROUP may still be tried: cleared once the kernel or a
+// seccomp filter refused it (sp_spawn_options.cgroup_fd).
+static int sp_clone_into_cgroup_usable = 1;
+
 // The kernel's sigset_t is _NSIG bits; glibc's is larger.
 #define SP_KERNEL_SIGSET_SIZE (_NSIG / 8)
 // Upper bound of the descriptor loop when close_range is missing (Linux < 5.9).
@@ -77,6 +94,8 @@ struct sp_child_args {
     unsigned long long nofile_soft;
     unsigned long long nofile_hard;
     volatile int err;
+    // Set by the child first thing: a child that never ran (killed as it was born) leaves it 0.
+    volatile int started;
     volatile sp_spawn_step failed_step;
 };
 
@@ -122,6 +141,35 @@ static pid_t sp_own_pid(void) {
 #define SP_CHILD_CODE __attribute__((no_sanitize("address", "thread", "undefined")))
 #endif
 
+#if defined(__x86_64__)
+#define SP_HAVE_CLONE3 1
+// clone3 for a child that runs `fn(arg)` on the stack `args` gives it and exits with what it
+// returns (it never does: sp_child_main execs or exits), as glibc's clone does for clone(2);
+// glibc has no clone3 of its own to call. Returns the child's pid, or -errno. The child gets
+// the parent's registers but %rax (0) and %rsp (the new stack's top, 16-byte aligned): `fn`
+// and `arg` reach it in registers that the system call keeps (not %rcx, %r11).
+SP_CHILD_CODE __attribute__((noinline)) static long sp_clone3(struct sp_clone_args *args, int (*fn)(void *),
+                                                             void *arg) {
+    long result;
+    __asm__ volatile("syscall\n\t"
+                     "testq %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     "xorl %%ebp, %%ebp\n\t"
+                     "movq %[arg], %%rdi\n\t"
+                     "callq *%[fn]\n\t"
+                     "movl %%eax, %%edi\n\t"
+                     "movl %[exit], %%eax\n\t"
+                     "syscall\n\t"
+                     "ud2\n"
+                     "1:"
+                     : "=a"(result)
+                     : "0"((long)SYS_clone3), "D"(args), "S"(sizeof *args), [fn] "r"(fn), [arg] "r"(arg),
+                       [exit] "i"(SYS_exit)
+                     : "rcx", "r11", "memory", "cc");
+    return result;
+}
+#endif
+
 // Reports the errno of the failed step to the parent and exits.
 SP_CHILD_CODE __attribute__((noreturn)) static void sp_child_fail(struct sp_child_args *a) {
     a->err = errno != 0 ? errno : ECHILD;
@@ -146,6 +194,7 @@ SP_CHILD_CODE static void sp_child_close_from(unsigned int low, unsigned int hig
 // allocation, no locks, no stdio.
 SP_CHILD_CODE static int sp_child_main(void *p) {
     struct sp_child_args *a = p;
+    a->started = 1;
 
     if (syscall(SYS_setsid) < 0) sp_child_fail(a);
 
@@ -475,6 +524,7 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         .nofile_soft = (options->set_limits & SP_LIMIT_NOFILE) ? 0 : __atomic_load_n(&sp_nofile_soft, __ATOMIC_RELAXED),
         .nofile_hard = __atomic_load_n(&sp_nofile_hard, __ATOMIC_RELAXED),
         .err = 0,
+        .started = 0,
         .failed_step = SP_SPAWN_STEP_OTHER,
     };
 
@@ -500,9 +550,56 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     // CLONE_PIDFD hands us the pidfd atomically, before anyone could reap the
     // child and recycle its pid. Kernels before 5.2 ignore the flag.
     pid_t pidfd = -1;
-    pid_t pid = sp_clone(sp_child_main, (char *)stack + SP_CHILD_STACK_SIZE,
-                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
-    int clone_errno = errno;
+    pid_t pid = -1;
+    int clone_errno = 0, born_in_cgroup = 0;
+#ifdef SP_HAVE_CLONE3
+    if (options->cgroup_fd >= 0 && args.cgroup_procs_fd >= 0 &&
+        __atomic_load_n(&sp_clone_into_cgroup_usable, __ATOMIC_RELAXED)) {
+        int kernel_pidfd = -1;
+        struct sp_clone_args clone_args = {
+            .flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP,
+            .pidfd = (uint64_t)(uintptr_t)&kernel_pidfd,
+            .exit_signal = SIGCHLD,
+            .stack = (uint64_t)(uintptr_t)stack,
+            .stack_size = SP_CHILD_STACK_SIZE,
+            .cgroup = (uint64_t)options->cgroup_fd,
+        };
+        args.cgroup_procs_fd = -1;
+        long result = sp_clone3(&clone_args, sp_child_main, &args);
+        if (result > 0 && !args.started && args.err == 0) {
+            // The child died before its first instruction: Linux 6.18 (at least) compares the
+            // cgroup.kill count of the cgroup a child is born in with that of its parent's
+            // cgroup, and kills the child when they differ (a cgroup that was killed once, or
+            // a parent in one). The ordinary way from now on; this child is reaped.
+            int status;
+            while (waitpid((pid_t)result, &status, 0) < 0 && errno == EINTR) {}
+            if (kernel_pidfd >= 0) (void)close(kernel_pidfd);
+            args.cgroup_procs_fd = options->cgroup_procs_fd;
+            __atomic_store_n(&sp_clone_into_cgroup_usable, 0, __ATOMIC_RELAXED);
+        } else if (result > 0) {
+            pid = (pid_t)result;
+            pidfd = kernel_pidfd;
+            born_in_cgroup = 1;
+        } else {
+            args.cgroup_procs_fd = options->cgroup_procs_fd;
+            int err = (int)-result;
+            // No clone3 (Linux before 5.3, a seccomp filter: ENOSYS, EPERM), no
+            // CLONE_INTO_CGROUP (before 5.7: EINVAL, E2BIG), a cgroup it cannot take (EBADF,
+            // EOPNOTSUPP, EACCES): the write to cgroup.procs from now on, which says what is
+            // wrong where something is. Anything else (EAGAIN, ENOMEM, EBUSY...) is left to the
+            // write for this spawn only.
+            if (err == ENOSYS || err == EPERM || err == EINVAL || err == E2BIG || err == EBADF ||
+                err == EOPNOTSUPP || err == EACCES) {
+                __atomic_store_n(&sp_clone_into_cgroup_usable, 0, __ATOMIC_RELAXED);
+            }
+        }
+    }
+#endif
+    if (!born_in_cgroup) {
+        pid = sp_clone(sp_child_main, (char *)stack + SP_CHILD_STACK_SIZE,
+                       CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
+        clone_errno = errno;
+    }
 
     (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, SP_KERNEL_SIGSET_SIZE);
     free(path);
@@ -525,6 +622,8 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     *pidfd_out = pidfd;
     return 0;
 }
+
+int sp_open_path_directory(const char *path) { return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }
 
 int sp_pipe2_cloexec(int fds[2], int nonblock) {
     return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));

@@ -1,3 +1,4 @@
+import CSmartPollPosix
 import Glibc
 import SmartPollSystem
 
@@ -319,6 +320,10 @@ final class RunCgroup {
     private let statPath: String
     /// Its `cgroup.procs`, open for writing (close-on-exec) while it is a slot; -1 otherwise.
     private(set) var processesDescriptor: Int32 = -1
+    /// Its directory (`O_PATH`), for a child to be born in it (`sp_spawn_options.cgroup_fd`),
+    /// while it is a slot; -1 otherwise, or when it could not be opened (the child then moves
+    /// in through `cgroup.procs`).
+    private(set) var directoryDescriptor: Int32 = -1
     /// Its `cgroup.events` and `cpu.stat`, opened at their first read, closed with the slot.
     private var eventsDescriptor: Int32 = -1
     private var statDescriptor: Int32 = -1
@@ -346,6 +351,7 @@ final class RunCgroup {
                 message: "cannot open \(path)/cgroup.procs: \(SupervisorError.errorText(errno))")
         }
         processesDescriptor = descriptor
+        directoryDescriptor = sp_open_path_directory(path)
     }
 
     /// Marks it as no slot for a later run (it may not be empty): given back, it is removed.
@@ -355,10 +361,12 @@ final class RunCgroup {
 
     /// Closes the files it keeps open (before it is removed).
     func closeFiles() {
-        for descriptor in [processesDescriptor, eventsDescriptor, statDescriptor] where descriptor >= 0 {
+        for descriptor in [processesDescriptor, directoryDescriptor, eventsDescriptor, statDescriptor]
+        where descriptor >= 0 {
             SystemCall.close(descriptor)
         }
         processesDescriptor = -1
+        directoryDescriptor = -1
         eventsDescriptor = -1
         statDescriptor = -1
     }
@@ -379,6 +387,10 @@ final class RunCgroup {
     /// Kills everything in it at once (`cgroup.kill`).
     func killAll() {
         _ = write(path + "/cgroup.kill", "1")
+        // Linux 6.18 kills every child later born in a cgroup that was killed once (it compares
+        // the cgroup's count of kills with that of the parent's cgroup: sp_spawn_options.cgroup_fd),
+        // so no later run is born in this one: it is removed once empty, a new slot made.
+        retire()
     }
 
     /// Whether any process is in it (`populated 1` in `cgroup.events`); a cgroup that cannot be

@@ -79,6 +79,7 @@ public enum ProcessSpawner {
                     stderr_fd: number(request.standardError),
                     directive_fd: request.directives ?? -1,
                     cgroup_procs_fd: request.cgroupProcesses ?? -1,
+                    cgroup_fd: request.cgroupDirectory ?? -1,
                     set_credentials: request.credentials == nil ? 0 : 1,
                     uid: request.credentials?.userID ?? 0,
                     gid: request.credentials?.groupID ?? 0,

@@ -38,6 +38,10 @@ public struct SpawnRequest: Sendable {
     /// A descriptor of the `cgroup.procs` file of the cgroup the child is to be born in (the
     /// caller keeps it), or `nil` to leave the child in the supervisor's cgroup.
     public var cgroupProcesses: Int32?
+    /// A descriptor of that cgroup's directory (the caller keeps it), or `nil`: with it, the
+    /// child is born in the cgroup where the kernel allows it, rather than moved in through
+    /// `cgroupProcesses` (see `sp_spawn_options.cgroup_fd`).
+    public var cgroupDirectory: Int32?
     /// The nice value the child starts with (-20 to 19), or `nil` to keep the supervisor's. A
     /// value below the supervisor's needs CAP_SYS_NICE (the spawn fails with EACCES otherwise).
     public var nice: Int32?

@@ -185,6 +185,7 @@ final class TaskRun {
         request.standardError = .fileDescriptor(stderr.writeEnd!)
         request.directives = directives.writeEnd!
         request.cgroupProcesses = cgroup?.processesDescriptor
+        if let directory = cgroup?.directoryDescriptor, directory >= 0 { request.cgroupDirectory = directory }
         let process = try ProcessSpawner.spawn(request)
         stdin?.closeReadEnd()
         // The write ends stay open until the process has exited (see heldWriteEnds).

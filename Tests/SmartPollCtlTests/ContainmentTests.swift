@@ -249,6 +249,31 @@ struct ContainmentTests {
         #expect(!FileManager.default.fileExists(atPath: root), "shutdown leaves the subtree behind")
     }
 
+    /// A run killed through `cgroup.kill` (a timeout whose process ignores SIGTERM) does not
+    /// leave its slot to a later run: Linux 6.18 kills every child later born in a cgroup that
+    /// was killed once (`CLONE_INTO_CGROUP`, how runs enter their slots), so such a slot is
+    /// removed and the later runs, here three, start and succeed in another.
+    @Test func aSlotKilledOnceIsNotTheNextRunsDeathTrap() throws {
+        let show = "grep '^0::' /proc/self/cgroup"
+        let supervisor = try SupervisorHarness(
+            #"{"containment": "cgroup", "tasks": {"#
+                + #""stubborn": {"command": ["sh", "-c", "trap '' TERM; sleep 30"], "timeout": "200ms", "kill_grace": "100ms", "on_failure": "continue"}, "#
+                + #""quick": {"command": ["sh", "-c", "\#(show)"], "on_failure": "continue"}}}"#)
+        let stubborn = try supervisor.ctl("run", "stubborn", "--wait")
+        #expect(stubborn.status != 0, "the run that ignored SIGTERM was not killed: \(stubborn.output)")
+        let killedSlot = try #require(
+            try json(try supervisor.ctl("--json", "status", "stubborn").output)["tasks"]?.arrayValue?.first?
+                .objectValue?["last"]?.objectValue?["timed_out"]?.boolValue)
+        #expect(killedSlot, "stubborn's run did not time out")
+        for attempt in 1...3 {
+            let quick = try supervisor.ctl("run", "quick", "--wait")
+            #expect(quick.status == 0, "run \(attempt) after the kill: \(quick.output) \(quick.error)")
+            let cgroup = try supervisor.ctl("result", "quick").output
+            #expect(cgroup.contains("/slot-"), "run \(attempt) was not in a slot: \(cgroup)")
+            #expect(!cgroup.hasSuffix("/slot-0\n"), "run \(attempt) reused the killed slot")
+        }
+    }
+
     @Test(arguments: modes)
     func cpuTimeOfABusyRunIsPlausibleAgainstItsWallTime(mode: String) throws {
         let busy = "import time\nwhile time.process_time() < 0.3: pass"

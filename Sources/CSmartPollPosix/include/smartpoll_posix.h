@@ -68,6 +68,14 @@ typedef struct sp_spawn_options {
     /// -1: the child writes "0" to it right after setsid, so that it and everything it starts
     /// belong to that cgroup; the spawn fails with that write's errno if it fails.
     int cgroup_procs_fd;
+    /// A descriptor of that cgroup's directory (`O_PATH` is enough), or -1: with it, the child
+    /// is born in the cgroup (clone3 with CLONE_INTO_CGROUP, Linux 5.7 and later) and makes no
+    /// write to `cgroup_procs_fd`, which stays the way in where the kernel or a seccomp filter
+    /// refuses that (remembered for later spawns) or, for that spawn, when it fails otherwise.
+    /// A move through `cgroup.procs` takes a lock whose writer waits for an RCU grace period
+    /// when no move came shortly before it, milliseconds during which the parent waits for the
+    /// child; a birth in the cgroup does not take it.
+    int cgroup_fd;
     /// Non-zero: the child clears its supplementary groups, then takes `gid` as its real,
     /// effective and saved group id and `uid` as its user ids, before anything else it does
     /// (so the working directory and the program are reached as that user). Needs root.
@@ -113,6 +121,10 @@ typedef struct sp_spawn_options {
 ///   `sp_spawn` exits, not the process: call it from a thread that lives as long
 ///   as the children should.
 int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out);
+
+/// Opens the directory `path` with O_PATH (close-on-exec) for `sp_spawn_options.cgroup_fd`:
+/// a descriptor, or -1 with errno.
+int sp_open_path_directory(const char *_Nonnull path);
 
 /// Raises the process's soft limit of open descriptors (RLIMIT_NOFILE) to its hard limit, as a
 /// program that never uses select(2) may; children started by sp_spawn afterwards take the old
