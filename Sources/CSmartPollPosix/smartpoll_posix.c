@@ -61,6 +61,19 @@ struct sp_clone_args {
 // Whether clone3 with CLONE_INTO_CGROUP may still be tried: cleared once the kernel or a
 // seccomp filter refused it (sp_spawn_options.cgroup_fd).
 static int sp_clone_into_cgroup_usable = 1;
+// Why births were turned off: the errno clone3 gave, or -1 for a child killed as it was born.
+static int sp_clone_into_cgroup_refusal = 0;
+
+static void sp_turn_births_off(int reason) {
+    __atomic_store_n(&sp_clone_into_cgroup_refusal, reason, __ATOMIC_RELAXED);
+    __atomic_store_n(&sp_clone_into_cgroup_usable, 0, __ATOMIC_RELAXED);
+}
+
+int sp_spawn_births_refusal(void) {
+    return __atomic_load_n(&sp_clone_into_cgroup_usable, __ATOMIC_RELAXED)
+               ? 0
+               : __atomic_load_n(&sp_clone_into_cgroup_refusal, __ATOMIC_RELAXED);
+}
 
 // The kernel's sigset_t is _NSIG bits; glibc's is larger.
 #define SP_KERNEL_SIGSET_SIZE (_NSIG / 8)
@@ -147,16 +160,18 @@ static pid_t sp_own_pid(void) {
 // returns (it never does: sp_child_main execs or exits), as glibc's clone does for clone(2);
 // glibc has no clone3 of its own to call. Returns the child's pid, or -errno. The child gets
 // the parent's registers but %rax (0) and %rsp (the new stack's top, 16-byte aligned): `fn`
-// and `arg` reach it in registers that the system call keeps (not %rcx, %r11).
+// and `arg` reach it in registers that the system call keeps (not %rcx, %r11), and are moved
+// to %rcx and %rdi before %rbp (which may hold one of them) is cleared for the new frame.
 SP_CHILD_CODE __attribute__((noinline)) static long sp_clone3(struct sp_clone_args *args, int (*fn)(void *),
                                                              void *arg) {
     long result;
     __asm__ volatile("syscall\n\t"
                      "testq %%rax, %%rax\n\t"
                      "jnz 1f\n\t"
-                     "xorl %%ebp, %%ebp\n\t"
                      "movq %[arg], %%rdi\n\t"
-                     "callq *%[fn]\n\t"
+                     "movq %[fn], %%rcx\n\t"
+                     "xorl %%ebp, %%ebp\n\t"
+                     "callq *%%rcx\n\t"
                      "movl %%eax, %%edi\n\t"
                      "movl %[exit], %%eax\n\t"
                      "syscall\n\t"
@@ -567,7 +582,7 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         args.cgroup_procs_fd = -1;
         long result = sp_clone3(&clone_args, sp_child_main, &args);
         if (result > 0 && !args.started && args.err == 0) {
-            // The child died before its first instruction: Linux 6.18 (at least) compares the
+            // The child died before its first instruction: Linux 6.14 on (6.18 here) compares the
             // cgroup.kill count of the cgroup a child is born in with that of its parent's
             // cgroup, and kills the child when they differ (a cgroup that was killed once, or
             // a parent in one). The ordinary way from now on; this child is reaped.
@@ -575,7 +590,7 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
             while (waitpid((pid_t)result, &status, 0) < 0 && errno == EINTR) {}
             if (kernel_pidfd >= 0) (void)close(kernel_pidfd);
             args.cgroup_procs_fd = options->cgroup_procs_fd;
-            __atomic_store_n(&sp_clone_into_cgroup_usable, 0, __ATOMIC_RELAXED);
+            sp_turn_births_off(-1);
         } else if (result > 0) {
             pid = (pid_t)result;
             pidfd = kernel_pidfd;
@@ -590,7 +605,7 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
             // write for this spawn only.
             if (err == ENOSYS || err == EPERM || err == EINVAL || err == E2BIG || err == EBADF ||
                 err == EOPNOTSUPP || err == EACCES) {
-                __atomic_store_n(&sp_clone_into_cgroup_usable, 0, __ATOMIC_RELAXED);
+                sp_turn_births_off(err);
             }
         }
     }

@@ -147,7 +147,9 @@ final class Subreaper {
 
     /// Kills what is left of run `run` and calls `action` once all of it has exited (at once
     /// when nothing is left); each pidfd is watched on the loop, and an orphan that became
-    /// this process's child is reaped.
+    /// this process's child is reaped. When a walk found processes, another walk follows their
+    /// exit, and so on until one finds nothing: a process can fork between the walk that lists
+    /// it and its SIGKILL, and its child, adopted here, carries the run's environment.
     func endRun(_ run: Int, then action: @escaping () -> Void) {
         var pidfds: Set<Int32> = []
         for member in members(run: run) {
@@ -162,7 +164,7 @@ final class Subreaper {
             }
         }
         guard !pidfds.isEmpty else { return action() }
-        draining[run] = (pidfds, action)
+        draining[run] = (pidfds, { [weak self] in self?.endRun(run, then: action) })
     }
 
     private func exited(_ pidfd: Int32, pid: pid_t, run: Int) {

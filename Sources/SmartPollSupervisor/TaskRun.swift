@@ -153,14 +153,16 @@ final class TaskRun {
     ) throws(SupervisorError) -> TaskRun {
         // Contained: the run is born in a cgroup of its own, given back if the launch fails.
         let cgroup = try cgroups?.takeSlot()
+        defer { cgroups?.noteBirthsRefused(log: log) }
         do throws(SupervisorError) {
             return try launch(
                 specification, loop: loop, log: log, cgroups: cgroups, cgroup: cgroup, subreaper: subreaper,
                 isKnownTask: isKnownTask, onEnd: onEnd)
         } catch {
             if let cgroups, let cgroup {
-                // What was started is killed; the slot is given back once it is empty.
-                cgroup.killAll()
+                // What was started is killed (a killed slot is removed once empty: killAll); an
+                // empty slot is given back for a later run.
+                if cgroup.isPopulated { cgroup.killAll() }
                 cgroups.whenEmpty(cgroup) {
                     _ = cgroup.takeCPUMilliseconds()
                     cgroups.giveBack(cgroup)
@@ -342,8 +344,9 @@ final class TaskRun {
             return cgroup.signalAll(signal)
         }
         // What left the process group but kept the run's environment; at the main process's
-        // exit, the walk of `endRun` (the `.awaitEmpty` that follows) finds and kills the same
-        // processes, so one walk of /proc a run's end instead of two (a dozen system calls).
+        // exit, the walks of `endRun` (the `.awaitEmpty` that follows) find and kill the same
+        // processes, so one walk of /proc when nothing is left instead of two (51 -> 34 system
+        // calls a run, 1 task).
         if !(signal == SIGKILL && lifecycle.hasExited) { subreaper?.signal(run: runID, signal) }
         guard status == nil else { return }
         do {

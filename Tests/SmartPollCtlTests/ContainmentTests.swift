@@ -257,20 +257,27 @@ struct ContainmentTests {
         let show = "grep '^0::' /proc/self/cgroup"
         let supervisor = try SupervisorHarness(
             #"{"containment": "cgroup", "tasks": {"#
-                + #""stubborn": {"command": ["sh", "-c", "trap '' TERM; sleep 30"], "timeout": "200ms", "kill_grace": "100ms", "on_failure": "continue"}, "#
+                + #""stubborn": {"command": ["sh", "-c", "\#(show) >&2; trap '' TERM; sleep 30"], "timeout": "200ms", "kill_grace": "100ms", "on_failure": "continue"}, "#
                 + #""quick": {"command": ["sh", "-c", "\#(show)"], "on_failure": "continue"}}}"#)
         let stubborn = try supervisor.ctl("run", "stubborn", "--wait")
         #expect(stubborn.status != 0, "the run that ignored SIGTERM was not killed: \(stubborn.output)")
-        let killedSlot = try #require(
+        let last = try #require(
             try json(try supervisor.ctl("--json", "status", "stubborn").output)["tasks"]?.arrayValue?.first?
-                .objectValue?["last"]?.objectValue?["timed_out"]?.boolValue)
-        #expect(killedSlot, "stubborn's run did not time out")
+                .objectValue?["last"]?.objectValue)
+        #expect(last["timed_out"]?.boolValue == true, "stubborn's run did not time out")
+        let killed = try #require(last["stderr_tail"]?.stringValue?.split(separator: "\n").first)
+        let root = try #require(
+            try json(try supervisor.ctl("--json", "status").output)["containment"]?.objectValue?["root"]?
+                .stringValue)
+        let killedSlot = try #require(killed.split(separator: "/").last.map(String.init))
+        #expect(killedSlot.hasPrefix("slot-"), "\(killed)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/" + killedSlot), "the killed slot was kept")
         for attempt in 1...3 {
             let quick = try supervisor.ctl("run", "quick", "--wait")
             #expect(quick.status == 0, "run \(attempt) after the kill: \(quick.output) \(quick.error)")
             let cgroup = try supervisor.ctl("result", "quick").output
             #expect(cgroup.contains("/slot-"), "run \(attempt) was not in a slot: \(cgroup)")
-            #expect(!cgroup.hasSuffix("/slot-0\n"), "run \(attempt) reused the killed slot")
+            #expect(!cgroup.hasSuffix("/" + killedSlot + "\n"), "run \(attempt) reused the killed slot")
         }
     }
 

@@ -48,6 +48,50 @@ struct CgroupTreeSlotTests {
     }
 }
 
+extension CgroupTreeSlotTests {
+    /// A slot that was killed (`cgroup.kill`, even empty) is no slot for a later run: Linux 6.18
+    /// kills every child later born in it (sp_spawn_options.cgroup_fd).
+    @Test func aKilledSlotIsRemovedWhenGivenBack() throws {
+        let loop = try EventLoop()
+        let identity = "/cgroup-slot-kill-test/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
+        let tree = try CgroupTree(root: nil, identity: identity, loop: loop)
+        defer { tree.removeSubtree() }
+        let slot = try tree.takeSlot()
+        #expect(slot.directoryDescriptor >= 0, "a slot keeps its directory open for births")
+        slot.killAll()
+        #expect(tree.giveBack(slot) == nil)
+        #expect(access(slot.path, F_OK) != 0, "a killed slot is removed, not kept")
+        let next = try tree.takeSlot()
+        #expect(next.path != slot.path)
+        #expect(tree.giveBack(next) == nil)
+    }
+
+    /// A child spawned into a cgroup that was killed once still runs, in that cgroup: where the
+    /// kernel kills it as it is born there, the spawn notices (the child never ran), and moves
+    /// its next child in through `cgroup.procs` instead.
+    @Test func aChildSpawnedIntoACgroupKilledOnceRunsThere() throws {
+        let loop = try EventLoop()
+        let identity = "/cgroup-born-dead-test/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
+        let tree = try CgroupTree(root: nil, identity: identity, loop: loop)
+        defer { tree.removeSubtree() }
+        let slot = try tree.takeSlot()
+        let kill = open(slot.path + "/cgroup.kill", O_WRONLY | O_CLOEXEC)
+        #expect(kill >= 0)
+        #expect(Glibc.write(kill, "1", 1) == 1)
+        close(kill)
+        let name = String(slot.path.split(separator: "/").last!)
+        var request = SpawnRequest(arguments: ["/bin/sh", "-c", "grep -q '/\(name)$' /proc/self/cgroup"])
+        request.cgroupProcesses = slot.processesDescriptor
+        request.cgroupDirectory = slot.directoryDescriptor
+        var process = try ProcessSpawner.spawn(request)
+        let status = try process.wait()
+        process.close()
+        #expect(status == .exited(0), "the child did not run in its cgroup: \(String(describing: status))")
+        slot.retire()
+        #expect(tree.giveBack(slot) == nil)
+    }
+}
+
 enum RealCgroups {
     static var usable: Bool {
         getuid() == 0 && (CgroupTree.readSmallFile("/proc/self/mountinfo")?.contains(" - cgroup2 ") ?? false)

@@ -24,7 +24,9 @@
  * waitid (its CPU time), closes its copies of the write ends, reads each pipe to its end, reads
  * the cgroup's files and closes the rest. That is the work SPEC 3's contract gives a run, in
  * plain C, and what our spawn rate is measured against to show what that contract costs. A
- * CGROUP_DIR of "-" (capture only) leaves the cgroups out: the subreaper mode's counterpart. */
+ * CGROUP_DIR of "-" (capture only) leaves the cgroups out, and with them all containment: what
+ * the subreaper mode's rows are measured against, which does not walk /proc at a run's end as
+ * the supervisor does in that mode. */
 #include "common.h"
 #include <fcntl.h>
 #include <sched.h>
@@ -82,9 +84,10 @@ static pid_t clone_into(int (*fn)(void *), void *arg, char *stack, size_t size, 
     __asm__ volatile("syscall\n\t"
                      "testq %%rax, %%rax\n\t"
                      "jnz 1f\n\t"
-                     "xorl %%ebp, %%ebp\n\t"
                      "movq %[arg], %%rdi\n\t"
-                     "callq *%[fn]\n\t"
+                     "movq %[fn], %%rcx\n\t"
+                     "xorl %%ebp, %%ebp\n\t"
+                     "callq *%%rcx\n\t"
                      "movl %%eax, %%edi\n\t"
                      "movl $60, %%eax\n\t"
                      "syscall\n\t"

@@ -69,9 +69,10 @@ typedef struct sp_spawn_options {
     /// belong to that cgroup; the spawn fails with that write's errno if it fails.
     int cgroup_procs_fd;
     /// A descriptor of that cgroup's directory (`O_PATH` is enough), or -1: with it, the child
-    /// is born in the cgroup (clone3 with CLONE_INTO_CGROUP, Linux 5.7 and later) and makes no
-    /// write to `cgroup_procs_fd`, which stays the way in where the kernel or a seccomp filter
-    /// refuses that (remembered for later spawns) or, for that spawn, when it fails otherwise.
+    /// is born in the cgroup (clone3 with CLONE_INTO_CGROUP, Linux 5.7 and later, x86-64 only)
+    /// and makes no write to `cgroup_procs_fd`, which stays the way in where the kernel or a
+    /// seccomp filter refuses that or a child born so is killed before it runs (both remembered
+    /// for later spawns: sp_spawn_births_refusal) or, for that spawn, when it fails otherwise.
     /// A move through `cgroup.procs` takes a lock whose writer waits for an RCU grace period
     /// when no move came shortly before it, milliseconds during which the parent waits for the
     /// child; a birth in the cgroup does not take it.
@@ -121,6 +122,10 @@ typedef struct sp_spawn_options {
 ///   `sp_spawn` exits, not the process: call it from a thread that lives as long
 ///   as the children should.
 int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out);
+
+/// 0 while children may still be born in their cgroups (sp_spawn_options.cgroup_fd); once that
+/// was turned off, the errno clone3 refused it with, or -1 for a child killed as it was born.
+int sp_spawn_births_refusal(void);
 
 /// Opens the directory `path` with O_PATH (close-on-exec) for `sp_spawn_options.cgroup_fd`:
 /// a descriptor, or -1 with errno.
