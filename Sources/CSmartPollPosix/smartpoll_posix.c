@@ -45,35 +45,14 @@ extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
 #define sp_clone clone
 #endif
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
+// 0 while clone3 with CLONE_INTO_CGROUP may still be tried (sp_spawn_options.cgroup_fd); once
+// it was turned off, why: the errno clone3 refused it with, or -1 for a child killed as it was
+// born. One variable, so that a reader never sees it off without its reason.
+static int sp_births_refusal = 0;
 
-// clone3's argument as Linux 5.7 and later take it (CLONE_ARGS_SIZE_VER2, 88 bytes).
-struct sp_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-        set_tid_size, cgroup;
-};
+static void sp_turn_births_off(int reason) { __atomic_store_n(&sp_births_refusal, reason, __ATOMIC_RELAXED); }
 
-// Whether clone3 with CLONE_INTO_CGROUP may still be tried: cleared once the kernel or a
-// seccomp filter refused it (sp_spawn_options.cgroup_fd).
-static int sp_clone_into_cgroup_usable = 1;
-// Why births were turned off: the errno clone3 gave, or -1 for a child killed as it was born.
-static int sp_clone_into_cgroup_refusal = 0;
-
-static void sp_turn_births_off(int reason) {
-    __atomic_store_n(&sp_clone_into_cgroup_refusal, reason, __ATOMIC_RELAXED);
-    __atomic_store_n(&sp_clone_into_cgroup_usable, 0, __ATOMIC_RELAXED);
-}
-
-int sp_spawn_births_refusal(void) {
-    return __atomic_load_n(&sp_clone_into_cgroup_usable, __ATOMIC_RELAXED)
-               ? 0
-               : __atomic_load_n(&sp_clone_into_cgroup_refusal, __ATOMIC_RELAXED);
-}
+int sp_spawn_births_refusal(void) { return __atomic_load_n(&sp_births_refusal, __ATOMIC_RELAXED); }
 
 // The kernel's sigset_t is _NSIG bits; glibc's is larger.
 #define SP_KERNEL_SIGSET_SIZE (_NSIG / 8)
@@ -154,36 +133,9 @@ static pid_t sp_own_pid(void) {
 #define SP_CHILD_CODE __attribute__((no_sanitize("address", "thread", "undefined")))
 #endif
 
-#if defined(__x86_64__)
-#define SP_HAVE_CLONE3 1
-// clone3 for a child that runs `fn(arg)` on the stack `args` gives it and exits with what it
-// returns (it never does: sp_child_main execs or exits), as glibc's clone does for clone(2);
-// glibc has no clone3 of its own to call. Returns the child's pid, or -errno. The child gets
-// the parent's registers but %rax (0) and %rsp (the new stack's top, 16-byte aligned): `fn`
-// and `arg` reach it in registers that the system call keeps (not %rcx, %r11), and are moved
-// to %rcx and %rdi before %rbp (which may hold one of them) is cleared for the new frame.
-SP_CHILD_CODE __attribute__((noinline)) static long sp_clone3(struct sp_clone_args *args, int (*fn)(void *),
-                                                             void *arg) {
-    long result;
-    __asm__ volatile("syscall\n\t"
-                     "testq %%rax, %%rax\n\t"
-                     "jnz 1f\n\t"
-                     "movq %[arg], %%rdi\n\t"
-                     "movq %[fn], %%rcx\n\t"
-                     "xorl %%ebp, %%ebp\n\t"
-                     "callq *%%rcx\n\t"
-                     "movl %%eax, %%edi\n\t"
-                     "movl %[exit], %%eax\n\t"
-                     "syscall\n\t"
-                     "ud2\n"
-                     "1:"
-                     : "=a"(result)
-                     : "0"((long)SYS_clone3), "D"(args), "S"(sizeof *args), [fn] "r"(fn), [arg] "r"(arg),
-                       [exit] "i"(SYS_exit)
-                     : "rcx", "r11", "memory", "cc");
-    return result;
-}
-#endif
+// The clone3 trampoline (sp_clone3, SP_HAVE_CLONE3), uninstrumented: the child runs part of it.
+#define SP_CLONE3_ATTRIBUTES SP_CHILD_CODE
+#include "smartpoll_clone3.h"
 
 // Reports the errno of the failed step to the parent and exits.
 SP_CHILD_CODE __attribute__((noreturn)) static void sp_child_fail(struct sp_child_args *a) {
@@ -569,7 +521,7 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
     int clone_errno = 0, born_in_cgroup = 0;
 #ifdef SP_HAVE_CLONE3
     if (options->cgroup_fd >= 0 && args.cgroup_procs_fd >= 0 &&
-        __atomic_load_n(&sp_clone_into_cgroup_usable, __ATOMIC_RELAXED)) {
+        sp_spawn_births_refusal() == 0) {
         int kernel_pidfd = -1;
         struct sp_clone_args clone_args = {
             .flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP,

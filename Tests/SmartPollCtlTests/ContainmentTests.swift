@@ -257,7 +257,7 @@ struct ContainmentTests {
         let show = "grep '^0::' /proc/self/cgroup"
         let supervisor = try SupervisorHarness(
             #"{"containment": "cgroup", "tasks": {"#
-                + #""stubborn": {"command": ["sh", "-c", "\#(show) >&2; trap '' TERM; sleep 30"], "timeout": "200ms", "kill_grace": "100ms", "on_failure": "continue"}, "#
+                + #""stubborn": {"command": ["sh", "-c", "trap '' TERM; \#(show) >&2; sleep 30"], "timeout": "200ms", "kill_grace": "100ms", "on_failure": "continue"}, "#
                 + #""quick": {"command": ["sh", "-c", "\#(show)"], "on_failure": "continue"}}}"#)
         let stubborn = try supervisor.ctl("run", "stubborn", "--wait")
         #expect(stubborn.status != 0, "the run that ignored SIGTERM was not killed: \(stubborn.output)")
@@ -279,6 +279,19 @@ struct ContainmentTests {
             #expect(cgroup.contains("/slot-"), "run \(attempt) was not in a slot: \(cgroup)")
             #expect(!cgroup.hasSuffix("/" + killedSlot + "\n"), "run \(attempt) reused the killed slot")
         }
+        #expect(!supervisor.logText.contains("through cgroup.procs from now on"), "births were turned off")
+    }
+
+    /// A launch that fails leaves its slot empty, and the slot goes to the next run (a kill, and
+    /// so a new slot, is only for a slot with something in it).
+    @Test func aFailedLaunchGivesItsEmptySlotToTheNextRun() throws {
+        let show = "grep '^0::' /proc/self/cgroup"
+        let supervisor = try SupervisorHarness(
+            configuration("cgroup", ["missing": ["/nonexistent/smartpoll-program"], "quick": ["sh", "-c", show]]))
+        #expect(try supervisor.ctl("run", "missing", "--wait").status != 0)
+        #expect(try supervisor.ctl("run", "quick", "--wait").status == 0)
+        let cgroup = try supervisor.ctl("result", "quick").output
+        #expect(cgroup.hasSuffix("/slot-0\n"), "the empty slot was not reused: \(cgroup)")
     }
 
     @Test(arguments: modes)

@@ -98,8 +98,30 @@ public final class EtcdHarness {
         }
     }
 
-    /// Freezes member `index` (SIGSTOP): it keeps its sockets and answers nothing.
-    public func pause(_ index: Int) { Glibc.kill(members[index].process.processIdentifier, SIGSTOP) }
+    /// Freezes member `index` (SIGSTOP): it keeps its sockets and answers nothing. Returns once
+    /// every thread of it has stopped (at most 5 s): the signal is only sent when kill(2)
+    /// returns, and a thread busy on another CPU could answer a request meanwhile.
+    public func pause(_ index: Int) {
+        let pid = members[index].process.processIdentifier
+        Glibc.kill(pid, SIGSTOP)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while ContinuousClock.now < deadline && !Self.allThreadsStopped(pid) {
+            usleep(1_000)
+        }
+    }
+
+    /// Whether every thread of `pid` is stopped ("T" in /proc/PID/task/TID/stat).
+    private static func allThreadsStopped(_ pid: pid_t) -> Bool {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else {
+            return false
+        }
+        return threads.allSatisfy { thread in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/stat", encoding: .utf8),
+                let end = stat.range(of: ") ", options: .backwards)
+            else { return true }  // gone: it answers nothing either
+            return stat[end.upperBound...].first == "T"
+        }
+    }
 
     /// Kills member `index` (SIGKILL) and waits for it.
     public func kill(_ index: Int) {

@@ -28,6 +28,7 @@
  * the subreaper mode's rows are measured against, which does not walk /proc at a run's end as
  * the supervisor does in that mode. */
 #include "common.h"
+#include "../../Sources/CSmartPollPosix/smartpoll_clone3.h"
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -61,41 +62,20 @@ static int child_main(void *raw) {
 }
 
 /* A child born in the cgroup of CGROUP_DIR_FD, as the supervisor's runs are (clone3 with
- * CLONE_INTO_CGROUP, CLONE_VM and CLONE_VFORK, on STACK): its pid, or -1 (errno) where that
- * cannot be done (not x86-64, or the kernel refuses), and then the caller moves it in through
- * cgroup.procs. With PIDFD, CLONE_PIDFD too. */
-struct spawn_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-        set_tid_size, cgroup;
-};
+ * CLONE_INTO_CGROUP, CLONE_VM and CLONE_VFORK, on STACK, through the supervisor's own clone3
+ * trampoline): its pid, or -1 (errno) where that cannot be done (not x86-64, or the kernel
+ * refuses), and then the caller moves it in through cgroup.procs. With PIDFD, CLONE_PIDFD too. */
 static pid_t clone_into(int (*fn)(void *), void *arg, char *stack, size_t size, int cgroup_dir_fd, int *pidfd) {
-#if defined(__x86_64__)
-    struct spawn_clone_args ca = {
-        .flags = 0x00004000 /* CLONE_VFORK */ | 0x00000100 /* CLONE_VM */ | 0x200000000ULL /* CLONE_INTO_CGROUP */ |
-                 (pidfd ? 0x00001000ULL /* CLONE_PIDFD */ : 0),
+#ifdef SP_HAVE_CLONE3
+    struct sp_clone_args ca = {
+        .flags = CLONE_VFORK | CLONE_VM | CLONE_INTO_CGROUP | (pidfd ? CLONE_PIDFD : 0),
         .pidfd = (uint64_t)(uintptr_t)pidfd,
         .exit_signal = SIGCHLD,
         .stack = (uint64_t)(uintptr_t)stack,
         .stack_size = size,
         .cgroup = (uint64_t)cgroup_dir_fd,
     };
-    long result;
-    /* The child starts on its stack with the parent's registers but %rax: fn(arg), then exit. */
-    __asm__ volatile("syscall\n\t"
-                     "testq %%rax, %%rax\n\t"
-                     "jnz 1f\n\t"
-                     "movq %[arg], %%rdi\n\t"
-                     "movq %[fn], %%rcx\n\t"
-                     "xorl %%ebp, %%ebp\n\t"
-                     "callq *%%rcx\n\t"
-                     "movl %%eax, %%edi\n\t"
-                     "movl $60, %%eax\n\t"
-                     "syscall\n\t"
-                     "ud2\n"
-                     "1:"
-                     : "=a"(result)
-                     : "0"(435L /* clone3 */), "D"(&ca), "S"(sizeof ca), [fn] "r"(fn), [arg] "r"(arg)
-                     : "rcx", "r11", "memory", "cc");
+    long result = sp_clone3(&ca, fn, arg);
     if (result >= 0) return (pid_t)result;
     errno = (int)-result;
     return -1;
