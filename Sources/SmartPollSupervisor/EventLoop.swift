@@ -308,6 +308,7 @@ final class EventLoop {
             let count: Int32
             // Work carried over to the next turn only looks at what is ready now.
             let timeout: Int32 = nextTurn.isEmpty ? -1 : 0
+            turn &+= 1
             do throws(Errno) {
                 // Not retried here: sp_epoll_wait reports EINTR as an empty wait.
                 count = try SystemCall.checking { sp_epoll_wait(epoll, &ready, Int32(ready.count), timeout) }
@@ -340,10 +341,15 @@ final class EventLoop {
 
     private var nextTurn: [() -> Void] = []
 
-    /// Calls `action` in the next turn of the loop: after a wait that does not block and the
-    /// handling of whatever that wait found ready (timers, signals, other descriptors). A source
-    /// with more work than one turn allows (a flooding pipe, a client's pipelined requests, a
-    /// reply encoded in slices) does a bounded part, then carries the rest over this way, so
+    /// The number of the current turn: one more at each wait for events (see ``callNextTurn(_:)``).
+    private(set) var turn: UInt64 = 0
+
+    /// Calls `action` once the events of this wake-up have been handled: at the end of this
+    /// turn when called while they are (same ``turn``), at the end of the next turn when called
+    /// from such an action, after a wait that does not block and the handling of whatever it
+    /// found ready (timers, signals, other descriptors). A source with more work than one turn
+    /// allows (a flooding pipe, a client's pipelined requests, a reply encoded in slices, a
+    /// crowd of runs to start) does a bounded part, then carries the rest over this way, so
     /// that everyone else waits at most one bounded turn.
     func callNextTurn(_ action: @escaping () -> Void) {
         nextTurn.append(action)

@@ -167,7 +167,7 @@ func runCommand() -> Never {
     case .schedule(let schedule):
         if schedule.ready {
             printLine(
-                "\(schedule.task): ready, " + (schedule.running ? "after its current run" : "waiting for a free slot"))
+                "\(schedule.task): ready, " + (schedule.running ? "after its current run" : "waiting to start"))
         } else if let next = schedule.next {
             printLine(
                 "\(schedule.task): next \(HumanFormat.relative(next, now: Timestamp.now())) (\(display.full(next)))")

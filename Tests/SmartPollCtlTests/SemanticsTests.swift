@@ -15,6 +15,31 @@ struct SemanticsTests {
         try supervisor.statusRow(task)
     }
 
+    /// A crowd due at once (a hook that schedules 12 tasks) starts whole: the loop starts at
+    /// most 4 runs a turn and carries the rest over to its next turns, leaving none behind
+    /// until something else happens (all 12 start before the first of them ends).
+    @Test func aCrowdDueAtOnceStartsWhole() throws {
+        let names = (0..<12).map { "c\($0)" }
+        let tasks = names.map { #""\#($0)": {"command": ["sleep", "3"]}"# }.joined(separator: ", ")
+        let schedule = names.map { #""\#($0)": "0s""# }.joined(separator: ", ")
+        let supervisor = try SupervisorHarness(
+            #"{"tasks": {\#(tasks)}, "hooks": {"crowd": {"schedule": {\#(schedule)}}}}"#)
+        let events = try supervisor.watch()
+        #expect(try supervisor.ctl("emit", "crowd").status == 0)
+        var started = Set<String>()
+        var endedFirst: String?
+        try events.until { event in
+            switch event.kind {
+            case .taskStarted(let name, _, _, _, _): started.insert(name)
+            case .taskFinished(let name, _, _, _, _, _, _, _, _): endedFirst = name
+            default: break
+            }
+            return started.count == names.count || endedFirst != nil
+        }
+        #expect(endedFirst == nil, "\(endedFirst ?? "") ended before the crowd had started: \(started.sorted())")
+        #expect(started == Set(names))
+    }
+
     @Test func directiveFromInsideATaskSchedulesAnotherTask() throws {
         let supervisor = try SupervisorHarness(
             """
