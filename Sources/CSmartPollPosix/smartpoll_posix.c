@@ -534,7 +534,7 @@ int sp_spawn(sp_spawn_options *options, pid_t *pid_out, int *pidfd_out) {
         args.cgroup_procs_fd = -1;
         long result = sp_clone3(&clone_args, sp_child_main, &args);
         if (result > 0 && !args.started && args.err == 0) {
-            // The child died before its first instruction: Linux 6.14 on (6.18 here) compares the
+            // The child died before its first instruction: Linux 6.14 on compares the
             // cgroup.kill count of the cgroup a child is born in with that of its parent's
             // cgroup, and kills the child when they differ (a cgroup that was killed once, or
             // a parent in one). The ordinary way from now on; this child is reaped.

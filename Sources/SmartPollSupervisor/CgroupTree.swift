@@ -29,29 +29,12 @@ final class CgroupTree {
     private var emptyWaiters: [Int32: (cgroup: RunCgroup, action: () -> Void)] = [:]
     /// Empty slots given back by runs, the last given back first.
     private var spares: [RunCgroup] = []
-    /// Whether the log has said that runs move into their cgroups instead of being born there.
-    private var birthsRefusalLogged = false
-
-    /// Says once in the log that runs now move into their cgroups through `cgroup.procs`
-    /// (`sp_spawn_births_refusal`): a start may hold the loop for an RCU grace period then.
-    func noteBirthsRefused(log: SupervisorLog) {
-        guard !birthsRefusalLogged else { return }
-        let refusal = sp_spawn_births_refusal()
-        guard refusal != 0 else { return }
-        birthsRefusalLogged = true
-        let why =
-            refusal < 0
-            ? "a child born in its cgroup was killed before it ran"
-            : "the kernel refused a birth in a cgroup: \(SupervisorError.errorText(refusal))"
-        log.write(
-            .warning,
-            "runs move into their cgroups through cgroup.procs from now on (\(why)); a start may wait milliseconds for the kernel then",
-            [("root", path)])
-    }
     /// The number of the next slot made.
     private var nextSlot = 0
     /// At most this many empty slots are kept; a slot given back beyond it is removed.
     static let spareLimit = 32
+    /// Whether the log has said that runs move into their cgroups instead of being born there.
+    private var birthsRefusalLogged = false
 
     /// Makes (or finds) the subtree, or says why it cannot.
     ///
@@ -174,6 +157,23 @@ final class CgroupTree {
             throw error
         }
         return cgroup
+    }
+
+    /// Says once in the log that runs now move into their cgroups through `cgroup.procs`
+    /// (`sp_spawn_births_refusal`): a start may hold the loop for an RCU grace period then.
+    func noteBirthsRefused(log: SupervisorLog) {
+        guard !birthsRefusalLogged else { return }
+        let refusal = sp_spawn_births_refusal()
+        guard refusal != 0 else { return }
+        birthsRefusalLogged = true
+        let why =
+            refusal < 0
+            ? "a child born in its cgroup was killed before it ran"
+            : "the kernel refused a birth in a cgroup: \(SupervisorError.errorText(refusal))"
+        log.write(
+            .warning,
+            "runs move into their cgroups through cgroup.procs from now on (\(why)); a start may wait milliseconds for the kernel then",
+            [("root", path)])
     }
 
     /// Takes back the slot of a run that is over: `cgroup` is empty. It is kept for a later
@@ -406,9 +406,9 @@ final class RunCgroup {
     /// Kills everything in it at once (`cgroup.kill`).
     func killAll() {
         _ = write(path + "/cgroup.kill", "1")
-        // Linux 6.14 on (6.18 here) kills every child later born in a cgroup that was killed once (it compares
-        // the cgroup's count of kills with that of the parent's cgroup: sp_spawn_options.cgroup_fd),
-        // so no later run is born in this one: it is removed once empty, a new slot made.
+        // Linux 6.14 on kills every child later born in a cgroup that was killed once (it compares
+        // the cgroup's count of kills with its parent's cgroup's: sp_spawn_options.cgroup_fd), so
+        // no later run is born in this one: it is removed once empty, a new slot made.
         retire()
     }
 

@@ -250,7 +250,7 @@ struct ContainmentTests {
     }
 
     /// A run killed through `cgroup.kill` (a timeout whose process ignores SIGTERM) does not
-    /// leave its slot to a later run: Linux 6.18 kills every child later born in a cgroup that
+    /// leave its slot to a later run: Linux 6.14 on kills every child later born in a cgroup that
     /// was killed once (`CLONE_INTO_CGROUP`, how runs enter their slots), so such a slot is
     /// removed and the later runs, here three, start and succeed in another.
     @Test func aSlotKilledOnceIsNotTheNextRunsDeathTrap() throws {

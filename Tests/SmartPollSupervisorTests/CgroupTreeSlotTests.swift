@@ -11,9 +11,7 @@ struct CgroupTreeSlotTests {
     /// die) is no slot for a run: the run would share it with that process, wait for it, and
     /// count its CPU time as its own.
     @Test func aLeftoverSlotOfAPreviousLifeIsNotTaken() throws {
-        let loop = try EventLoop()
-        let identity = "/review17/cgroup-slot-test/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
-        let tree = try CgroupTree(root: nil, identity: identity, loop: loop)
+        let tree = try Self.tree("cgroup-slot-test")
         let leftover = tree.path + "/slot-0"
         defer {
             rmdir(tree.path + "/slot-1")
@@ -30,9 +28,7 @@ struct CgroupTreeSlotTests {
     /// An empty slot given back is kept for the next run (the same directory, no mkdir); one
     /// retired (it may still hold dying processes) is removed instead.
     @Test func aSlotGivenBackIsReusedUnlessRetired() throws {
-        let loop = try EventLoop()
-        let identity = "/cgroup-slot-reuse-test/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
-        let tree = try CgroupTree(root: nil, identity: identity, loop: loop)
+        let tree = try Self.tree("cgroup-slot-reuse-test")
         defer { tree.removeSubtree() }
         let first = try tree.takeSlot()
         #expect(first.processesDescriptor >= 0, "a slot keeps its cgroup.procs open")
@@ -49,12 +45,10 @@ struct CgroupTreeSlotTests {
 }
 
 extension CgroupTreeSlotTests {
-    /// A slot that was killed (`cgroup.kill`, even empty) is no slot for a later run: Linux 6.18
-    /// kills every child later born in it (sp_spawn_options.cgroup_fd).
+    /// A slot that was killed (`cgroup.kill`, even empty) is no slot for a later run: Linux 6.14
+    /// on kills every child later born in it (sp_spawn_options.cgroup_fd).
     @Test func aKilledSlotIsRemovedWhenGivenBack() throws {
-        let loop = try EventLoop()
-        let identity = "/cgroup-slot-kill-test/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
-        let tree = try CgroupTree(root: nil, identity: identity, loop: loop)
+        let tree = try Self.tree("cgroup-slot-kill-test")
         defer { tree.removeSubtree() }
         let slot = try tree.takeSlot()
         defer { rmdir(slot.path) }
@@ -72,9 +66,7 @@ extension CgroupTreeSlotTests {
     /// through `cgroup.procs` (and births stay off for this test process, which the other
     /// tests here do not depend on: either way in is correct).
     @Test func aChildSpawnedIntoACgroupKilledOnceRunsThere() throws {
-        let loop = try EventLoop()
-        let identity = "/cgroup-born-dead-test/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
-        let tree = try CgroupTree(root: nil, identity: identity, loop: loop)
+        let tree = try Self.tree("cgroup-born-dead-test")
         defer { tree.removeSubtree() }
         let slot = try tree.takeSlot()
         defer {
@@ -93,6 +85,14 @@ extension CgroupTreeSlotTests {
         defer { process.close() }
         let status = try process.wait()
         #expect(status == .exited(0), "the child did not run in its cgroup: \(String(describing: status))")
+    }
+}
+
+extension CgroupTreeSlotTests {
+    /// A subtree of its own for a test, named by `label`, the test process and a random number.
+    static func tree(_ label: String) throws -> CgroupTree {
+        let identity = "/\(label)/\(getpid())/\(UInt64.random(in: 0...UInt64.max))"
+        return try CgroupTree(root: nil, identity: identity, loop: try EventLoop())
     }
 }
 
