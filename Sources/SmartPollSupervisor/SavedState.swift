@@ -67,8 +67,8 @@ struct SavedTask: Equatable, Sendable {
     var paused = false
 }
 
-/// The state file's JSON form (`state.json`; results live in files of their own, see
-/// ``StateStore``):
+/// The state file's JSON form (`state.json`; results larger than
+/// ``StateStore/largestInlineResult`` live in files of their own, see ``StateStore``):
 ///
 /// ```
 /// {"format":"smartpoll-state","version":1,"written":T,"pid":N,"last_run":N,
@@ -79,7 +79,10 @@ struct SavedTask: Equatable, Sendable {
 ///  "history":{"w1":[{...a history entry as the reply has it...}, ...oldest first]}}
 /// ```
 ///
-/// `history` is absent from files written before it (no task has any).
+/// A small result is inline: `"data":"<Base64>"` in place of `"file"` (with `size` and
+/// `fnv1a64` as for a file), so that it costs no file of its own (a create, two flushes and an
+/// unlink a run). `history` is absent from files written before it (no task has any); `data`
+/// from files written before inline results (every result has a file).
 enum SavedStateFormat {
     static let format = "smartpoll-state"
     static let version: Int64 = 1
@@ -114,8 +117,8 @@ enum SavedStateFormat {
         return Array((root.serialized() + "\n").utf8)
     }
 
-    /// One task's object, as the state file and the journal hold it; its result only with the
-    /// reference to the file that holds its bytes.
+    /// One task's object, as the state file and the journal hold it: its result with the
+    /// reference to the file that holds its bytes, or inline (its bytes in `data`) without one.
     static func encode(_ task: SavedTask, reference: ResultReference?) -> JSONValue {
         var object = JSONObject()
         object.append("runs", .int(Int64(task.runs)))
@@ -126,15 +129,21 @@ enum SavedStateFormat {
         object.append("interrupted_run", task.interruptedRun.map { .int(Int64($0)) } ?? .null)
         object.append("paused", .bool(task.paused))
         object.append("last", task.last.map(encode) ?? .null)
-        if let result = task.result, let reference {
-            object.append(
-                "result",
-                .object(
-                    JSONObject([
-                        "run": .int(Int64(result.run)), "time": .string(result.time.formatted()),
-                        "truncated": .bool(result.truncated), "file": .string(reference.file),
-                        "size": .int(Int64(reference.size)), "fnv1a64": .string(hex(reference.checksum)),
-                    ])))
+        if let result = task.result {
+            var fields = JSONObject([
+                "run": .int(Int64(result.run)), "time": .string(result.time.formatted()),
+                "truncated": .bool(result.truncated),
+            ])
+            if let reference {
+                fields.append("file", .string(reference.file))
+                fields.append("size", .int(Int64(reference.size)))
+                fields.append("fnv1a64", .string(hex(reference.checksum)))
+            } else {
+                fields.append("data", .string(Base64.encode(result.output)))
+                fields.append("size", .int(Int64(result.output.count)))
+                fields.append("fnv1a64", .string(hex(checksum(result.output))))
+            }
+            object.append("result", .object(fields))
         } else {
             object.append("result", .null)
         }
@@ -197,8 +206,8 @@ enum SavedStateFormat {
         var journal: Int
     }
 
-    /// Decodes `state.json`; results come back without their bytes (`output` empty), with the
-    /// reference to their file. Counters that contradict each other are refused
+    /// Decodes `state.json`; results in files come back without their bytes (`output` empty),
+    /// with the reference to their file; inline results with their bytes. Counters that contradict each other are refused
     /// (``SavedState/contradiction()``).
     static func decode(_ bytes: [UInt8]) throws(Problem) -> Decoded {
         let root: JSONValue
@@ -249,7 +258,8 @@ enum SavedStateFormat {
         return Decoded(state: state, references: references, journal: journal)
     }
 
-    /// One task's object (``encode(_:reference:)``).
+    /// One task's object (``encode(_:reference:)``): an inline result comes back with its bytes
+    /// and no reference; a result in a file with the reference and its bytes still to be read.
     static func decodeTask(_ name: String, _ value: JSONValue) throws(Problem) -> (SavedTask, ResultReference?) {
         let fields = try Fields(value, "task \"\(name)\"")
         var task = SavedTask()
@@ -272,17 +282,31 @@ enum SavedStateFormat {
         }
         var reference: ResultReference?
         if let result = try fields.optionalFields("result") {
-            let file = try result.string("file")
-            guard !file.isEmpty, !file.contains("/"), file != ".", file != ".." else {
-                throw Problem(message: "task \"\(name)\": result file name \"\(file)\" is not a plain file name")
-            }
             guard let checksum = UInt64(try result.string("fnv1a64"), radix: 16) else {
                 throw Problem(message: "task \"\(name)\": \"fnv1a64\" is not a hexadecimal number")
             }
+            let size = try result.count("size")
+            var output: [UInt8] = []
+            if result.has("data") {
+                guard let bytes = Base64.decode(try result.string("data")) else {
+                    throw Problem(message: "task \"\(name)\": the result's \"data\" is not Base64")
+                }
+                guard bytes.count == size, Self.checksum(bytes) == checksum else {
+                    throw Problem(
+                        message: "task \"\(name)\": the result's data does not match its size and checksum "
+                            + "(\(bytes.count) bytes, \(size) expected)")
+                }
+                output = bytes
+            } else {
+                let file = try result.string("file")
+                guard !file.isEmpty, !file.contains("/"), file != ".", file != ".." else {
+                    throw Problem(message: "task \"\(name)\": result file name \"\(file)\" is not a plain file name")
+                }
+                reference = ResultReference(file: file, size: size, checksum: checksum)
+            }
             task.result = TaskResult(
                 task: name, run: try result.int("run"), time: try result.time("time"),
-                output: [], truncated: try result.bool("truncated"))
-            reference = ResultReference(file: file, size: try result.count("size"), checksum: checksum)
+                output: output, truncated: try result.bool("truncated"))
         }
         return (task, reference)
     }

@@ -15,9 +15,12 @@ import SmartPollSystem
 ///   generation), then a fresh journal (`journal.tmp` renamed over it): a crash between the two
 ///   leaves a snapshot whose generation the old journal does not have, so that journal is
 ///   ignored, and the snapshot holds all it said.
-/// - `results/TASK.RUN`: one task's last successful output, raw. A result file is written (and
-///   fsynced) once, before the record that names it, and never changed; a file no durable record
-///   names any more is deleted once the record that replaced it is durable.
+/// - `results/TASK.RUN`: one task's last successful output, raw, when it is larger than
+///   ``largestInlineResult`` (a smaller one is inline in its task's record: a file would cost a
+///   create, its flush and the folder's, and an unlink, for every run of a task that polls). A
+///   result file is written (and fsynced) once, before the record that names it, and never
+///   changed; a file no durable record names any more is deleted once the record that replaced
+///   it is durable.
 /// - `supervisor.lock`: an advisory lock held while a supervisor uses the directory.
 ///
 /// Every file is opened with O_NOFOLLOW and read only when fstat says it is a regular file (a
@@ -40,6 +43,11 @@ final class StateStore: @unchecked Sendable {
     static let maximumResultSize = (1 << 30) + 1
     /// A journal shorter than this is never compacted, however small the snapshot.
     static let smallestCompactedJournal = 1 << 20
+    /// Results of at most this many bytes are inline in their task's record (Base64), larger
+    /// ones in a file of their own.
+    static let largestInlineResult = 4096
+    /// ``largestInlineResult``, or another size for a test of result files.
+    let inlineLimit: Int
 
     private var directoryDescriptor: Int32 = -1
     private var resultsDescriptor: Int32 = -1
@@ -67,8 +75,9 @@ final class StateStore: @unchecked Sendable {
 
     var statePath: String { directory + "/" + StateStore.stateName }
 
-    init(directory: String) {
+    init(directory: String, inlineLimit: Int = StateStore.largestInlineResult) {
         self.directory = directory
+        self.inlineLimit = inlineLimit
     }
 
     deinit {
@@ -472,31 +481,38 @@ final class StateStore: @unchecked Sendable {
     ///   files held before is then still whole (a partial append is cut off).
     func write(_ changes: Changes, pid: Int32) throws(SupervisorError) {
         try prepare()
-        var next = mirror
-        if let run = changes.lastRunID { next.lastRunID = max(next.lastRunID, run) }
+        let lastRunID = max(mirror.lastRunID, changes.lastRunID ?? 0)
         var removed: [String] = []
         if changes.complete {
             let kept = Set(changes.tasks.map(\.name))
-            removed = next.tasks.keys.filter { !kept.contains($0) }.sorted()
-            for name in removed {
-                next.tasks[name] = nil
-                next.histories[name] = nil
-            }
+            removed = mirror.tasks.keys.filter { !kept.contains($0) }.sorted()
         }
         // Entries of a task removed by this write go with it.
-        let appends = changes.historyAppends.filter { !removed.contains($0.name) }
-        for append in appends {
-            next.histories[append.name, default: RunHistory(capacity: append.keep)].append(
-                append.entry, keeping: append.keep)
-        }
+        let gone = Set(removed)
+        let appends = changes.historyAppends.filter { !gone.contains($0.name) }
         // A task handed over as it already is on disk (every task, after a reload or the loop
         // starting) needs no record: only what changed is appended.
         let changed = changes.tasks.filter { mirror.tasks[$0.name] != $0.task }
-        for (name, task) in changed { next.tasks[name] = task }
+        // What the files hold once this write is durable. Applied to the mirror in place, after
+        // the append: a copy of it would cost every task's state at each write.
+        func apply(to state: inout SavedState) {
+            state.lastRunID = lastRunID
+            for name in removed {
+                state.tasks[name] = nil
+                state.histories[name] = nil
+            }
+            for append in appends {
+                state.histories[append.name, default: RunHistory(capacity: append.keep)].append(
+                    append.entry, keeping: append.keep)
+            }
+            for (name, task) in changed { state.tasks[name] = task }
+        }
         if needsCompaction || journalDescriptor < 0 {
+            var next = mirror
+            apply(to: &next)
             return try save(next, pid: pid)
         }
-        if changed.isEmpty && removed.isEmpty && appends.isEmpty && next.lastRunID == mirror.lastRunID { return }
+        if changed.isEmpty && removed.isEmpty && appends.isEmpty && lastRunID == mirror.lastRunID { return }
         var written: [String] = []
         func abandon(_ problem: SupervisorError) -> SupervisorError {
             // Best effort: a result file no record names is deleted at the next start.
@@ -510,7 +526,7 @@ final class StateStore: @unchecked Sendable {
                 continue
             }
             do throws(SupervisorError) {
-                references[name] = try resultFile(of: name, result, written: &written)
+                references[name] = .some(try resultFile(of: name, result, written: &written))
             } catch {
                 throw abandon(error)
             }
@@ -523,7 +539,7 @@ final class StateStore: @unchecked Sendable {
         // The mark first: a torn tail may cut the batch anywhere, and a task's record must
         // never survive without the mark that covers its run (the counters would contradict).
         var bytes: [UInt8] = []
-        if next.lastRunID != mirror.lastRunID { bytes += StateJournal.encode(.lastRun(next.lastRunID)) }
+        if lastRunID != mirror.lastRunID { bytes += StateJournal.encode(.lastRun(lastRunID)) }
         for (name, task) in changed {
             bytes += StateJournal.encode(.task(name, task, references[name] ?? nil))
         }
@@ -553,7 +569,7 @@ final class StateStore: @unchecked Sendable {
         }
         // Best effort: a result file no record names is deleted at the next start.
         for file in obsolete { _ = unlinkat(resultsDescriptor, file, 0) }
-        mirror = next
+        apply(to: &mirror)
     }
 
     /// Compacts (a new snapshot, then a fresh journal) when the journal has outgrown the
@@ -626,6 +642,7 @@ final class StateStore: @unchecked Sendable {
         for (name, task) in state.tasks {
             guard let result = task.result else { continue }
             do throws(SupervisorError) {
+                // Nil: inline.
                 references[name] = try resultFile(of: name, result, written: &written)
             } catch {
                 throw abandon(error)
@@ -731,11 +748,13 @@ final class StateStore: @unchecked Sendable {
         SupervisorError(code: .systemCallFailed, message: message)
     }
 
-    /// The file that holds `result`: the durable one when it is the same run's, else a new one
-    /// written (and fsynced) now and added to `written`.
+    /// The file that holds `result`: nil when the result is small enough to be inline in its
+    /// record; the durable one when it is the same run's; else a new one written (and fsynced)
+    /// now and added to `written`.
     private func resultFile(
         of name: String, _ result: TaskResult, written: inout [String]
-    ) throws(SupervisorError) -> SavedStateFormat.ResultReference {
+    ) throws(SupervisorError) -> SavedStateFormat.ResultReference? {
+        guard result.output.count > inlineLimit else { return nil }
         let file = "\(name).\(result.run)"
         if let durable = durableFiles[name], durable.file == file { return durable }
         let reference = try writeResult(result.output, file: file)

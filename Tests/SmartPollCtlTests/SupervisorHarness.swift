@@ -91,6 +91,15 @@ enum Sanitizer {
     static var slowdown: Int { name == nil ? 1 : 4 }
 }
 
+/// A task whose result is larger than a state directory keeps inline in its record (4 KiB), so
+/// that it is written to a file of its own under `results/`: for tests of those files.
+enum FileResult {
+    /// The task's `command`, as configuration JSON.
+    static let command = #"["sh", "-c", "printf '%05000d\\n' 0"]"#
+    /// What it prints: 5,001 bytes.
+    static let output = String(repeating: "0", count: 5_000) + "\n"
+}
+
 final class Box<Value>: @unchecked Sendable {
     var value: Value?
 }

@@ -67,14 +67,14 @@ enum SavedStateSample {
 @Suite struct StateStoreTests {
     @Test func savedStateComesBackWhole() throws {
         let folder = try ScratchFolder()
-        let store = StateStore(directory: folder.state)
+        let store = StateStore(directory: folder.state, inlineLimit: 0)
         try store.prepare()
         try store.save(sample(), pid: 1)
         #expect(folder.names() == ["journal", "results", "state.json"])
         #expect(folder.names("/results") == ["binary.v2:x@y.41", "text.39"])
         #expect(folder.bytes("results/binary.v2:x@y.41") == [0, 0xFF, 0xC3, 10], "results are stored raw")
 
-        let reader = StateStore(directory: folder.state)
+        let reader = StateStore(directory: folder.state, inlineLimit: 0)
         try reader.prepare()
         let loaded = reader.load()
         #expect(loaded.state == sample())
@@ -98,7 +98,7 @@ enum SavedStateSample {
 
     @Test func aResultIsWrittenOnceAndDeletedWhenNoStateFileNamesIt() throws {
         let folder = try ScratchFolder()
-        let store = StateStore(directory: folder.state)
+        let store = StateStore(directory: folder.state, inlineLimit: 0)
         var state = sample()
         try store.save(state, pid: 1)
         // A save that rewrote the file would change its modification time.
@@ -132,10 +132,10 @@ enum SavedStateSample {
     ])
     func anUnusableStateFileIsMovedAsideWithItsResultsAndNeverDeleted(text: String, reason: String) throws {
         let folder = try ScratchFolder()
-        let store = StateStore(directory: folder.state)
+        let store = StateStore(directory: folder.state, inlineLimit: 0)
         try store.save(sample(), pid: 1)
         folder.write("state.json", Array(text.utf8))
-        let reader = StateStore(directory: folder.state)
+        let reader = StateStore(directory: folder.state, inlineLimit: 0)
         try reader.prepare()
         let loaded = reader.load()
         #expect(loaded.state == nil)
@@ -156,9 +156,9 @@ enum SavedStateSample {
 
     @Test func aResultFileThatDoesNotMatchIsMovedAsideAndOnlyThatResultIsLost() throws {
         let folder = try ScratchFolder()
-        try StateStore(directory: folder.state).save(sample(), pid: 1)
+        try StateStore(directory: folder.state, inlineLimit: 0).save(sample(), pid: 1)
         folder.write("results/text.39", Array("hallo\n".utf8))
-        let reader = StateStore(directory: folder.state)
+        let reader = StateStore(directory: folder.state, inlineLimit: 0)
         try reader.prepare()
         let loaded = reader.load()
         let state = try #require(loaded.state)
@@ -175,10 +175,10 @@ enum SavedStateSample {
 
     @Test func leftoversOfAnInterruptedWriteAreRemoved() throws {
         let folder = try ScratchFolder()
-        try StateStore(directory: folder.state).save(sample(), pid: 1)
+        try StateStore(directory: folder.state, inlineLimit: 0).save(sample(), pid: 1)
         folder.write("state.json.tmp", Array("{\"format\":".utf8))
         folder.write("results/text.40", Array("half".utf8))
-        let reader = StateStore(directory: folder.state)
+        let reader = StateStore(directory: folder.state, inlineLimit: 0)
         try reader.prepare()
         let loaded = reader.load()
         #expect(loaded.state == sample())
@@ -194,7 +194,7 @@ enum SavedStateSample {
 
     @Test func aFailedWriteSaysWhyAndLeavesThePreviousStateWhole() throws {
         let folder = try ScratchFolder()
-        let store = StateStore(directory: folder.state)
+        let store = StateStore(directory: folder.state, inlineLimit: 0)
         try store.save(sample(), pid: 1)
         let previous = folder.bytes("state.json")
         // A directory where the temporary file goes: creating it fails (EISDIR), even for root.
@@ -215,7 +215,7 @@ enum SavedStateSample {
             folder.names("/results") == ["binary.v2:x@y.41", "text.39"], "the result file no state file names is gone")
         try FileManager.default.removeItem(atPath: folder.state + "/state.json.tmp")
         try store.save(changed, pid: 1)
-        let reader = StateStore(directory: folder.state)
+        let reader = StateStore(directory: folder.state, inlineLimit: 0)
         try reader.prepare()
         let reloaded = reader.load().state
         #expect(reloaded?.lastRunID == 99)
@@ -227,7 +227,7 @@ enum SavedStateSample {
         let folder = try ScratchFolder()
         // `state` is a plain file, so no folder can be made inside it.
         _ = FileManager.default.createFile(atPath: folder.state, contents: Data())
-        let store = StateStore(directory: folder.state + "/inner")
+        let store = StateStore(directory: folder.state + "/inner", inlineLimit: 0)
         let expected = SupervisorError(
             code: .systemCallFailed, message: "cannot create \(folder.state)/inner: Not a directory")
         #expect(throws: expected) { try store.prepare() }
@@ -236,10 +236,10 @@ enum SavedStateSample {
 
     @Test func twoStoresCannotLockOneFolder() throws {
         let folder = try ScratchFolder()
-        let first = StateStore(directory: folder.state)
+        let first = StateStore(directory: folder.state, inlineLimit: 0)
         try first.prepare()
         try first.lock()
-        let second = StateStore(directory: folder.state)
+        let second = StateStore(directory: folder.state, inlineLimit: 0)
         try second.prepare()
         #expect(throws: SupervisorError.self) { try second.lock(patience: .milliseconds(50)) }
         withExtendedLifetime(first) {}
@@ -257,7 +257,7 @@ enum SavedStateSample {
 /// are not regular files, and the run id mark.
 @Suite struct StateJournalTests {
     private func reopened(_ folder: ScratchFolder) throws -> (StateStore, StateStore.Loaded) {
-        let store = StateStore(directory: folder.state)
+        let store = StateStore(directory: folder.state, inlineLimit: 0)
         try store.prepare()
         let loaded = store.load()
         store.openJournal()
@@ -293,6 +293,91 @@ enum SavedStateSample {
         #expect(task.runs == 3 && task.failures == 1 && task.cancelled == 0)
         #expect(task.result?.output == output)
         #expect(loaded.state?.lastRunID == 17)
+    }
+
+    /// A small result (at most ``StateStore/largestInlineResult`` bytes) is inline in its task's
+    /// record: a task that polls every few seconds costs no file create, flush and unlink a run.
+    @Test func smallResultsAreInlineAndCostNoFile() throws {
+        let folder = try ScratchFolder()
+        let store = StateStore(directory: folder.state)
+        try store.prepare()
+        var state = sample()
+        try store.save(state, pid: 1)
+        #expect(folder.names("/results").isEmpty, "the sample's results (7 and 4 bytes) are inline")
+        #expect(try reopenedDefault(folder).state == state, "binary and text bytes come back as they were")
+        // Through the journal too, with the largest inline size and an empty output.
+        let largest = [UInt8](repeating: 0xC3, count: StateStore.largestInlineResult)
+        state.tasks["binary.v2:x@y"]!.result = TaskResult(
+            task: "binary.v2:x@y", run: 42, time: time, output: largest, truncated: false)
+        state.tasks["text"]!.result = TaskResult(task: "text", run: 43, time: time, output: [], truncated: false)
+        state.lastRunID = 43
+        try store.write(
+            StateStore.Changes(
+                tasks: [("binary.v2:x@y", state.tasks["binary.v2:x@y"]!), ("text", state.tasks["text"]!)],
+                lastRunID: 43), pid: 1)
+        #expect(folder.names("/results").isEmpty)
+        let loaded = try reopenedDefault(folder)
+        #expect(loaded.journalRecords == 3)
+        #expect(loaded.state == state, "\(loaded.notes)")
+    }
+
+    /// A result that grows past the inline size moves into a file, and back when it shrinks: the
+    /// file goes once the record that no longer names it is durable.
+    @Test func aResultMovesBetweenItsRecordAndAFileAsItsSizeCrossesTheLimit() throws {
+        let folder = try ScratchFolder()
+        let store = StateStore(directory: folder.state, inlineLimit: 8)
+        try store.prepare()
+        var state = sample()
+        try store.save(state, pid: 1)
+        #expect(folder.names("/results").isEmpty)
+        func result(_ run: Int, _ count: Int) throws {
+            state.tasks["text"]!.result = TaskResult(
+                task: "text", run: run, time: time, output: Array(repeating: UInt8(run), count: count), truncated: false
+            )
+            state.lastRunID = max(state.lastRunID, run)
+            try store.write(StateStore.Changes(tasks: [("text", state.tasks["text"]!)], lastRunID: run), pid: 1)
+        }
+        try result(50, 9)
+        #expect(folder.names("/results") == ["text.50"])
+        #expect(folder.bytes("results/text.50") == Array(repeating: 50, count: 9))
+        try result(51, 8)
+        #expect(folder.names("/results").isEmpty, "the file of run 50 goes with the record that named it")
+        let reader = StateStore(directory: folder.state, inlineLimit: 8)
+        try reader.prepare()
+        #expect(reader.load().state == state)
+        try result(52, 100)
+        #expect(folder.names("/results") == ["text.52"])
+        #expect(try reopenedDefault(folder).state == state, "a store with another limit reads both forms")
+    }
+
+    /// Inline bytes that are not Base64, or do not match the size and checksum beside them, make
+    /// the state file unusable (moved aside), as contradicting counters do.
+    @Test(arguments: [
+        (#""data":"aGk=","size":3"#, "does not match its size and checksum (2 bytes, 3 expected)"),
+        (#""data":"a!==","size":2"#, "is not Base64"),
+    ])
+    func inlineDataThatDoesNotMatchIsRefused(fields: String, reason: String) throws {
+        let folder = try ScratchFolder()
+        try FileManager.default.createDirectory(atPath: folder.state, withIntermediateDirectories: true)
+        let checksum = SavedStateFormat.hex(SavedStateFormat.checksum(Array("hi".utf8)))
+        let text = #"""
+            {"format":"smartpoll-state","version":1,"written":"2026-11-30T01:44:32.123Z","pid":7,"last_run":17,\#
+            "tasks":{"w1":{"runs":3,"failures":0,"consecutive_failures":0,"next":null,"interrupted_run":null,\#
+            "last":null,"result":{"run":17,"time":"2026-11-30T01:44:32.000Z","truncated":false,\#(fields),\#
+            "fnv1a64":"\#(checksum)"}}}}
+            """#
+        folder.write("state.json", Array(text.utf8))
+        let loaded = try reopenedDefault(folder)
+        #expect(loaded.state == nil)
+        let errors = loaded.notes.filter { $0.level == .error }.map(\.message)
+        #expect(errors.count == 1 && errors[0].contains(#"task "w1": the result's "#) && errors[0].contains(reason))
+        #expect(folder.names().contains { $0.hasPrefix("state.json.corrupt-") })
+    }
+
+    private func reopenedDefault(_ folder: ScratchFolder) throws -> StateStore.Loaded {
+        let store = StateStore(directory: folder.state)
+        try store.prepare()
+        return store.load()
     }
 
     @Test func aWriteAppendsOnlyTheChangedTasksRecords() throws {
@@ -412,7 +497,7 @@ enum SavedStateSample {
     ])
     func aStateFileWhoseCountersContradictEachOtherIsMovedAside(counters: String, last: String, reason: String) throws {
         let folder = try ScratchFolder()
-        try StateStore(directory: folder.state).save(SavedState(), pid: 1)
+        try StateStore(directory: folder.state, inlineLimit: 0).save(SavedState(), pid: 1)
         let lastRun =
             last.isEmpty
             ? "null"
@@ -432,7 +517,7 @@ enum SavedStateSample {
 
     @Test func aFIFOOrALinkAtTheStateFileIsMovedAsideWithoutBlockingOrFollowing() throws {
         let folder = try ScratchFolder()
-        try StateStore(directory: folder.state).save(sample(), pid: 1)
+        try StateStore(directory: folder.state, inlineLimit: 0).save(sample(), pid: 1)
         try FileManager.default.removeItem(atPath: folder.state + "/state.json")
         #expect(mkfifo(folder.state + "/state.json", 0o600) == 0)
         let (store, loaded) = try reopened(folder)
