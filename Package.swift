@@ -17,21 +17,12 @@ let package = Package(
             pkgConfig: "json-c",
             providers: [.apt(["libjson-c-dev"])]
         ),
-        // libcurl, for the etcd client's HTTP/1.1 to etcd's JSON gateway: the supervisor's only.
-        .systemLibrary(
-            name: "CCurl",
-            path: "Sources/CCurl",
-            pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
-        ),
-        // libmicrohttpd, for the metrics endpoint (metrics_listen) on a thread of its own: the
-        // supervisor's only, as curl is.
-        .systemLibrary(
-            name: "CMicroHTTPD",
-            path: "Sources/CMicroHTTPD",
-            pkgConfig: "libmicrohttpd",
-            providers: [.apt(["libmicrohttpd-dev"])]
-        ),
+        // libcurl (the etcd client's HTTP to etcd's JSON gateway) and libmicrohttpd (the metrics
+        // endpoint's server), loaded with dlopen when a cluster or metrics_listen needs them, never
+        // linked: with what they link (OpenSSL, GnuTLS, Kerberos, ...) they would be about 6 MiB
+        // of every supervisor's resident memory. Their headers only: libcurl4-openssl-dev and
+        // libmicrohttpd-dev. The supervisor's only (smartpollctl must not load either).
+        .target(name: "CSmartPollOptional"),
         .target(name: "CSmartPollPosix"),
         // SystemCall and Errno, for the supervisor and smartpollctl's client alike; swift-system was
         // measured in their place and left out (Sources/SmartPollSystem/SystemCall.swift says why).
@@ -41,7 +32,7 @@ let package = Package(
         .target(
             name: "SmartPollSupervisor",
             dependencies: [
-                "SmartPoll", "SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem", "CCurl", "CMicroHTTPD",
+                "SmartPoll", "SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem", "CSmartPollOptional",
             ]
         ),
         .target(name: "SmartPollClient", dependencies: ["SmartPollProtocol", "CSmartPollPosix", "SmartPollSystem"]),

@@ -1,4 +1,4 @@
-import CCurl
+import CSmartPollOptional
 import Glibc
 
 /// HTTP transfers with libcurl's multi-socket interface, driven by the supervisor's own
@@ -35,7 +35,7 @@ final class CurlMultiDriver {
         let body: [UInt8]
 
         /// curl's text for ``result``.
-        var resultText: String { String(cString: curl_easy_strerror(result)) }
+        var resultText: String { String(cString: sp_curl_easy_strerror(result)) }
     }
 
     /// Identifies a transfer, for ``cancel(_:)``.
@@ -80,29 +80,39 @@ final class CurlMultiDriver {
     private var lastIdentifier: UInt64 = 0
     private var drainScheduled = false
 
-    /// - Throws: when curl cannot be initialised (out of memory).
+    /// - Throws: when libcurl cannot be loaded (not installed) or initialised (out of memory).
     init(loop: EventLoop) throws(SupervisorError) {
-        // Idempotent after the first call; not thread-safe before it, but the supervisor has one
-        // thread.
-        guard curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK, let multi = curl_multi_init() else {
+        try Self.loadCurl()
+        guard let multi = sp_curl_multi_init() else {
             throw SupervisorError.systemCall("curl_multi_init", errno: ENOMEM)
         }
         self.loop = loop
         self.multi = multi
         // etcd's gateway reads JSON; no `Expect: 100-continue` round trip before a large body.
-        var list = curl_slist_append(nil, "Content-Type: application/json")
-        list = curl_slist_append(list, "Expect:")
+        var list = sp_curl_slist_append(nil, "Content-Type: application/json")
+        list = sp_curl_slist_append(list, "Expect:")
         headers = list
         let user = Unmanaged.passUnretained(self).toOpaque()
         _ = sp_curl_multi_set_callbacks(multi, CurlMultiDriver.socketFunction, CurlMultiDriver.timerFunction, user)
     }
 
+    /// Loads libcurl (once for the process; CSmartPollOptional says why it is not linked).
+    ///
+    /// - Throws: `.systemCallFailed` naming the library and Debian's package for it.
+    static func loadCurl() throws(SupervisorError) {
+        guard let reason = sp_curl_load() else { return }
+        throw SupervisorError(
+            code: .systemCallFailed,
+            message: "the cluster's etcd client needs libcurl (Debian's libcurl4), which cannot be loaded: "
+                + String(cString: reason))
+    }
+
     deinit {
         for transfer in transfers.values {
-            curl_multi_remove_handle(multi, transfer.easy)
-            curl_easy_cleanup(transfer.easy)
+            sp_curl_multi_remove_handle(multi, transfer.easy)
+            sp_curl_easy_cleanup(transfer.easy)
         }
-        for easy in idleHandles { curl_easy_cleanup(easy) }
+        for easy in idleHandles { sp_curl_easy_cleanup(easy) }
         // No callback into a half-deinitialised driver while curl closes its connections.
         _ = sp_curl_multi_set_callbacks(multi, nil, nil, nil)
         for registration in sockets.values { loop.deregisterForeign(registration) }
@@ -110,8 +120,8 @@ final class CurlMultiDriver {
         // to deregister then.
         sockets = [:]
         if let timer { loop.cancel(timer) }
-        curl_multi_cleanup(multi)
-        curl_slist_free_all(headers)
+        sp_curl_multi_cleanup(multi)
+        sp_curl_slist_free_all(headers)
     }
 
     /// Starts a POST of `body` to `url`.
@@ -130,7 +140,7 @@ final class CurlMultiDriver {
     ) -> TransferID {
         lastIdentifier += 1
         let identifier = lastIdentifier
-        guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
+        guard let easy = idleHandles.popLast() ?? sp_curl_easy_init() else {
             fail(completion, CURLE_OUT_OF_MEMORY)
             return TransferID(value: identifier)
         }
@@ -155,7 +165,7 @@ final class CurlMultiDriver {
         }
         transfers[identifier] = transfer
         // Adding sets curl's timer to 0: the transfer begins in the loop's next wake-up.
-        guard curl_multi_add_handle(multi, easy) == CURLM_OK else {
+        guard sp_curl_multi_add_handle(multi, easy) == CURLM_OK else {
             transfers[identifier] = nil
             recycle(easy)
             fail(completion, CURLE_FAILED_INIT)
@@ -168,7 +178,7 @@ final class CurlMultiDriver {
     /// otherwise.
     func cancel(_ transfer: TransferID) {
         guard let transfer = transfers.removeValue(forKey: transfer.value) else { return }
-        curl_multi_remove_handle(multi, transfer.easy)
+        sp_curl_multi_remove_handle(multi, transfer.easy)
         streamsWithData.removeAll { $0 === transfer }
         recycle(transfer.easy)
     }
@@ -187,10 +197,10 @@ final class CurlMultiDriver {
     private func recycle(_ easy: UnsafeMutableRawPointer) {
         if idleHandles.count < CurlMultiDriver.pooledHandles {
             // Options back to defaults; the connection cache is the multi handle's, not this one's.
-            curl_easy_reset(easy)
+            sp_curl_easy_reset(easy)
             idleHandles.append(easy)
         } else {
-            curl_easy_cleanup(easy)
+            sp_curl_easy_cleanup(easy)
         }
     }
 
@@ -279,7 +289,7 @@ final class CurlMultiDriver {
 
     private func act(on socket: Int32, mask: Int32) {
         var running: Int32 = 0
-        _ = curl_multi_socket_action(multi, socket, mask, &running)
+        _ = sp_curl_multi_socket_action(multi, socket, mask, &running)
         deliverStreams()
         drainCompletions()
     }
@@ -298,13 +308,13 @@ final class CurlMultiDriver {
     private func drainCompletions() {
         var handled = 0
         var queued: Int32 = 0
-        while handled < CurlMultiDriver.completionsPerTurn, let message = curl_multi_info_read(multi, &queued) {
+        while handled < CurlMultiDriver.completionsPerTurn, let message = sp_curl_multi_info_read(multi, &queued) {
             guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
             let result = sp_curl_message_result(message)
             let status = sp_curl_easy_response_code(easy)
             connectionsOpened += sp_curl_easy_new_connections(easy)
             let user = sp_curl_easy_private(easy)
-            curl_multi_remove_handle(multi, easy)
+            sp_curl_multi_remove_handle(multi, easy)
             guard let user else {
                 recycle(easy)
                 continue

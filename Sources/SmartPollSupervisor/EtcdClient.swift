@@ -1,4 +1,4 @@
-import CCurl
+import CSmartPollOptional
 import SmartPollProtocol
 
 /// An etcd v3 client over etcd's JSON gateway (HTTP/1.1 on the client URLs, on by default since

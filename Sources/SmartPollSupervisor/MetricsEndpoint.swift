@@ -1,4 +1,4 @@
-import CMicroHTTPD
+import CSmartPollOptional
 import Glibc
 
 /// The metrics over HTTP (`metrics_listen`): `GET /metrics` (and `HEAD`) answered with the
@@ -35,6 +35,13 @@ final class MetricsEndpoint: @unchecked Sendable {
     ///   (the supervisor's, with its shutdown signals blocked for its signalfd).
     init(listening address: MetricsListenAddress, snapshot: MetricsSnapshot) throws(SupervisorError) {
         self.snapshot = snapshot
+        if let reason = sp_mhd_load() {
+            lock.deallocate()
+            throw SupervisorError(
+                code: .systemCallFailed,
+                message: "cannot serve metrics on \(address) (metrics_listen): it needs libmicrohttpd (Debian's "
+                    + "libmicrohttpd12), which cannot be loaded: " + String(cString: reason))
+        }
         pthread_mutex_init(lock, nil)
         let listener: Int32
         do {
@@ -64,7 +71,7 @@ final class MetricsEndpoint: @unchecked Sendable {
     /// Stops the thread (waiting for it) and closes the listening socket and every connection.
     func stop() {
         guard let daemon else { return }
-        MHD_stop_daemon(daemon)
+        sp_mhd_stop_daemon(daemon)
         self.daemon = nil
     }
 
@@ -164,15 +171,15 @@ final class MetricsEndpoint: @unchecked Sendable {
         // The response reads the rendered bytes in place; the free callback lets go of them.
         let retained = Unmanaged.passRetained(text).toOpaque()
         guard
-            let response = MHD_create_response_from_buffer_with_free_callback_cls(
+            let response = sp_mhd_response_borrowing(
                 text.count, text.bytes, { Unmanaged<RenderedMetrics>.fromOpaque($0!).release() }, retained)
         else {
             Unmanaged<RenderedMetrics>.fromOpaque(retained).release()
             return MHD_Result.NO
         }
-        defer { MHD_destroy_response(response) }
-        _ = MHD_add_response_header(response, "Content-Type", MetricsText.contentType)
-        return MHD_queue_response(connection, UInt32(MHD_HTTP_OK), response)
+        defer { sp_mhd_destroy_response(response) }
+        _ = sp_mhd_add_response_header(response, "Content-Type", MetricsText.contentType)
+        return sp_mhd_queue_response(connection, UInt32(MHD_HTTP_OK), response)
     }
 
     private static func respond(
@@ -183,10 +190,10 @@ final class MetricsEndpoint: @unchecked Sendable {
             guard
                 let response = sp_mhd_response_copying(bytes.count, bytes.baseAddress)
             else { return MHD_Result.NO }
-            defer { MHD_destroy_response(response) }
-            _ = MHD_add_response_header(response, "Content-Type", "text/plain; charset=utf-8")
-            for (name, value) in headers { _ = MHD_add_response_header(response, name, value) }
-            return MHD_queue_response(connection, UInt32(status), response)
+            defer { sp_mhd_destroy_response(response) }
+            _ = sp_mhd_add_response_header(response, "Content-Type", "text/plain; charset=utf-8")
+            for (name, value) in headers { _ = sp_mhd_add_response_header(response, name, value) }
+            return sp_mhd_queue_response(connection, UInt32(status), response)
         }
     }
 }

@@ -32,6 +32,8 @@ import Testing
         }
         let table = try rig.members[leader]!.ctl("status").output
         #expect(table.hasPrefix("cluster: leader (node \(leader)), fence "), "\(table)")
+        // Loaded for the etcd client (never linked: a supervisor without a cluster maps none of it).
+        #expect(try rig.members[leader]!.hasMapped("libcurl.so"))
         let fence = try rig.cluster(of: leader)
         #expect(fence.role == "leader" && fence.leader == leader)
         #expect((fence.leaseLeft ?? 0) > 0)

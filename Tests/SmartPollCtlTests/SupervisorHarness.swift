@@ -251,6 +251,16 @@ final class SupervisorHarness {
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
 
+    /// Whether the supervisor has a shared library whose file name starts with `name` mapped
+    /// (/proc/PID/maps): libcurl and libmicrohttpd are loaded only when a feature needs them.
+    func hasMapped(_ name: String) throws -> Bool {
+        // Read to its end: /proc files say they are empty (size 0), so a read by size gets nothing.
+        let maps = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/maps")).readToEnd() ?? Data()
+        return String(decoding: maps, as: UTF8.self).split(separator: "\n").contains {
+            $0.split(separator: "/").last?.hasPrefix(name) == true
+        }
+    }
+
     var logText: String {
         logLock.lock()
         defer { logLock.unlock() }
